@@ -1,0 +1,1 @@
+"""Command-line entry points: they parse flags and call the library."""
