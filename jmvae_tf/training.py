@@ -182,6 +182,7 @@ def train(model_config: ModelConfig, train_config: TrainConfig, model_dir: str,
   """
   checkpoint_path = check_model_dir(model_dir, model_config)  # before writing anything
   strategy = strategy or make_strategy(train_config.strategy)
+  keras.utils.set_random_seed(model_config.seed)  # reproducible initial weights
   with strategy.scope():
     model = build_model(model_config)
     optimizer = keras.optimizers.Adam(train_config.learning_rate, epsilon=train_config.adam_epsilon,

@@ -35,6 +35,7 @@ class MultimodalVAE(keras.Model):
                seed: int = 0, name=None):
     super().__init__(name=name)
     self.term_names = tuple(term_names)
+    self.xla = False  # see `compile`
     self.modality_specs = tuple(modalities)
     self.latent_dim = int(latent_dim)
     self.seed = int(seed)
@@ -93,14 +94,28 @@ class MultimodalVAE(keras.Model):
       tracker.update_state(terms[name])
     return {name: tracker.result() for name, tracker in self.trackers.items()}
 
-  def train_step(self, data):
-    self._check_batch(data)
-    seed = self.step_seed(self.optimizer.iterations, stream=0)
+  def compile(self, optimizer="adam", jit_compile=False, **kwargs):
+    """Like keras.Model.compile, but `jit_compile` compiles only each replica's forward
+    and backward pass with XLA, not the whole step: Keras' whole-step XLA cannot
+    reach variables mirrored on other devices, so it fails under MirroredStrategy
+    with several devices, while this works under any strategy."""
+    super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
+    self.xla = bool(jit_compile)
+    self._gradients_fn = tf.function(self._loss_and_gradients, jit_compile=True) if self.xla \
+        else self._loss_and_gradients
+
+  def _loss_and_gradients(self, data, seed):
     with tf.GradientTape() as tape:
       terms = self.loss_terms(data, seed, training=True)
       # Sum over this replica's examples / global batch: gradients are summed across replicas.
       loss = tf.nn.compute_average_loss(terms[LOSS])
-    self.optimizer.minimize(loss, self.trainable_variables, tape=tape)
+    return terms, tape.gradient(loss, self.trainable_variables)
+
+  def train_step(self, data):
+    self._check_batch(data)
+    seed = self.step_seed(self.optimizer.iterations, stream=0)
+    terms, gradients = self._gradients_fn(data, seed)
+    self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
     results = self._update_metrics(terms)
     results["kl_weight"] = tf.identity(self.kl_weight)
     return results
