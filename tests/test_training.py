@@ -1,0 +1,102 @@
+"""The training driver on a slice of the real MNIST: loss falls, resume, checkpoints, summaries."""
+
+import os
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from jmvae_tf import config, training
+from pipelines import mnist
+
+BATCH = 100
+
+
+def fit(model_dir, train_slice, test_slice, model_config, epochs, **train_kw):
+  kw = dict(epochs=epochs, batch_size=BATCH, warmup_epochs=0, eval_every=1, jit_compile=False,
+            steps_per_execution=5)
+  kw.update(train_kw)
+  train_config = config.TrainConfig(**kw)
+  probe = next(iter(mnist.eval_dataset(test_slice.images[:100], test_slice.labels[:100], 100)))
+  return training.train(
+      model_config, train_config, str(model_dir),
+      train_dataset_fn=lambda start: mnist.train_dataset(train_slice.images, train_slice.labels, BATCH, seed=0,
+                                                         start_epoch=start),
+      steps_per_epoch=mnist.steps_per_epoch(train_slice.num_examples, BATCH),
+      eval_dataset=mnist.eval_dataset(test_slice.images, test_slice.labels, BATCH), probe_batch=probe,
+      flags_text="--model=test\n", verbose=0)
+
+
+@pytest.mark.parametrize("name, extra", [
+    ("jmvae", {}), ("jmvae_kl", {}), ("hierarchical_jmvae", {}),
+    ("cvae", {}), ("cvae", {"target": "label", "condition": "image"}),
+    ("cmma", {}), ("cmma", {"target": "label", "condition": "image"}),
+])
+def test_loss_falls_for_every_model(tmp_path, mnist_slice, name, extra):
+  result = fit(tmp_path, *mnist_slice, config.ModelConfig(model=name, **extra), epochs=3,
+               jit_compile=(name == "jmvae_kl"))
+  loss, val_loss = result.history["loss"], result.history["val_loss"]
+  assert loss[-1] < loss[0] and val_loss[-1] < val_loss[0], (loss, val_loss)
+  assert all(np.isfinite(loss))
+
+
+def test_warmup_weight_rises_linearly():
+  assert [training.warmup_weight(e, 4) for e in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+  assert training.warmup_weight(0, 0) == 1.0
+
+
+def _weights(model):
+  return [v.numpy() for v in model.trainable_variables]
+
+
+def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path, mnist_slice):
+  model_config = config.ModelConfig(model="jmvae_kl")
+  straight = fit(tmp_path / "straight", *mnist_slice, model_config, epochs=3, warmup_epochs=2)
+  first = fit(tmp_path / "resumed", *mnist_slice, model_config, epochs=2, warmup_epochs=2)
+  assert first.initial_epoch == 0
+  resumed = fit(tmp_path / "resumed", *mnist_slice, model_config, epochs=3, warmup_epochs=2)
+  assert resumed.initial_epoch == 2
+  assert float(resumed.model.kl_weight.numpy()) == 1.0  # warm-up state: epoch 2 of 2
+  assert int(resumed.model.optimizer.iterations.numpy()) == 3 * 10
+  for a, b in zip(_weights(straight.model), _weights(resumed.model)):
+    np.testing.assert_allclose(a, b, atol=1e-5)
+  # a finished run asked for no more epochs does nothing
+  again = fit(tmp_path / "resumed", *mnist_slice, model_config, epochs=3)
+  assert again.history == {}
+
+
+def _snapshot(directory):
+  return {os.path.join(r, f): (os.path.getsize(os.path.join(r, f)), os.path.getmtime(os.path.join(r, f)))
+          for r, _, fs in os.walk(directory) for f in fs}
+
+
+def test_model_dir_of_another_model_is_refused_and_left_alone(tmp_path, mnist_slice):
+  fit(tmp_path, *mnist_slice, config.ModelConfig(model="jmvae"), epochs=1)
+  before = _snapshot(tmp_path)
+  with pytest.raises(training.RunDirError, match="different model.*model: saved 'jmvae', asked 'cvae'"):
+    fit(tmp_path, *mnist_slice, config.ModelConfig(model="cvae"), epochs=2)
+  with pytest.raises(training.RunDirError, match="latent_dim"):
+    fit(tmp_path, *mnist_slice, config.ModelConfig(model="jmvae", latent_dim=2), epochs=2)
+  assert _snapshot(tmp_path) == before
+
+
+def test_model_dir_contents_and_summaries(tmp_path, mnist_slice):
+  fit(tmp_path, *mnist_slice, config.ModelConfig(model="jmvae"), epochs=2, warmup_epochs=2)
+  assert config.ModelConfig.from_json((tmp_path / training.RUN_FILE).read_text()).model == "jmvae"
+  assert (tmp_path / training.FLAGS_FILE).read_text() == "--model=test\n"
+  assert training.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+  tags = {}
+  for event_file in tf.io.gfile.glob(str(tmp_path / "logs" / "train" / "events.*")):
+    for event in tf.compat.v1.train.summary_iterator(event_file):
+      for value in event.summary.value:
+        tags.setdefault(value.tag, []).append(event.step)
+  for tag in ["epoch_loss", "epoch_nll_image", "epoch_nll_label", "epoch_kl_prior", "kl_weight", "learning_rate",
+              "examples_per_second", "latent_mean"]:
+    assert tag in tags, sorted(tags)
+  restored = training.restore_model(str(tmp_path))
+  assert restored.latent_dim == 64
+
+
+def test_restore_model_errors(tmp_path):
+  with pytest.raises(training.RunDirError, match="run.json"):
+    training.restore_model(str(tmp_path))
