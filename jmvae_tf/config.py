@@ -12,7 +12,7 @@ import dataclasses
 import json
 from typing import Optional, Tuple
 
-from jmvae_tf import models, networks
+from jmvae_tf import models, networks, registry
 from jmvae_tf.modalities import Modality, mnist_modalities
 
 MODEL_CLASSES = {
@@ -22,6 +22,7 @@ MODEL_CLASSES = {
     "cvae": models.CVAE,
     "cmma": models.CMMA,
 }
+assert tuple(MODEL_CLASSES) == registry.MODEL_NAMES
 
 
 @dataclasses.dataclass(frozen=True)

@@ -12,8 +12,7 @@ import os
 
 from absl import app, flags
 
-from jmvae_tf import config as config_lib
-from jmvae_tf import modalities as modalities_lib
+from jmvae_tf import registry
 from runners import flagutil
 
 FLAGS = flags.FLAGS
@@ -22,7 +21,7 @@ FLAGS = flags.FLAGS
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
   # Model.
-  flags.DEFINE_enum("model", "jmvae_kl", sorted(config_lib.MODEL_CLASSES), "Objective to train.", **d)
+  flags.DEFINE_enum("model", "jmvae_kl", list(registry.MODEL_NAMES), "Objective to train.", **d)
   flags.DEFINE_integer("latent_dim", 64, "Size of z (2 for the paper's Figure 5).", **d)
   flags.DEFINE_float("alpha", 1.0, "JMVAE-kl weight of the KL(q(z|x,w)||q(z|.)) terms (arXiv/MultiVae: 0.1).", **d)
   flags.DEFINE_bool("anneal_alpha", False, "Warm up the alpha terms too (MultiVae does).", **d)
@@ -54,14 +53,16 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.mark_flag_as_required("model_dir", flag_values=fv)
 
 
-def model_config_from_flags(fv=FLAGS) -> config_lib.ModelConfig:
+def model_config_from_flags(fv=FLAGS):
+  from jmvae_tf import config as config_lib, modalities as modalities_lib  # pylint: disable=g-import-not-at-top
   return config_lib.ModelConfig(
       model=fv.model, modalities=modalities_lib.mnist_modalities(), latent_dim=fv.latent_dim, seed=fv.seed,
       alpha=fv.alpha, anneal_alpha=fv.anneal_alpha, alpha_reduction=fv.alpha_reduction,
       num_layers=fv.num_layers, target=fv.target, condition=fv.condition)
 
 
-def train_config_from_flags(fv=FLAGS) -> config_lib.TrainConfig:
+def train_config_from_flags(fv=FLAGS):
+  from jmvae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
   return config_lib.TrainConfig(
       epochs=fv.epochs, batch_size=fv.batch_size, learning_rate=fv.learning_rate, adam_epsilon=fv.adam_epsilon,
       clipnorm=fv.clipnorm, warmup_epochs=fv.warmup_epochs, eval_every=fv.eval_every, data_seed=fv.data_seed,
@@ -71,7 +72,8 @@ def train_config_from_flags(fv=FLAGS) -> config_lib.TrainConfig:
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
-  # Every check that can fail runs before TensorFlow builds anything or model_dir is touched.
+  # Every check that can fail runs before any training or any write to model_dir;
+  # TensorFlow is imported only now, so bad flags are reported without its start-up noise.
   from pipelines import idx, mnist  # pylint: disable=g-import-not-at-top
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
   try:

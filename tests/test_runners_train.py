@@ -1,0 +1,101 @@
+"""runners.train: flagfiles, one-line errors before any work, and a resumed run end to end."""
+
+import glob
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from absl import flags
+
+from runners import train as train_runner
+
+ROOT = Path(__file__).resolve().parents[1]
+FLAGFILES = sorted(glob.glob(str(ROOT / "configs" / "mnist_*.flags")))
+
+
+def run(*args, timeout=300):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.run([sys.executable, "-m", "runners.train", *args], cwd=ROOT, env=env, capture_output=True,
+                        text=True, timeout=timeout)
+
+
+def parse(*args):
+  fv = flags.FlagValues()
+  train_runner.define_flags(fv)
+  fv(["train", *args])
+  return fv
+
+
+def test_there_is_a_flagfile_for_every_model():
+  names = {Path(f).name for f in FLAGFILES}
+  for model in ["jmvae", "jmvae_kl", "hierarchical_jmvae", "cvae", "cmma"]:
+    assert f"mnist_{model}.flags" in names
+
+
+@pytest.mark.parametrize("flagfile", FLAGFILES, ids=lambda f: Path(f).name)
+def test_flagfiles_parse_with_the_papers_settings(flagfile):
+  fv = parse(f"--flagfile={flagfile}", "--model_dir=/tmp/unused")
+  assert (fv.learning_rate, fv.batch_size, fv.epochs, fv.warmup_epochs, fv.num_train) == (1e-3, 100, 2000, 200, 50000)
+  model_config = train_runner.model_config_from_flags(fv)
+  assert Path(flagfile).name.startswith(f"mnist_{model_config.model}")
+  train_runner.train_config_from_flags(fv)  # valid
+  # a later flag overrides the flagfile
+  assert parse(f"--flagfile={flagfile}", "--model_dir=x", "--epochs=3").epochs == 3
+
+
+def _one_line_error(result, *words, only_line=False):
+  """Exit status 2 and the error on one line (the last; TensorFlow's own start-up
+  log lines may precede it once TensorFlow has been imported)."""
+  assert result.returncode == 2, result.stderr
+  lines = [l for l in result.stderr.splitlines() if l.strip()]
+  assert "Traceback" not in result.stderr, result.stderr
+  if only_line:
+    assert len(lines) == 1, result.stderr
+  assert "error:" in lines[-1]
+  for w in words:
+    assert w in lines[-1], lines[-1]
+
+
+def test_unknown_flag_in_a_flagfile(tmp_path):
+  flagfile = tmp_path / "bad.flags"
+  flagfile.write_text("--model=jmvae\n--learning_rat=0.1\n")
+  result = run(f"--flagfile={flagfile}", f"--model_dir={tmp_path / 'run'}")
+  _one_line_error(result, "learning_rat", only_line=True)  # reported before TensorFlow starts
+  assert not (tmp_path / "run").exists()
+
+
+def test_data_dir_without_the_idx_files(tmp_path):
+  (tmp_path / "train-images-idx3-ubyte.gz").write_bytes(b"")
+  result = run("--flagfile=configs/mnist_jmvae.flags", f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}")
+  _one_line_error(result, str(tmp_path), "t10k-labels-idx1-ubyte.gz")
+  assert not (tmp_path / "run").exists()
+
+
+def test_truncated_idx_file(tmp_path, mnist_dir):
+  for name in os.listdir(mnist_dir):
+    (tmp_path / name).write_bytes((mnist_dir / name).read_bytes())
+  labels = tmp_path / "t10k-labels-idx1-ubyte.gz"
+  labels.write_bytes(labels.read_bytes()[:-40])
+  result = run("--flagfile=configs/mnist_jmvae.flags", f"--data_dir={tmp_path}", f"--model_dir={tmp_path / 'run'}")
+  _one_line_error(result, "t10k-labels-idx1-ubyte.gz")
+  assert not (tmp_path / "run").exists()
+
+
+def test_train_then_resume_then_refuse_another_model(tmp_path, mnist_dir):
+  model_dir = tmp_path / "run"
+  common = ["--flagfile=configs/mnist_jmvae_kl.flags", f"--data_dir={mnist_dir}", f"--model_dir={model_dir}",
+            "--num_train=500", "--eval_every=1", "--verbose=2", "--steps_per_execution=5"]
+  first = run(*common, "--epochs=1")
+  assert first.returncode == 0, first.stderr
+  assert sorted(os.listdir(model_dir / "ckpt"))[0] == "checkpoint" and (model_dir / "ckpt" / "ckpt-1.index").exists()
+  assert (model_dir / "flags.txt").read_text().count("--model=jmvae_kl") == 1
+  second = run(*common, "--epochs=2")
+  assert second.returncode == 0, second.stderr
+  out = second.stdout + second.stderr  # Keras may log through absl (stderr)
+  assert "Resuming" in out and "Epoch 2/2" in out and "Epoch 1/2" not in out
+  listing = sorted(os.listdir(model_dir / "ckpt"))
+  other = run("--flagfile=configs/mnist_cmma.flags", f"--data_dir={mnist_dir}", f"--model_dir={model_dir}")
+  _one_line_error(other, "different model", "jmvae_kl", "cmma")
+  assert sorted(os.listdir(model_dir / "ckpt")) == listing
