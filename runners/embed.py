@@ -1,0 +1,69 @@
+r"""Writes latent embeddings of the MNIST test set for the TensorBoard Projector.
+
+  python -m runners.embed --model_dir=/tmp/jmvae_kl --data_dir=../shared/data/mnist
+  tensorboard --logdir=/tmp/jmvae_kl/projector     # then the PROJECTOR tab
+
+One embedding per encoder (z_joint from q(z|x,w); z_from_image, z_from_label from
+one modality: JMVAE-kl's unimodal encoders, iterative sampling for JMVAE and
+hierarchical JMVAE), each with the labels as metadata ("Color by: label") and a
+sprite of the test digits. See jmvae_tf/projector.py.
+"""
+
+from __future__ import annotations
+
+import os
+
+from absl import app, flags
+
+from runners import flagutil
+
+FLAGS = flags.FLAGS
+IMAGE_SIDE = 28
+
+
+def define_flags(fv: flags.FlagValues = FLAGS):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("model_dir", None, "Model directory written by runners.train (run.json + ckpt/).", **d)
+  flags.DEFINE_string("output_dir", None, "Where the projector files go; default MODEL_DIR/projector.", **d)
+  flags.DEFINE_string("data_dir", None, "Directory of the four MNIST-format IDX files; TFDS when unset.", **d)
+  flags.DEFINE_enum("tfds_name", "mnist", ["mnist", "fashion_mnist"], "TFDS data set when --data_dir is unset.", **d)
+  flags.DEFINE_integer("num_examples", 10000, "The first N test examples (a 100x100 sprite for 10000).",
+                       lower_bound=1, **d)
+  flags.DEFINE_integer("iterations", 100, "Iterative-sampling rounds for one-modality embeddings of JMVAE and "
+                       "hierarchical JMVAE (the paper's Table 1: 100).", lower_bound=0, **d)
+  flags.DEFINE_integer("batch_size", 500, "Examples per forward pass.", lower_bound=1, **d)
+  flags.DEFINE_integer("data_seed", 0, "Seed of the test set's binarisation (as in runners.train).", **d)
+  flags.DEFINE_integer("seed", 0, "Seed of iterative sampling.", **d)
+  flags.DEFINE_string("checkpoint", None, "Checkpoint prefix to read; default: the latest in MODEL_DIR/ckpt.", **d)
+  flags.mark_flag_as_required("model_dir", flag_values=fv)
+
+
+def main(argv):
+  if len(argv) > 1:
+    flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+  from pipelines import idx, mnist  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import projector, training  # pylint: disable=g-import-not-at-top
+  output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "projector")
+  try:
+    most = (projector.MAX_SPRITE_PIXELS // IMAGE_SIDE) ** 2
+    if FLAGS.num_examples > most:
+      raise ValueError(f"--num_examples={FLAGS.num_examples}: a sprite of {IMAGE_SIDE}x{IMAGE_SIDE} digits holds "
+                       f"at most {most} within the Projector's {projector.MAX_SPRITE_PIXELS} pixels a side")
+    model = training.restore_model(FLAGS.model_dir, FLAGS.checkpoint)
+    arrays = mnist.load_arrays(FLAGS.data_dir, FLAGS.tfds_name)
+    if arrays.test_images.shape[0] < FLAGS.num_examples:
+      raise ValueError(f"--num_examples={FLAGS.num_examples}: the test set has {arrays.test_images.shape[0]}")
+  except (ValueError, idx.IdxError, tf.errors.OpError) as e:  # RunDirError, DataError: ValueErrors
+    flagutil.fail(str(e))
+  images = arrays.test_images[:FLAGS.num_examples]
+  labels = arrays.test_labels[:FLAGS.num_examples]
+  batches = mnist.eval_dataset(images, labels, FLAGS.batch_size, seed=FLAGS.data_seed)
+  embeddings = projector.embed(model, batches, labels, images, output_dir, FLAGS.iterations, FLAGS.seed)
+  print(f"wrote {', '.join(f'{k} {v.shape}' for k, v in embeddings.items())} to {os.path.abspath(output_dir)}")
+  print(f"view them: tensorboard --logdir={os.path.abspath(output_dir)}  (PROJECTOR tab, color by label)")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main, flags_parser=flagutil.parse_or_exit)

@@ -1,0 +1,406 @@
+"""Tests of the SavedModel export (jmvae_tf.serving, runners.export, the client example).
+
+The exports are loaded back in a subprocess that cannot import this project (cwd
+and sys.path without the repository, PYTHONPATH cleared), as TF Serving would:
+every signature must give the in-process model's outputs for the same inputs and
+seed, and wrong inputs must get TensorFlow's errors.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from jmvae_tf import config as config_lib
+from jmvae_tf import serving, training
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+MODELS = ("jmvae", "jmvae_kl", "hierarchical_jmvae", "cvae", "cmma")
+JOINT_SIGNATURES = {"encode", "encode_image", "encode_label", "generate_x_from_w", "generate_w_from_x",
+                    "reconstruct", "sample", "serving_default"}
+EXPECTED_SIGNATURES = {
+    "jmvae": JOINT_SIGNATURES,
+    "jmvae_kl": JOINT_SIGNATURES,
+    "hierarchical_jmvae": JOINT_SIGNATURES,
+    "cvae": {"encode", "generate_x_from_w", "reconstruct", "serving_default"},
+    "cmma": {"encode", "encode_label", "generate_x_from_w", "reconstruct", "serving_default"},
+}
+ITERATIVE = {"jmvae", "hierarchical_jmvae"}
+BATCH = 3
+
+
+def train_tiny(model_dir: Path, model: str, steps: int = 2) -> config_lib.ModelConfig:
+  """A few training steps of a small-latent model on random data, saved like runners.train."""
+  model_config = config_lib.ModelConfig(model=model, latent_dim=4)
+  train_config = config_lib.TrainConfig(epochs=1, batch_size=8, warmup_epochs=0, jit_compile=False,
+                                        steps_per_execution=1, strategy="default")
+  rng = np.random.default_rng(0)
+  data = {"image": (rng.random((32, 28, 28, 1)) < 0.3).astype(np.float32),
+          "label": np.eye(10, dtype=np.float32)[rng.integers(0, 10, 32)]}
+  training.train(model_config, train_config, str(model_dir),
+                 lambda start: tf.data.Dataset.from_tensor_slices(data).repeat().batch(8, drop_remainder=True),
+                 steps_per_epoch=steps, verbose=0)
+  return model_config
+
+
+def request_inputs() -> dict:
+  """One value for every input name any signature has."""
+  rng = np.random.default_rng(1)
+  return {"image": (rng.random((BATCH, 28, 28, 1)) < 0.4).astype(np.float32),
+          "label": np.eye(10, dtype=np.float32)[[3, 1, 4]],
+          "seed": np.array([7, 11], np.int64),
+          "num_steps": np.array(3, np.int32),
+          "num_samples": np.array(2, np.int32)}
+
+
+def call(module: serving.ServingModule, signature: str, inputs: dict) -> dict:
+  """The signature run in-process on the inputs it takes (by name, as a client sends them)."""
+  return module.run(signature, {name: tf.constant(inputs[name]) for name in module.input_names(signature)})
+
+
+def clean_env() -> dict:
+  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  env["TF_CPP_MIN_LOG_LEVEL"] = "2"
+  return env
+
+
+def run_outside_project(args, cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
+  """Runs a command from `cwd` (outside the repository) with no PYTHONPATH."""
+  assert REPOSITORY_ROOT not in cwd.resolve().parents and cwd.resolve() != REPOSITORY_ROOT
+  return subprocess.run(args, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory):
+  """model name -> (restored model, its config, exported version directory); "model_dirs": their parent."""
+  root = tmp_path_factory.mktemp("serving")
+  result = {}
+  for name in MODELS:
+    model_config = train_tiny(root / "models" / name, name)
+    model = training.restore_model(str(root / "models" / name))
+    path = serving.export(model, str(root / "export"), name, modalities=model_config.modalities,
+                          run_config_json=model_config.to_json())
+    result[name] = (model, model_config, Path(path))
+  result["model_dirs"] = root / "models"
+  return result
+
+
+# The loader: TensorFlow and NumPy only. It refuses to run if the project is importable.
+LOADER = textwrap.dedent("""
+    import importlib.util, json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    for package in ("jmvae_tf", "pipelines", "runners"):
+      assert importlib.util.find_spec(package) is None, package + " is importable"
+    jobs = json.load(open(sys.argv[1]))
+    inputs = dict(np.load(jobs["inputs"]))
+    report = {}
+    for name, path in jobs["exports"].items():
+      loaded = tf.saved_model.load(path)
+      outputs, entry = {}, {"signatures": sorted(loaded.signatures.keys())}
+      for sig_name, fn in loaded.signatures.items():
+        args = {k: tf.constant(inputs[k]) for k in fn.structured_input_signature[1]}
+        for out_name, value in fn(**args).items():
+          outputs[sig_name + "/" + out_name] = value.numpy()
+      np.savez(jobs["outputs"] + name + ".npz", **outputs)
+      errors = {}
+      def attempt(key, call):
+        try:
+          call()
+          errors[key] = None
+        except Exception as e:  # recorded for the test to judge
+          errors[key] = [type(e).__name__, str(e)[:2000]]
+      gen = loaded.signatures["generate_x_from_w"]
+      base = {k: tf.constant(inputs[k]) for k in gen.structured_input_signature[1]}
+      attempt("wrong_shape", lambda: gen(**dict(base, label=tf.zeros([2, 9]))))
+      attempt("wrong_dtype", lambda: gen(**dict(base, label=tf.zeros([2, 10], tf.int32))))
+      attempt("wrong_seed", lambda: gen(**dict(base, seed=tf.constant([1, 2, 3], tf.int64))))
+      attempt("method_wrong_shape", lambda: loaded.generate_x_from_w(*[dict(base, label=tf.zeros([2, 9]))[k]
+                                         for k in gen.structured_input_signature[1]]))
+      enc = loaded.signatures["encode"]
+      attempt("batch_mismatch", lambda: enc(image=tf.zeros([2, 28, 28, 1]), label=tf.zeros([3, 10])))
+      if "num_steps" in base:
+        attempt("zero_steps", lambda: gen(**dict(base, num_steps=tf.constant(0))))
+      entry["errors"] = errors
+      report[name] = entry
+    json.dump(report, open(jobs["outputs"] + "report.json", "w"))
+    print("LOADED", len(report))
+    """)
+
+
+@pytest.fixture(scope="module")
+def loaded_outside(exports, tmp_path_factory):
+  """(report, {model: outputs}) from loading every export in a process without the project."""
+  work = tmp_path_factory.mktemp("outside")
+  np.savez(work / "inputs.npz", **request_inputs())
+  (work / "loader.py").write_text(LOADER)
+  jobs = {"inputs": str(work / "inputs.npz"), "outputs": str(work / "out_"),
+          "exports": {name: str(exports[name][2]) for name in MODELS}}
+  (work / "jobs.json").write_text(json.dumps(jobs))
+  proc = run_outside_project([sys.executable, "loader.py", "jobs.json"], cwd=work)
+  assert proc.returncode == 0 and "LOADED 5" in proc.stdout, proc.stderr[-3000:]
+  report = json.loads((work / "out_report.json").read_text())
+  return report, {name: dict(np.load(work / f"out_{name}.npz")) for name in MODELS}
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_loaded_outside_the_project_matches_the_model(name, exports, loaded_outside):
+  model, model_config, _ = exports[name]
+  report, outputs = loaded_outside
+  assert set(report[name]["signatures"]) == EXPECTED_SIGNATURES[name]
+  module = serving.ServingModule(model, model_config.modalities)
+  inputs = request_inputs()
+  functions = module.signatures()
+  assert set(functions) == EXPECTED_SIGNATURES[name]
+  for sig_name in functions:
+    expected = call(module, sig_name, inputs)
+    loaded_keys = {k.split("/", 1)[1] for k in outputs[name] if k.startswith(sig_name + "/")}
+    assert loaded_keys == set(expected), sig_name
+    for key, value in expected.items():
+      np.testing.assert_allclose(outputs[name][f"{sig_name}/{key}"], value.numpy(), rtol=1e-5, atol=1e-6,
+                                 err_msg=f"{name} {sig_name}/{key}")
+  # serving_default is the generator of digits from labels.
+  for key in call(module, "generate_x_from_w", inputs):
+    np.testing.assert_array_equal(outputs[name][f"serving_default/{key}"],
+                                  outputs[name][f"generate_x_from_w/{key}"])
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_wrong_inputs_get_tensorflow_errors(name, loaded_outside):
+  errors = loaded_outside[0][name]["errors"]
+  for key in ("wrong_shape", "wrong_dtype", "wrong_seed", "method_wrong_shape"):
+    assert errors[key] is not None, key
+    kind, message = errors[key]
+    assert kind in ("TypeError", "ValueError", "InvalidArgumentError"), (key, kind, message)
+  assert "int32" in errors["wrong_dtype"][1]
+  kind, message = errors["wrong_shape"]
+  assert kind == "InvalidArgumentError" and "[2,9] is not compatible with expected shape [?,10]" in message
+  kind, message = errors["wrong_seed"]
+  assert kind == "InvalidArgumentError" and "[3] is not compatible with expected shape [2]" in message
+  kind, message = errors["batch_mismatch"]
+  assert kind == "InvalidArgumentError" and "same batch size" in message
+  if name in ITERATIVE:
+    kind, message = errors["zero_steps"]
+    assert kind == "InvalidArgumentError" and "num_steps must be >= 1" in message
+
+
+@pytest.mark.parametrize("name", MODELS)
+def test_signatures_agree_with_the_public_methods(name, exports):
+  """Outputs are what the model's own methods give (independently of the export code)."""
+  model, model_config, _ = exports[name]
+  module = serving.ServingModule(model, model_config.modalities)
+  inputs = request_inputs()
+  batch = {"image": tf.constant(inputs["image"]), "label": tf.constant(inputs["label"])}
+  close = dict(rtol=1e-5, atol=1e-5)
+
+  encoded = module.encode(batch["image"], batch["label"])
+  mean, variance = model.encode(batch, training=False)
+  np.testing.assert_allclose(encoded["mean"], mean, **close)
+  np.testing.assert_allclose(encoded["variance"], variance, **close)
+  if name == "hierarchical_jmvae":
+    z2_mean, _ = model.encode_all(batch, training=False)[1]
+    np.testing.assert_allclose(encoded["mean_z2"], z2_mean, **close)
+  if name == "jmvae_kl":
+    np.testing.assert_allclose(module.encode_label(batch["label"])["mean"],
+                               model.encode_subset({"label": batch["label"]}, ["label"])[0], **close)
+  if name == "cmma":
+    np.testing.assert_allclose(module.encode_label(batch["label"])["mean"],
+                               model.prior({"label": batch["label"]})[0], **close)
+  if name in ITERATIVE:
+    # No rounds of iterative sampling: the missing label stays 0.
+    zero = module.encode_image(batch["image"], tf.constant([1, 2], tf.int64), tf.constant(0))
+    np.testing.assert_allclose(zero["mean"],
+                               model.encode({"image": batch["image"], "label": tf.zeros([BATCH, 10])})[0],
+                               **close)
+
+  seed = tf.constant(inputs["seed"])
+  generated = call(module, "generate_x_from_w", inputs)
+  if name in ("cvae",):
+    dist = model.decode(generated["z"], batch["label"])
+  else:
+    dist = model.decoders["image"](generated["z"]) if name != "cmma" else model.decode(generated["z"], None)
+  np.testing.assert_allclose(generated["image_probs"], dist.mean(), **close)
+  assert set(np.unique(generated["image_sample"])) <= {0.0, 1.0}
+  assert generated["image_probs"].shape == (BATCH, 28, 28, 1)
+
+  again = call(module, "generate_x_from_w", inputs)
+  other = call(module, "generate_x_from_w", dict(inputs, seed=np.array([8, 11], np.int64)))
+  np.testing.assert_array_equal(again["image_sample"], generated["image_sample"])
+  assert not np.array_equal(other["image_sample"], generated["image_sample"])
+
+  if "sample" in EXPECTED_SIGNATURES[name]:
+    sampled = module.sample(tf.constant(2), seed)
+    assert sampled["image_probs"].shape == (2, 28, 28, 1) and sampled["label_probs"].shape == (2, 10)
+    np.testing.assert_allclose(sampled["label_probs"], model.decoders["label"](sampled["z"]).mean(), **close)
+    np.testing.assert_allclose(np.sum(sampled["label_sample"], axis=-1), 1.0)
+    w_from_x = call(module, "generate_w_from_x", inputs)
+    np.testing.assert_allclose(w_from_x["label_probs"], model.decoders["label"](w_from_x["z"]).mean(), **close)
+
+
+def test_iterative_sampling_keeps_the_given_modality_and_follows_the_seed(exports):
+  model, _, _ = exports["jmvae"]
+  spec = model.modality_specs[1]
+  given = {"image": tf.constant(request_inputs()["image"])}
+  seed = tf.constant([5, 6], tf.int64)
+  imputed, outputs, z = serving.iterative_sampling(model, given, spec, 4, seed)
+  np.testing.assert_array_equal(imputed["image"], given["image"])
+  np.testing.assert_array_equal(imputed["label"], outputs["sample"])
+  np.testing.assert_allclose(np.sum(imputed["label"], -1), 1.0)
+  assert z.shape == (BATCH, model.latent_dim)
+  again, _, _ = serving.iterative_sampling(model, given, spec, 4, seed)
+  np.testing.assert_array_equal(again["label"], imputed["label"])
+  start, zeros, _ = serving.iterative_sampling(model, given, spec, 0, seed)
+  np.testing.assert_array_equal(start["label"], np.zeros((BATCH, 10)))
+  np.testing.assert_array_equal(zeros["probs"], np.zeros((BATCH, 10)))
+
+
+def test_versions_are_never_overwritten(exports, tmp_path):
+  model, model_config, _ = exports["cvae"]
+  base = tmp_path / "base"
+  first = serving.export(model, str(base), "digits", modalities=model_config.modalities)
+  second = serving.export(model, str(base), "digits", modalities=model_config.modalities)
+  assert (Path(first).name, Path(second).name) == ("1", "2")
+  stamp = (Path(first) / "saved_model.pb").stat().st_mtime_ns
+  with pytest.raises(serving.ExportError, match="never overwritten"):
+    serving.export(model, str(base), "digits", version=1, modalities=model_config.modalities)
+  assert (Path(first) / "saved_model.pb").stat().st_mtime_ns == stamp
+  assert serving.export(model, str(base), "digits", version=7, modalities=model_config.modalities).endswith("7")
+  assert serving.next_version(str(base / "digits")) == 8
+  assert sorted(p.name for p in (base / "digits").iterdir()) == ["1", "2", "7"]  # no staging left
+  with pytest.raises(serving.ExportError, match="model name"):
+    serving.export(model, str(base), "../escape", modalities=model_config.modalities)
+
+
+def test_saved_model_cli_lists_the_signatures(exports, tmp_path):
+  _, _, path = exports["hierarchical_jmvae"]
+  proc = run_outside_project([str(BIN / "saved_model_cli"), "show", "--dir", str(path), "--all"], cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for name in EXPECTED_SIGNATURES["hierarchical_jmvae"]:
+    assert f"signature_def['{name}']" in proc.stdout
+  assert "Method name is: tensorflow/serving/predict" in proc.stdout
+  for text in ("inputs['num_steps']", "inputs['seed']", "outputs['image_probs']", "outputs['mean_z2']"):
+    assert text in proc.stdout
+
+
+def test_export_runner(exports, tmp_path):
+  model_dir = exports["model_dirs"] / "jmvae_kl"
+  cmd = [sys.executable, "-m", "runners.export", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'base'}"]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  proc = subprocess.run(cmd, cwd=REPOSITORY_ROOT, env=env, capture_output=True, text=True, timeout=240)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  version = tmp_path / "base" / "jmvae_kl" / "1"
+  assert (version / "saved_model.pb").exists() and str(version) in proc.stdout
+  saved = json.loads((version / "assets.extra" / "run.json").read_text())
+  assert saved["model"] == "jmvae_kl"
+  bad = subprocess.run(cmd[:3] + [f"--model_dir={tmp_path / 'nothing'}"] + cmd[4:], cwd=REPOSITORY_ROOT, env=env,
+                       capture_output=True, text=True, timeout=240)
+  assert bad.returncode == 2 and "run.json" in bad.stderr.strip().splitlines()[-1]
+
+
+@pytest.mark.parametrize("name", ["jmvae_kl"])  # num_steps is exercised by the REST-mode test
+def test_client_example_generates_digits_from_labels(name, exports, tmp_path):
+  model, model_config, path = exports[name]
+  script = REPOSITORY_ROOT / "docs" / "serving_client_example.py"
+  proc = run_outside_project([sys.executable, str(script), f"--saved_model={path}", "--labels=0,7",
+                              "--samples_per_label=3", "--seed=4,2", "--num_steps=2", "--output=digits.png"],
+                             cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "digits.png"))).numpy()[..., 0]
+  assert image.shape == (2 * 28, 3 * 28)
+  module = serving.ServingModule(model, model_config.modalities)
+  args = dict(label=tf.constant(np.eye(10, dtype=np.float32)[[0, 0, 0, 7, 7, 7]]),
+              seed=tf.constant([4, 2], tf.int64))
+  if name in ITERATIVE:
+    args["num_steps"] = tf.constant(2)
+  probs = module.run("generate_x_from_w", args)["image_probs"].numpy()
+  expected = (np.clip(probs[..., 0], 0, 1) * 255).astype(np.uint8).reshape(2, 3, 28, 28)
+  np.testing.assert_array_equal(image, expected.transpose(0, 2, 1, 3).reshape(56, 84))
+
+
+class FakeTFServing:
+  """A stand-in for tensorflow_model_server's REST API (which cannot be installed here):
+  GET /v1/models/NAME/metadata and POST /v1/models/NAME:predict in the columnar form,
+  answered by the loaded SavedModel. It checks the client's requests, not TF Serving."""
+
+  def __init__(self, model_name: str, saved_model: Path):
+    import http.server  # pylint: disable=g-import-not-at-top
+    import threading  # pylint: disable=g-import-not-at-top
+    loaded = tf.saved_model.load(str(saved_model))
+    self.requests = []
+    outer = self
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+      def log_message(self, *args):
+        pass
+
+      def reply(self, status, body):
+        data = json.dumps(body).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        self.wfile.write(data)
+
+      def do_GET(self):
+        if self.path != f"/v1/models/{model_name}/metadata":
+          return self.reply(404, {"error": self.path})
+        signatures = {name: {"inputs": {k: {"name": k} for k in fn.structured_input_signature[1]},
+                             "method_name": "tensorflow/serving/predict"}
+                      for name, fn in loaded.signatures.items()}
+        return self.reply(200, {"model_spec": {"name": model_name, "version": "1"},
+                                "metadata": {"signature_def": {"signature_def": signatures}}})
+
+      def do_POST(self):
+        if self.path != f"/v1/models/{model_name}:predict":
+          return self.reply(404, {"error": self.path})
+        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+        outer.requests.append(body)
+        fn = loaded.signatures[body.get("signature_name", "serving_default")]
+        specs = fn.structured_input_signature[1]
+        try:
+          args = {k: tf.constant(v, specs[k].dtype) for k, v in body["inputs"].items()}
+          outputs = fn(**args)
+        except (TypeError, ValueError, tf.errors.OpError) as e:
+          return self.reply(400, {"error": str(e)})
+        return self.reply(200, {"outputs": {k: v.numpy().tolist() for k, v in outputs.items()}})
+
+    self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+    self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+
+  def __enter__(self):
+    self.thread.start()
+    return self
+
+  def __exit__(self, *exc):
+    self.server.shutdown()
+    self.server.server_close()
+
+
+def test_client_example_rest_mode_against_a_stand_in_server(exports, tmp_path):
+  model, model_config, path = exports["hierarchical_jmvae"]
+  script = REPOSITORY_ROOT / "docs" / "serving_client_example.py"
+  with FakeTFServing("digits", path) as server:
+    proc = run_outside_project([sys.executable, str(script), f"--server={server.url}", "--model_name=digits",
+                                "--labels=5", "--samples_per_label=2", "--seed=1,9", "--num_steps=3",
+                                "--output=rest.png"], cwd=tmp_path)
+  assert proc.returncode == 0, proc.stderr[-3000:]
+  (request,) = server.requests
+  assert request["signature_name"] == "generate_x_from_w" and request["inputs"]["num_steps"] == 3
+  assert request["inputs"]["seed"] == [1, 9] and len(request["inputs"]["label"]) == 2
+  module = serving.ServingModule(model, model_config.modalities)
+  probs = module.run("generate_x_from_w", dict(label=tf.constant(np.eye(10, dtype=np.float32)[[5, 5]]),
+                                               seed=tf.constant([1, 9], tf.int64), num_steps=tf.constant(3)))
+  image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "rest.png"))).numpy()[..., 0]
+  expected = (np.clip(probs["image_probs"].numpy()[..., 0], 0, 1) * 255).astype(np.uint8)
+  np.testing.assert_array_equal(image, np.concatenate(list(expected), axis=1))
