@@ -1,0 +1,152 @@
+r"""Evaluates trained models: their rows of the paper's Table 1 (test conditional log-likelihoods).
+
+  python -m runners.evaluate --model_dir=/work/runs/jmvae --data_dir=../shared/data/mnist
+  python -m runners.evaluate --model_dirs='/work/runs/*' --data_dir=../shared/data/mnist \
+      --output_dir=/work/runs/table1
+
+Estimator (see jmvae_tf/evaluation/estimators.py): eq 11's lower bound with N = --num_samples
+draws of z; for the single conditionals JMVAE and hierarchical JMVAE first impute the missing
+modality by K = --iterations rounds of iterative sampling. --iwae_samples=k > 0 adds the
+importance-weighted estimates (log p(x|w) = IWAE log p(x,w) - IWAE log p(w), as the authors' code).
+
+Writes evaluation.json / evaluation.md into each model dir, and with several dirs table1.json /
+table1.md (the whole table, the paper's numbers beside ours) into --output_dir.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+
+from absl import app, flags
+
+from runners import flagutil
+
+FLAGS = flags.FLAGS
+
+
+def define_flags(fv: flags.FlagValues = FLAGS):
+  d = dict(flag_values=fv)
+  flags.DEFINE_string("model_dir", None, "A model directory written by runners.train.", **d)
+  flags.DEFINE_string("model_dirs", None, "Several model directories: comma-separated, each may be a glob.", **d)
+  flags.DEFINE_string("output_dir", None, "Where table1.json/.md go (default: the model dir, or the "
+                      "common parent of --model_dirs).", **d)
+  flags.DEFINE_string("data_dir", None, "Directory of the four MNIST IDX files; TFDS when unset.", **d)
+  flags.DEFINE_enum("tfds_name", "mnist", ["mnist", "fashion_mnist"], "TFDS data set when --data_dir is unset.", **d)
+  flags.DEFINE_integer("num_test", 10000, "Test examples: the first N of the test set.", **d)
+  flags.DEFINE_integer("iterations", 100, "K: rounds of iterative sampling (eq 6) for JMVAE/hierarchical.", **d)
+  flags.DEFINE_integer("num_samples", 10, "N: samples of z in the eq 11 bound.", **d)
+  flags.DEFINE_integer("iwae_samples", 0, "k of the IWAE estimates (e.g. 1000); 0 = off.", **d)
+  flags.DEFINE_integer("batch_size", 500, "Test examples per compiled batch.", **d)
+  flags.DEFINE_integer("seed", 0, "Seed of the estimators' sampling.", **d)
+  flags.DEFINE_integer("data_seed", 0, "Seed of the test set's binarisation (training's default: 0).", **d)
+  flags.DEFINE_bool("progress", True, "Show a progress bar.", **d)
+
+
+def expand_model_dirs(model_dir, model_dirs):
+  """The model directories named by --model_dir / --model_dirs (globs expanded, in order)."""
+  if bool(model_dir) == bool(model_dirs):
+    raise ValueError("give exactly one of --model_dir and --model_dirs")
+  if model_dir:
+    return [model_dir]
+  dirs = []
+  for part in (p.strip() for p in model_dirs.split(",") if p.strip()):
+    matches = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
+    matches = [m for m in matches if not glob.has_magic(part) or os.path.isfile(os.path.join(m, "run.json"))]
+    if not matches:
+      raise ValueError(f"--model_dirs: {part!r} matches no model directory")
+    dirs += [m for m in matches if m not in dirs]
+  return dirs
+
+
+def check_args(fv=FLAGS):
+  for name, low in (("num_test", 1), ("iterations", 0), ("num_samples", 1), ("iwae_samples", 0),
+                    ("batch_size", 1)):
+    if getattr(fv, name) < low:
+      raise ValueError(f"--{name} must be at least {low}, got {getattr(fv, name)}")
+
+
+def model_record(model, config, model_dir, result) -> dict:
+  from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
+  rec = {"model": config.model, "model_dir": os.path.abspath(model_dir), "latent_dim": config.latent_dim,
+         "estimator": table.describe_estimator(model, result["num_samples"], result["iterations"]),
+         **result}
+  if config.model in ("cvae", "cmma"):
+    rec["direction"] = f"{config.target}|{config.condition}"
+  return rec
+
+
+def write_outputs(directory: str, stem: str, records, markdown: str):
+  os.makedirs(directory, exist_ok=True)
+  with open(os.path.join(directory, f"{stem}.json"), "w") as f:
+    json.dump(records, f, indent=2, sort_keys=True)
+  with open(os.path.join(directory, f"{stem}.md"), "w") as f:
+    f.write(markdown + "\n")
+
+
+def main(argv):
+  if len(argv) > 1:
+    flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
+  # Every check runs before any model is built or evaluated.
+  from pipelines import idx, mnist  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+  try:
+    check_args()
+    dirs = expand_model_dirs(FLAGS.model_dir, FLAGS.model_dirs)
+    configs = []
+    for d in dirs:
+      config = training.read_model_config(d)
+      if config is None:
+        raise ValueError(f"{d}: no run.json, not a model directory of runners.train")
+      if training.latest_checkpoint(d) is None:
+        raise ValueError(f"{d}: no checkpoint under {training.CKPT_DIR}/")
+      configs.append(config)
+    arrays = mnist.load_arrays(FLAGS.data_dir, FLAGS.tfds_name)
+    available = arrays.test_images.shape[0]
+    if FLAGS.num_test > available:
+      raise ValueError(f"--num_test={FLAGS.num_test} but the test set has {available} examples")
+  except (ValueError, idx.IdxError, mnist.DataError) as e:
+    flagutil.fail(str(e))
+  from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
+
+  images, labels = arrays.test_images[:FLAGS.num_test], arrays.test_labels[:FLAGS.num_test]
+  dataset = mnist.eval_dataset(images, labels, FLAGS.batch_size, seed=FLAGS.data_seed)
+  iwae_dataset = None
+  if FLAGS.iwae_samples:
+    # Keep samples x examples per batch near 20,000 rows.
+    iwae_dataset = mnist.eval_dataset(images, labels, max(1, min(FLAGS.batch_size, 20000 // FLAGS.iwae_samples)),
+                                      seed=FLAGS.data_seed)
+  records = []
+  for d, config in zip(dirs, configs):
+    print(f"evaluating {config.model} ({d}) on {FLAGS.num_test} test examples, N={FLAGS.num_samples}, "
+          f"K={FLAGS.iterations}" + (f", IWAE k={FLAGS.iwae_samples}" if FLAGS.iwae_samples else ""), flush=True)
+    model = training.restore_model(d)
+    result = table.evaluate(model, dataset, num_samples=FLAGS.num_samples, iterations=FLAGS.iterations,
+                            iwae_samples=FLAGS.iwae_samples, iwae_dataset=iwae_dataset, seed=FLAGS.seed,
+                            progress=FLAGS.progress)
+    rec = model_record(model, config, d, result)
+    records.append(rec)
+    md = table.markdown_table([rec])
+    print(md)
+    print(f"estimator: {rec['estimator']}; {rec['num_examples']} test examples; {result['seconds']:.1f} s",
+          flush=True)
+    write_outputs(FLAGS.output_dir if len(dirs) == 1 and FLAGS.output_dir else d, "evaluation", rec,
+                  md + f"\n\nEstimator: {rec['estimator']}. Test examples: {rec['num_examples']}.")
+  if len(dirs) > 1:
+    try:
+      md = table.markdown_table(records)
+    except ValueError as e:
+      flagutil.fail(str(e))
+    out = FLAGS.output_dir or os.path.commonpath([os.path.abspath(d) for d in dirs])
+    settings = (f"Test examples: {FLAGS.num_test}; N = {FLAGS.num_samples} samples of z (eq 11); K = "
+                f"{FLAGS.iterations} iterative-sampling rounds for JMVAE / hierarchical JMVAE"
+                + (f"; IWAE k = {FLAGS.iwae_samples}" if FLAGS.iwae_samples else "") + ".")
+    write_outputs(out, "table1", records, md + "\n\n" + settings)
+    print("\nTable 1\n" + md + "\n" + settings)
+    print(f"wrote {os.path.join(out, 'table1.md')} and table1.json")
+
+
+if __name__ == "__main__":
+  define_flags()
+  app.run(main, flags_parser=flagutil.parse_or_exit)
