@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import sysconfig
 import textwrap
 from pathlib import Path
 
@@ -68,15 +69,26 @@ def call(module: serving.ServingModule, signature: str, inputs: dict) -> dict:
 
 
 def clean_env() -> dict:
+  """Only the installed packages' directories on the path, so TensorFlow imports but
+  this project does not, even when it is pip-installed (editable or not)."""
   env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  paths = sysconfig.get_paths()
+  env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([paths["purelib"], paths["platlib"]]))
   env["TF_CPP_MIN_LOG_LEVEL"] = "2"
   return env
 
 
 def run_outside_project(args, cwd: Path, timeout: int = 240) -> subprocess.CompletedProcess:
-  """Runs a command from `cwd` (outside the repository) with no PYTHONPATH."""
+  """Runs a Python command from `cwd` (outside the repository) as TF Serving would see it.
+
+  `python -S` skips site.py, so no .pth file runs: an installed copy or an
+  editable install of this project stays unreachable while TensorFlow, found
+  through PYTHONPATH, still imports.
+  """
   assert REPOSITORY_ROOT not in cwd.resolve().parents and cwd.resolve() != REPOSITORY_ROOT
-  return subprocess.run(args, cwd=cwd, env=clean_env(), capture_output=True, text=True, timeout=timeout)
+  assert args[0] == sys.executable
+  return subprocess.run([args[0], "-S", *args[1:]], cwd=cwd, env=clean_env(), capture_output=True, text=True,
+                        timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -283,7 +295,7 @@ def test_versions_are_never_overwritten(exports, tmp_path):
 
 def test_saved_model_cli_lists_the_signatures(exports, tmp_path):
   _, _, path = exports["hierarchical_jmvae"]
-  proc = run_outside_project([str(BIN / "saved_model_cli"), "show", "--dir", str(path), "--all"], cwd=tmp_path)
+  proc = run_outside_project([sys.executable, str(BIN / "saved_model_cli"), "show", "--dir", str(path), "--all"], cwd=tmp_path)
   assert proc.returncode == 0, proc.stderr[-2000:]
   for name in EXPECTED_SIGNATURES["hierarchical_jmvae"]:
     assert f"signature_def['{name}']" in proc.stdout
