@@ -59,7 +59,8 @@ def ours(model, args):
     cmd = [sys.executable, "-m", "runners.train", f"--flagfile=configs/mnist_{model}.flags",
            f"--data_dir={args.data_dir}", f"--model_dir={model_dir}", f"--epochs={args.epochs}",
            f"--num_train={args.num_train}", "--eval_every=100000", "--verbose=0",
-           f"--jit_compile={args.jit_compile}", f"--steps_per_execution={args.steps_per_execution}"]
+           f"--jit_compile={args.jit_compile}", f"--steps_per_execution={args.steps_per_execution}",
+           f"--precision={args.precision}"] + [a for a in args.extra_flags.split() if a]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     _, peak_mb = run_child(cmd, env=env)
     per_epoch = epoch_throughputs(model_dir)
@@ -69,7 +70,7 @@ def ours(model, args):
 
 def peer(args):
   cmd = [args.peer_python, os.path.join(ROOT, "benchmarks", "multivae_peer.py"), f"--data_dir={args.data_dir}",
-         f"--steps={args.peer_steps}", "--repeats=1"]
+         f"--steps={args.peer_steps}", f"--warmup_steps={args.peer_warmup_steps}", "--repeats=1"]
   out, peak_mb = run_child(cmd)
   match = re.search(r"RESULT multivae_jmvae examples_per_sec=([\d.]+)", out)
   if not match:
@@ -83,12 +84,16 @@ def main():
                  help="directory of the MNIST IDX files")
   p.add_argument("--models", default=",".join(MODELS), help="comma-separated models to time")
   p.add_argument("--rounds", type=int, default=3, help="repeated runs per model (medians are reported)")
-  p.add_argument("--epochs", type=int, default=4, help="epochs per run; the first is dropped")
-  p.add_argument("--num_train", type=int, default=10000, help="training images per epoch")
-  p.add_argument("--jit_compile", default="true", choices=["true", "false"])
+  p.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is dropped")
+  p.add_argument("--num_train", type=int, default=50000, help="training images per epoch")
+  p.add_argument("--jit_compile", default="false", choices=["true", "false"])
   p.add_argument("--steps_per_execution", type=int, default=50)
+  p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
+  p.add_argument("--extra_flags", default="", help="more runners.train flags, space-separated")
   p.add_argument("--peer_python", default=None, help="python of a venv with multivae, to run the peer interleaved")
   p.add_argument("--peer_steps", type=int, default=300)
+  p.add_argument("--peer_warmup_steps", type=int, default=30,
+                 help="untimed peer steps first; past ~600 steps stock PyTorch slows (Adam state goes subnormal)")
   args = p.parse_args()
   models = [m for m in args.models.split(",") if m]
   for m in models:

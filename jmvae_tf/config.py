@@ -63,6 +63,9 @@ class ModelConfig:
     return cls(**{k: v for k, v in d.items() if k in known})
 
 
+PRECISIONS = ("float32", "mixed_bfloat16")
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
   epochs: int = 2000
@@ -73,9 +76,10 @@ class TrainConfig:
   warmup_epochs: int = 200          # KL weight rises linearly 0 -> 1 over these epochs
   eval_every: int = 10              # epochs between evaluations of the held-out set
   data_seed: int = 0
-  jit_compile: bool = True
+  jit_compile: bool = False         # XLA per replica: slower than TF's fused kernels here (benchmarks/README.md)
   steps_per_execution: int = 50
   strategy: str = "mirrored"
+  precision: str = "float32"        # or "mixed_bfloat16": hidden layers in bfloat16 (faster on AMX/TPU/GPU)
 
   def __post_init__(self):
     for name in ("epochs", "batch_size", "eval_every", "steps_per_execution"):
@@ -83,6 +87,8 @@ class TrainConfig:
         raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
     if self.warmup_epochs < 0:
       raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+    if self.precision not in PRECISIONS:
+      raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
     if self.learning_rate <= 0:
       raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
 

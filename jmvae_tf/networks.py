@@ -22,6 +22,10 @@ tfd = tfp.distributions
 tfpl = tfp.layers
 
 MNIST_HIDDEN = (512, 512)
+# Heads and likelihoods always compute in float32: under a mixed-precision policy only
+# the hidden layers run in bfloat16/float16, and log-densities summed over 784 pixels
+# or the Gaussian parameters never lose precision.
+HEAD_DTYPE = "float32"
 
 
 def mlp(hidden: Sequence[int], name: str, flatten: bool = True) -> keras.Sequential:
@@ -47,8 +51,8 @@ class GaussianEncoder(keras.Model):
     self.branches = [branches[k] for k in self.modality_names]
     self.trunk = trunk
     self.latent_dim = latent_dim
-    self.mean_head = keras.layers.Dense(latent_dim, name="mean")
-    self.variance_head = keras.layers.Dense(latent_dim, name="variance")
+    self.mean_head = keras.layers.Dense(latent_dim, name="mean", dtype=HEAD_DTYPE)
+    self.variance_head = keras.layers.Dense(latent_dim, name="variance", dtype=HEAD_DTYPE)
 
   def features(self, inputs: Dict[str, tf.Tensor], training=None) -> tf.Tensor:
     """The deterministic features h that the heads read (also used by the hierarchy)."""
@@ -72,8 +76,8 @@ class GaussianConditional(keras.Model):
   def __init__(self, body: keras.layers.Layer, latent_dim: int, name: str):
     super().__init__(name=name)
     self.body = body
-    self.mean_head = keras.layers.Dense(latent_dim, name="mean")
-    self.variance_head = keras.layers.Dense(latent_dim, name="variance")
+    self.mean_head = keras.layers.Dense(latent_dim, name="mean", dtype=HEAD_DTYPE)
+    self.variance_head = keras.layers.Dense(latent_dim, name="variance", dtype=HEAD_DTYPE)
 
   def call(self, inputs, training=None):
     h = self.body(inputs, training=training)
@@ -90,21 +94,21 @@ def distribution_head(modality: Modality, name: str = "head") -> keras.Sequentia
   mean = tfd.Distribution.mean
   if modality.kind == BERNOULLI:
     n = tfpl.IndependentBernoulli.params_size(shape)
-    dist = tfpl.IndependentBernoulli(shape, convert_to_tensor_fn=mean, name="bernoulli")
+    dist = tfpl.IndependentBernoulli(shape, convert_to_tensor_fn=mean, name="bernoulli", dtype=HEAD_DTYPE)
   elif modality.kind == CATEGORICAL:
     if len(shape) != 1:
       raise ValueError(f"categorical modality {modality.name!r} needs shape (num_classes,), got {shape}")
     n = tfpl.OneHotCategorical.params_size(shape[0])
-    dist = tfpl.OneHotCategorical(shape[0], convert_to_tensor_fn=mean, name="categorical")
+    dist = tfpl.OneHotCategorical(shape[0], convert_to_tensor_fn=mean, name="categorical", dtype=HEAD_DTYPE)
   elif modality.kind == GAUSSIAN:
     n = tfpl.IndependentNormal.params_size(shape)
-    dist = tfpl.IndependentNormal(shape, convert_to_tensor_fn=mean, name="normal")
+    dist = tfpl.IndependentNormal(shape, convert_to_tensor_fn=mean, name="normal", dtype=HEAD_DTYPE)
   elif modality.kind == GAUSSIAN_FIXED:
     n = modality.size
     dist = fixed_variance_normal(shape)
   else:  # Modality validates kinds; this guards new kinds added without a head.
     raise ValueError(f"no decoder head for kind {modality.kind!r}")
-  return keras.Sequential([keras.layers.Dense(n, name="params"), dist], name=name)
+  return keras.Sequential([keras.layers.Dense(n, name="params", dtype=HEAD_DTYPE), dist], name=name)
 
 
 def fixed_variance_normal(shape) -> tfpl.DistributionLambda:
@@ -116,7 +120,8 @@ def fixed_variance_normal(shape) -> tfpl.DistributionLambda:
     loc = tf.tanh(tf.reshape(params, tf.concat([tf.shape(params)[:-1], shape], 0)))
     return tfd.Independent(tfd.Normal(loc, tf.ones_like(loc)), reinterpreted_batch_ndims=n)
 
-  return tfpl.DistributionLambda(make, convert_to_tensor_fn=tfd.Distribution.mean, name="normal_fixed")
+  return tfpl.DistributionLambda(make, convert_to_tensor_fn=tfd.Distribution.mean, name="normal_fixed",
+                               dtype=HEAD_DTYPE)
 
 
 class Decoder(keras.Model):

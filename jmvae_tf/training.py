@@ -11,12 +11,12 @@ here. Layout of a model directory:
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
 from typing import Callable, Dict, Optional
 
-import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -49,11 +49,54 @@ def make_strategy(name: str = "mirrored") -> tf.distribute.Strategy:
   raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
 
 
+def configure_cpu_threads(intra_op: int = -1, inter_op: int = 0) -> tuple:
+  """Sets TensorFlow's CPU thread pools; call before TensorFlow runs any op.
+
+  intra_op = -1 (auto): with no GPU, half the cores. The JMVAE family's networks
+  (joint and unimodal encoders, one decoder per modality) are independent
+  branches, and at batch 100 running them side by side on the inter-op pool beat
+  splitting each small matmul over all cores: on 2 cores, intra_op=1 trained
+  JMVAE-kl ~15% faster than TF's default (benchmarks/README.md). 0 keeps TF's default.
+  """
+  if intra_op < 0:
+    intra_op = 0 if tf.config.list_physical_devices("GPU") else max(1, (os.cpu_count() or 2) // 2)
+  if intra_op:
+    tf.config.threading.set_intra_op_parallelism_threads(intra_op)
+  if inter_op:
+    tf.config.threading.set_inter_op_parallelism_threads(inter_op)
+  return intra_op, inter_op
+
+
 def warmup_weight(epoch: int, warmup_epochs: int) -> float:
   """KL weight in `epoch` (0-based): rises linearly from 0 to 1 over warmup_epochs."""
   if warmup_epochs <= 0:
     return 1.0
   return min(1.0, epoch / warmup_epochs)
+
+
+def make_optimizer(train_config: TrainConfig):
+  """Adam with the paper's settings.
+
+  The legacy (OptimizerV2) Adam applies each update with TensorFlow's fused
+  ResourceApplyAdam kernel: one multithreaded pass over the 3M parameters. The
+  new Keras optimizer runs a chain of element-wise ops (XLA-compiled or not) and
+  made a JMVAE-kl step about 40% slower on 2 CPU cores (benchmarks/README.md).
+  """
+  return keras.optimizers.legacy.Adam(train_config.learning_rate, epsilon=train_config.adam_epsilon,
+                                      global_clipnorm=train_config.clipnorm)
+
+
+@contextlib.contextmanager
+def precision_policy(name: str):
+  """Builds layers under a Keras dtype policy ("float32" or "mixed_bfloat16"),
+  restoring the global policy after. Variables stay float32 either way, so
+  checkpoints do not depend on it; heads and likelihoods stay float32."""
+  previous = keras.mixed_precision.global_policy()
+  keras.mixed_precision.set_global_policy(name)
+  try:
+    yield
+  finally:
+    keras.mixed_precision.set_global_policy(previous)
 
 
 # --- model directory --------------------------------------------------------------------
@@ -184,17 +227,17 @@ def train(model_config: ModelConfig, train_config: TrainConfig, model_dir: str,
   strategy = strategy or make_strategy(train_config.strategy)
   keras.utils.set_random_seed(model_config.seed)  # reproducible initial weights
   with strategy.scope():
-    model = build_model(model_config)
-    optimizer = keras.optimizers.Adam(train_config.learning_rate, epsilon=train_config.adam_epsilon,
-                                      global_clipnorm=train_config.clipnorm)
+    with precision_policy(train_config.precision):
+      model = build_model(model_config)
+    optimizer = make_optimizer(train_config)
     model.compile(optimizer=optimizer, jit_compile=train_config.jit_compile,
                   steps_per_execution=train_config.steps_per_execution)
     epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
     checkpoint = make_checkpoint(model, optimizer, epoch)
     if checkpoint_path:
-      # Create the optimiser's slots first so the restore fills them instead of deferring.
-      optimizer.build(model.trainable_variables)
-      checkpoint.restore(checkpoint_path).assert_existing_objects_matched()
+      # The optimiser's slots do not exist yet: their values wait in the restore and
+      # fill the slots when the first step creates them.
+      restored = checkpoint.restore(checkpoint_path).assert_existing_objects_matched()
   initial_epoch = int(epoch.numpy())
 
   tf.io.gfile.makedirs(model_dir)
@@ -205,6 +248,8 @@ def train(model_config: ModelConfig, train_config: TrainConfig, model_dir: str,
       f.write(flags_text)
 
   if initial_epoch >= train_config.epochs:
+    if checkpoint_path:
+      restored.expect_partial()  # no step will run to create the optimiser state it holds
     if verbose:
       print(f"{model_dir}: already trained for {initial_epoch} epochs (asked {train_config.epochs}); nothing to do")
     return TrainResult(model, {}, initial_epoch)

@@ -45,8 +45,13 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_float("clipnorm", None, "Clip the global gradient norm (the authors' code: 5).", **d)
   flags.DEFINE_integer("warmup_epochs", 200, "KL warm-up: weight rises 0 -> 1 over these epochs.", **d)
   flags.DEFINE_integer("eval_every", 10, "Evaluate the held-out set every N epochs.", **d)
-  flags.DEFINE_bool("jit_compile", True, "Compile the training step with XLA.", **d)
+  flags.DEFINE_bool("jit_compile", False, "Compile each replica's forward and backward pass with XLA.", **d)
+  flags.DEFINE_integer("intra_op_threads", -1, "TF intra-op threads; -1: half the cores when there is no GPU, "
+                       "0: TensorFlow's default.", **d)
+  flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads; 0: TensorFlow's default.", **d)
   flags.DEFINE_integer("steps_per_execution", 50, "Training steps per call into the compiled graph.", **d)
+  flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
+                    "Keras dtype policy: mixed_bfloat16 runs hidden layers in bfloat16 (heads stay float32).", **d)
   flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "default", "one_device", "multi_worker"],
                     "tf.distribute strategy.", **d)
   flags.DEFINE_integer("verbose", 1, "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.", **d)
@@ -66,7 +71,8 @@ def train_config_from_flags(fv=FLAGS):
   return config_lib.TrainConfig(
       epochs=fv.epochs, batch_size=fv.batch_size, learning_rate=fv.learning_rate, adam_epsilon=fv.adam_epsilon,
       clipnorm=fv.clipnorm, warmup_epochs=fv.warmup_epochs, eval_every=fv.eval_every, data_seed=fv.data_seed,
-      jit_compile=fv.jit_compile, steps_per_execution=fv.steps_per_execution, strategy=fv.strategy)
+      jit_compile=fv.jit_compile, steps_per_execution=fv.steps_per_execution, strategy=fv.strategy,
+      precision=fv.precision)
 
 
 def main(argv):
@@ -76,6 +82,7 @@ def main(argv):
   # TensorFlow is imported only now, so bad flags are reported without its start-up noise.
   from pipelines import idx, mnist  # pylint: disable=g-import-not-at-top
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+  training.configure_cpu_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
   try:
     model_config = model_config_from_flags()
     train_config = train_config_from_flags()

@@ -5,6 +5,7 @@ import os
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
 
 from jmvae_tf import config, training
 from pipelines import mnist
@@ -38,6 +39,18 @@ def test_loss_falls_for_every_model(tmp_path, mnist_slice, name, extra):
   loss, val_loss = result.history["loss"], result.history["val_loss"]
   assert loss[-1] < loss[0] and val_loss[-1] < val_loss[0], (loss, val_loss)
   assert all(np.isfinite(loss))
+
+
+def test_mixed_bfloat16_trains_with_float32_heads(tmp_path, mnist_slice):
+  result = fit(tmp_path, *mnist_slice, config.ModelConfig(model="jmvae_kl"), epochs=2, precision="mixed_bfloat16")
+  model = result.model
+  assert model.joint_encoder.branches[0].layers[-1].compute_dtype == "bfloat16"
+  assert model.joint_encoder.mean_head.compute_dtype == "float32"
+  assert all(v.dtype == tf.float32 for v in model.trainable_variables)  # checkpoints stay float32
+  assert model.decoders["image"](tf.zeros([1, 64])).dtype == tf.float32
+  assert result.history["loss"][-1] < result.history["loss"][0]
+  # the global policy is restored for whatever is built next
+  assert keras.mixed_precision.global_policy().name == "float32"
 
 
 def test_warmup_weight_rises_linearly():
