@@ -14,7 +14,7 @@ its root run ("."):
 Embeddings (`latent_means`): `z_joint` = mean of q(z|x,w) (q(z_1|x,w) for the
 hierarchy) and, per modality, `z_from_<name>`: JMVAE-kl's unimodal encoder; for
 JMVAE and hierarchical JMVAE the other modality is imputed by iterative sampling
-(`serving.iterative_sampling`, from 0) and the joint encoder read; CMMA's
+(`evaluation.iterative_impute`, from 0) and the joint encoder read; CMMA's
 `z_from_<condition>` is its conditional prior p(z|c); CVAE has only `z_joint`.
 """
 
@@ -28,7 +28,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins import projector
 
-from jmvae_tf import serving
+from jmvae_tf.evaluation import iterative
 from jmvae_tf.models import CMMA, JMVAE, JMVAEKL, ConditionalModel, HierarchicalJMVAE, MultimodalVAE
 
 Batch = Dict[str, tf.Tensor]
@@ -66,7 +66,7 @@ def encoders(model: MultimodalVAE, iterations: int) -> Dict[str, Callable[[Batch
         raise ValueError("iterative sampling embeddings need exactly two modalities")
 
       def from_one(batch, seed, name=given.name, missing=others[0]):
-        imputed, _, _ = serving.iterative_sampling(model, {name: batch[name]}, missing, iterations, seed)
+        imputed = iterative.iterative_impute(model, {name: batch[name]}, missing.name, iterations, seed)
         return model.encode(imputed, training=False)[0]
     fns[f"z_from_{given.name}"] = from_one
   return fns

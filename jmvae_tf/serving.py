@@ -44,6 +44,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from jmvae_tf import gaussian
+from jmvae_tf.evaluation import iterative
 from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, Modality
 from jmvae_tf.models import CMMA, JMVAE, JMVAEKL, ConditionalModel, HierarchicalJMVAE, MultimodalVAE
 from jmvae_tf.models.base import split_seed
@@ -90,35 +91,19 @@ def empty_outputs(modality: Modality, batch_size: tf.Tensor) -> Dict[str, tf.Ten
 
 def iterative_sampling(model: MultimodalVAE, given: Batch, missing: Modality, num_steps: tf.Tensor,
                        seed: tf.Tensor) -> Tuple[Batch, Dict[str, tf.Tensor], tf.Tensor]:
-  """Fills a missing modality by iterative sampling (paper eq 6; the paper's evaluation).
+  """Fills a missing modality by iterative sampling (paper eq 6), the evaluation's
+  `iterative_impute`, and adds what a client wants back from the last round.
 
-  The missing modality starts at 0; each of `num_steps` rounds draws
-  z ~ q(z|x,w) (`model.encode`, the joint encoder; q(z_1|x,w) for the hierarchy)
-  and x_missing ~ p(x_missing|z) (`model.decoders`), the given modalities fixed.
-  Round k uses the seed fold_in(seed, k). Returns (the batch with the missing
-  modality imputed, `distribution_outputs` of the last round, the last z); with
-  num_steps = 0 the modality stays 0 and the outputs are zeros.
+  Returns (the batch with the missing modality imputed, `distribution_outputs` of
+  the last round's p(missing|z), whose "sample" is the imputed value, the last z);
+  with num_steps = 0 the modality stays 0 and the outputs are zeros.
   """
   num_steps = tf.convert_to_tensor(num_steps, tf.int32)
-  seed = tf.cast(seed, tf.int64)
   batch_size = tf.shape(next(iter(given.values())))[0]
-  decoder = model.decoders[missing.name]
-  initial = empty_outputs(missing, batch_size)
-  initial_z = tf.zeros(tf.stack([batch_size, model.latent_dim]))
-
-  def one_round(step, outputs, z):
-    del z
-    z_seed, x_seed = split_seed(tf.random.experimental.stateless_fold_in(seed, tf.cast(step, tf.int64)), 2)
-    batch = dict(given)
-    batch[missing.name] = outputs["sample"]
-    mean, variance = model.encode(batch, training=False)
-    z = gaussian.sample(mean, variance, z_seed)
-    return step + 1, distribution_outputs(decoder(z, training=False), missing, x_seed), z
-
-  _, outputs, z = tf.while_loop(lambda step, outputs, z: step < num_steps, one_round,
-                                (tf.constant(0), initial, initial_z))
-  imputed = dict(given)
-  imputed[missing.name] = outputs["sample"]
+  imputed, z = iterative.iterative_impute_with_latent(model, given, missing.name, num_steps, seed)
+  last_round = distribution_outputs(model.decoders[missing.name](z, training=False), missing, seed)
+  last_round["sample"] = imputed[missing.name]
+  outputs = tf.cond(num_steps > 0, lambda: last_round, lambda: empty_outputs(missing, batch_size))
   return imputed, outputs, z
 
 

@@ -8,13 +8,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
-from idx_writer import write_idx
-from jmvae_tf import training
-from jmvae_tf.config import ModelConfig, TrainConfig
-from pipelines import mnist
+from tiny_runs import train_tiny, write_fake_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -22,36 +18,19 @@ ROOT = Path(__file__).resolve().parents[1]
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory) -> Path:
   """A tiny MNIST-format data set: 200 train, 30 test random images."""
-  directory = tmp_path_factory.mktemp("mnist")
-  rng = np.random.default_rng(0)
-  for role, n in (("train", 200), ("test", 30)):
-    write_idx(directory / mnist.IDX_FILES[f"{role}_images"], rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-    write_idx(directory / mnist.IDX_FILES[f"{role}_labels"], rng.integers(0, 10, n).astype(np.uint8))
-  return directory
-
-
-def _train(model_dir: Path, data_dir: Path, **model_kwargs) -> Path:
-  arrays = mnist.load_arrays(data_dir)
-  config = ModelConfig(latent_dim=2, **model_kwargs)
-  train_config = TrainConfig(epochs=1, batch_size=50, warmup_epochs=0, jit_compile=False, steps_per_execution=1,
-                             strategy="default")
-  training.train(config, train_config, str(model_dir),
-                 lambda start: mnist.train_dataset(arrays.train_images, arrays.train_labels, 50, seed=0,
-                                                   start_epoch=start),
-                 steps_per_epoch=2, verbose=0)
-  return model_dir
+  return write_fake_mnist(tmp_path_factory.mktemp("mnist"), num_train=200, num_test=30)
 
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory, data_dir):
   root = tmp_path_factory.mktemp("runs")
-  return {
-      "jmvae": _train(root / "jmvae", data_dir, model="jmvae"),
-      "jmvae_kl": _train(root / "jmvae_kl", data_dir, model="jmvae_kl"),
-      "hierarchical_jmvae": _train(root / "hier", data_dir, model="hierarchical_jmvae"),
-      "cvae_image": _train(root / "cvae_image", data_dir, model="cvae", target="image", condition="label"),
-      "cvae_label": _train(root / "cvae_label", data_dir, model="cvae", target="label", condition="image"),
-  }
+  runs = {"jmvae": {"model": "jmvae"}, "jmvae_kl": {"model": "jmvae_kl"},
+          "hierarchical_jmvae": {"model": "hierarchical_jmvae"},
+          "cvae_image": {"model": "cvae", "target": "image", "condition": "label"},
+          "cvae_label": {"model": "cvae", "target": "label", "condition": "image"}}
+  for name, kwargs in runs.items():
+    train_tiny(root / name, latent_dim=2, batch_size=50, **kwargs)
+  return {name: root / name for name in runs}
 
 
 def run(module: str, *args: str):

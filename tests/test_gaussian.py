@@ -1,7 +1,6 @@
 """Gaussian helpers against TFP and against hand computations."""
 
 import numpy as np
-import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 

@@ -24,7 +24,7 @@ import tensorflow as tf
 from google.protobuf import text_format
 from tensorboard.plugins import projector as tb_projector
 
-from idx_writer import write_idx
+from tiny_runs import train_tiny, write_fake_mnist
 from jmvae_tf import config as config_lib
 from jmvae_tf import projector, training
 from pipelines import mnist
@@ -35,30 +35,10 @@ NUM_TEST = 30
 LATENT = 4
 
 
-def train_tiny(model_dir: Path, model: str, steps: int = 2):
-  model_config = config_lib.ModelConfig(model=model, latent_dim=LATENT)
-  train_config = config_lib.TrainConfig(epochs=1, batch_size=8, warmup_epochs=0, jit_compile=False,
-                                        steps_per_execution=1, strategy="default")
-  rng = np.random.default_rng(0)
-  data = {"image": (rng.random((32, 28, 28, 1)) < 0.3).astype(np.float32),
-          "label": np.eye(10, dtype=np.float32)[rng.integers(0, 10, 32)]}
-  training.train(model_config, train_config, str(model_dir),
-                 lambda start: tf.data.Dataset.from_tensor_slices(data).repeat().batch(8, drop_remainder=True),
-                 steps_per_epoch=steps, verbose=0)
-
-
 @pytest.fixture(scope="module")
 def fake_mnist(tmp_path_factory) -> Path:
   """A small MNIST-format directory (random digits) so these tests never skip."""
-  directory = tmp_path_factory.mktemp("mnist")
-  rng = np.random.default_rng(3)
-  arrays = {"train_images": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
-            "train_labels": rng.integers(0, 10, 20).astype(np.uint8),
-            "test_images": rng.integers(0, 256, (NUM_TEST + 5, 28, 28), dtype=np.uint8),
-            "test_labels": rng.integers(0, 10, NUM_TEST + 5).astype(np.uint8)}
-  for role, filename in mnist.IDX_FILES.items():
-    write_idx(directory / filename, arrays[role])
-  return directory
+  return write_fake_mnist(tmp_path_factory.mktemp("mnist"), num_train=20, num_test=NUM_TEST + 5, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from jmvae_tf import config as config_lib
+from tiny_runs import train_tiny
 from jmvae_tf import serving, training
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -37,20 +37,6 @@ EXPECTED_SIGNATURES = {
 }
 ITERATIVE = {"jmvae", "hierarchical_jmvae"}
 BATCH = 3
-
-
-def train_tiny(model_dir: Path, model: str, steps: int = 2) -> config_lib.ModelConfig:
-  """A few training steps of a small-latent model on random data, saved like runners.train."""
-  model_config = config_lib.ModelConfig(model=model, latent_dim=4)
-  train_config = config_lib.TrainConfig(epochs=1, batch_size=8, warmup_epochs=0, jit_compile=False,
-                                        steps_per_execution=1, strategy="default")
-  rng = np.random.default_rng(0)
-  data = {"image": (rng.random((32, 28, 28, 1)) < 0.3).astype(np.float32),
-          "label": np.eye(10, dtype=np.float32)[rng.integers(0, 10, 32)]}
-  training.train(model_config, train_config, str(model_dir),
-                 lambda start: tf.data.Dataset.from_tensor_slices(data).repeat().batch(8, drop_remainder=True),
-                 steps_per_epoch=steps, verbose=0)
-  return model_config
 
 
 def request_inputs() -> dict:

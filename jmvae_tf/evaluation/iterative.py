@@ -8,7 +8,7 @@ with stateless seeds: the same (batch, seed) always gives the same imputation.
 
 from __future__ import annotations
 
-from typing import Dict, List, Sequence
+from typing import Dict, List, Sequence, Tuple
 
 import tensorflow as tf
 
@@ -36,7 +36,7 @@ def _check(model, batch: Batch, missing: str):
     raise ValueError(f"iterative sampling of {missing!r} needs the other modalities; batch lacks {absent}")
 
 
-def _step(model, batch: Batch, missing: str, seed: tf.Tensor, sample_missing: bool) -> tf.Tensor:
+def _step(model, batch: Batch, missing: str, seed: tf.Tensor, sample_missing: bool) -> Tuple[tf.Tensor, tf.Tensor]:
   """One round: z ~ q(z_1|x,w), then the missing modality ~ p(.|z_1) (or its mean)."""
   seed_z, seed_x = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
   mean, variance = model.encode(batch, training=False)
@@ -44,7 +44,7 @@ def _step(model, batch: Batch, missing: str, seed: tf.Tensor, sample_missing: bo
   dist = model.decoders[missing](z, training=False)
   # TFP wants int32 stateless seeds; the cast wraps, deterministically.
   value = dist.sample(seed=tf.cast(seed_x, tf.int32)) if sample_missing else dist.mean()
-  return tf.cast(value, batch[missing].dtype)
+  return tf.cast(value, batch[missing].dtype), z
 
 
 def zero_filled(model, batch: Batch, missing: str) -> Batch:
@@ -57,12 +57,31 @@ def zero_filled(model, batch: Batch, missing: str) -> Batch:
 
 @tf.function(reduce_retracing=True)
 def _run_chain(model, batch: Batch, missing: str, iterations: tf.Tensor, seed: tf.Tensor,
-               sample_missing: bool) -> tf.Tensor:
-  value = batch[missing]
-  for i in tf.range(iterations):
+               sample_missing: bool) -> Tuple[tf.Tensor, tf.Tensor]:
+  """(the missing modality after `iterations` rounds, the z of the last round)."""
+  n = tf.shape(batch[missing])[0]
+
+  def one_round(i, value, z):
+    del z
     step_seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
-    value = _step(model, {**batch, missing: value}, missing, step_seed, sample_missing)
-  return value
+    value, z = _step(model, {**batch, missing: value}, missing, step_seed, sample_missing)
+    return i + 1, value, z
+
+  _, value, z = tf.while_loop(lambda i, value, z: i < iterations, one_round,
+                              (tf.constant(0, tf.int64), batch[missing], tf.zeros([n, model.latent_dim])))
+  return value, z
+
+
+def iterative_impute_with_latent(model, batch: Batch, missing: str, iterations, seed, sample_missing: bool = True,
+                                 from_zero: bool = True) -> Tuple[Batch, tf.Tensor]:
+  """`iterative_impute`, also returning the z of the last round (zeros after 0 rounds),
+  so a caller can read the last round's p(missing|z) (as the serving signatures do)."""
+  _check(model, batch, missing)
+  start = zero_filled(model, batch, missing) if from_zero else {k: batch[k] for k in model.modality_names}
+  seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), _IMPUTE_STREAM)
+  iterations = tf.cast(iterations, tf.int64)
+  value, z = _run_chain(model, start, missing, iterations, seed, bool(sample_missing))
+  return {**start, missing: value}, z
 
 
 def iterative_impute(model, batch: Batch, missing: str, iterations, seed, sample_missing: bool = True,
@@ -72,13 +91,9 @@ def iterative_impute(model, batch: Batch, missing: str, iterations, seed, sample
   from_zero: start the missing modality at 0 (the paper); False continues from
   batch[missing] (to extend a chain). sample_missing: draw x ~ p(x|z) (eq 6); False
   uses the decoder's mean instead. iterations = 0 returns the starting point.
+  `iterations` may be a Python int or a scalar tensor (e.g. a serving input).
   """
-  _check(model, batch, missing)
-  start = zero_filled(model, batch, missing) if from_zero else {k: batch[k] for k in model.modality_names}
-  seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), _IMPUTE_STREAM)
-  value = _run_chain(model, start, missing, tf.constant(int(iterations), tf.int64)
-                     if isinstance(iterations, int) else tf.cast(iterations, tf.int64), seed, bool(sample_missing))
-  return {**start, missing: value}
+  return iterative_impute_with_latent(model, batch, missing, iterations, seed, sample_missing, from_zero)[0]
 
 
 def imputation_trajectory(model, batch: Batch, missing: str, steps: Sequence[int], seed) -> List[tf.Tensor]:
@@ -98,5 +113,5 @@ def imputation_trajectory(model, batch: Batch, missing: str, steps: Sequence[int
                                tf.random.experimental.stateless_fold_in(seed, 2 * i), from_zero=False)
       done = k
     rows.append(_step(model, state, missing, tf.random.experimental.stateless_fold_in(seed, 2 * i + 1),
-                      sample_missing=False))
+                      sample_missing=False)[0])
   return rows

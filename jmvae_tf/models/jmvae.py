@@ -6,9 +6,10 @@ import itertools
 from typing import Dict, Sequence
 
 import tensorflow as tf
+import tensorflow_probability as tfp
 
 from jmvae_tf import gaussian
-from jmvae_tf.models.base import LOSS, Batch, MultimodalVAE, split_seed
+from jmvae_tf.models.base import LOSS, Batch, MultimodalVAE
 from jmvae_tf.modalities import Modality
 from jmvae_tf.networks import MNIST_MLP, Architecture
 
@@ -38,7 +39,7 @@ class JMVAE(MultimodalVAE):
     """(mean, variance) of q(z | all modalities)."""
     return self.joint_encoder(batch, training=training)
 
-  def decode(self, z, training=None) -> Dict[str, "tfd.Distribution"]:
+  def decode(self, z, training=None) -> Dict[str, "tfp.distributions.Distribution"]:
     return {name: dec(z, training=training) for name, dec in self.decoders.items()}
 
   def regulariser(self, batch, mean, variance, training) -> Dict[str, tf.Tensor]:
