@@ -121,13 +121,24 @@ def decode_all(model: MultimodalVAE, z: tf.Tensor, seed: tf.Tensor) -> Dict[str,
   return outputs
 
 
-def check_same_batch(*tensors: tf.Tensor):
-  """An InvalidArgumentError that says what is wrong when the inputs' batch sizes differ
-  (instead of a shape error inside the encoder's concatenation)."""
+def check_same_batch(*tensors: tf.Tensor) -> Tuple[tf.Tensor, ...]:
+  """The inputs, passed through an InvalidArgumentError that says what is wrong when
+  their batch sizes differ (instead of a shape error inside the encoder's concatenation).
+  Callers must use the returned tensors, which wait for the check.
+  """
   first = tensors[0]
-  for t in tensors[1:]:
-    tf.debugging.assert_equal(tf.shape(first)[0], tf.shape(t)[0],
-                              message="every input must have the same batch size (dimension 0)")
+  checks = [tf.debugging.assert_equal(tf.shape(first)[0], tf.shape(t)[0],
+                                      message="every input must have the same batch size (dimension 0)")
+            for t in tensors[1:]]
+  return tuple(checked(t, *checks) for t in tensors)
+
+
+def checked(tensor: tf.Tensor, *checks) -> tf.Tensor:
+  """`tensor`, made to wait for `checks` (assert ops): a bare assert in a graph is not
+  ordered before the stateless ops that read the same input, whose own, less clear
+  error could come first."""
+  with tf.control_dependencies(checks):
+    return tf.identity(tensor)
 
 
 # --- the exported module ---------------------------------------------------------------
@@ -152,13 +163,13 @@ def one_modality_signatures(model: JMVAE, given: Modality, missing: Modality, di
   closures bind this pair; default arguments would become tf.function arguments)."""
   if iterative:
     def encode_one(value, seed, num_steps):
-      tf.debugging.assert_non_negative(num_steps, message="num_steps must be >= 0")
+      num_steps = checked(num_steps, tf.debugging.assert_non_negative(num_steps, message="num_steps must be >= 0"))
       batch, _, _ = iterative_sampling(model, {given.name: value}, missing, num_steps, seed)
       mean, variance = model.encode(batch, training=False)
       return {"mean": mean, "variance": variance}
 
     def generate(value, seed, num_steps):
-      tf.debugging.assert_positive(num_steps, message="num_steps must be >= 1")
+      num_steps = checked(num_steps, tf.debugging.assert_positive(num_steps, message="num_steps must be >= 1"))
       _, outputs, z = iterative_sampling(model, {given.name: value}, missing, num_steps, seed)
       return dict(prefixed(missing.name, outputs), z=z)
 
@@ -192,7 +203,7 @@ def joint_model_signatures(model: JMVAE, x: Modality, w: Modality) -> List[Signa
   specs = []
 
   def encode(x_value, w_value):
-    check_same_batch(x_value, w_value)
+    x_value, w_value = check_same_batch(x_value, w_value)
     batch = {x.name: x_value, w.name: w_value}
     if isinstance(model, HierarchicalJMVAE):
       layers = model.encode_all(batch, training=False)
@@ -212,7 +223,7 @@ def joint_model_signatures(model: JMVAE, x: Modality, w: Modality) -> List[Signa
     specs.extend(one_modality_signatures(model, given, missing, direction, iterative))
 
   def reconstruct(x_value, w_value, seed):
-    check_same_batch(x_value, w_value)
+    x_value, w_value = check_same_batch(x_value, w_value)
     z_seed, x_seed = split_seed(seed, 2)
     mean, variance = model.encode({x.name: x_value, w.name: w_value}, training=False)
     return decode_all(model, gaussian.sample(mean, variance, z_seed), x_seed)
@@ -221,7 +232,8 @@ def joint_model_signatures(model: JMVAE, x: Modality, w: Modality) -> List[Signa
                              "z ~ q(z|x,w), then every modality's p(.|z)"))
 
   def sample(num_samples, seed):
-    tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0")
+    num_samples = checked(num_samples,
+                          tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0"))
     z_seed, x_seed = split_seed(seed, 2)
     if isinstance(model, HierarchicalJMVAE):
       z = model.sample_prior(num_samples, z_seed, training=False)
@@ -241,7 +253,7 @@ def conditional_model_signatures(model: ConditionalModel, x: Modality, w: Modali
   specs = []
 
   def encode(t_value, c_value):
-    check_same_batch(t_value, c_value)
+    t_value, c_value = check_same_batch(t_value, c_value)
     mean, variance = model.encode({target.name: t_value, condition.name: c_value}, training=False)
     return {"mean": mean, "variance": variance}
 
@@ -268,7 +280,7 @@ def conditional_model_signatures(model: ConditionalModel, x: Modality, w: Modali
                              f"z from the prior, then p({target.name}|z,{condition.name})"))
 
   def reconstruct(t_value, c_value, seed):
-    check_same_batch(t_value, c_value)
+    t_value, c_value = check_same_batch(t_value, c_value)
     z_seed, t_seed = split_seed(seed, 2)
     mean, variance = model.encode({target.name: t_value, condition.name: c_value}, training=False)
     z = gaussian.sample(mean, variance, z_seed)
