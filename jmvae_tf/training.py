@@ -56,7 +56,7 @@ def configure_cpu_threads(intra_op: int = -1, inter_op: int = 0) -> tuple:
   (joint and unimodal encoders, one decoder per modality) are independent
   branches, and at batch 100 running them side by side on the inter-op pool beat
   splitting each small matmul over all cores: on 2 cores, intra_op=1 trained
-  JMVAE-kl ~15% faster than TF's default (benchmarks/README.md). 0 keeps TF's default.
+  JMVAE-kl 7-20% faster than TF's default (benchmarks/README.md). 0 keeps TF's default.
   """
   if intra_op < 0:
     intra_op = 0 if tf.config.list_physical_devices("GPU") else max(1, (os.cpu_count() or 2) // 2)
@@ -79,8 +79,8 @@ def make_optimizer(train_config: TrainConfig):
 
   The legacy (OptimizerV2) Adam applies each update with TensorFlow's fused
   ResourceApplyAdam kernel: one multithreaded pass over the 3M parameters. The
-  new Keras optimizer runs a chain of element-wise ops (XLA-compiled or not) and
-  made a JMVAE-kl step about 40% slower on 2 CPU cores (benchmarks/README.md).
+  new Keras optimizer runs a chain of element-wise ops (XLA-compiled or not),
+  which was clearly slower for JMVAE-kl on 2 CPU cores (benchmarks/README.md).
   """
   return keras.optimizers.legacy.Adam(train_config.learning_rate, epsilon=train_config.adam_epsilon,
                                       global_clipnorm=train_config.clipnorm)

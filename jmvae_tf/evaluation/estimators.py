@@ -36,6 +36,7 @@ import tensorflow as tf
 from jmvae_tf import gaussian
 from jmvae_tf.evaluation import iterative
 from jmvae_tf.models import CMMA, CVAE, HierarchicalJMVAE, JMVAE, JMVAEKL, ConditionalModel
+from jmvae_tf.models.base import split_seed
 
 Batch = Dict[str, tf.Tensor]
 
@@ -65,10 +66,6 @@ def per_sample(values: tf.Tensor, n: int) -> tf.Tensor:
   return tf.reshape(values, [n, -1])
 
 
-def _seeds(seed, n: int):
-  return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n))
-
-
 # --- per-model-type estimators ----------------------------------------------------------
 
 class _Estimators:
@@ -90,7 +87,7 @@ class _Estimators:
     raise NotImplementedError(f"{type(model).__name__} has no IWAE estimate of log p({', '.join(observed)})")
 
   def iwae_conditional(self, model, batch, target, given, k, seed, iterations) -> tf.Tensor:
-    seed_joint, seed_given = _seeds(seed, 2)
+    seed_joint, seed_given = split_seed(seed, 2)
     observed = tuple(sorted(set(given) | {target}))
     joint = log_mean_exp(self.log_weights(model, batch, observed, k, seed_joint, iterations))
     marginal = log_mean_exp(self.log_weights(model, batch, tuple(sorted(given)), k, seed_given, iterations))
@@ -129,7 +126,7 @@ class _JMVAEEstimators(_Estimators):
     return self.posterior_layers(model, imputed)
 
   def conditional(self, model, batch, target, given, n, seed, iterations):
-    seed_impute, seed_z = _seeds(seed, 2)
+    seed_impute, seed_z = split_seed(seed, 2)
     if set(given) == set(model.modality_names):
       posteriors = self.posterior_layers(model, batch)
     else:
@@ -142,7 +139,7 @@ class _JMVAEEstimators(_Estimators):
     return [tf.random.stateless_normal([rows, model.latent_dim], seed=seed)]
 
   def log_weights(self, model, batch, observed, k, seed, iterations):
-    seed_impute, seed_z, seed_prior = _seeds(seed, 3)
+    seed_impute, seed_z, seed_prior = split_seed(seed, 3)
     marginal = set(observed) != set(model.modality_names)
     if marginal:
       posteriors = self.given_only_posteriors(model, batch, observed, seed_impute, iterations)
@@ -152,7 +149,7 @@ class _JMVAEEstimators(_Estimators):
     # p(z|w); where the model imputes, half the draws come from the prior (defensive mixture
     # r = (p(z) + q)/2, Hesterberg 1995), which keeps the bound valid and the weights bounded.
     num_prior = k // 2 if (marginal and self.imputes_missing) else 0
-    layer_seeds = _seeds(seed_z, len(posteriors))
+    layer_seeds = split_seed(seed_z, len(posteriors))
     zs = [sample_n(m, v, k - num_prior, s) for (m, v), s in zip(posteriors, layer_seeds)]
     if num_prior:
       rows = num_prior * tf.shape(posteriors[0][0])[0]
@@ -190,7 +187,7 @@ class _HierarchicalEstimators(_JMVAEEstimators):
     return total
 
   def prior_layers(self, model, rows, seed):
-    seeds = _seeds(seed, model.num_layers)
+    seeds = split_seed(seed, model.num_layers)
     zs = [tf.random.stateless_normal([rows, model.latent_dim], seed=seeds[-1])]
     for prior, s in zip(reversed(model.priors), reversed(seeds[:-1])):
       mean, variance = prior(zs[0], training=False)
@@ -198,7 +195,7 @@ class _HierarchicalEstimators(_JMVAEEstimators):
     return zs
 
   def bound_latents(self, model, posteriors, n, seed):
-    seeds = _seeds(seed, model.num_layers)
+    seeds = split_seed(seed, model.num_layers)
     mean, variance = posteriors[-1]
     z = sample_n(mean, variance, n, seeds[-1])
     for prior, s in zip(reversed(model.priors), reversed(seeds[:-1])):

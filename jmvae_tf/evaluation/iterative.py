@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from jmvae_tf import gaussian
 from jmvae_tf.models import HierarchicalJMVAE, JMVAE
+from jmvae_tf.models.base import split_seed
 
 Batch = Dict[str, tf.Tensor]
 
@@ -38,7 +39,7 @@ def _check(model, batch: Batch, missing: str):
 
 def _step(model, batch: Batch, missing: str, seed: tf.Tensor, sample_missing: bool) -> Tuple[tf.Tensor, tf.Tensor]:
   """One round: z ~ q(z_1|x,w), then the missing modality ~ p(.|z_1) (or its mean)."""
-  seed_z, seed_x = tf.unstack(tf.random.experimental.stateless_split(seed, 2))
+  seed_z, seed_x = split_seed(seed, 2)
   mean, variance = model.encode(batch, training=False)
   z = gaussian.sample(mean, variance, seed_z)
   dist = model.decoders[missing](z, training=False)

@@ -19,9 +19,9 @@ Batch = Dict[str, tf.Tensor]
 LOSS = "loss"
 
 
-def split_seed(seed: tf.Tensor, n: int):
-  """n independent stateless seeds from one (shape [2])."""
-  return tf.unstack(tf.random.experimental.stateless_split(seed, n), axis=0)
+def split_seed(seed, n: int):
+  """n independent stateless seeds from one (shape [2], any integer dtype)."""
+  return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n), axis=0)
 
 
 class MultimodalVAE(keras.Model):
