@@ -9,6 +9,8 @@ INSTALL_REQUIRES = [
     "tensorflow-probability==0.25.0",
     "tensorflow-datasets==4.9.10",
     "tensorboard==2.21.0",  # tf.summary needs it; TF 2.21 no longer installs it
+    # TFDS's download path imports it (through etils.epath) but does not install it.
+    "importlib_resources>=6,<7",
     "absl-py>=2.1,<3",
     "numpy>=1.26,<3",
     "matplotlib>=3.8,<4",   # the paper's figures

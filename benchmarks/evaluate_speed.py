@@ -43,7 +43,7 @@ def main(argv):
     model = training.restore_model(FLAGS.model_dir)
     name = training.read_model_config(FLAGS.model_dir).model
   else:
-    model, name = config_lib.build_model(config_lib.ModelConfig(model=FLAGS.model)), FLAGS.model
+    model, name = config_lib.build_model(config_lib.ModelConfig.make(FLAGS.model)), FLAGS.model
   if FLAGS.data_dir:
     arrays = mnist.load_arrays(FLAGS.data_dir)
     images, labels = arrays.test_images[:FLAGS.num_test], arrays.test_labels[:FLAGS.num_test]

@@ -1,66 +1,123 @@
 """Typed configs and the model registry.
 
-`ModelConfig` says which objective and networks to build; it is written into
-the model directory as JSON so evaluation and export can rebuild the model, and
-so a restart can tell a checkpoint of another model. `TrainConfig` holds the
-optimisation settings (paper's values as defaults).
+`ModelConfig` says which objective to build, on which data set's modalities and
+networks, with the options that objective uses (its `options_class`, defined
+beside the model). It is written into the model directory as `run.json` (flat:
+model, dataset, architecture, modalities, then the options) so evaluation and
+export can rebuild the model and a restart can tell a checkpoint of another
+model. `TrainConfig` holds the optimisation settings (the paper's values).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Optional, Tuple
+from typing import Dict, Optional, Tuple
 
 from jmvae_tf import models, networks, registry
 from jmvae_tf.modalities import Modality, mnist_modalities
 
 MODEL_CLASSES = {
-    "jmvae": models.JMVAE,
-    "jmvae_kl": models.JMVAEKL,
-    "hierarchical_jmvae": models.HierarchicalJMVAE,
-    "cvae": models.CVAE,
-    "cmma": models.CMMA,
+  "jmvae": models.JMVAE,
+  "jmvae_kl": models.JMVAEKL,
+  "hierarchical_jmvae": models.HierarchicalJMVAE,
+  "cvae": models.CVAE,
+  "cmma": models.CMMA,
 }
 assert tuple(MODEL_CLASSES) == registry.MODEL_NAMES
 
 
+def options_class(model: str):
+  if model not in MODEL_CLASSES:
+    raise ValueError(f"unknown model {model!r}; choose from {sorted(MODEL_CLASSES)}")
+  return MODEL_CLASSES[model].options_class
+
+
+def option_names(model: str) -> Tuple[str, ...]:
+  """The options `model` is configured by (its options dataclass's fields)."""
+  return tuple(f.name for f in dataclasses.fields(options_class(model)))
+
+
 @dataclasses.dataclass(frozen=True)
 class ModelConfig:
-  model: str = "jmvae_kl"
+  """An objective, its options, and the data it reads. Build one with `make`."""
+
+  model: str
+  options: models.ModelOptions
   modalities: Tuple[Modality, ...] = mnist_modalities()
-  latent_dim: int = 64
   architecture: str = networks.MNIST_MLP.name
-  seed: int = 0
-  # JMVAE-kl (paper: alpha 1, alpha terms not warmed up, summed over subsets).
-  alpha: float = 1.0
-  anneal_alpha: bool = False
-  alpha_reduction: str = "sum"
-  # Hierarchical JMVAE: number of stochastic layers L.
-  num_layers: int = 2
-  # CVAE / CMMA: generate `target` given `condition`.
-  target: str = "image"
-  condition: str = "label"
+  dataset: str = "mnist"
 
   def __post_init__(self):
-    if self.model not in MODEL_CLASSES:
-      raise ValueError(f"unknown model {self.model!r}; choose from {sorted(MODEL_CLASSES)}")
-    if self.latent_dim < 1:
-      raise ValueError(f"latent_dim must be positive, got {self.latent_dim}")
+    if not isinstance(self.options, options_class(self.model)):
+      raise ValueError(
+        f"{self.model} takes {options_class(self.model).__name__}, got {type(self.options).__name__}"
+      )
     networks.get_architecture(self.architecture)
     object.__setattr__(self, "modalities", tuple(self.modalities))
 
+  @classmethod
+  def make(
+    cls,
+    model: str = "jmvae_kl",
+    modalities=None,
+    architecture: Optional[str] = None,
+    dataset: str = "mnist",
+    **options,
+  ) -> "ModelConfig":
+    """`model` with `options` (only those it uses: another is a ValueError naming it)."""
+    unknown = sorted(set(options) - set(option_names(model)))
+    if unknown:
+      raise ValueError(f"{model} has no option {', '.join(unknown)}; it has {option_names(model)}")
+    return cls(
+      model,
+      options_class(model)(**options),
+      modalities if modalities is not None else mnist_modalities(),
+      architecture or networks.MNIST_MLP.name,
+      dataset,
+    )
+
+  @property
+  def latent_dim(self) -> int:
+    return self.options.latent_dim
+
+  @property
+  def seed(self) -> int:
+    return self.options.seed
+
+  def as_dict(self) -> Dict:
+    """Flat: what run.json holds and what a resume compares."""
+    return {
+      "model": self.model,
+      "dataset": self.dataset,
+      "architecture": self.architecture,
+      "modalities": [m.to_dict() for m in self.modalities],
+      **dataclasses.asdict(self.options),
+    }
+
   def to_json(self) -> str:
-    d = dataclasses.asdict(self)
-    d["modalities"] = [m.to_dict() for m in self.modalities]
-    return json.dumps(d, indent=2, sort_keys=True)
+    return json.dumps(self.as_dict(), indent=2, sort_keys=True)
 
   @classmethod
   def from_json(cls, text: str) -> "ModelConfig":
+    """Reads run.json, also one written before options moved beside the models (it
+    held every model's options: only those of its model are kept)."""
     d = json.loads(text)
-    d["modalities"] = tuple(Modality.from_dict(m) for m in d["modalities"])
-    known = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in d.items() if k in known})
+    names = option_names(d["model"])
+    return cls.make(
+      d["model"],
+      tuple(Modality.from_dict(m) for m in d["modalities"]),
+      d.get("architecture"),
+      d.get("dataset", "mnist"),
+      **{k: v for k, v in d.items() if k in names},
+    )
+
+  def differences(self, other: "ModelConfig") -> Dict[str, tuple]:
+    """{field: (self's value, other's value)} where they differ."""
+    a, b = self.as_dict(), other.as_dict()
+    if a["model"] != b["model"]:  # their options differ too, but only this matters
+      return {"model": (a["model"], b["model"])}
+    return {k: (a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)}
 
 
 PRECISIONS = ("float32", "mixed_bfloat16")
@@ -71,15 +128,15 @@ class TrainConfig:
   epochs: int = 2000
   batch_size: int = 100
   learning_rate: float = 1e-3
-  adam_epsilon: float = 1e-7        # the authors' code: 1e-4
+  adam_epsilon: float = 1e-7  # the authors' code: 1e-4
   clipnorm: Optional[float] = None  # the authors' code: 5
-  warmup_epochs: int = 200          # KL weight rises linearly 0 -> 1 over these epochs
-  eval_every: int = 10              # epochs between evaluations of the held-out set
+  warmup_epochs: int = 200  # KL weight rises linearly 0 -> 1 over these epochs
+  eval_every: int = 10  # epochs between evaluations of the held-out set
   data_seed: int = 0
-  jit_compile: bool = False         # XLA per replica: slower than TF's fused kernels here (benchmarks/README.md)
+  jit_compile: bool = False  # XLA per replica: slower than TF's fused kernels here
   steps_per_execution: int = 50
   strategy: str = "mirrored"
-  precision: str = "float32"        # or "mixed_bfloat16": hidden layers in bfloat16 (faster on AMX/TPU/GPU)
+  precision: str = "float32"  # or "mixed_bfloat16": hidden layers in bfloat16 (AMX/TPU/GPU)
 
   def __post_init__(self):
     for name in ("epochs", "batch_size", "eval_every", "steps_per_execution"):
@@ -91,19 +148,15 @@ class TrainConfig:
       raise ValueError(f"precision must be one of {PRECISIONS}, got {self.precision!r}")
     if self.learning_rate <= 0:
       raise ValueError(f"learning_rate must be positive, got {self.learning_rate}")
+    if self.adam_epsilon <= 0:
+      raise ValueError(f"adam_epsilon must be positive, got {self.adam_epsilon}")
+    if self.clipnorm is not None and self.clipnorm <= 0:
+      raise ValueError(f"clipnorm must be positive, got {self.clipnorm}")
 
 
 def build_model(config: ModelConfig) -> models.MultimodalVAE:
   """The objective named by `config`, with every variable created."""
-  arch = networks.get_architecture(config.architecture)
-  common = dict(latent_dim=config.latent_dim, seed=config.seed, architecture=arch)
-  if config.model == "jmvae":
-    model = models.JMVAE(config.modalities, **common)
-  elif config.model == "jmvae_kl":
-    model = models.JMVAEKL(config.modalities, alpha=config.alpha, anneal_alpha=config.anneal_alpha,
-                           alpha_reduction=config.alpha_reduction, **common)
-  elif config.model == "hierarchical_jmvae":
-    model = models.HierarchicalJMVAE(config.modalities, num_layers=config.num_layers, **common)
-  else:
-    model = MODEL_CLASSES[config.model](config.modalities, config.target, config.condition, **common)
+  cls = MODEL_CLASSES[config.model]
+  options = dataclasses.asdict(config.options)
+  model = cls(config.modalities, architecture=networks.get_architecture(config.architecture), **options)
   return model.initialize()

@@ -46,3 +46,15 @@ def log_density(z, mean=None, variance=None) -> tf.Tensor:
     variance = tf.ones_like(z)
   log2pi = tf.constant(math.log(2.0 * math.pi), z.dtype)
   return -0.5 * tf.reduce_sum(log2pi + tf.math.log(variance) + tf.square(z - mean) / variance, axis=-1)
+
+
+def tile_samples(t: tf.Tensor, n: int) -> tf.Tensor:
+  """[B, ...] -> [n*B, ...], sample-major (row s*B + b is example b)."""
+  shape = tf.shape(t)
+  tiled = tf.broadcast_to(t[tf.newaxis], tf.concat([[n], shape], 0))
+  return tf.reshape(tiled, tf.concat([[n * shape[0]], shape[1:]], 0))
+
+
+def sample_n(mean: tf.Tensor, variance: tf.Tensor, n: int, seed: tf.Tensor) -> tf.Tensor:
+  """n reparameterised draws of N(mean, variance) per row: [n*B, D], sample-major."""
+  return sample(tile_samples(mean, n), tile_samples(variance, n), seed)

@@ -191,3 +191,166 @@ def get_architecture(name: str) -> Architecture:
   if name not in ARCHITECTURES:
     raise ValueError(f"unknown architecture {name!r}; choose from {sorted(ARCHITECTURES)}")
   return ARCHITECTURES[name]
+
+
+# --- The paper's CelebA architectures (section 4.2) -------------------------------------
+# Notation as in the paper: C = conv 4x4 stride 2, DC = its transpose, B = batch norm,
+# R = ReLU, F = flatten. Branches are chosen by a modality's shape (rank-3 = image), not its
+# name, so the same builders serve any pair of image and vector modalities.
+
+CELEBA_KERNEL = 4
+CELEBA_CONV_CHANNELS = (64, 128, 256, 256)  # C64R-C128BR-C256BR-C256BR
+CELEBA_DECONV_CHANNELS = (256, 128, 64)     # DC256BR-DC128BR-DC64BR, then the DC{C} head
+CELEBA_DECODER_SEED_CHANNELS = 256          # D4096R reshaped to 4x4x256
+CELEBA_VECTOR_HIDDEN = 512                  # D512R-D512BR (encoder), D512BR (decoder)
+CELEBA_DECODER_DENSE = 4096
+CELEBA_TRUNK = 1024                         # the D1024R after the branches
+# Four stride-2 up-convolutions: the decoder starts from an (H/16, W/16) grid.
+CELEBA_UPSAMPLING = 2 ** (len(CELEBA_DECONV_CHANNELS) + 1)
+
+
+def is_image(modality: Modality) -> bool:
+  """Rank-3 (height, width, channels) modalities get convolutional networks."""
+  return len(modality.shape) == 3
+
+
+def _conv(channels: int, name: str, transpose: bool = False, **kwargs) -> keras.layers.Layer:
+  """4x4 stride-2 'same' (de)convolution: pad 1, so 64 -> 32 (or 32 -> 64)."""
+  cls = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
+  return cls(channels, CELEBA_KERNEL, strides=2, padding="same", name=name, **kwargs)
+
+
+def _bn_relu(i: int):
+  """B then R; Sequential passes `training` on, so BN uses batch statistics only in training."""
+  return [keras.layers.BatchNormalization(name=f"bn_{i}"), keras.layers.ReLU(name=f"relu_{i}")]
+
+
+def celeba_image_branch(name: str) -> keras.Sequential:
+  """C64R-C128BR-C256BR-C256BR-F: BN after every convolution but the first."""
+  layers = []
+  for i, channels in enumerate(CELEBA_CONV_CHANNELS):
+    if i == 0:
+      layers.append(_conv(channels, f"conv_{i}", activation="relu"))
+    else:
+      layers += [_conv(channels, f"conv_{i}")] + _bn_relu(i)
+  layers.append(keras.layers.Flatten(name="flatten"))
+  return keras.Sequential(layers, name=name)
+
+
+def celeba_vector_branch(name: str) -> keras.Sequential:
+  """D512R-D512BR on a (flattened) vector modality such as the 40 attributes."""
+  hidden = CELEBA_VECTOR_HIDDEN
+  return keras.Sequential([keras.layers.Flatten(name="flatten"),
+                           keras.layers.Dense(hidden, activation="relu", name="dense_0"),
+                           keras.layers.Dense(hidden, name="dense_1")] + _bn_relu(1), name=name)
+
+
+def celeba_branch(modality: Modality, name: str) -> keras.layers.Layer:
+  return celeba_image_branch(name) if is_image(modality) else celeba_vector_branch(name)
+
+
+def celeba_encoder(modalities: Sequence[Modality], latent_dim: int, name: str) -> GaussianEncoder:
+  """(branch per modality)-D1024R, D{latent} heads: q(z|x,w) with both modalities,
+  JMVAE-kl's q(z|x) = C64R-...-F-D1024R or q(z|w) = D512R-D512BR-D1024R with one."""
+  trunk = keras.layers.Dense(CELEBA_TRUNK, activation="relu", name=f"{name}_trunk")
+  return GaussianEncoder({m.name: celeba_branch(m, f"{m.name}_branch") for m in modalities},
+                         latent_dim, trunk=trunk, name=name)
+
+
+class ChannelGroupsToFlat(keras.layers.Layer):
+  """[B, H, W, k*C] -> [B, k*H*W*C], group by group.
+
+  The TFP layers read flat parameters, k blocks of H*W*C (e.g. loc then scale for
+  IndependentNormal); splitting channels first keeps each pixel's k parameters at the
+  same spatial position of the convolution's output.
+  """
+
+  def __init__(self, groups: int, **kwargs):
+    super().__init__(**kwargs)
+    self.groups = groups
+
+  def call(self, inputs):
+    batch = tf.shape(inputs)[0]
+    parts = tf.split(inputs, self.groups, axis=-1) if self.groups > 1 else [inputs]
+    flat = [tf.reshape(p, [batch, -1]) for p in parts]
+    return flat[0] if len(flat) == 1 else tf.concat(flat, axis=-1)
+
+  def get_config(self):
+    return {**super().get_config(), "groups": self.groups}
+
+
+def conv_distribution_head(modality: Modality, name: str = "head") -> keras.Sequential:
+  """The last up-convolution (the paper's DC3 f_mu) and the distribution layer.
+
+  The convolution itself gives the parameters, so unlike `distribution_head` there is no
+  Dense over H*W*C outputs; like it, parameters and likelihood stay in HEAD_DTYPE.
+  """
+  shape = modality.shape
+  mean = tfd.Distribution.mean
+  if modality.kind == GAUSSIAN_FIXED:
+    groups, dist = 1, fixed_variance_normal(shape)
+  elif modality.kind == BERNOULLI:
+    groups = 1
+    dist = tfpl.IndependentBernoulli(shape, convert_to_tensor_fn=mean, name="bernoulli",
+                                     dtype=HEAD_DTYPE)
+  elif modality.kind == GAUSSIAN:
+    groups = 2
+    dist = tfpl.IndependentNormal(shape, convert_to_tensor_fn=mean, name="normal", dtype=HEAD_DTYPE)
+  else:
+    raise ValueError(
+        f"no convolutional decoder head for {modality.name!r} of kind {modality.kind!r}")
+  params = _conv(groups * shape[-1], "params", transpose=True, dtype=HEAD_DTYPE)
+  flat = ChannelGroupsToFlat(groups, name="flat_params", dtype=HEAD_DTYPE)
+  return keras.Sequential([params, flat, dist], name=name)
+
+
+def celeba_image_decoder_body(modality: Modality, name: str) -> keras.Sequential:
+  """D{H/16*W/16*256}R -> reshape (H/16, W/16, 256) -> DC256BR-DC128BR-DC64BR.
+
+  For 64x64 images this is the paper's D4096R and 4x4x256 start.
+  """
+  height, width, _ = modality.shape
+  if height % CELEBA_UPSAMPLING or width % CELEBA_UPSAMPLING:
+    raise ValueError(f"the convolutional decoder upsamples by {CELEBA_UPSAMPLING}, so "
+                     f"{modality.name!r} needs height and width divisible by "
+                     f"{CELEBA_UPSAMPLING}; got shape {modality.shape}")
+  grid = (height // CELEBA_UPSAMPLING, width // CELEBA_UPSAMPLING, CELEBA_DECODER_SEED_CHANNELS)
+  layers = [keras.layers.Flatten(name="flatten"),
+            keras.layers.Dense(grid[0] * grid[1] * grid[2], activation="relu", name="dense_0"),
+            keras.layers.Reshape(grid, name="reshape")]
+  for i, channels in enumerate(CELEBA_DECONV_CHANNELS):
+    layers += [_conv(channels, f"deconv_{i}", transpose=True)] + _bn_relu(i)
+  return keras.Sequential(layers, name=name)
+
+
+def celeba_vector_decoder_body(name: str) -> keras.Sequential:
+  """D4096R-D512BR; the D{size} parameters are the distribution head's Dense."""
+  return keras.Sequential(
+      [keras.layers.Flatten(name="flatten"),
+       keras.layers.Dense(CELEBA_DECODER_DENSE, activation="relu", name="dense_0"),
+       keras.layers.Dense(CELEBA_VECTOR_HIDDEN, name="dense_1")] + _bn_relu(1), name=name)
+
+
+def celeba_decoder(modality: Modality, name: str) -> Decoder:
+  """p(x|z) = D4096R-DC256BR-DC128BR-DC64BR-DC3 or p(w|z) = D4096R-D512BR-D40, each with
+  the modality's likelihood (the paper's CelebA: tanh mean, variance 1)."""
+  if is_image(modality):
+    return Decoder(celeba_image_decoder_body(modality, f"{name}_body"), modality,
+                   head=conv_distribution_head(modality), name=name)
+  return Decoder(celeba_vector_decoder_body(f"{name}_body"), modality, name=name)
+
+
+def celeba_conditional(latent_dim: int, name: str) -> GaussianConditional:
+  """p(z_1|z_2) (hierarchical JMVAE): D1024R-D1024R, D{latent} heads."""
+  return GaussianConditional(mlp((CELEBA_TRUNK, CELEBA_TRUNK), name=f"{name}_body"), latent_dim,
+                             name=name)
+
+
+def celeba_top_features(name: str) -> keras.layers.Layer:
+  """The hierarchy's second deterministic layer h_2 = D1024R(h_1)."""
+  return mlp((CELEBA_TRUNK,), name=name, flatten=False)
+
+
+CELEBA_CONV = Architecture("celeba_conv", celeba_encoder, celeba_decoder, celeba_conditional,
+                           celeba_top_features)
+ARCHITECTURES[CELEBA_CONV.name] = CELEBA_CONV

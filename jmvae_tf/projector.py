@@ -7,15 +7,17 @@ its root run ("."):
                             embedding (keys `<name>/.ATTRIBUTES/VARIABLE_VALUE`)
   checkpoint                the checkpoint state file (how the plugin finds it)
   projector_config.pbtxt    one embedding per encoder, each with the metadata and sprite
-  metadata.tsv              one label per line, no header (one column: the Projector
-                            reads a header only when there are several, tab-separated)
-  sprite.png                the digits in a square grid, row-major, at most 8192x8192
+  metadata.tsv              one line per example; a header only when there are several
+                            tab-separated columns (e.g. CelebA's 40 attributes)
+  sprite.png                the examples' pictures in a square grid, row-major, at most
+                            8192x8192
 
-Embeddings (`latent_means`): `z_joint` = mean of q(z|x,w) (q(z_1|x,w) for the
-hierarchy) and, per modality, `z_from_<name>`: JMVAE-kl's unimodal encoder; for
-JMVAE and hierarchical JMVAE the other modality is imputed by iterative sampling
-(`evaluation.iterative_impute`, from 0) and the joint encoder read; CMMA's
-`z_from_<condition>` is its conditional prior p(z|c); CVAE has only `z_joint`.
+Embeddings (`latent_means`), all through the models' inference API: `z_joint` = mean
+of q(z|all modalities) (q(z_1|x,w) for the hierarchy) and, per modality the model
+can infer z from alone, `z_from_<name>` = the mean of `model.posterior` given that
+modality: JMVAE-kl's unimodal encoder; JMVAE and hierarchical JMVAE impute the
+other modality by iterative sampling; CMMA's conditional prior p(z|c). An embedding that is the same
+for every example (CVAE's prior N(0, I) given the label) is left out.
 """
 
 from __future__ import annotations
@@ -28,8 +30,7 @@ import numpy as np
 import tensorflow as tf
 from tensorboard.plugins import projector
 
-from jmvae_tf.evaluation import iterative
-from jmvae_tf.models import CMMA, JMVAE, JMVAEKL, ConditionalModel, HierarchicalJMVAE, MultimodalVAE
+from jmvae_tf.models import MultimodalVAE
 
 Batch = Dict[str, tf.Tensor]
 MAX_SPRITE_PIXELS = 8192  # the Projector's limit on each side of the sprite
@@ -48,27 +49,18 @@ def encoders(model: MultimodalVAE, iterations: int) -> Dict[str, Callable[[Batch
   """Embedding name -> fn(batch, seed) giving latent means [B, latent_dim]."""
   if iterations < 0:
     raise ValueError(f"iterations must be >= 0, got {iterations}")
-  fns = {JOINT: lambda batch, seed: model.encode(batch, training=False)[0]}
-  if isinstance(model, ConditionalModel):
-    if isinstance(model, CMMA):
-      condition = model.condition
-      fns[f"z_from_{condition}"] = lambda batch, seed: model.prior({condition: batch[condition]}, training=False)[0]
-    return fns
-  if not isinstance(model, (JMVAE, HierarchicalJMVAE)):
-    raise ValueError(f"no embeddings for {type(model).__name__}")
-  for given in model.modality_specs:
-    others = [m for m in model.modality_specs if m.name != given.name]
-    if isinstance(model, JMVAEKL):
-      def from_one(batch, seed, name=given.name):
-        return model.encode_subset({name: batch[name]}, [name], training=False)[0]
-    else:
-      if len(others) != 1:
-        raise ValueError("iterative sampling embeddings need exactly two modalities")
+  names = model.modality_names
+  fns = {JOINT: lambda batch, seed: model.posterior(batch, names)[0]}
+  for name in names:
+    try:
+      model.check_given([name])
+    except ValueError:
+      continue
 
-      def from_one(batch, seed, name=given.name, missing=others[0]):
-        imputed = iterative.iterative_impute(model, {name: batch[name]}, missing.name, iterations, seed)
-        return model.encode(imputed, training=False)[0]
-    fns[f"z_from_{given.name}"] = from_one
+    def from_one(batch, seed, name=name):
+      return model.posterior({name: batch[name]}, [name], seed, iterations)[0]
+
+    fns[f"z_from_{name}"] = from_one
   return fns
 
 
@@ -93,48 +85,73 @@ def latent_means(model: MultimodalVAE, batches: Iterable[Batch], iterations: int
       parts[name].append(value.numpy())
   if not any(parts.values()):
     raise ValueError("latent_means: no batches")
-  return {name: np.concatenate(values).astype(np.float32) for name, values in parts.items()}
+  means = {name: np.concatenate(values).astype(np.float32) for name, values in parts.items()}
+  # An embedding equal for every example (CVAE's N(0, I) prior given the label) shows nothing.
+  return {name: m for name, m in means.items() if name == JOINT or np.ptp(m, axis=0).max() > 0}
 
 
-def sprite_grid(images: np.ndarray) -> np.ndarray:
-  """uint8 [N, H, W] -> one [S*H, S*W] image, S = ceil(sqrt(N)), row-major, zero-padded.
-
-  The Projector finds image i at row i // S, column i % S of the sprite.
-  """
-  images = np.asarray(images)
-  if images.ndim != 3:
-    raise ValueError(f"sprite images must be [N, H, W], got shape {images.shape}")
-  n, h, w = images.shape
+def check_sprite_size(n: int, image_size: Sequence[int]) -> None:
+  """A ValueError when n images of image_size = (H, W) exceed the Projector's sprite limit."""
+  h, w = int(image_size[0]), int(image_size[1])
   side = max(1, math.ceil(math.sqrt(n)))
   if side * max(h, w) > MAX_SPRITE_PIXELS:
     most = (MAX_SPRITE_PIXELS // max(h, w)) ** 2
-    raise ValueError(f"a sprite of {n} images of {h}x{w} would be {side * h}x{side * w} pixels; the Projector "
-                     f"allows {MAX_SPRITE_PIXELS}x{MAX_SPRITE_PIXELS} (at most {most} such images)")
-  padded = np.zeros((side * side, h, w), np.uint8)
+    raise ValueError(f"a sprite of {n} images of {h}x{w} would be {side * h}x{side * w} pixels; the "
+                     f"Projector allows {MAX_SPRITE_PIXELS}x{MAX_SPRITE_PIXELS} (at most {most} such "
+                     "images)")
+
+
+def sprite_grid(images: np.ndarray) -> np.ndarray:
+  """uint8 [N, H, W(, C)] -> one [S*H, S*W(, C)] image, S = ceil(sqrt(N)), row-major,
+  zero-padded. The Projector finds image i at row i // S, column i % S of the sprite."""
+  images = np.asarray(images)
+  if images.ndim not in (3, 4):
+    raise ValueError(f"sprite images must be [N, H, W] or [N, H, W, C], got shape {images.shape}")
+  n, h, w = images.shape[:3]
+  check_sprite_size(n, (h, w))
+  side = max(1, math.ceil(math.sqrt(n)))
+  channels = images.shape[3:]
+  padded = np.zeros((side * side, h, w) + channels, np.uint8)
   padded[:n] = images
-  return padded.reshape(side, side, h, w).transpose(0, 2, 1, 3).reshape(side * h, side * w)
+  grid = padded.reshape((side, side, h, w) + channels).swapaxes(1, 2)
+  return grid.reshape((side * h, side * w) + channels)
 
 
-def write_projector(output_dir: str, embeddings: Dict[str, np.ndarray], labels: Sequence[int],
-                    images: np.ndarray) -> str:
-  """Writes the checkpoint, metadata, sprite and projector config; returns output_dir."""
-  labels = np.asarray(labels)
+def metadata_tsv(metadata: Dict[str, np.ndarray]) -> str:
+  """The Projector's metadata: one line per example; a header only with several columns
+  (with one column the Projector reads no header)."""
+  columns = {name: np.asarray(values) for name, values in metadata.items()}
+  rows = zip(*[[str(v.item()) for v in values] for values in columns.values()])
+  lines = ["\t".join(row) for row in rows]
+  if len(columns) > 1:
+    lines.insert(0, "\t".join(columns))
+  return "".join(line + "\n" for line in lines)
+
+
+def write_projector(output_dir: str, embeddings: Dict[str, np.ndarray],
+                    metadata: Dict[str, np.ndarray], images: np.ndarray) -> str:
+  """Writes the checkpoint, metadata, sprite and projector config; returns output_dir.
+
+  `metadata`: named columns, one value per example (e.g. {"label": labels})."""
+  if not isinstance(metadata, dict):
+    metadata = {"label": metadata}
   images = np.asarray(images)
   if not embeddings:
     raise ValueError("write_projector: no embeddings")
+  n = len(next(iter(metadata.values())))
   for name, tensor in embeddings.items():
-    if tensor.ndim != 2 or tensor.shape[0] != labels.shape[0]:
-      raise ValueError(f"embedding {name!r} has shape {tensor.shape}; need [{labels.shape[0]}, D] to match "
+    if tensor.ndim != 2 or tensor.shape[0] != n:
+      raise ValueError(f"embedding {name!r} has shape {tensor.shape}; need [{n}, D] to match "
                        "the metadata rows")
-  if images.shape[0] != labels.shape[0]:
-    raise ValueError(f"{images.shape[0]} sprite images for {labels.shape[0]} labels")
+  if images.shape[0] != n:
+    raise ValueError(f"{images.shape[0]} sprite images for {n} metadata rows")
   sprite = sprite_grid(images)  # checks the size limit before anything is written
   tf.io.gfile.makedirs(output_dir)
 
   with tf.io.gfile.GFile(os.path.join(output_dir, METADATA_FILE), "w") as f:
-    f.write("".join(f"{int(label)}\n" for label in labels))
+    f.write(metadata_tsv(metadata))
   with tf.io.gfile.GFile(os.path.join(output_dir, SPRITE_FILE), "wb") as f:
-    f.write(tf.io.encode_png(sprite[..., np.newaxis]).numpy())
+    f.write(tf.io.encode_png(sprite if sprite.ndim == 3 else sprite[..., np.newaxis]).numpy())
   variables = {name: tf.Variable(tensor, trainable=False, name=name) for name, tensor in embeddings.items()}
   tf.train.Checkpoint(**variables).save(os.path.join(output_dir, CHECKPOINT_PREFIX))
 
@@ -149,9 +166,11 @@ def write_projector(output_dir: str, embeddings: Dict[str, np.ndarray], labels: 
   return output_dir
 
 
-def embed(model: MultimodalVAE, batches: Iterable[Batch], labels: Sequence[int], images: np.ndarray,
-          output_dir: str, iterations: int = 100, seed: int = 0) -> Dict[str, np.ndarray]:
-  """Latent means of `batches` (the binarised `images` with their `labels`) for the Projector."""
+def embed(model: MultimodalVAE, batches: Iterable[Batch], metadata: Dict[str, np.ndarray],
+          images: np.ndarray, output_dir: str, iterations: int = 100,
+          seed: int = 0) -> Dict[str, np.ndarray]:
+  """Latent means of `batches` (the examples pictured by `images` and described by `metadata`)
+  for the Projector."""
   embeddings = latent_means(model, batches, iterations, seed)
-  write_projector(output_dir, embeddings, labels, images)
+  write_projector(output_dir, embeddings, metadata, images)
   return embeddings

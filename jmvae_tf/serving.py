@@ -6,27 +6,26 @@ The SavedModel holds only the graph and the variables (no Python objects of this
 project), so anything with TensorFlow alone (TF Serving, `tf.saved_model.load`,
 `saved_model_cli`) can load it.
 
-How "any available modalities" is expressed: one signature per set of inputs,
-because a SavedModel signature has a fixed set of inputs. With the paper's MNIST
-pair (x = image, the first modality of the config; w = label, the second):
+The signatures come from the model's inference API (`jmvae_tf.models.base`), so
+every model exports what it can do and nothing is decided by its class. With two
+modalities x (the first of the config, e.g. image) and w (the second, e.g. label):
 
-  encode              (image, label)                -> q(z|x,w) params (hierarchical: every layer)
-  encode_image        (image[, seed, num_steps])    -> q(z|x): JMVAE-kl's unimodal encoder;
-                                                       JMVAE / hierarchical: the label is imputed by
-                                                       iterative sampling, then q(z|x,w_imputed)
-  encode_label        (label[, seed, num_steps])    -> likewise q(z|w)
-  generate_x_from_w   (label, seed[, num_steps])    -> image probabilities and a sample
-  generate_w_from_x   (image, seed[, num_steps])    -> label probabilities and a sample
-  reconstruct         (image, label, seed)          -> z ~ q(z|x,w), then every modality's p(.|z)
-  sample              (num_samples, seed)           -> z from the prior, then every modality's p(.|z)
-  serving_default     = generate_x_from_w           (digits from labels)
+  encode              (x, w)                     -> q(z|x,w): mean, variance (hierarchical:
+                                                    also mean_z2, variance_z2, ...)
+  encode_<m>          (m[, seed, num_steps])     -> the Gaussian over z from m alone, for each
+                                                    modality m the model can infer z from:
+                                                    JMVAE-kl's unimodal encoder; JMVAE /
+                                                    hierarchical: the other modality imputed by
+                                                    num_steps rounds of iterative sampling;
+                                                    CVAE/CMMA: the prior given the condition
+  generate_x_from_w   (w, seed[, num_steps])     -> z from w as encode_w, then p(x|z[,w]):
+  generate_w_from_x   (x, seed[, num_steps])        parameters, a sample, and z
+  reconstruct         (x, w, seed)               -> z ~ q(z|x,w), then each generated p(.|z)
+  sample              (num_samples, seed)        -> z from the prior, then each p(.|z)
+                                                    (models without a condition only)
+  serving_default     = generate_x_from_w if the model has it, else generate_w_from_x
 
-`num_steps` (iterative-sampling rounds) is an input only of JMVAE and hierarchical
-JMVAE. CVAE/CMMA (one direction, target | condition) export `encode` (q(z|t,c)),
-`reconstruct`, their one `generate_<target>_from_<condition>` (the default) and, for
-CMMA, `encode_<condition>` (its conditional prior p(z|c)); they have no `sample`
-(their prior needs the condition, which is what generate does).
-
+`num_steps` is an input exactly where the model infers by iterative sampling.
 Seeds are int64 [2] stateless seeds: the same inputs and seed give the same outputs.
 Outputs are named after the modality: `<name>_probs` (Bernoulli / categorical) or
 `<name>_mean` and `<name>_stddev` (Gaussian), and `<name>_sample`; latents `z`,
@@ -44,9 +43,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from jmvae_tf import gaussian
-from jmvae_tf.evaluation import iterative
 from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, Modality
-from jmvae_tf.models import CMMA, JMVAE, JMVAEKL, ConditionalModel, HierarchicalJMVAE, MultimodalVAE
+from jmvae_tf.models import MultimodalVAE
 from jmvae_tf.models.base import split_seed
 
 Batch = Dict[str, tf.Tensor]
@@ -81,43 +79,18 @@ def distribution_outputs(dist, modality: Modality, seed: tf.Tensor) -> Dict[str,
           "sample": mean + stddev * tf.random.stateless_normal(tf.shape(mean), seed, dtype=mean.dtype)}
 
 
-def empty_outputs(modality: Modality, batch_size: tf.Tensor) -> Dict[str, tf.Tensor]:
-  """Zeros shaped like `distribution_outputs` (the state before any sampling round)."""
-  zeros = tf.zeros(tf.concat([[batch_size], modality.shape], 0))
-  if modality.kind in (BERNOULLI, CATEGORICAL):
-    return {"probs": zeros, "sample": zeros}
-  return {"mean": zeros, "stddev": zeros, "sample": zeros}
-
-
-def iterative_sampling(model: MultimodalVAE, given: Batch, missing: Modality, num_steps: tf.Tensor,
-                       seed: tf.Tensor) -> Tuple[Batch, Dict[str, tf.Tensor], tf.Tensor]:
-  """Fills a missing modality by iterative sampling (paper eq 6), the evaluation's
-  `iterative_impute`, and adds what a client wants back from the last round.
-
-  Returns (the batch with the missing modality imputed, `distribution_outputs` of
-  the last round's p(missing|z), whose "sample" is the imputed value, the last z);
-  with num_steps = 0 the modality stays 0 and the outputs are zeros.
-  """
-  num_steps = tf.convert_to_tensor(num_steps, tf.int32)
-  batch_size = tf.shape(next(iter(given.values())))[0]
-  imputed, z = iterative.iterative_impute_with_latent(model, given, missing.name, num_steps, seed)
-  last_round = distribution_outputs(model.decoders[missing.name](z, training=False), missing, seed)
-  last_round["sample"] = imputed[missing.name]
-  outputs = tf.cond(num_steps > 0, lambda: last_round, lambda: empty_outputs(missing, batch_size))
-  return imputed, outputs, z
-
-
 def prefixed(name: str, outputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
   return {f"{name}_{key}": value for key, value in outputs.items()}
 
 
-def decode_all(model: MultimodalVAE, z: tf.Tensor, seed: tf.Tensor) -> Dict[str, tf.Tensor]:
-  """Every modality's p(.|z) parameters and sample (joint models)."""
-  seeds = split_seed(seed, len(model.modality_specs))
+def decode_outputs(model: MultimodalVAE, z: tf.Tensor, batch: Batch, names: Sequence[str],
+                   seed: tf.Tensor) -> Dict[str, tf.Tensor]:
+  """Parameters and a sample of p(name|z[, condition]) for each of `names`, and z."""
+  specs = {m.name: m for m in model.modality_specs}
+  dists = model.decode(z, batch, names=names)
   outputs = {"z": z}
-  for modality, s in zip(model.modality_specs, seeds):
-    outputs.update(prefixed(modality.name, distribution_outputs(
-        model.decoders[modality.name](z, training=False), modality, s)))
+  for name, s in zip(names, split_seed(seed, len(names))):
+    outputs.update(prefixed(name, distribution_outputs(dists[name], specs[name], s)))
   return outputs
 
 
@@ -157,139 +130,104 @@ def modality_spec(modality: Modality) -> tf.TensorSpec:
   return tf.TensorSpec((None,) + modality.shape, tf.float32, name=modality.name)
 
 
-def one_modality_signatures(model: JMVAE, given: Modality, missing: Modality, direction: str,
-                            iterative: bool) -> List[SignatureSpec]:
-  """encode_<given> and generate_<direction>: from `given` alone (a function, so the
-  closures bind this pair; default arguments would become tf.function arguments)."""
-  if iterative:
-    def encode_one(value, seed, num_steps):
-      num_steps = checked(num_steps, tf.debugging.assert_non_negative(num_steps, message="num_steps must be >= 0"))
-      batch, _, _ = iterative_sampling(model, {given.name: value}, missing, num_steps, seed)
-      mean, variance = model.encode(batch, training=False)
-      return {"mean": mean, "variance": variance}
-
-    def generate(value, seed, num_steps):
-      num_steps = checked(num_steps, tf.debugging.assert_positive(num_steps, message="num_steps must be >= 1"))
-      _, outputs, z = iterative_sampling(model, {given.name: value}, missing, num_steps, seed)
-      return dict(prefixed(missing.name, outputs), z=z)
-
-    extra = [SEED_SPEC, NUM_STEPS_SPEC]
-    how = f"{missing.name} imputed by num_steps rounds of iterative sampling"
-    encode_doc = f"q(z|{given.name}, {missing.name}): {how}"
-  else:
-    def encode_one(value):
-      mean, variance = model.encode_subset({given.name: value}, [given.name], training=False)
-      return {"mean": mean, "variance": variance}
-
-    def generate(value, seed):
-      z_seed, x_seed = split_seed(seed, 2)
-      mean, variance = model.encode_subset({given.name: value}, [given.name], training=False)
-      z = gaussian.sample(mean, variance, z_seed)
-      outputs = distribution_outputs(model.decoders[missing.name](z, training=False), missing, x_seed)
-      return dict(prefixed(missing.name, outputs), z=z)
-
-    extra = [SEED_SPEC]
-    how = f"z ~ q(z|{given.name}) (unimodal encoder)"
-    encode_doc = f"q(z|{given.name}): the unimodal encoder"
-  encode_inputs = [modality_spec(given)] + (extra if iterative else [])
-  return [SignatureSpec(f"encode_{given.name}", encode_one, encode_inputs, encode_doc),
-          SignatureSpec(f"generate_{direction}", generate, [modality_spec(given)] + extra,
-                        f"p({missing.name}|z), {how}: parameters and a sample")]
+def _can_infer(model: MultimodalVAE, given: Sequence[str]) -> bool:
+  try:
+    model.check_given(given)
+  except ValueError:
+    return False
+  return True
 
 
-def joint_model_signatures(model: JMVAE, x: Modality, w: Modality) -> List[SignatureSpec]:
-  """Signatures of JMVAE, JMVAE-kl and hierarchical JMVAE (two modalities x, w)."""
-  iterative = not isinstance(model, JMVAEKL)
+def _non_negative(value: tf.Tensor, name: str) -> tf.Tensor:
+  return checked(value, tf.debugging.assert_non_negative(value, message=f"{name} must be >= 0"))
+
+
+def from_one_modality(model: MultimodalVAE, given: Modality) -> Tuple[Callable, List, str]:
+  """fn(value, seed, num_steps) -> (batch, mean, variance) of z from `given` alone, and the
+  extra inputs the signatures take (num_steps only where the model samples iteratively)."""
+  iterative = model.uses_iterative_sampling([given.name])
+
+  def infer(value, seed, num_steps):
+    batch = {given.name: value}
+    mean, variance = model.posterior(batch, [given.name], seed, num_steps)
+    return batch, mean, variance
+
+  how = model.describe_inference([given.name], "num_steps")
+  return infer, ([NUM_STEPS_SPEC] if iterative else []), how
+
+
+def model_signatures(model: MultimodalVAE, x: Modality, w: Modality) -> List[SignatureSpec]:
+  """Every signature the model supports (see the module docstring)."""
+  names = model.modality_names
   specs = []
 
   def encode(x_value, w_value):
     x_value, w_value = check_same_batch(x_value, w_value)
-    batch = {x.name: x_value, w.name: w_value}
-    if isinstance(model, HierarchicalJMVAE):
-      layers = model.encode_all(batch, training=False)
-      outputs = {"mean": layers[0][0], "variance": layers[0][1]}
-      for l, (mean, variance) in enumerate(layers[1:], start=2):
-        outputs[f"mean_z{l}"], outputs[f"variance_z{l}"] = mean, variance
-      return outputs
-    mean, variance = model.encode(batch, training=False)
-    return {"mean": mean, "variance": variance}
+    layers = model.posterior_layers({x.name: x_value, w.name: w_value}, names)
+    outputs = {"mean": layers[0][0], "variance": layers[0][1]}
+    for l, (mean, variance) in enumerate(layers[1:], start=2):
+      outputs[f"mean_z{l}"], outputs[f"variance_z{l}"] = mean, variance
+    return outputs
 
   specs.append(SignatureSpec("encode", encode, [modality_spec(x), modality_spec(w)],
-                             "q(z|x,w): mean and variance" +
-                             (" of every layer" if isinstance(model, HierarchicalJMVAE) else "")))
+                             f"q(z|{x.name},{w.name}): mean and variance of each latent layer"))
 
-  for given, missing in ((x, w), (w, x)):
-    direction = "x_from_w" if given is w else "w_from_x"
-    specs.extend(one_modality_signatures(model, given, missing, direction, iterative))
+  for given, target, direction in ((w, x, "x_from_w"), (x, w, "w_from_x")):
+    if not _can_infer(model, [given.name]):
+      continue
+    specs.extend(one_modality_signatures(model, given, target, direction))
 
   def reconstruct(x_value, w_value, seed):
     x_value, w_value = check_same_batch(x_value, w_value)
-    z_seed, x_seed = split_seed(seed, 2)
-    mean, variance = model.encode({x.name: x_value, w.name: w_value}, training=False)
-    return decode_all(model, gaussian.sample(mean, variance, z_seed), x_seed)
+    batch = {x.name: x_value, w.name: w_value}
+    z_seed, out_seed = split_seed(seed, 2)
+    mean, variance = model.posterior(batch, names)
+    z = gaussian.sample(mean, variance, z_seed)
+    return decode_outputs(model, z, batch, model.generated_modalities, out_seed)
 
-  specs.append(SignatureSpec("reconstruct", reconstruct, [modality_spec(x), modality_spec(w), SEED_SPEC],
-                             "z ~ q(z|x,w), then every modality's p(.|z)"))
+  specs.append(SignatureSpec("reconstruct", reconstruct,
+                             [modality_spec(x), modality_spec(w), SEED_SPEC],
+                             f"z ~ q(z|{x.name},{w.name}), then each generated modality's p(.|z)"))
 
-  def sample(num_samples, seed):
-    num_samples = checked(num_samples,
-                          tf.debugging.assert_non_negative(num_samples, message="num_samples must be >= 0"))
-    z_seed, x_seed = split_seed(seed, 2)
-    if isinstance(model, HierarchicalJMVAE):
-      z = model.sample_prior(num_samples, z_seed, training=False)
-    else:
-      z = tf.random.stateless_normal(tf.stack([num_samples, model.latent_dim]), z_seed)
-    return decode_all(model, z, x_seed)
+  if not model.conditioning_modalities:
+    def sample(num_samples, seed):
+      num_samples = _non_negative(num_samples, "num_samples")
+      z_seed, out_seed = split_seed(seed, 2)
+      z = model.sample_prior(num_samples, z_seed)
+      return decode_outputs(model, z, {}, model.generated_modalities, out_seed)
 
-  prior = "p(z_L)...p(z_1|z_2)" if isinstance(model, HierarchicalJMVAE) else "p(z) = N(0, I)"
-  specs.append(SignatureSpec("sample", sample, [NUM_SAMPLES_SPEC, SEED_SPEC],
-                             f"z from the prior {prior}, then every modality's p(.|z)"))
+    specs.append(SignatureSpec("sample", sample, [NUM_SAMPLES_SPEC, SEED_SPEC],
+                               "z from the prior, then every modality's p(.|z)"))
   return specs
 
 
-def conditional_model_signatures(model: ConditionalModel, x: Modality, w: Modality) -> List[SignatureSpec]:
-  """CVAE / CMMA: one direction (target | condition) only."""
-  target, condition = model.target_spec, model.condition_spec
-  specs = []
+def one_modality_signatures(model: MultimodalVAE, given: Modality, target: Modality,
+                            direction: str) -> List[SignatureSpec]:
+  """encode_<given> and, if the model generates `target`, generate_<direction> (a function,
+  so the closures bind this pair; default arguments would become tf.function arguments)."""
+  infer, extra, how = from_one_modality(model, given)
+  iterative = bool(extra)
 
-  def encode(t_value, c_value):
-    t_value, c_value = check_same_batch(t_value, c_value)
-    mean, variance = model.encode({target.name: t_value, condition.name: c_value}, training=False)
+  def encode_one(value, *rest):
+    seed, num_steps = (rest[0], _non_negative(rest[1], "num_steps")) if iterative else ((0, 0), 0)
+    _, mean, variance = infer(value, seed, num_steps)
     return {"mean": mean, "variance": variance}
 
-  specs.append(SignatureSpec("encode", encode, [modality_spec(target), modality_spec(condition)],
-                             f"q(z|{target.name},{condition.name}): mean and variance"))
-
-  if isinstance(model, CMMA):
-    def encode_condition(c_value):
-      mean, variance = model.prior({condition.name: c_value}, training=False)
-      return {"mean": mean, "variance": variance}
-
-    specs.append(SignatureSpec(f"encode_{condition.name}", encode_condition, [modality_spec(condition)],
-                               f"the conditional prior p(z|{condition.name})"))
-
-  def generate(c_value, seed):
-    z_seed, t_seed = split_seed(seed, 2)
-    mean, variance = model.prior({condition.name: c_value}, training=False)
+  def generate(value, seed, *rest):
+    num_steps = _non_negative(rest[0], "num_steps") if iterative else 0
+    infer_seed, z_seed, out_seed = split_seed(seed, 3)
+    batch, mean, variance = infer(value, infer_seed, num_steps)
     z = gaussian.sample(mean, variance, z_seed)
-    outputs = distribution_outputs(model.decode(z, c_value, training=False), target, t_seed)
-    return dict(prefixed(target.name, outputs), z=z)
+    outputs = decode_outputs(model, z, batch, [target.name], out_seed)
+    return outputs
 
-  direction = "x_from_w" if target == x else "w_from_x"
-  specs.append(SignatureSpec(f"generate_{direction}", generate, [modality_spec(condition), SEED_SPEC],
-                             f"z from the prior, then p({target.name}|z,{condition.name})"))
-
-  def reconstruct(t_value, c_value, seed):
-    t_value, c_value = check_same_batch(t_value, c_value)
-    z_seed, t_seed = split_seed(seed, 2)
-    mean, variance = model.encode({target.name: t_value, condition.name: c_value}, training=False)
-    z = gaussian.sample(mean, variance, z_seed)
-    outputs = distribution_outputs(model.decode(z, c_value, training=False), target, t_seed)
-    return dict(prefixed(target.name, outputs), z=z)
-
-  specs.append(SignatureSpec("reconstruct", reconstruct,
-                             [modality_spec(target), modality_spec(condition), SEED_SPEC],
-                             f"z ~ q(z|{target.name},{condition.name}), then p({target.name}|z,..)"))
+  specs = [SignatureSpec(f"encode_{given.name}", encode_one,
+                         [modality_spec(given)] + ([SEED_SPEC] + extra if iterative else []),
+                         f"the Gaussian over z from {given.name} alone: {how}")]
+  if target.name in model.generated_modalities:
+    specs.append(SignatureSpec(f"generate_{direction}", generate,
+                               [modality_spec(given), SEED_SPEC] + extra,
+                               f"p({target.name}|z), {how}: parameters, a sample and z"))
   return specs
 
 
@@ -318,12 +256,7 @@ class ServingModule(tf.Module):
     if len(modalities) != 2:
       raise ExportError(f"export supports two modalities (x, w); the model has {[m.name for m in modalities]}")
     x, w = modalities
-    if isinstance(model, ConditionalModel):
-      specs = conditional_model_signatures(model, x, w)
-    elif isinstance(model, (JMVAE, HierarchicalJMVAE)):
-      specs = joint_model_signatures(model, x, w)
-    else:
-      raise ExportError(f"no serving signatures for {type(model).__name__}")
+    specs = model_signatures(model, x, w)
     self.model_variables = list(model.variables)
     self.signature_docs = {}
     self.signature_inputs = {}

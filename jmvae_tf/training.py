@@ -123,11 +123,9 @@ def check_model_dir(model_dir: str, config: ModelConfig) -> Optional[str]:
   checkpoint = latest_checkpoint(model_dir)
   saved = read_model_config(model_dir)
   if saved is not None and checkpoint is not None and saved != config:
-    diff = {f.name: (getattr(saved, f.name), getattr(config, f.name)) for f in dataclasses.fields(config)
-            if getattr(saved, f.name) != getattr(config, f.name)}
-    detail = ", ".join(f"{k}: saved {a!r}, asked {b!r}" for k, (a, b) in diff.items())
-    raise RunDirError(f"--model_dir={model_dir} holds a checkpoint of a different model ({detail}); "
-                      "use another --model_dir")
+    detail = ", ".join(f"--{k} {a!r} vs {b!r}" for k, (a, b) in saved.differences(config).items())
+    raise RunDirError(f"--model_dir={model_dir} holds a checkpoint of a different model "
+                      f"({detail}; saved vs asked); use another --model_dir")
   return checkpoint
 
 

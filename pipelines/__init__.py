@@ -1,40 +1,7 @@
-"""tf.data input pipelines (MNIST-like data); knows nothing about models."""
+"""tf.data input pipelines; they know nothing about models.
 
-from pipelines.idx import IdxError, read_idx
-from pipelines.mnist import (
-    IDX_FILES,
-    NUM_CLASSES,
-    DataError,
-    ImageLabelArrays,
-    LabelledImages,
-    MnistArrays,
-    Splits,
-    binarize,
-    eval_dataset,
-    load_arrays,
-    load_idx_dir,
-    load_tfds,
-    split,
-    steps_per_epoch,
-    train_dataset,
-)
-
-__all__ = [
-    "IDX_FILES",
-    "NUM_CLASSES",
-    "DataError",
-    "IdxError",
-    "ImageLabelArrays",
-    "LabelledImages",
-    "MnistArrays",
-    "Splits",
-    "binarize",
-    "eval_dataset",
-    "load_arrays",
-    "load_idx_dir",
-    "load_tfds",
-    "read_idx",
-    "split",
-    "steps_per_epoch",
-    "train_dataset",
-]
+  datasets   the DataSet interface every data set implements
+  registry   the data sets by name (`--dataset`), importable without TensorFlow
+  mnist      MNIST and Fashion-MNIST (IDX files or TFDS), stochastic binarisation
+  idx        the IDX file reader
+"""

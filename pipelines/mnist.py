@@ -19,9 +19,13 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, Modality
+from pipelines import datasets
+from pipelines.datasets import DataError
 from pipelines.idx import IdxError, PathLike, read_idx
 
 NUM_CLASSES = 10
+PAPER_NUM_TRAIN = 50_000
 
 IDX_FILES: dict[str, str] = {
     "train_images": "train-images-idx3-ubyte.gz",
@@ -36,10 +40,6 @@ TFDS_NAMES = ("mnist", "fashion_mnist")
 # so that the training bits, the eval bits and the order are independent.
 _TRAIN_BITS_STREAM = 0x5EED_B175
 _EVAL_BITS_STREAM = 0x0E7A_B175
-
-
-class DataError(ValueError):
-    """The data set is missing, incomplete or inconsistent."""
 
 
 # --------------------------------------------------------------------------
@@ -66,9 +66,6 @@ class ImageLabelArrays:
     train_labels: np.ndarray
     test_images: np.ndarray
     test_labels: np.ndarray
-
-
-MnistArrays = ImageLabelArrays
 
 
 @dataclasses.dataclass(frozen=True)
@@ -365,3 +362,72 @@ def _to_tensors(images: np.ndarray, labels: np.ndarray, what: str) -> tuple[tf.T
 def _fix_batch_dim(value: tf.Tensor, batch_size: int) -> tf.Tensor:
     """Gives full batches a static leading dimension (helps tf.function/XLA)."""
     return tf.ensure_shape(value, [batch_size] + value.shape[1:].as_list())
+
+
+# --------------------------------------------------------------------------
+# The data sets of the registry.
+
+
+class MnistDataSet(datasets.DataSet):
+    """MNIST: x = a 28x28 image binarised stochastically (fresh bits every
+    epoch, fixed bits for evaluation), w = its one-hot label; the paper's split
+    (the first ``num_train`` training images, the rest as validation when
+    asked, the official test set). Read from the four IDX files in
+    ``data_dir``, or through TFDS when ``data_dir`` is None."""
+
+    name = "mnist"
+    architecture = "mnist_mlp"
+    tfds_name = "mnist"
+
+    def __init__(
+        self,
+        data_dir: Optional[PathLike] = None,
+        num_train: Optional[int] = None,
+        validation: bool = False,
+        **options: str,
+    ):
+        datasets.check_options(self.name, options, {})
+        arrays = load_arrays(data_dir, self.tfds_name)
+        if num_train is None:  # the paper's 50,000, or all of a smaller set
+            num_train = min(PAPER_NUM_TRAIN, arrays.train_images.shape[0] - int(validation))
+        self.splits = split(arrays, num_train, validation)
+
+    @property
+    def modalities(self) -> tuple[Modality, ...]:
+        height, width = self.splits.train.images.shape[1:]
+        return (
+            Modality("image", BERNOULLI, (height, width, 1)),
+            Modality("label", CATEGORICAL, (NUM_CLASSES,)),
+        )
+
+    def _part(self, split_name: str) -> Optional[LabelledImages]:
+        return getattr(self.splits, split_name)
+
+    def num_examples(self, split: str) -> int:
+        part = self._part(split) if split in datasets.SPLITS else None
+        return 0 if part is None else part.num_examples
+
+    def train_dataset(self, batch_size: int, seed: int, start_epoch: int = 0) -> tf.data.Dataset:
+        self.check_batch_size(batch_size)
+        train = self.splits.train
+        return train_dataset(train.images, train.labels, batch_size, seed, start_epoch)
+
+    def eval_dataset(
+        self, split: str, batch_size: int, seed: int = 0, num_examples: Optional[int] = None
+    ) -> tf.data.Dataset:
+        n = self.check_split(split, num_examples)
+        part = self._part(split)
+        return eval_dataset(part.images[:n], part.labels[:n], batch_size, seed=seed)
+
+    def display_images(self, split: str, num_examples: int) -> np.ndarray:
+        return self._part(split).images[: self.check_split(split, num_examples)]
+
+    def metadata(self, split: str, num_examples: int) -> dict[str, np.ndarray]:
+        return {"label": self._part(split).labels[: self.check_split(split, num_examples)]}
+
+
+class FashionMnistDataSet(MnistDataSet):
+    """Fashion-MNIST: MNIST's format and split, clothes instead of digits."""
+
+    name = "fashion_mnist"
+    tfds_name = "fashion_mnist"

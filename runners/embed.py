@@ -18,15 +18,13 @@ from absl import app, flags
 from runners import flagutil
 
 FLAGS = flags.FLAGS
-IMAGE_SIDE = 28
 
 
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
   flags.DEFINE_string("model_dir", None, "Model directory written by runners.train (run.json + ckpt/).", **d)
   flags.DEFINE_string("output_dir", None, "Where the projector files go; default MODEL_DIR/projector.", **d)
-  flags.DEFINE_string("data_dir", None, "Directory of the four MNIST-format IDX files; TFDS when unset.", **d)
-  flags.DEFINE_enum("tfds_name", "mnist", ["mnist", "fashion_mnist"], "TFDS data set when --data_dir is unset.", **d)
+  flagutil.define_data_flags(fv)
   flags.DEFINE_integer("num_examples", 10000, "The first N test examples (a 100x100 sprite for 10000).",
                        lower_bound=1, **d)
   flags.DEFINE_integer("iterations", 100, "Iterative-sampling rounds for one-modality embeddings of JMVAE and "
@@ -42,26 +40,30 @@ def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from pipelines import idx, mnist  # pylint: disable=g-import-not-at-top
+
+  from pipelines import registry  # pylint: disable=g-import-not-at-top
+
   from jmvae_tf import projector, training  # pylint: disable=g-import-not-at-top
+
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "projector")
   try:
-    most = (projector.MAX_SPRITE_PIXELS // IMAGE_SIDE) ** 2
-    if FLAGS.num_examples > most:
-      raise ValueError(f"--num_examples={FLAGS.num_examples}: a sprite of {IMAGE_SIDE}x{IMAGE_SIDE} digits holds "
-                       f"at most {most} within the Projector's {projector.MAX_SPRITE_PIXELS} pixels a side")
     model = training.restore_model(FLAGS.model_dir, FLAGS.checkpoint)
-    arrays = mnist.load_arrays(FLAGS.data_dir, FLAGS.tfds_name)
-    if arrays.test_images.shape[0] < FLAGS.num_examples:
-      raise ValueError(f"--num_examples={FLAGS.num_examples}: the test set has {arrays.test_images.shape[0]}")
-  except (ValueError, idx.IdxError, tf.errors.OpError) as e:  # RunDirError, DataError: ValueErrors
+    data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
+    picture_size = data.display_images("test", 1).shape[1:3]
+    try:
+      projector.check_sprite_size(FLAGS.num_examples, picture_size)
+    except ValueError as e:
+      raise ValueError(f"--num_examples={FLAGS.num_examples}: {e}") from None
+    n = data.check_split("test", FLAGS.num_examples)
+    images = data.display_images("test", n)
+  except (ValueError, tf.errors.OpError) as e:  # RunDirError, DataError: ValueErrors
     flagutil.fail(str(e))
-  images = arrays.test_images[:FLAGS.num_examples]
-  labels = arrays.test_labels[:FLAGS.num_examples]
-  batches = mnist.eval_dataset(images, labels, FLAGS.batch_size, seed=FLAGS.data_seed)
-  embeddings = projector.embed(model, batches, labels, images, output_dir, FLAGS.iterations, FLAGS.seed)
-  print(f"wrote {', '.join(f'{k} {v.shape}' for k, v in embeddings.items())} to {os.path.abspath(output_dir)}")
-  print(f"view them: tensorboard --logdir={os.path.abspath(output_dir)}  (PROJECTOR tab, color by label)")
+  batches = data.eval_dataset("test", FLAGS.batch_size, FLAGS.data_seed, n)
+  embeddings = projector.embed(model, batches, data.metadata("test", n), images, output_dir,
+                               FLAGS.iterations, FLAGS.seed)
+  print(f"wrote {', '.join(f'{k} {v.shape}' for k, v in embeddings.items())} to "
+        f"{os.path.abspath(output_dir)}")
+  print(f"view them: tensorboard --logdir={os.path.abspath(output_dir)}  (PROJECTOR tab)")
 
 
 if __name__ == "__main__":

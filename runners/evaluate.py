@@ -32,9 +32,9 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_string("model_dirs", None, "Several model directories: comma-separated, each may be a glob.", **d)
   flags.DEFINE_string("output_dir", None, "Where table1.json/.md go (default: the model dir, or the "
                       "common parent of --model_dirs).", **d)
-  flags.DEFINE_string("data_dir", None, "Directory of the four MNIST IDX files; TFDS when unset.", **d)
-  flags.DEFINE_enum("tfds_name", "mnist", ["mnist", "fashion_mnist"], "TFDS data set when --data_dir is unset.", **d)
-  flags.DEFINE_integer("num_test", 10000, "Test examples: the first N of the test set.", **d)
+  flagutil.define_data_flags(fv)
+  flags.DEFINE_integer("num_test", None, "Test examples: the first N of the test set (default all).",
+                       **d)
   flags.DEFINE_integer("iterations", 100, "K: rounds of iterative sampling (eq 6) for JMVAE/hierarchical.", **d)
   flags.DEFINE_integer("num_samples", 10, "N: samples of z in the eq 11 bound.", **d)
   flags.DEFINE_integer("iwae_samples", 0, "k of the IWAE estimates (e.g. 1000); 0 = off.", **d)
@@ -61,7 +61,7 @@ def expand_model_dirs(model_dir, model_dirs):
 
 
 def check_args(fv=FLAGS):
-  for name, low in (("num_test", 1), ("iterations", 0), ("num_samples", 1), ("iwae_samples", 0),
+  for name, low in (("iterations", 0), ("num_samples", 1), ("iwae_samples", 0),
                     ("batch_size", 1)):
     if getattr(fv, name) < low:
       raise ValueError(f"--{name} must be at least {low}, got {getattr(fv, name)}")
@@ -72,8 +72,8 @@ def model_record(model, config, model_dir, result) -> dict:
   rec = {"model": config.model, "model_dir": os.path.abspath(model_dir), "latent_dim": config.latent_dim,
          "estimator": table.describe_estimator(model, result["num_samples"], result["iterations"]),
          **result}
-  if config.model in ("cvae", "cmma"):
-    rec["direction"] = f"{config.target}|{config.condition}"
+  if model.conditioning_modalities:  # a one-way model: which direction it fills
+    rec["direction"] = f"{','.join(model.generated_modalities)}|{','.join(model.conditioning_modalities)}"
   return rec
 
 
@@ -83,14 +83,17 @@ def write_outputs(directory: str, stem: str, records, markdown: str):
     json.dump(records, f, indent=2, sort_keys=True)
   with open(os.path.join(directory, f"{stem}.md"), "w") as f:
     f.write(markdown + "\n")
+  print(f"wrote {os.path.abspath(os.path.join(directory, stem))}.json and .md")
 
 
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
   # Every check runs before any model is built or evaluated.
-  from pipelines import idx, mnist  # pylint: disable=g-import-not-at-top
+  from pipelines import registry  # pylint: disable=g-import-not-at-top
+
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+
   try:
     check_args()
     dirs = expand_model_dirs(FLAGS.model_dir, FLAGS.model_dirs)
@@ -101,25 +104,24 @@ def main(argv):
         raise ValueError(f"{d}: no run.json, not a model directory of runners.train")
       if training.latest_checkpoint(d) is None:
         raise ValueError(f"{d}: no checkpoint under {training.CKPT_DIR}/")
+      if config.dataset != FLAGS.dataset:
+        raise ValueError(f"{d} was trained on --dataset={config.dataset}, not {FLAGS.dataset}")
       configs.append(config)
-    arrays = mnist.load_arrays(FLAGS.data_dir, FLAGS.tfds_name)
-    available = arrays.test_images.shape[0]
-    if FLAGS.num_test > available:
-      raise ValueError(f"--num_test={FLAGS.num_test} but the test set has {available} examples")
-  except (ValueError, idx.IdxError, mnist.DataError) as e:
+    data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
+    data.check_split("test", FLAGS.num_test)
+  except ValueError as e:  # DataError, IdxError, RunDirError: ValueErrors
     flagutil.fail(str(e))
   from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
 
-  images, labels = arrays.test_images[:FLAGS.num_test], arrays.test_labels[:FLAGS.num_test]
-  dataset = mnist.eval_dataset(images, labels, FLAGS.batch_size, seed=FLAGS.data_seed)
+  dataset = data.eval_dataset("test", FLAGS.batch_size, FLAGS.data_seed, FLAGS.num_test)
   iwae_dataset = None
   if FLAGS.iwae_samples:
     # Keep samples x examples per batch near 20,000 rows.
-    iwae_dataset = mnist.eval_dataset(images, labels, max(1, min(FLAGS.batch_size, 20000 // FLAGS.iwae_samples)),
-                                      seed=FLAGS.data_seed)
+    iwae_batch = max(1, min(FLAGS.batch_size, 20000 // FLAGS.iwae_samples))
+    iwae_dataset = data.eval_dataset("test", iwae_batch, FLAGS.data_seed, FLAGS.num_test)
   records = []
   for d, config in zip(dirs, configs):
-    print(f"evaluating {config.model} ({d}) on {FLAGS.num_test} test examples, N={FLAGS.num_samples}, "
+    print(f"evaluating {config.model} ({d}) on {data.check_split('test', FLAGS.num_test)} test examples, N={FLAGS.num_samples}, "
           f"K={FLAGS.iterations}" + (f", IWAE k={FLAGS.iwae_samples}" if FLAGS.iwae_samples else ""), flush=True)
     model = training.restore_model(d)
     result = table.evaluate(model, dataset, num_samples=FLAGS.num_samples, iterations=FLAGS.iterations,
@@ -139,7 +141,7 @@ def main(argv):
     except ValueError as e:
       flagutil.fail(str(e))
     out = FLAGS.output_dir or os.path.commonpath([os.path.abspath(d) for d in dirs])
-    settings = (f"Test examples: {FLAGS.num_test}; N = {FLAGS.num_samples} samples of z (eq 11); K = "
+    settings = (f"Test examples: {data.check_split('test', FLAGS.num_test)}; N = {FLAGS.num_samples} samples of z (eq 11); K = "
                 f"{FLAGS.iterations} iterative-sampling rounds for JMVAE / hierarchical JMVAE"
                 + (f"; IWAE k = {FLAGS.iwae_samples}" if FLAGS.iwae_samples else "") + ".")
     write_outputs(out, "table1", records, md + "\n\n" + settings)

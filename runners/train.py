@@ -31,9 +31,9 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_string("condition", "label", "CVAE/CMMA: the modality conditioned on.", **d)
   flags.DEFINE_integer("seed", 0, "Seed of the model's initialisation and sampling.", **d)
   # Data.
-  flags.DEFINE_string("data_dir", None, "Directory of the four MNIST-format IDX files; TFDS when unset.", **d)
-  flags.DEFINE_enum("tfds_name", "mnist", ["mnist", "fashion_mnist"], "TFDS data set when --data_dir is unset.", **d)
-  flags.DEFINE_integer("num_train", 50000, "Training examples: the first N training images.", **d)
+  flagutil.define_data_flags(fv)
+  flags.DEFINE_integer("num_train", None, "Training examples: the first N (default: the data set's; "
+                       "MNIST 50,000 as the paper).", lower_bound=1, **d)
   flags.DEFINE_bool("validation", False, "Evaluate on the training images after --num_train instead of test.", **d)
   flags.DEFINE_integer("data_seed", 0, "Seed of shuffling and stochastic binarisation.", **d)
   # Optimisation.
@@ -58,12 +58,14 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.mark_flag_as_required("model_dir", flag_values=fv)
 
 
-def model_config_from_flags(fv=FLAGS):
-  from jmvae_tf import config as config_lib, modalities as modalities_lib  # pylint: disable=g-import-not-at-top
-  return config_lib.ModelConfig(
-      model=fv.model, modalities=modalities_lib.mnist_modalities(), latent_dim=fv.latent_dim, seed=fv.seed,
-      alpha=fv.alpha, anneal_alpha=fv.anneal_alpha, alpha_reduction=fv.alpha_reduction,
-      num_layers=fv.num_layers, target=fv.target, condition=fv.condition)
+def model_config_from_flags(data, fv=FLAGS):
+  """The model's config: the options its objective uses, from the flags of the same name, on
+  `data`'s modalities and networks (`data`: a pipelines.datasets.DataSet)."""
+  from jmvae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+
+  options = {name: getattr(fv, name) for name in config_lib.option_names(fv.model)}
+  return config_lib.ModelConfig.make(fv.model, data.modalities, data.architecture, data.name,
+                                     **options)
 
 
 def train_config_from_flags(fv=FLAGS):
@@ -80,27 +82,30 @@ def main(argv):
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
   # Every check that can fail runs before any training or any write to model_dir;
   # TensorFlow is imported only now, so bad flags are reported without its start-up noise.
-  from pipelines import idx, mnist  # pylint: disable=g-import-not-at-top
+  from pipelines import registry  # pylint: disable=g-import-not-at-top
+
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+
   training.configure_cpu_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
   try:
-    model_config = model_config_from_flags()
     train_config = train_config_from_flags()
+    data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, FLAGS.num_train, FLAGS.validation,
+                                 FLAGS.data_options)
+    model_config = model_config_from_flags(data)
     training.check_model_dir(FLAGS.model_dir, model_config)
-    splits = mnist.split(mnist.load_arrays(FLAGS.data_dir, FLAGS.tfds_name), FLAGS.num_train, FLAGS.validation)
-  except (ValueError, idx.IdxError, mnist.DataError) as e:
+    data.check_batch_size(train_config.batch_size)
+  except ValueError as e:  # DataError, IdxError, RunDirError: ValueErrors
     flagutil.fail(str(e))
-  held_out = splits.validation or splits.test
-  train = splits.train
-  eval_ds = mnist.eval_dataset(held_out.images, held_out.labels, train_config.batch_size, seed=train_config.data_seed)
-  probe = next(iter(mnist.eval_dataset(held_out.images[:1000], held_out.labels[:1000], 1000,
-                                       seed=train_config.data_seed)))
+  held_out = data.held_out_split()
+  seed = train_config.data_seed
+  probe = next(iter(data.eval_dataset(held_out, 1000, seed=seed,
+                                      num_examples=min(1000, data.num_examples(held_out)))))
   training.train(
-      model_config, train_config, FLAGS.model_dir,
-      train_dataset_fn=lambda start: mnist.train_dataset(train.images, train.labels, train_config.batch_size,
-                                                         seed=train_config.data_seed, start_epoch=start),
-      steps_per_epoch=mnist.steps_per_epoch(train.num_examples, train_config.batch_size),
-      eval_dataset=eval_ds, probe_batch=probe, flags_text=FLAGS.flags_into_string(), verbose=FLAGS.verbose)
+    model_config, train_config, FLAGS.model_dir,
+    train_dataset_fn=lambda start: data.train_dataset(train_config.batch_size, seed, start),
+    steps_per_epoch=data.steps_per_epoch(train_config.batch_size),
+    eval_dataset=data.eval_dataset(held_out, train_config.batch_size, seed=seed),
+    probe_batch=probe, flags_text=FLAGS.flags_into_string(), verbose=FLAGS.verbose)
   print(f"checkpoints and TensorBoard logs in {os.path.abspath(FLAGS.model_dir)}")
 
 

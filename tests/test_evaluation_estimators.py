@@ -47,8 +47,8 @@ def test_jmvae_kl_single_conditional_uses_the_unimodal_encoder():
   got = ev.conditional_log_likelihood(model, BATCH, "x", ("w",), num_samples=MANY, iterations=50, seed=SEED)
   want = lg.expected_log_normal(X[:, 0], post_mean[:, 0], post_cov[0, 0], lg.A, lg.B, lg.SX)
   np.testing.assert_allclose(got.numpy(), want, atol=0.03)
-  assert not ev.uses_iterative_sampling(model, "x", ("w",))
-  assert ev.uses_iterative_sampling(lg.build_jmvae(kl=False), "x", ("w",))
+  assert not model.uses_iterative_sampling(("w",))
+  assert lg.build_jmvae(kl=False).uses_iterative_sampling(("w",))
 
 
 def test_iwae_with_the_exact_posterior_is_exact():
@@ -107,13 +107,15 @@ def test_cvae_estimators():
       ev.iwae_conditional_log_likelihood(model, BATCH, "x", ("w",), num_samples=4, seed=SEED).numpy(),
       exact, atol=1e-4)
   single = ev.conditional_log_likelihood(model, BATCH, "x", ("w",), num_samples=MANY, seed=SEED).numpy()
-  np.testing.assert_allclose(single, lg.expected_log_normal(x - lg.E * w, 0.0, 1.0, lg.A, lg.B, lg.SX), atol=0.03)
+  # z from the prior is far from the posterior for the outlying examples: their Monte-Carlo
+  # standard error is about 0.02 at MANY samples, so 3.5 standard errors.
+  np.testing.assert_allclose(single, lg.expected_log_normal(x - lg.E * w, 0.0, 1.0, lg.A, lg.B, lg.SX), atol=0.07)
   post_var = 1.0 / (1.0 + lg.A ** 2 / lg.SX ** 2)
   post_mean = post_var * lg.A * (x - lg.E * w - lg.B) / lg.SX ** 2
   multi = ev.conditional_log_likelihood(model, BATCH, "x", ("x", "w"), num_samples=MANY, seed=SEED).numpy()
   np.testing.assert_allclose(multi, lg.expected_log_normal(x - lg.E * w, post_mean, post_var, lg.A, lg.B, lg.SX),
                              atol=0.03)
-  with pytest.raises(ValueError, match="models x | w only"):
+  with pytest.raises(ValueError, match="models x . w only"):
     ev.conditional_log_likelihood(model, BATCH, "w", ("x",))
 
 

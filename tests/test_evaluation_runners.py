@@ -68,7 +68,7 @@ def test_evaluate_several_dirs_writes_the_whole_table(model_dirs, data_dir, tmp_
 
 @pytest.mark.parametrize("args, message", [
     (["--model_dir=/nonexistent/run"], "no run.json"),
-    (["--num_test=99"], "test set has 30 examples"),
+    (["--num_test=99"], "asked for 99 test examples, it has 30"),
 ])
 def test_evaluate_bad_input_is_one_line(model_dirs, data_dir, args, message):
   base = [f"--model_dir={model_dirs['jmvae']}", f"--data_dir={data_dir}"]

@@ -21,7 +21,7 @@ def random_batch(n=6, seed=0):
 
 
 def build(name, **kw):
-  return config.build_model(config.ModelConfig(model=name, **kw))
+  return config.build_model(config.ModelConfig.make(name, **kw))
 
 
 def test_jmvae_loss_is_reconstruction_plus_weighted_kl():
@@ -41,7 +41,7 @@ def test_jmvae_kl_regulariser(alpha, anneal, reduction):
   t = model.loss_terms(batch, SEED)
   # the KL(q(z|x,w) || q(z|x)) term against TFP's KL between the encoders' Gaussians
   mj, vj = model.encode(batch)
-  mx, vx = model.encode_subset(batch, ["image"])
+  mx, vx = model.posterior(batch, ["image"])
   tfp_kl = tfd.kl_divergence(tfd.MultivariateNormalDiag(mj, tf.sqrt(vj)), tfd.MultivariateNormalDiag(mx, tf.sqrt(vx)))
   np.testing.assert_allclose(t["kl_joint_image"], tfp_kl, rtol=1e-4)
   reg = t["kl_joint_image"] + t["kl_joint_label"]
@@ -66,7 +66,7 @@ def test_hierarchical_loss_and_kl_to_conditional_prior():
   batch = random_batch()
   t = model.loss_terms(batch, SEED)
   np.testing.assert_allclose(t["loss"], t["nll_image"] + t["nll_label"] + t["kl_z1"] + t["kl_z2"], rtol=1e-5)
-  (m1, v1), (m2, v2) = model.encode_all(batch)
+  (m1, v1), (m2, v2) = model.joint_posterior_layers(batch)
   np.testing.assert_allclose(t["kl_z2"], gaussian.kl_divergence(m2, v2), rtol=1e-5)
   assert model.sample_prior(4, SEED).shape == (4, 64)
 

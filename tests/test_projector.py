@@ -96,7 +96,7 @@ def test_projector_files_parse(embedded, fake_mnist):
     ("cmma", {"z_joint", "z_from_label"}),
 ])
 def test_embeddings_of_every_model(name, expected):
-  model = config_lib.build_model(config_lib.ModelConfig(model=name, latent_dim=LATENT))
+  model = config_lib.build_model(config_lib.ModelConfig.make(name, latent_dim=LATENT))
   rng = np.random.default_rng(0)
   batches = [{"image": tf.constant((rng.random((n, 28, 28, 1)) < 0.5).astype(np.float32)),
               "label": tf.constant(np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)])} for n in (4, 3)]
@@ -107,7 +107,7 @@ def test_embeddings_of_every_model(name, expected):
   joined = {k: tf.concat([b[k] for b in batches], 0) for k in batches[0]}
   np.testing.assert_allclose(means["z_joint"], model.encode(joined, training=False)[0], rtol=1e-5, atol=1e-5)
   if name == "jmvae_kl":
-    np.testing.assert_allclose(means["z_from_label"], model.encode_subset({"label": joined["label"]}, ["label"])[0],
+    np.testing.assert_allclose(means["z_from_label"], model.posterior({"label": joined["label"]}, ["label"])[0],
                                rtol=1e-5, atol=1e-5)
   if name == "cmma":
     np.testing.assert_allclose(means["z_from_label"], model.prior({"label": joined["label"]})[0],

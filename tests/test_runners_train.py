@@ -3,12 +3,14 @@
 import glob
 import os
 import subprocess
+import types
 import sys
 from pathlib import Path
 
 import pytest
 from absl import flags
 
+from jmvae_tf.modalities import mnist_modalities
 from runners import train as train_runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -38,7 +40,8 @@ def test_there_is_a_flagfile_for_every_model():
 def test_flagfiles_parse_with_the_papers_settings(flagfile):
   fv = parse(f"--flagfile={flagfile}", "--model_dir=/tmp/unused")
   assert (fv.learning_rate, fv.batch_size, fv.epochs, fv.warmup_epochs, fv.num_train) == (1e-3, 100, 2000, 200, 50000)
-  model_config = train_runner.model_config_from_flags(fv)
+  mnist = types.SimpleNamespace(modalities=mnist_modalities(), architecture="mnist_mlp", name="mnist")
+  model_config = train_runner.model_config_from_flags(mnist, fv)
   assert Path(flagfile).name.startswith(f"mnist_{model_config.model}")
   train_runner.train_config_from_flags(fv)  # valid
   # a later flag overrides the flagfile

@@ -21,7 +21,7 @@ import pytest
 import tensorflow as tf
 
 from tiny_runs import train_tiny
-from jmvae_tf import serving, training
+from jmvae_tf import gaussian, serving, training
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -32,7 +32,8 @@ EXPECTED_SIGNATURES = {
     "jmvae": JOINT_SIGNATURES,
     "jmvae_kl": JOINT_SIGNATURES,
     "hierarchical_jmvae": JOINT_SIGNATURES,
-    "cvae": {"encode", "generate_x_from_w", "reconstruct", "serving_default"},
+    # CVAE's encode_label is its prior N(0, I), which the label does not move.
+    "cvae": {"encode", "encode_label", "generate_x_from_w", "reconstruct", "serving_default"},
     "cmma": {"encode", "encode_label", "generate_x_from_w", "reconstruct", "serving_default"},
 }
 ITERATIVE = {"jmvae", "hierarchical_jmvae"}
@@ -128,7 +129,7 @@ LOADER = textwrap.dedent("""
       enc = loaded.signatures["encode"]
       attempt("batch_mismatch", lambda: enc(image=tf.zeros([2, 28, 28, 1]), label=tf.zeros([3, 10])))
       if "num_steps" in base:
-        attempt("zero_steps", lambda: gen(**dict(base, num_steps=tf.constant(0))))
+        attempt("negative_steps", lambda: gen(**dict(base, num_steps=tf.constant(-1))))
       entry["errors"] = errors
       report[name] = entry
     json.dump(report, open(jobs["outputs"] + "report.json", "w"))
@@ -188,8 +189,8 @@ def test_wrong_inputs_get_tensorflow_errors(name, loaded_outside):
   kind, message = errors["batch_mismatch"]
   assert kind == "InvalidArgumentError" and "same batch size" in message
   if name in ITERATIVE:
-    kind, message = errors["zero_steps"]
-    assert kind == "InvalidArgumentError" and "num_steps must be >= 1" in message
+    kind, message = errors["negative_steps"]
+    assert kind == "InvalidArgumentError" and "num_steps must be >= 0" in message
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -206,12 +207,12 @@ def test_signatures_agree_with_the_public_methods(name, exports):
   np.testing.assert_allclose(encoded["mean"], mean, **close)
   np.testing.assert_allclose(encoded["variance"], variance, **close)
   if name == "hierarchical_jmvae":
-    z2_mean, _ = model.encode_all(batch, training=False)[1]
+    z2_mean, _ = model.joint_posterior_layers(batch, training=False)[1]
     np.testing.assert_allclose(encoded["mean_z2"], z2_mean, **close)
   if name == "jmvae_kl":
     np.testing.assert_allclose(module.encode_label(batch["label"])["mean"],
-                               model.encode_subset({"label": batch["label"]}, ["label"])[0], **close)
-  if name == "cmma":
+                               model.posterior({"label": batch["label"]}, ["label"])[0], **close)
+  if name in ("cmma", "cvae"):
     np.testing.assert_allclose(module.encode_label(batch["label"])["mean"],
                                model.prior({"label": batch["label"]})[0], **close)
   if name in ITERATIVE:
@@ -223,10 +224,7 @@ def test_signatures_agree_with_the_public_methods(name, exports):
 
   seed = tf.constant(inputs["seed"])
   generated = call(module, "generate_x_from_w", inputs)
-  if name in ("cvae",):
-    dist = model.decode(generated["z"], batch["label"])
-  else:
-    dist = model.decoders["image"](generated["z"]) if name != "cmma" else model.decode(generated["z"], None)
+  dist = model.decode(generated["z"], {"label": batch["label"]}, names=["image"])["image"]
   np.testing.assert_allclose(generated["image_probs"], dist.mean(), **close)
   assert set(np.unique(generated["image_sample"])) <= {0.0, 1.0}
   assert generated["image_probs"].shape == (BATCH, 28, 28, 1)
@@ -245,21 +243,23 @@ def test_signatures_agree_with_the_public_methods(name, exports):
     np.testing.assert_allclose(w_from_x["label_probs"], model.decoders["label"](w_from_x["z"]).mean(), **close)
 
 
-def test_iterative_sampling_keeps_the_given_modality_and_follows_the_seed(exports):
-  model, _, _ = exports["jmvae"]
-  spec = model.modality_specs[1]
-  given = {"image": tf.constant(request_inputs()["image"])}
+def test_generation_by_iterative_sampling_follows_the_model_and_the_seed(exports):
+  """generate_w_from_x of JMVAE: z from q(z|x, w_K) with w_K imputed by K rounds, exactly
+  what model.posterior gives for the same seeds; K = 0 reads w = 0."""
+  model, model_config, _ = exports["jmvae"]
+  module = serving.ServingModule(model, model_config.modalities)
+  image = tf.constant(request_inputs()["image"])
   seed = tf.constant([5, 6], tf.int64)
-  imputed, outputs, z = serving.iterative_sampling(model, given, spec, 4, seed)
-  np.testing.assert_array_equal(imputed["image"], given["image"])
-  np.testing.assert_array_equal(imputed["label"], outputs["sample"])
-  np.testing.assert_allclose(np.sum(imputed["label"], -1), 1.0)
-  assert z.shape == (BATCH, model.latent_dim)
-  again, _, _ = serving.iterative_sampling(model, given, spec, 4, seed)
-  np.testing.assert_array_equal(again["label"], imputed["label"])
-  start, zeros, _ = serving.iterative_sampling(model, given, spec, 0, seed)
-  np.testing.assert_array_equal(start["label"], np.zeros((BATCH, 10)))
-  np.testing.assert_array_equal(zeros["probs"], np.zeros((BATCH, 10)))
+  out = module.generate_w_from_x(image, seed, tf.constant(4))
+  infer_seed, z_seed, _ = serving.split_seed(seed, 3)
+  mean, variance = model.posterior({"image": image}, ["image"], infer_seed, 4)
+  np.testing.assert_allclose(out["z"], gaussian.sample(mean, variance, z_seed), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(np.sum(out["label_sample"], -1), 1.0)
+  again = module.generate_w_from_x(image, seed, tf.constant(4))
+  np.testing.assert_array_equal(again["label_sample"], out["label_sample"])
+  zero = module.encode_image(image, seed, tf.constant(0))
+  np.testing.assert_allclose(zero["mean"], model.encode({"image": image, "label": tf.zeros([BATCH, 10])})[0],
+                             rtol=1e-5, atol=1e-5)
 
 
 def test_versions_are_never_overwritten(exports, tmp_path):

@@ -34,7 +34,7 @@ def fit(model_dir, train_slice, test_slice, model_config, epochs, **train_kw):
     ("cmma", {}), ("cmma", {"target": "label", "condition": "image"}),
 ])
 def test_loss_falls_for_every_model(tmp_path, mnist_slice, name, extra):
-  result = fit(tmp_path, *mnist_slice, config.ModelConfig(model=name, **extra), epochs=3,
+  result = fit(tmp_path, *mnist_slice, config.ModelConfig.make(name, **extra), epochs=3,
                jit_compile=(name == "jmvae_kl"))
   loss, val_loss = result.history["loss"], result.history["val_loss"]
   assert loss[-1] < loss[0] and val_loss[-1] < val_loss[0], (loss, val_loss)
@@ -42,7 +42,7 @@ def test_loss_falls_for_every_model(tmp_path, mnist_slice, name, extra):
 
 
 def test_mixed_bfloat16_trains_with_float32_heads(tmp_path, mnist_slice):
-  result = fit(tmp_path, *mnist_slice, config.ModelConfig(model="jmvae_kl"), epochs=2, precision="mixed_bfloat16")
+  result = fit(tmp_path, *mnist_slice, config.ModelConfig.make("jmvae_kl"), epochs=2, precision="mixed_bfloat16")
   model = result.model
   assert model.joint_encoder.branches[0].layers[-1].compute_dtype == "bfloat16"
   assert model.joint_encoder.mean_head.compute_dtype == "float32"
@@ -63,7 +63,7 @@ def _weights(model):
 
 
 def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path, mnist_slice):
-  model_config = config.ModelConfig(model="jmvae_kl")
+  model_config = config.ModelConfig.make("jmvae_kl")
   straight = fit(tmp_path / "straight", *mnist_slice, model_config, epochs=3, warmup_epochs=2)
   first = fit(tmp_path / "resumed", *mnist_slice, model_config, epochs=2, warmup_epochs=2)
   assert first.initial_epoch == 0
@@ -84,17 +84,17 @@ def _snapshot(directory):
 
 
 def test_model_dir_of_another_model_is_refused_and_left_alone(tmp_path, mnist_slice):
-  fit(tmp_path, *mnist_slice, config.ModelConfig(model="jmvae"), epochs=1)
+  fit(tmp_path, *mnist_slice, config.ModelConfig.make("jmvae"), epochs=1)
   before = _snapshot(tmp_path)
-  with pytest.raises(training.RunDirError, match="different model.*model: saved 'jmvae', asked 'cvae'"):
-    fit(tmp_path, *mnist_slice, config.ModelConfig(model="cvae"), epochs=2)
+  with pytest.raises(training.RunDirError, match="different model .--model 'jmvae' vs 'cvae'; saved vs asked"):
+    fit(tmp_path, *mnist_slice, config.ModelConfig.make("cvae"), epochs=2)
   with pytest.raises(training.RunDirError, match="latent_dim"):
-    fit(tmp_path, *mnist_slice, config.ModelConfig(model="jmvae", latent_dim=2), epochs=2)
+    fit(tmp_path, *mnist_slice, config.ModelConfig.make("jmvae", latent_dim=2), epochs=2)
   assert _snapshot(tmp_path) == before
 
 
 def test_model_dir_contents_and_summaries(tmp_path, mnist_slice):
-  fit(tmp_path, *mnist_slice, config.ModelConfig(model="jmvae"), epochs=2, warmup_epochs=2)
+  fit(tmp_path, *mnist_slice, config.ModelConfig.make("jmvae"), epochs=2, warmup_epochs=2)
   assert config.ModelConfig.from_json((tmp_path / training.RUN_FILE).read_text()).model == "jmvae"
   assert (tmp_path / training.FLAGS_FILE).read_text() == "--model=test\n"
   assert training.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")

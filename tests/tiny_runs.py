@@ -26,7 +26,7 @@ def write_fake_mnist(directory: Path, num_train: int, num_test: int, seed: int =
 def train_tiny(model_dir: Path, model: str, latent_dim: int = 4, steps: int = 2, batch_size: int = 8,
                **model_kwargs) -> config_lib.ModelConfig:
   """A few training steps on random binary data, saved like runners.train saves a run."""
-  model_config = config_lib.ModelConfig(model=model, latent_dim=latent_dim, **model_kwargs)
+  model_config = config_lib.ModelConfig.make(model, latent_dim=latent_dim, **model_kwargs)
   train_config = config_lib.TrainConfig(epochs=1, batch_size=batch_size, warmup_epochs=0, steps_per_execution=1,
                                         strategy="default")
   rng = np.random.default_rng(0)

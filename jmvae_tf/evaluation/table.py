@@ -15,7 +15,6 @@ import tensorflow as tf
 import tf_keras as keras
 
 from jmvae_tf.evaluation import estimators
-from jmvae_tf.models import ConditionalModel
 
 # The paper's symbols for the MNIST modalities.
 SYMBOLS = {"image": "x", "label": "w"}
@@ -62,37 +61,34 @@ PAPER_TABLE1 = {
 PAPER_TABLE1 = {row: dict(zip((c.key for c in TABLE1_COLUMNS), vals)) for row, vals in PAPER_TABLE1.items()}
 
 
+def _supports(model, column: Column) -> bool:
+  try:
+    model.check_given(column.given)
+  except ValueError:
+    return False
+  return column.target in model.generated_modalities
+
+
 def columns_for(model, columns: Sequence[Column] = TABLE1_COLUMNS) -> List[Column]:
   """The columns this model can fill: all for the JMVAE family, its own direction for CVAE/CMMA."""
-  if isinstance(model, ConditionalModel):
-    return [c for c in columns if c.target == model.target and model.condition in c.given]
-  return [c for c in columns if c.target in model.modality_names and set(c.given) <= set(model.modality_names)]
+  return [c for c in columns if _supports(model, c)]
 
 
 def iwae_keys_for(model, columns: Sequence[Column]) -> List[str]:
   """IWAE quantities: the single conditionals, and the joint log p(x,w) where the model has one."""
   keys = [c.key for c in columns if not c.multi]
-  if not isinstance(model, ConditionalModel):
+  if not model.conditioning_modalities:
     keys.append(",".join(sorted(model.modality_names)))
   return keys
 
 
-def describe_estimator(model, num_samples: int, iterations: int) -> str:
+def describe_estimator(model, num_samples: int, iterations: int,
+                       columns: Sequence[Column] = TABLE1_COLUMNS) -> str:
   """One line saying how the single-conditional z is drawn, with N and K."""
-  name = type(model).__name__
-  if estimators.estimators_for(model).imputes_missing:
-    how = f"missing modality from 0 by iterative sampling, K={iterations}, then z ~ q(z|x,w)"
-    if name == "HierarchicalJMVAE":
-      how += "; z_2 ~ q(z_2|.), z_1 ~ p(z_1|z_2) (A.2)"
-  elif name == "JMVAEKL":
-    how = "z ~ q(z|given modality) (no iterative sampling)"
-  elif name == "CVAE":
-    how = "z ~ N(0,I) prior, decoder reads the condition"
-  elif name == "CMMA":
-    how = "z ~ conditional prior p(z|condition)"
-  else:
-    how = "see jmvae_tf.evaluation.estimators"
-  return f"eq 11 lower bound, mean of log p(target~|z) over N={num_samples} samples; single-conditional: {how}"
+  how = "; ".join(sorted({model.describe_inference(c.given, iterations)
+                          for c in columns_for(model, columns) if not c.multi}))
+  return (f"eq 11 lower bound, mean of log p(target~|z) over N={num_samples} samples; "
+          f"single-conditional: {how}")
 
 
 def _progress(total: int, enabled: bool):

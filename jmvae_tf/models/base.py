@@ -2,20 +2,45 @@
 
 `MultimodalVAE` owns what all objectives share: the train/test steps (loss scaled
 for a distribution strategy, one metric per loss term), seeded sampling that is
-reproducible under a strategy, and the KL warm-up weight. A subclass builds its
-networks and implements `loss_terms`, which returns per-example terms.
+reproducible under a strategy, the KL warm-up weight, and the **inference API**
+below, the only thing evaluation, serving, the projector and the figures call.
+
+Inference API (B examples, D = latent_dim, seeds are stateless int [2]):
+
+  modality_names           every modality the model reads, in the config's order
+  generated_modalities     those with a decoder p(.|z)
+  conditioning_modalities  those it only conditions on (CVAE/CMMA's condition)
+  check_given(given)       the sorted tuple, or a ValueError saying what it cannot do
+  uses_iterative_sampling(given)  whether inferring z from `given` runs eq 6
+  posterior_layers(batch, given, seed, num_steps)  [(mean, variance)] over z_1..z_L
+                           from the modalities `given` (any non-empty subset the
+                           model supports); z_1 is what the decoders read
+  posterior(...)           posterior_layers(...)[0]
+  latent_draws(layers, n, seed)    n draws of z_1 per example [n*B, D], sample-major
+  decode(z, batch, names)  {name: tfp Distribution} for the generated modalities;
+                           a conditional model reads its condition from `batch`
+  sample_prior_layers(n, seed) / sample_prior(n, seed)   draws from the prior p(z)
+  prior_log_density(zs, batch)   log p(z_1..z_L) [B] (CMMA: p(z|condition in batch))
+  describe_inference(given, num_steps)   one line for reports
+
+Everything in the API runs in inference mode (BatchNorm uses its moving
+statistics). A subclass builds its networks, names its loss terms and implements
+`loss_terms`, `joint_posterior_layers` and whichever API methods differ.
 """
 
 from __future__ import annotations
 
-from typing import Dict, Sequence
+import dataclasses
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras as keras
 
+from jmvae_tf import gaussian
 from jmvae_tf.modalities import Modality
 
 Batch = Dict[str, tf.Tensor]
+Layers = List[Tuple[tf.Tensor, tf.Tensor]]
 LOSS = "loss"
 
 
@@ -24,37 +49,128 @@ def split_seed(seed, n: int):
   return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n), axis=0)
 
 
-class MultimodalVAE(keras.Model):
-  """Base of JMVAE, JMVAEKL, HierarchicalJMVAE, CVAE and CMMA.
+def tile_batch(batch: Batch, n: int) -> Batch:
+  """Every tensor of `batch` tiled n times, sample-major (see gaussian.tile_samples)."""
+  return {name: gaussian.tile_samples(value, n) for name, value in batch.items()}
 
-  Subclasses pass `term_names` (the per-example terms `loss_terms` returns besides
-  "loss"), build their networks in `__init__` and implement `loss_terms`.
+
+@dataclasses.dataclass(frozen=True)
+class ModelOptions:
+  """What every objective is configured by; subclasses add their own fields."""
+
+  latent_dim: int = 64
+  seed: int = 0
+
+  def __post_init__(self):
+    if self.latent_dim < 1:
+      raise ValueError(f"latent_dim must be positive, got {self.latent_dim}")
+
+
+class MultimodalVAE(keras.Model):
+  """Base of JMVAE, JMVAEKL, HierarchicalJMVAE, CVAE and CMMA (see the module docstring).
+
+  `options_class` is the model's config dataclass: the options it uses, and only
+  those, are what `runners.train` records and compares on resume.
   """
 
-  def __init__(self, modalities: Sequence[Modality], latent_dim: int, term_names: Sequence[str],
-               seed: int = 0, name=None):
+  options_class = ModelOptions
+
+  def __init__(
+    self,
+    modalities: Sequence[Modality],
+    latent_dim: int,
+    term_names: Sequence[str],
+    seed: int = 0,
+    name=None,
+  ):
     super().__init__(name=name)
     self.term_names = tuple(term_names)
-    self.xla = False  # see `compile`
     self.modality_specs = tuple(modalities)
     self.latent_dim = int(latent_dim)
     self.seed = int(seed)
     # Weight of the KL-to-prior terms; a callback raises it from 0 to 1 (warm-up).
     # A variable (not a Python float) so it is checkpointed and changes retrace nothing.
-    self.kl_weight = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="kl_weight",
-                                 aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA)
+    self.kl_weight = tf.Variable(
+      1.0,
+      trainable=False,
+      dtype=tf.float32,
+      name="kl_weight",
+      aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
+    )
     self.trackers = {n: keras.metrics.Mean(name=n) for n in (LOSS,) + tuple(self.term_names)}
 
-  # --- what subclasses implement ------------------------------------------------------------
+  # --- what subclasses implement -----------------------------------------------------------
   def loss_terms(self, batch: Batch, seed: tf.Tensor, training=None) -> Dict[str, tf.Tensor]:
     """Per-example terms ([B] each) of the loss, including the total under "loss"."""
     raise NotImplementedError
 
-  # --- shared machinery --------------------------------------------------------------------
+  def joint_posterior_layers(self, batch: Batch, training=None) -> Layers:
+    """[(mean, variance)] of q(z_l | every modality) for l = 1..L."""
+    raise NotImplementedError
+
+  def decode(self, z, batch: Optional[Batch] = None, names: Optional[Sequence[str]] = None):
+    """{name: p(name | z)} for the generated modalities (or those in `names`)."""
+    raise NotImplementedError
+
+  # --- inference API (defaults for one latent layer and an N(0, I) prior) -------------------
   @property
-  def modality_names(self):
+  def modality_names(self) -> Tuple[str, ...]:
     return tuple(m.name for m in self.modality_specs)
 
+  @property
+  def generated_modalities(self) -> Tuple[str, ...]:
+    return self.modality_names
+
+  @property
+  def conditioning_modalities(self) -> Tuple[str, ...]:
+    return ()
+
+  def check_given(self, given: Sequence[str]) -> Tuple[str, ...]:
+    given = (given,) if isinstance(given, str) else tuple(sorted(set(given)))
+    unknown = [g for g in given if g not in self.modality_names]
+    if unknown or not given:
+      raise ValueError(
+        f"{self.name}: given must name some of the modalities {self.modality_names}, got {given}"
+      )
+    return given
+
+  def uses_iterative_sampling(self, given: Sequence[str]) -> bool:
+    return False
+
+  def posterior_layers(
+    self, batch: Batch, given: Sequence[str], seed=(0, 0), num_steps=0
+  ) -> Layers:
+    given = self.check_given(given)
+    if set(given) != set(self.modality_names):
+      raise ValueError(f"{self.name} infers z from all of {self.modality_names} only")
+    return self.joint_posterior_layers(batch, training=False)
+
+  def posterior(self, batch: Batch, given: Sequence[str], seed=(0, 0), num_steps=0):
+    """(mean, variance) of the Gaussian over z_1 given the modalities `given`."""
+    return self.posterior_layers(batch, given, seed, num_steps)[0]
+
+  def encode(self, batch: Batch, training=None):
+    """(mean, variance) of q(z_1 | every modality)."""
+    return self.joint_posterior_layers(batch, training=training)[0]
+
+  def latent_draws(self, layers: Layers, n: int, seed) -> tf.Tensor:
+    mean, variance = layers[0]
+    return gaussian.sample_n(mean, variance, n, seed)
+
+  def sample_prior_layers(self, n, seed) -> List[tf.Tensor]:
+    return [tf.random.stateless_normal(tf.stack([n, self.latent_dim]), tf.cast(seed, tf.int64))]
+
+  def sample_prior(self, n, seed) -> tf.Tensor:
+    """n draws of z_1 from the prior."""
+    return self.sample_prior_layers(n, seed)[0]
+
+  def prior_log_density(self, zs: Sequence[tf.Tensor], batch: Optional[Batch] = None):
+    return gaussian.log_density(zs[0])
+
+  def describe_inference(self, given: Sequence[str], num_steps: int) -> str:
+    return f"z ~ q(z|{','.join(self.check_given(given))})"
+
+  # --- shared machinery ----------------------------------------------------------------------
   @property
   def metrics(self):
     return list(self.trackers.values())
@@ -86,8 +202,9 @@ class MultimodalVAE(keras.Model):
   def _check_batch(self, batch: Batch):
     missing = [n for n in self.modality_names if n not in batch]
     if missing:
-      raise ValueError(f"{type(self).__name__}: input batch lacks modalities {missing}; "
-                       f"it has {sorted(batch)}")
+      raise ValueError(
+        f"{type(self).__name__}: input batch lacks modalities {missing}; it has {sorted(batch)}"
+      )
 
   def _update_metrics(self, terms: Dict[str, tf.Tensor]):
     for name, tracker in self.trackers.items():
@@ -100,9 +217,11 @@ class MultimodalVAE(keras.Model):
     reach variables mirrored on other devices, so it fails under MirroredStrategy
     with several devices, while this works under any strategy."""
     super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
-    self.xla = bool(jit_compile)
-    self._gradients_fn = tf.function(self._loss_and_gradients, jit_compile=True) if self.xla \
-        else self._loss_and_gradients
+    self._gradients_fn = (
+      tf.function(self._loss_and_gradients, jit_compile=True)
+      if jit_compile
+      else self._loss_and_gradients
+    )
 
   def _loss_and_gradients(self, data, seed):
     with tf.GradientTape() as tape:

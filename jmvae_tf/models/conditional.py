@@ -2,55 +2,128 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Sequence
 
 import tensorflow as tf
 import tf_keras as keras
 
 from jmvae_tf import gaussian
-from jmvae_tf.models.base import LOSS, MultimodalVAE
+from jmvae_tf.models.base import LOSS, ModelOptions, MultimodalVAE
 from jmvae_tf.modalities import Modality, by_name
 from jmvae_tf.networks import MNIST_MLP, Architecture
 
 
+@dataclasses.dataclass(frozen=True)
+class ConditionalOptions(ModelOptions):
+  target: str = "image"  # the modality generated
+  condition: str = "label"  # the modality conditioned on
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.target == self.condition:
+      raise ValueError(f"target and condition must differ, both are {self.target!r}")
+
+
 class ConditionalModel(MultimodalVAE):
   """Shared parts of CVAE and CMMA: a target modality generated given a condition,
-  and a joint encoder q(z | target, condition)."""
+  and a joint encoder q(z | target, condition).
 
-  def __init__(self, modalities: Sequence[Modality], target: str, condition: str, latent_dim=64, seed=0,
-               architecture: Architecture = MNIST_MLP, name=None):
-    if target == condition:
-      raise ValueError(f"target and condition must differ, both are {target!r}")
-    self.target_spec, self.condition_spec = by_name(modalities, target), by_name(modalities, condition)
-    super().__init__((self.target_spec, self.condition_spec), latent_dim,
-                     (f"nll_{target}", "kl_prior"), seed, name=name)
+  Inference: from (target, condition) the encoder; from the condition alone the
+  prior p(z[|condition]), which is what generation samples. The condition is never
+  generated, so the model has no z from the target alone and no unconditional prior.
+  """
+
+  options_class = ConditionalOptions
+
+  def __init__(
+    self,
+    modalities: Sequence[Modality],
+    target: str,
+    condition: str,
+    latent_dim=64,
+    seed=0,
+    architecture: Architecture = MNIST_MLP,
+    name=None,
+  ):
+    ConditionalOptions(latent_dim, seed, target, condition)  # validates
+    self.target_spec = by_name(modalities, target)
+    self.condition_spec = by_name(modalities, condition)
+    super().__init__(
+      (self.target_spec, self.condition_spec),
+      latent_dim,
+      (f"nll_{target}", "kl_prior"),
+      seed,
+      name=name,
+    )
     self.architecture = architecture
     self.target, self.condition = target, condition
     self.joint_encoder = architecture.encoder(self.modality_specs, self.latent_dim, "joint_encoder")
 
-  def encode(self, batch, training=None):
-    return self.joint_encoder(batch, training=training)
-
   def prior(self, batch, training=None):
-    """(mean, variance) of the prior over z: N(0, I) unless a subclass conditions it."""
-    raise NotImplementedError
-
-  def decode(self, z, condition, training=None):
+    """(mean, variance) of the prior over z, which may read batch[condition]."""
     raise NotImplementedError
 
   def loss_terms(self, batch, seed, training=None):
-    mean, variance = self.encode(batch, training)
+    mean, variance = self.joint_encoder(batch, training=training)
     z = gaussian.sample(mean, variance, seed)
-    nll = -self.decode(z, batch[self.condition], training).log_prob(batch[self.target])
+    nll = -self.decode(z, batch, training=training)[self.target].log_prob(batch[self.target])
     prior_mean, prior_var = self.prior(batch, training)
     kl = gaussian.kl_divergence(mean, variance, prior_mean, prior_var)
     return {f"nll_{self.target}": nll, "kl_prior": kl, LOSS: nll + self.kl_weight * kl}
+
+  # --- inference -----------------------------------------------------------------------------
+  @property
+  def generated_modalities(self):
+    return (self.target,)
+
+  @property
+  def conditioning_modalities(self):
+    return (self.condition,)
+
+  def joint_posterior_layers(self, batch, training=None):
+    return [self.joint_encoder(batch, training=training)]
+
+  def check_given(self, given):
+    given = super().check_given(given)
+    if self.condition not in given:
+      raise ValueError(
+        f"{type(self).__name__} models {self.target} | {self.condition} only; "
+        f"it cannot infer z from {','.join(given)} without {self.condition}"
+      )
+    return given
+
+  def posterior_layers(self, batch, given, seed=(0, 0), num_steps=0):
+    given = self.check_given(given)
+    if self.target in given:
+      return self.joint_posterior_layers(batch, training=False)
+    return [self.prior(batch, training=False)]
+
+  def sample_prior_layers(self, n, seed):
+    raise ValueError(
+      f"{type(self).__name__}'s prior goes with its condition: "
+      f"use posterior(batch, given=({self.condition!r},))"
+    )
+
+  def prior_log_density(self, zs, batch=None):
+    mean, variance = self.prior(batch, training=False)
+    return gaussian.log_density(zs[0], mean, variance)
+
+  def describe_inference(self, given, num_steps):
+    given = self.check_given(given)
+    if self.target in given:
+      return f"z ~ q(z|{self.target},{self.condition})"
+    return f"z ~ the prior {self.prior_description}"
 
 
 class CVAE(ConditionalModel):
   """Conditional VAE: q(z|t,c), p(z) = N(0,I), p(t|z,c) (decoder reads [z, flatten(c)])."""
 
-  def __init__(self, modalities, target, condition, latent_dim=64, seed=0, architecture=MNIST_MLP, name=None):
+  prior_description = "N(0,I); the decoder reads the condition"
+
+  def __init__(
+    self, modalities, target, condition, latent_dim=64, seed=0, architecture=MNIST_MLP, name=None
+  ):
     super().__init__(modalities, target, condition, latent_dim, seed, architecture, name=name)
     self.decoder = architecture.decoder(self.target_spec, f"decoder_{target}")
     self.flatten = keras.layers.Flatten()
@@ -59,21 +132,30 @@ class CVAE(ConditionalModel):
     n = tf.shape(batch[self.condition])[0]
     return tf.zeros([n, self.latent_dim]), tf.ones([n, self.latent_dim])
 
-  def decode(self, z, condition, training=None):
-    return self.decoder(tf.concat([z, self.flatten(condition)], axis=-1), training=training)
+  def decode(self, z, batch=None, names=None, training=False):
+    if batch is None or self.condition not in batch:
+      raise ValueError(f"CVAE's decoder reads the condition {self.condition!r}: pass it in batch")
+    inputs = tf.concat([z, self.flatten(batch[self.condition])], axis=-1)
+    return {self.target: self.decoder(inputs, training=training)}
 
 
 class CMMA(ConditionalModel):
   """Conditional multimodal autoencoder: conditional prior p(z|c), q(z|t,c), p(t|z);
   trained on -log p(t|z) + KL(q(z|t,c) || p(z|c))."""
 
-  def __init__(self, modalities, target, condition, latent_dim=64, seed=0, architecture=MNIST_MLP, name=None):
+  prior_description = "p(z|condition)"
+
+  def __init__(
+    self, modalities, target, condition, latent_dim=64, seed=0, architecture=MNIST_MLP, name=None
+  ):
     super().__init__(modalities, target, condition, latent_dim, seed, architecture, name=name)
-    self.prior_encoder = architecture.encoder([self.condition_spec], self.latent_dim, f"prior_{condition}")
+    self.prior_encoder = architecture.encoder(
+      [self.condition_spec], self.latent_dim, f"prior_{condition}"
+    )
     self.decoder = architecture.decoder(self.target_spec, f"decoder_{target}")
 
   def prior(self, batch, training=None):
     return self.prior_encoder(batch, training=training)
 
-  def decode(self, z, condition, training=None):
-    return self.decoder(z, training=training)
+  def decode(self, z, batch=None, names=None, training=False):
+    return {self.target: self.decoder(z, training=training)}

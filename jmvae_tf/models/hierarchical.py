@@ -2,77 +2,116 @@
 
 from __future__ import annotations
 
-from typing import Sequence
+import dataclasses
+from typing import List, Sequence
 
 import tensorflow as tf
 
 from jmvae_tf import gaussian
-from jmvae_tf.models.base import LOSS, MultimodalVAE, split_seed
+from jmvae_tf.models.base import ModelOptions, split_seed
+from jmvae_tf.models.jmvae import JMVAE
 from jmvae_tf.modalities import Modality
 from jmvae_tf.networks import MNIST_MLP, Architecture, GaussianConditional
 
 
-class HierarchicalJMVAE(MultimodalVAE):
+@dataclasses.dataclass(frozen=True)
+class HierarchicalJMVAEOptions(ModelOptions):
+  num_layers: int = 2  # stochastic layers L
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.num_layers < 2:
+      raise ValueError(f"hierarchical JMVAE needs num_layers >= 2, got {self.num_layers}")
+
+
+class HierarchicalJMVAE(JMVAE):
   """L stochastic layers: p(z_L) p(z_{L-1}|z_L) ... p(z_1|z_2) prod_k p(x_k|z_1).
 
-  Inference is one deterministic stack h_1 = joint features(x, w), h_{l+1} = f_l(h_l),
-  with q(z_l|x,w) read off h_l (so all q(z_l) are computed in one pass). Loss (eq 9):
-  sum_k -log p(x_k|z_1) + kl_weight * [KL(q(z_L)||N(0,I)) + sum_{l<L} KL(q(z_l)||p(z_l|z_{l+1}))],
-  each KL with one sample of z_{l+1} ~ q(z_{l+1}|x,w).
+  JMVAE's decoders, likelihood terms and iterative sampling; only the latent chain
+  and its KL terms differ. Inference is one deterministic stack h_1 = joint
+  features(x, w), h_{l+1} = f_l(h_l), with q(z_l|x,w) read off h_l (all q(z_l) in
+  one pass). KL terms (eq 9): KL(q(z_L)||N(0,I)) + sum_{l<L} KL(q(z_l)||p(z_l|z_{l+1})),
+  each with one sample of z_{l+1} ~ q(z_{l+1}|x,w).
   """
 
-  def __init__(self, modalities: Sequence[Modality], latent_dim: int = 64, seed: int = 0,
-               architecture: Architecture = MNIST_MLP, num_layers: int = 2, name=None):
-    if num_layers < 2:
-      raise ValueError(f"HierarchicalJMVAE needs num_layers >= 2, got {num_layers}")
-    terms = tuple(f"nll_{m.name}" for m in modalities) + tuple(f"kl_z{l}" for l in range(1, num_layers + 1))
-    super().__init__(modalities, latent_dim, terms, seed, name=name)
-    self.architecture = architecture
-    self.num_layers = int(num_layers)
-    # z_1 from the joint encoder's features h_1; z_l (l >= 2) from h_l = features(h_{l-1}).
-    self.joint_encoder = architecture.encoder(self.modality_specs, self.latent_dim, "joint_encoder")
-    self.upper_encoders = [GaussianConditional(architecture.features(f"h{l}"), self.latent_dim, f"encoder_z{l}")
-                           for l in range(2, num_layers + 1)]
-    # p(z_l | z_{l+1}) for l = 1..L-1.
-    self.priors = [architecture.conditional(self.latent_dim, f"prior_z{l}") for l in range(1, num_layers)]
-    self.decoders = {m.name: architecture.decoder(m, f"decoder_{m.name}") for m in self.modality_specs}
+  options_class = HierarchicalJMVAEOptions
 
-  def encode_all(self, batch, training=None):
-    """[(mean, variance) of q(z_l|x,w) for l = 1..L]."""
+  def __init__(
+    self,
+    modalities: Sequence[Modality],
+    latent_dim: int = 64,
+    seed: int = 0,
+    architecture: Architecture = MNIST_MLP,
+    num_layers: int = 2,
+    name=None,
+  ):
+    HierarchicalJMVAEOptions(latent_dim, seed, num_layers)  # validates
+    self.num_layers = int(num_layers)
+    super().__init__(modalities, latent_dim, seed, architecture, name=name)
+    # z_l (l >= 2) from h_l = features(h_{l-1}); z_1 from the joint encoder's h_1.
+    self.upper_encoders = [
+      GaussianConditional(architecture.features(f"h{l}"), self.latent_dim, f"encoder_z{l}")
+      for l in range(2, num_layers + 1)
+    ]
+    # p(z_l | z_{l+1}) for l = 1..L-1.
+    self.priors = [
+      architecture.conditional(self.latent_dim, f"prior_z{l}") for l in range(1, num_layers)
+    ]
+
+  # --- the latent chain ----------------------------------------------------------------------
+  def kl_term_names(self):
+    return tuple(f"kl_z{l}" for l in range(1, self.num_layers + 1))
+
+  def joint_posterior_layers(self, batch, training=None):
     h = self.joint_encoder.features(batch, training=training)
-    posteriors = [self.joint_encoder.heads(h)]
+    layers = [self.joint_encoder.heads(h)]
     for encoder in self.upper_encoders:
       h = encoder.body(h, training=training)
-      posteriors.append((encoder.mean_head(h), gaussian.softplus_variance(encoder.variance_head(h))))
-    return posteriors
+      layers.append((encoder.mean_head(h), gaussian.softplus_variance(encoder.variance_head(h))))
+    return layers
 
-  def encode(self, batch, training=None):
-    """(mean, variance) of q(z_1|x,w): the layer the decoders read."""
-    return self.encode_all(batch, training)[0]
-
-  def decode(self, z1, training=None):
-    return {name: dec(z1, training=training) for name, dec in self.decoders.items()}
-
-  def sample_prior(self, batch_size: int, seed, training=None):
-    """z_1 from the generative chain p(z_L) ... p(z_1|z_2)."""
+  def sample_posterior(self, layers, seed):
     seeds = split_seed(seed, self.num_layers)
-    z = tf.random.stateless_normal([batch_size, self.latent_dim], seed=seeds[-1])
-    for prior, s in zip(reversed(self.priors), reversed(seeds[:-1])):
-      mean, variance = prior(z, training=training)
-      z = gaussian.sample(mean, variance, s)
-    return z
+    return [gaussian.sample(m, v, s) for (m, v), s in zip(layers, seeds)]
 
-  def loss_terms(self, batch, seed, training=None):
-    posteriors = self.encode_all(batch, training)
-    seeds = split_seed(seed, self.num_layers)
-    zs = [gaussian.sample(m, v, s) for (m, v), s in zip(posteriors, seeds)]
-    terms = {f"nll_{name}": -dist.log_prob(batch[name]) for name, dist in self.decode(zs[0], training).items()}
-    top_mean, top_var = posteriors[-1]
-    terms[f"kl_z{self.num_layers}"] = gaussian.kl_divergence(top_mean, top_var)
+  def kl_terms(self, layers, zs, training=None):
+    top_mean, top_var = layers[-1]
+    terms = {}
     for l, prior in enumerate(self.priors, start=1):
       prior_mean, prior_var = prior(zs[l], training=training)  # p(z_l | z_{l+1}), z_{l+1} ~ q
-      mean, variance = posteriors[l - 1]
+      mean, variance = layers[l - 1]
       terms[f"kl_z{l}"] = gaussian.kl_divergence(mean, variance, prior_mean, prior_var)
-    kl = tf.add_n([terms[f"kl_z{l}"] for l in range(1, self.num_layers + 1)])
-    terms[LOSS] = tf.add_n([terms[f"nll_{n}"] for n in self.modality_names]) + self.kl_weight * kl
-    return terms
+    terms[f"kl_z{self.num_layers}"] = gaussian.kl_divergence(top_mean, top_var)
+    return {name: terms[name] for name in self.kl_term_names()}
+
+  def descend(self, z_top: tf.Tensor, seeds) -> List[tf.Tensor]:
+    """[z_1, ..., z_L] drawn down the prior chain p(z_{L-1}|z_L) ... p(z_1|z_2) from z_L;
+    seeds[l] draws z_{l+1} (seeds[L-1], z_L's own, is not used here)."""
+    zs = [z_top]
+    for prior, s in zip(reversed(self.priors), reversed(seeds[:-1])):
+      mean, variance = prior(zs[0], training=False)
+      zs.insert(0, gaussian.sample(mean, variance, s))
+    return zs
+
+  # --- inference -----------------------------------------------------------------------------
+  def latent_draws(self, layers, n, seed):
+    """z_1 for the eq 11 bound as appendix A.2: z_L ~ q(z_L|.), then down the prior chain."""
+    seeds = split_seed(seed, self.num_layers)
+    mean, variance = layers[-1]
+    return self.descend(gaussian.sample_n(mean, variance, n, seeds[-1]), seeds)[0]
+
+  def sample_prior_layers(self, n, seed):
+    seeds = split_seed(seed, self.num_layers)
+    z_top = tf.random.stateless_normal(tf.stack([n, self.latent_dim]), seed=seeds[-1])
+    return self.descend(z_top, seeds)
+
+  def prior_log_density(self, zs, batch=None):
+    total = gaussian.log_density(zs[-1])
+    for l, prior in enumerate(self.priors):  # p(z_{l+1} | z_{l+2}) in 0-based layers
+      mean, variance = prior(zs[l + 1], training=False)
+      total += gaussian.log_density(zs[l], mean, variance)
+    return total
+
+  def describe_inference(self, given, num_steps):
+    text = super().describe_inference(given, num_steps)
+    return text + "; the bound draws z_2 ~ q(z_2|.), z_1 ~ p(z_1|z_2) (A.2)"
