@@ -22,8 +22,12 @@ from absl import app, flags  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("model_dir", None, "A trained model dir (else an untrained --model).")
-flags.DEFINE_enum("model", "jmvae", ["jmvae", "jmvae_kl", "hierarchical_jmvae", "cvae", "cmma"],
-                  "Model type when --model_dir is unset.")
+flags.DEFINE_enum(
+  "model",
+  "jmvae",
+  ["jmvae", "jmvae_kl", "hierarchical_jmvae", "cvae", "cmma"],
+  "Model type when --model_dir is unset.",
+)
 flags.DEFINE_string("data_dir", None, "MNIST IDX directory (else random bits).")
 flags.DEFINE_integer("num_test", 10000, "Test examples.")
 flags.DEFINE_integer("iterations", 100, "K: iterative-sampling rounds.")
@@ -35,7 +39,9 @@ def main(argv):
   del argv
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
-  from jmvae_tf import config as config_lib, training  # pylint: disable=g-import-not-at-top
+
+  from jmvae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import training
   from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
   from pipelines import mnist  # pylint: disable=g-import-not-at-top
 
@@ -46,7 +52,7 @@ def main(argv):
     model, name = config_lib.build_model(config_lib.ModelConfig.make(FLAGS.model)), FLAGS.model
   if FLAGS.data_dir:
     arrays = mnist.load_arrays(FLAGS.data_dir)
-    images, labels = arrays.test_images[:FLAGS.num_test], arrays.test_labels[:FLAGS.num_test]
+    images, labels = arrays.test_images[: FLAGS.num_test], arrays.test_labels[: FLAGS.num_test]
   else:
     rng = np.random.default_rng(0)
     images = rng.integers(0, 256, (FLAGS.num_test, 28, 28), dtype=np.uint8)
@@ -54,16 +60,24 @@ def main(argv):
   dataset = mnist.eval_dataset(images, labels, FLAGS.batch_size)
   first = dataset.take(1)
   start = time.perf_counter()
-  table.evaluate(model, first, num_samples=FLAGS.num_samples, iterations=FLAGS.iterations, progress=False)
+  table.evaluate(
+    model, first, num_samples=FLAGS.num_samples, iterations=FLAGS.iterations, progress=False
+  )
   traced = time.perf_counter() - start
   start = time.perf_counter()
-  result = table.evaluate(model, dataset, num_samples=FLAGS.num_samples, iterations=FLAGS.iterations)
+  result = table.evaluate(
+    model, dataset, num_samples=FLAGS.num_samples, iterations=FLAGS.iterations
+  )
   seconds = time.perf_counter() - start
-  print(f"{name}: {result['num_examples']} test examples, K={FLAGS.iterations}, N={FLAGS.num_samples}: "
-        f"{seconds:.1f} s ({tf.config.threading.get_intra_op_parallelism_threads() or 'all'} intra-op threads, "
-        f"{os.cpu_count()} CPUs)")
-  print(f"RESULT evaluate_table1 model={name} num_test={result['num_examples']} K={FLAGS.iterations} "
-        f"N={FLAGS.num_samples} seconds={seconds:.2f} traced_seconds={traced:.2f}")
+  print(
+    f"{name}: {result['num_examples']} test examples, K={FLAGS.iterations}, N={FLAGS.num_samples}: "
+    f"{seconds:.1f} s ({tf.config.threading.get_intra_op_parallelism_threads() or 'all'} intra-op threads, "
+    f"{os.cpu_count()} CPUs)"
+  )
+  print(
+    f"RESULT evaluate_table1 model={name} num_test={result['num_examples']} K={FLAGS.iterations} "
+    f"N={FLAGS.num_samples} seconds={seconds:.2f} traced_seconds={traced:.2f}"
+  )
 
 
 if __name__ == "__main__":

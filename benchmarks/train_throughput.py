@@ -32,7 +32,9 @@ MODELS = ("jmvae", "jmvae_kl", "hierarchical_jmvae", "cvae", "cmma")
 
 def run_child(cmd, cwd=ROOT, env=None):
   """Runs cmd; returns (its output, peak RSS of that process in MiB)."""
-  proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+  proc = subprocess.Popen(
+    cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+  )
   out = proc.stdout.read()
   # wait4, not wait: it returns this child's own resource usage (ru_maxrss in KiB on Linux).
   _, status, usage = os.wait4(proc.pid, 0)
@@ -45,22 +47,35 @@ def run_child(cmd, cwd=ROOT, env=None):
 def epoch_throughputs(model_dir):
   """examples_per_second per epoch, as runners.train logged it."""
   import tensorflow as tf  # only the parent reads events; imported late to keep --help fast
+
   values = {}
   for path in tf.io.gfile.glob(os.path.join(model_dir, "logs", "train", "events.*")):
     for event in tf.compat.v1.train.summary_iterator(path):
       for v in event.summary.value:
         if v.tag == "examples_per_second":
-          values[event.step] = float(tf.make_ndarray(v.tensor)) if v.HasField("tensor") else v.simple_value
+          values[event.step] = (
+            float(tf.make_ndarray(v.tensor)) if v.HasField("tensor") else v.simple_value
+          )
   return [values[k] for k in sorted(values)]
 
 
 def ours(model, args):
   with tempfile.TemporaryDirectory() as model_dir:
-    cmd = [sys.executable, "-m", "runners.train", f"--flagfile=configs/mnist_{model}.flags",
-           f"--data_dir={args.data_dir}", f"--model_dir={model_dir}", f"--epochs={args.epochs}",
-           f"--num_train={args.num_train}", "--eval_every=100000", "--verbose=0",
-           f"--jit_compile={args.jit_compile}", f"--steps_per_execution={args.steps_per_execution}",
-           f"--precision={args.precision}"] + [a for a in args.extra_flags.split() if a]
+    cmd = [
+      sys.executable,
+      "-m",
+      "runners.train",
+      f"--flagfile=configs/mnist_{model}.flags",
+      f"--data_dir={args.data_dir}",
+      f"--model_dir={model_dir}",
+      f"--epochs={args.epochs}",
+      f"--num_train={args.num_train}",
+      "--eval_every=100000",
+      "--verbose=0",
+      f"--jit_compile={args.jit_compile}",
+      f"--steps_per_execution={args.steps_per_execution}",
+      f"--precision={args.precision}",
+    ] + [a for a in args.extra_flags.split() if a]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     _, peak_mb = run_child(cmd, env=env)
     per_epoch = epoch_throughputs(model_dir)
@@ -69,8 +84,14 @@ def ours(model, args):
 
 
 def peer(args):
-  cmd = [args.peer_python, os.path.join(ROOT, "benchmarks", "multivae_peer.py"), f"--data_dir={args.data_dir}",
-         f"--steps={args.peer_steps}", f"--warmup_steps={args.peer_warmup_steps}", "--repeats=1"]
+  cmd = [
+    args.peer_python,
+    os.path.join(ROOT, "benchmarks", "multivae_peer.py"),
+    f"--data_dir={args.data_dir}",
+    f"--steps={args.peer_steps}",
+    f"--warmup_steps={args.peer_warmup_steps}",
+    "--repeats=1",
+  ]
   out, peak_mb = run_child(cmd)
   match = re.search(r"RESULT multivae_jmvae examples_per_sec=([\d.]+)", out)
   if not match:
@@ -79,21 +100,36 @@ def peer(args):
 
 
 def main():
-  p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-  p.add_argument("--data_dir", default=os.path.join(ROOT, "..", "shared", "data", "mnist"),
-                 help="directory of the MNIST IDX files")
+  p = argparse.ArgumentParser(
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+  )
+  p.add_argument(
+    "--data_dir",
+    default=os.path.join(ROOT, "..", "shared", "data", "mnist"),
+    help="directory of the MNIST IDX files",
+  )
   p.add_argument("--models", default=",".join(MODELS), help="comma-separated models to time")
-  p.add_argument("--rounds", type=int, default=3, help="repeated runs per model (medians are reported)")
+  p.add_argument(
+    "--rounds", type=int, default=3, help="repeated runs per model (medians are reported)"
+  )
   p.add_argument("--epochs", type=int, default=3, help="epochs per run; the first is dropped")
   p.add_argument("--num_train", type=int, default=50000, help="training images per epoch")
   p.add_argument("--jit_compile", default="false", choices=["true", "false"])
   p.add_argument("--steps_per_execution", type=int, default=50)
   p.add_argument("--precision", default="float32", choices=["float32", "mixed_bfloat16"])
   p.add_argument("--extra_flags", default="", help="more runners.train flags, space-separated")
-  p.add_argument("--peer_python", default=None, help="python of a venv with multivae, to run the peer interleaved")
+  p.add_argument(
+    "--peer_python",
+    default=None,
+    help="python of a venv with multivae, to run the peer interleaved",
+  )
   p.add_argument("--peer_steps", type=int, default=300)
-  p.add_argument("--peer_warmup_steps", type=int, default=30,
-                 help="untimed peer steps first; past ~600 steps stock PyTorch slows (Adam state goes subnormal)")
+  p.add_argument(
+    "--peer_warmup_steps",
+    type=int,
+    default=30,
+    help="untimed peer steps first; past ~600 steps stock PyTorch slows (Adam state goes subnormal)",
+  )
   args = p.parse_args()
   models = [m for m in args.models.split(",") if m]
   for m in models:
@@ -109,25 +145,38 @@ def main():
     for m in models:
       eps, mb = ours(m, args)
       results[m].append((eps, mb))
-      print(f"round {r + 1}/{args.rounds}  jmvae-tf {m:<20} {eps:8.0f} examples/s  peak {mb:6.0f} MiB", flush=True)
+      print(
+        f"round {r + 1}/{args.rounds}  jmvae-tf {m:<20} {eps:8.0f} examples/s  peak {mb:6.0f} MiB",
+        flush=True,
+      )
       if args.peer_python and m == "jmvae_kl":
         eps, mb = peer(args)
         peer_results.append((eps, mb))
-        print(f"round {r + 1}/{args.rounds}  MultiVae JMVAE(-kl)     {eps:8.0f} examples/s  peak {mb:6.0f} MiB",
-              flush=True)
+        print(
+          f"round {r + 1}/{args.rounds}  MultiVae JMVAE(-kl)     {eps:8.0f} examples/s  peak {mb:6.0f} MiB",
+          flush=True,
+        )
 
-  print(f"\nMedians over {args.rounds} rounds (batch 100, {args.num_train} images/epoch, epoch 1 dropped; "
-        f"{time.time() - started:.0f} s in all):")
+  print(
+    f"\nMedians over {args.rounds} rounds (batch 100, {args.num_train} images/epoch, epoch 1 dropped; "
+    f"{time.time() - started:.0f} s in all):"
+  )
   print(f"| {'model':<22} | examples/s | peak MiB |")
   print(f"|{'-' * 24}|-----------:|---------:|")
   for m in models:
-    print(f"| jmvae-tf {m:<13} | {statistics.median(e for e, _ in results[m]):10.0f} | "
-          f"{statistics.median(b for _, b in results[m]):8.0f} |")
+    print(
+      f"| jmvae-tf {m:<13} | {statistics.median(e for e, _ in results[m]):10.0f} | "
+      f"{statistics.median(b for _, b in results[m]):8.0f} |"
+    )
   if peer_results:
     ours_kl = statistics.median(e for e, _ in results["jmvae_kl"])
     peer_kl = statistics.median(e for e, _ in peer_results)
-    print(f"| MultiVae JMVAE (-kl)   | {peer_kl:10.0f} | {statistics.median(b for _, b in peer_results):8.0f} |")
-    print(f"\njmvae-tf JMVAE-kl / MultiVae JMVAE: {ours_kl / peer_kl:.2f}x (medians, interleaved rounds)")
+    print(
+      f"| MultiVae JMVAE (-kl)   | {peer_kl:10.0f} | {statistics.median(b for _, b in peer_results):8.0f} |"
+    )
+    print(
+      f"\njmvae-tf JMVAE-kl / MultiVae JMVAE: {ours_kl / peer_kl:.2f}x (medians, interleaved rounds)"
+    )
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def request_body(label: np.ndarray, seed, num_steps, with_num_steps: bool) -> di
 
 def generate_local(saved_model: str, label: np.ndarray, seed, num_steps) -> np.ndarray:
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   loaded = tf.saved_model.load(saved_model)
   generate = loaded.signatures[SIGNATURE]
   inputs = {"label": tf.constant(label), "seed": tf.constant(seed, tf.int64)}
@@ -59,7 +60,9 @@ def generate_rest(server: str, model_name: str, label: np.ndarray, seed, num_ste
     metadata = json.load(response)
   inputs = metadata["metadata"]["signature_def"]["signature_def"][SIGNATURE]["inputs"]
   body = json.dumps(request_body(label, seed, num_steps, "num_steps" in inputs)).encode()
-  request = urllib.request.Request(f"{base}:predict", data=body, headers={"Content-Type": "application/json"})
+  request = urllib.request.Request(
+    f"{base}:predict", data=body, headers={"Content-Type": "application/json"}
+  )
   with urllib.request.urlopen(request) as response:
     outputs = json.load(response)["outputs"]
   return np.asarray(outputs["image_probs"], np.float32)
@@ -75,6 +78,7 @@ def grid(probs: np.ndarray, rows: int) -> np.ndarray:
 
 def write_png(path: str, image: np.ndarray):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   tf.io.write_file(path, tf.io.encode_png(image[..., np.newaxis]))
 
 
@@ -83,13 +87,21 @@ def main(argv=None) -> int:
   where = parser.add_mutually_exclusive_group(required=True)
   where.add_argument("--saved_model", help="An exported version directory, e.g. BASE/NAME/1.")
   where.add_argument("--server", help="TF Serving's REST address, e.g. http://localhost:8501.")
-  parser.add_argument("--model_name", help="With --server: the --model_name the server was started with.")
-  parser.add_argument("--labels", default="0,1,2,3,4,5,6,7,8,9", help="Comma-separated digits to generate.")
+  parser.add_argument(
+    "--model_name", help="With --server: the --model_name the server was started with."
+  )
+  parser.add_argument(
+    "--labels", default="0,1,2,3,4,5,6,7,8,9", help="Comma-separated digits to generate."
+  )
   parser.add_argument("--samples_per_label", type=int, default=8)
   parser.add_argument("--seed", default="0,0", help="Two integers: the stateless sampling seed.")
-  parser.add_argument("--num_steps", type=int, default=10, help="Iterative-sampling rounds (JMVAE, hierarchical).")
+  parser.add_argument(
+    "--num_steps", type=int, default=10, help="Iterative-sampling rounds (JMVAE, hierarchical)."
+  )
   parser.add_argument("--output", default="digits.png", help="Where the PNG goes.")
-  parser.add_argument("--print_request", action="store_true", help="Print the REST request body and stop.")
+  parser.add_argument(
+    "--print_request", action="store_true", help="Print the REST request body and stop."
+  )
   args = parser.parse_args(argv)
   labels = [int(s) for s in args.labels.split(",")]
   if any(not 0 <= l < NUM_CLASSES for l in labels):

@@ -158,5 +158,7 @@ def build_model(config: ModelConfig) -> models.MultimodalVAE:
   """The objective named by `config`, with every variable created."""
   cls = MODEL_CLASSES[config.model]
   options = dataclasses.asdict(config.options)
-  model = cls(config.modalities, architecture=networks.get_architecture(config.architecture), **options)
+  model = cls(
+    config.modalities, architecture=networks.get_architecture(config.architecture), **options
+  )
   return model.initialize()

@@ -29,8 +29,10 @@ DIRECTIONS = (("image", ("label",), "log p(x~|w)"), ("label", ("image",), "log p
 
 # --- values --------------------------------------------------------------------------------
 
-def figure3_rows(model, given: Batch, missing: str, steps: Sequence[int],
-                 seed: int) -> Tuple[List[str], List[np.ndarray]]:
+
+def figure3_rows(
+  model, given: Batch, missing: str, steps: Sequence[int], seed: int
+) -> Tuple[List[str], List[np.ndarray]]:
   """(row names, rows): row k is the mean of p(missing|z), z ~ q(z|missing_k, given), where
   missing_k is the state after k rounds of iterative sampling from 0 (one chain: every
   count uses the same seed, so the rows are successive states of it). A model that
@@ -55,10 +57,21 @@ def figure3_rows(model, given: Batch, missing: str, steps: Sequence[int],
   return row_names, rows
 
 
-def figure4_curves(models: Dict[str, object], dataset: Iterable[Batch], steps: Sequence[int],
-                   num_samples: int, seed: int) -> Dict[str, Dict[str, List[float]]]:
+def figure4_curves(
+  models: Dict[str, object],
+  dataset: Iterable[Batch],
+  steps: Sequence[int],
+  num_samples: int,
+  seed: int,
+) -> Dict[str, Dict[str, List[float]]]:
   """{direction: {model title: mean eq 11 estimate at each step count}}; batch i draws from
-  the seed (seed, i), as `evaluation.table.evaluate` does for one column."""
+  the seed (seed, i), as `evaluation.table.evaluate` does for one column. `dataset` is read
+  once per model, direction and step count: a list or tf.data.Dataset, not an iterator."""
+  if iter(dataset) is dataset:
+    raise ValueError(
+      "figure4_curves reads the data set several times: pass a list or a "
+      "tf.data.Dataset, not an iterator"
+    )
   curves = {}
   for title, model in models.items():
     for target, given, name in DIRECTIONS:
@@ -67,16 +80,20 @@ def figure4_curves(models: Dict[str, object], dataset: Iterable[Batch], steps: S
       for k in steps if imputes else steps[:1]:
         total, count = 0.0, 0
         for i, batch in enumerate(dataset):
-          v = estimators.conditional_log_likelihood(model, batch, target, given, num_samples, k,
-                                                    seed=(seed, i))
+          v = estimators.conditional_log_likelihood(
+            model, batch, target, given, num_samples, k, seed=(seed, i)
+          )
           total, count = total + float(tf.reduce_sum(v)), count + int(v.shape[0])
+        if not count:
+          raise ValueError("figure4_curves: the data set is empty")
         values.append(total / count)
       curves.setdefault(name, {})[title] = values if imputes else values * len(steps)
   return curves
 
 
-def figure5_latents(model, dataset: Iterable[Batch], seed: int,
-                    given: Sequence[str] = ("label",)) -> Tuple[np.ndarray, np.ndarray, str]:
+def figure5_latents(
+  model, dataset: Iterable[Batch], seed: int, given: Sequence[str] = ("label",)
+) -> Tuple[np.ndarray, np.ndarray, str]:
   """(z ~ q(z|all), z from `given` alone with no iterative-sampling step, how the latter
   was drawn), one row per example; batch i draws from split((seed, i))."""
   joint, alone = [], []
@@ -84,6 +101,8 @@ def figure5_latents(model, dataset: Iterable[Batch], seed: int,
     s = split_seed(tf.constant([seed, i], tf.int64), 2)
     joint.append(gaussian.sample(*model.posterior(batch, model.modality_names), s[0]).numpy())
     alone.append(gaussian.sample(*model.posterior(batch, given, num_steps=0), s[1]).numpy())
+  if not joint:
+    raise ValueError("figure5_latents: the data set is empty")
   missing = [m for m in model.modality_names if m not in given]
   if model.uses_iterative_sampling(given):
     how = f"q(z|{','.join(f'{m}=0' for m in missing)},{','.join(given)})"
@@ -93,6 +112,7 @@ def figure5_latents(model, dataset: Iterable[Batch], seed: int,
 
 
 # --- drawings ------------------------------------------------------------------------------
+
 
 def as_picture(x: np.ndarray) -> np.ndarray:
   """An image for imshow: a trailing channel of 1 dropped, [-1, 1] data mapped to [0, 1]."""
@@ -134,18 +154,26 @@ def draw_figure4(curves: Dict[str, Dict[str, List[float]]], steps: Sequence[int]
     ax.set_ylabel(name)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-  fig.suptitle("Figure 4: single-conditional log-likelihood (eq 11 bound, test) vs "
-               "iterative-sampling steps", fontsize=10)
+  fig.suptitle(
+    "Figure 4: single-conditional log-likelihood (eq 11 bound, test) vs iterative-sampling steps",
+    fontsize=10,
+  )
   fig.tight_layout()
   return fig
 
 
-def draw_figure5(panels_by_model: Dict[str, Tuple[np.ndarray, np.ndarray, str]],
-                 labels: np.ndarray):
+def draw_figure5(
+  panels_by_model: Dict[str, Tuple[np.ndarray, np.ndarray, str]], labels: np.ndarray
+):
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
-  fig, axes = plt.subplots(len(panels_by_model), 2, figsize=(10, 4.6 * len(panels_by_model)),
-                           squeeze=False, gridspec_kw={"wspace": 0.3, "hspace": 0.35})
+  fig, axes = plt.subplots(
+    len(panels_by_model),
+    2,
+    figsize=(10, 4.6 * len(panels_by_model)),
+    squeeze=False,
+    gridspec_kw={"wspace": 0.3, "hspace": 0.35},
+  )
   for r, (title, (joint, alone, how)) in enumerate(panels_by_model.items()):
     both = np.concatenate([joint, alone])
     low, high = both.min(0) - 0.2, both.max(0) + 0.2  # one scale per row: a collapse shows

@@ -34,7 +34,9 @@ def kl_divergence(mean_q, var_q, mean_p=None, var_p=None) -> tf.Tensor:
     mean_p = tf.zeros_like(mean_q)
   if var_p is None:
     var_p = tf.ones_like(var_q)
-  kl = 0.5 * (tf.math.log(var_p) - tf.math.log(var_q) + (var_q + tf.square(mean_q - mean_p)) / var_p - 1.0)
+  kl = 0.5 * (
+    tf.math.log(var_p) - tf.math.log(var_q) + (var_q + tf.square(mean_q - mean_p)) / var_p - 1.0
+  )
   return tf.reduce_sum(kl, axis=-1)
 
 
@@ -45,7 +47,9 @@ def log_density(z, mean=None, variance=None) -> tf.Tensor:
   if variance is None:
     variance = tf.ones_like(z)
   log2pi = tf.constant(math.log(2.0 * math.pi), z.dtype)
-  return -0.5 * tf.reduce_sum(log2pi + tf.math.log(variance) + tf.square(z - mean) / variance, axis=-1)
+  return -0.5 * tf.reduce_sum(
+    log2pi + tf.math.log(variance) + tf.square(z - mean) / variance, axis=-1
+  )
 
 
 def tile_samples(t: tf.Tensor, n: int) -> tf.Tensor:

@@ -11,9 +11,9 @@ import dataclasses
 import math
 from typing import Sequence, Tuple
 
-BERNOULLI = "bernoulli"      # binary data, e.g. binarised MNIST pixels
+BERNOULLI = "bernoulli"  # binary data, e.g. binarised MNIST pixels
 CATEGORICAL = "categorical"  # one-hot data, e.g. class labels
-GAUSSIAN = "gaussian"        # real data with a learned diagonal variance
+GAUSSIAN = "gaussian"  # real data with a learned diagonal variance
 GAUSSIAN_FIXED = "gaussian_fixed"  # real data, tanh mean, variance fixed to 1 (the paper's CelebA)
 KINDS = (BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED)
 

@@ -31,7 +31,9 @@ HEAD_DTYPE = "float32"
 def mlp(hidden: Sequence[int], name: str, flatten: bool = True) -> keras.Sequential:
   """DkR-DkR-...: dense layers with ReLU (the paper's f_MLP); flattens its input first."""
   layers = [keras.layers.Flatten()] if flatten else []
-  layers += [keras.layers.Dense(h, activation="relu", name=f"dense_{i}") for i, h in enumerate(hidden)]
+  layers += [
+    keras.layers.Dense(h, activation="relu", name=f"dense_{i}") for i, h in enumerate(hidden)
+  ]
   return keras.Sequential(layers, name=name)
 
 
@@ -44,8 +46,13 @@ class GaussianEncoder(keras.Model):
   through softplus, as in the paper.
   """
 
-  def __init__(self, branches: Dict[str, keras.layers.Layer], latent_dim: int,
-               trunk: Optional[keras.layers.Layer] = None, name: str = "encoder"):
+  def __init__(
+    self,
+    branches: Dict[str, keras.layers.Layer],
+    latent_dim: int,
+    trunk: Optional[keras.layers.Layer] = None,
+    name: str = "encoder",
+  ):
     super().__init__(name=name)
     self.modality_names = tuple(sorted(branches))
     self.branches = [branches[k] for k in self.modality_names]
@@ -56,7 +63,9 @@ class GaussianEncoder(keras.Model):
 
   def features(self, inputs: Dict[str, tf.Tensor], training=None) -> tf.Tensor:
     """The deterministic features h that the heads read (also used by the hierarchy)."""
-    parts = [branch(inputs[k], training=training) for k, branch in zip(self.modality_names, self.branches)]
+    parts = [
+      branch(inputs[k], training=training) for k, branch in zip(self.modality_names, self.branches)
+    ]
     h = parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
     if self.trunk is not None:
       h = self.trunk(h, training=training)
@@ -94,12 +103,18 @@ def distribution_head(modality: Modality, name: str = "head") -> keras.Sequentia
   mean = tfd.Distribution.mean
   if modality.kind == BERNOULLI:
     n = tfpl.IndependentBernoulli.params_size(shape)
-    dist = tfpl.IndependentBernoulli(shape, convert_to_tensor_fn=mean, name="bernoulli", dtype=HEAD_DTYPE)
+    dist = tfpl.IndependentBernoulli(
+      shape, convert_to_tensor_fn=mean, name="bernoulli", dtype=HEAD_DTYPE
+    )
   elif modality.kind == CATEGORICAL:
     if len(shape) != 1:
-      raise ValueError(f"categorical modality {modality.name!r} needs shape (num_classes,), got {shape}")
+      raise ValueError(
+        f"categorical modality {modality.name!r} needs shape (num_classes,), got {shape}"
+      )
     n = tfpl.OneHotCategorical.params_size(shape[0])
-    dist = tfpl.OneHotCategorical(shape[0], convert_to_tensor_fn=mean, name="categorical", dtype=HEAD_DTYPE)
+    dist = tfpl.OneHotCategorical(
+      shape[0], convert_to_tensor_fn=mean, name="categorical", dtype=HEAD_DTYPE
+    )
   elif modality.kind == GAUSSIAN:
     n = tfpl.IndependentNormal.params_size(shape)
     dist = tfpl.IndependentNormal(shape, convert_to_tensor_fn=mean, name="normal", dtype=HEAD_DTYPE)
@@ -120,8 +135,9 @@ def fixed_variance_normal(shape) -> tfpl.DistributionLambda:
     loc = tf.tanh(tf.reshape(params, tf.concat([tf.shape(params)[:-1], shape], 0)))
     return tfd.Independent(tfd.Normal(loc, tf.ones_like(loc)), reinterpreted_batch_ndims=n)
 
-  return tfpl.DistributionLambda(make, convert_to_tensor_fn=tfd.Distribution.mean, name="normal_fixed",
-                               dtype=HEAD_DTYPE)
+  return tfpl.DistributionLambda(
+    make, convert_to_tensor_fn=tfd.Distribution.mean, name="normal_fixed", dtype=HEAD_DTYPE
+  )
 
 
 class Decoder(keras.Model):
@@ -130,8 +146,13 @@ class Decoder(keras.Model):
   Calling it returns a tfp Distribution over the modality (batch shape [B]).
   """
 
-  def __init__(self, body: keras.layers.Layer, modality: Modality,
-               head: Optional[keras.layers.Layer] = None, name: str = "decoder"):
+  def __init__(
+    self,
+    body: keras.layers.Layer,
+    modality: Modality,
+    head: Optional[keras.layers.Layer] = None,
+    name: str = "decoder",
+  ):
     super().__init__(name=name)
     self.modality = modality
     self.body = body
@@ -153,8 +174,9 @@ def mnist_branch(modality: Modality, name: str) -> keras.layers.Layer:
 
 def mnist_encoder(modalities: Sequence[Modality], latent_dim: int, name: str) -> GaussianEncoder:
   """q(z|x,w) over `modalities`: (D512R-D512R per modality) concatenated, D{latent} heads."""
-  return GaussianEncoder({m.name: mnist_branch(m, f"{m.name}_branch") for m in modalities},
-                         latent_dim, name=name)
+  return GaussianEncoder(
+    {m.name: mnist_branch(m, f"{m.name}_branch") for m in modalities}, latent_dim, name=name
+  )
 
 
 def mnist_decoder(modality: Modality, name: str) -> Decoder:
@@ -183,7 +205,9 @@ class Architecture:
   features: Callable[[str], keras.layers.Layer]
 
 
-MNIST_MLP = Architecture("mnist_mlp", mnist_encoder, mnist_decoder, mnist_conditional, mnist_top_features)
+MNIST_MLP = Architecture(
+  "mnist_mlp", mnist_encoder, mnist_decoder, mnist_conditional, mnist_top_features
+)
 ARCHITECTURES = {MNIST_MLP.name: MNIST_MLP}
 
 
@@ -200,11 +224,11 @@ def get_architecture(name: str) -> Architecture:
 
 CELEBA_KERNEL = 4
 CELEBA_CONV_CHANNELS = (64, 128, 256, 256)  # C64R-C128BR-C256BR-C256BR
-CELEBA_DECONV_CHANNELS = (256, 128, 64)     # DC256BR-DC128BR-DC64BR, then the DC{C} head
-CELEBA_DECODER_SEED_CHANNELS = 256          # D4096R reshaped to 4x4x256
-CELEBA_VECTOR_HIDDEN = 512                  # D512R-D512BR (encoder), D512BR (decoder)
+CELEBA_DECONV_CHANNELS = (256, 128, 64)  # DC256BR-DC128BR-DC64BR, then the DC{C} head
+CELEBA_DECODER_SEED_CHANNELS = 256  # D4096R reshaped to 4x4x256
+CELEBA_VECTOR_HIDDEN = 512  # D512R-D512BR (encoder), D512BR (decoder)
 CELEBA_DECODER_DENSE = 4096
-CELEBA_TRUNK = 1024                         # the D1024R after the branches
+CELEBA_TRUNK = 1024  # the D1024R after the branches
 # Four stride-2 up-convolutions: the decoder starts from an (H/16, W/16) grid.
 CELEBA_UPSAMPLING = 2 ** (len(CELEBA_DECONV_CHANNELS) + 1)
 
@@ -240,9 +264,15 @@ def celeba_image_branch(name: str) -> keras.Sequential:
 def celeba_vector_branch(name: str) -> keras.Sequential:
   """D512R-D512BR on a (flattened) vector modality such as the 40 attributes."""
   hidden = CELEBA_VECTOR_HIDDEN
-  return keras.Sequential([keras.layers.Flatten(name="flatten"),
-                           keras.layers.Dense(hidden, activation="relu", name="dense_0"),
-                           keras.layers.Dense(hidden, name="dense_1")] + _bn_relu(1), name=name)
+  return keras.Sequential(
+    [
+      keras.layers.Flatten(name="flatten"),
+      keras.layers.Dense(hidden, activation="relu", name="dense_0"),
+      keras.layers.Dense(hidden, name="dense_1"),
+    ]
+    + _bn_relu(1),
+    name=name,
+  )
 
 
 def celeba_branch(modality: Modality, name: str) -> keras.layers.Layer:
@@ -253,8 +283,12 @@ def celeba_encoder(modalities: Sequence[Modality], latent_dim: int, name: str) -
   """(branch per modality)-D1024R, D{latent} heads: q(z|x,w) with both modalities,
   JMVAE-kl's q(z|x) = C64R-...-F-D1024R or q(z|w) = D512R-D512BR-D1024R with one."""
   trunk = keras.layers.Dense(CELEBA_TRUNK, activation="relu", name=f"{name}_trunk")
-  return GaussianEncoder({m.name: celeba_branch(m, f"{m.name}_branch") for m in modalities},
-                         latent_dim, trunk=trunk, name=name)
+  return GaussianEncoder(
+    {m.name: celeba_branch(m, f"{m.name}_branch") for m in modalities},
+    latent_dim,
+    trunk=trunk,
+    name=name,
+  )
 
 
 class ChannelGroupsToFlat(keras.layers.Layer):
@@ -291,14 +325,16 @@ def conv_distribution_head(modality: Modality, name: str = "head") -> keras.Sequ
     groups, dist = 1, fixed_variance_normal(shape)
   elif modality.kind == BERNOULLI:
     groups = 1
-    dist = tfpl.IndependentBernoulli(shape, convert_to_tensor_fn=mean, name="bernoulli",
-                                     dtype=HEAD_DTYPE)
+    dist = tfpl.IndependentBernoulli(
+      shape, convert_to_tensor_fn=mean, name="bernoulli", dtype=HEAD_DTYPE
+    )
   elif modality.kind == GAUSSIAN:
     groups = 2
     dist = tfpl.IndependentNormal(shape, convert_to_tensor_fn=mean, name="normal", dtype=HEAD_DTYPE)
   else:
     raise ValueError(
-        f"no convolutional decoder head for {modality.name!r} of kind {modality.kind!r}")
+      f"no convolutional decoder head for {modality.name!r} of kind {modality.kind!r}"
+    )
   params = _conv(groups * shape[-1], "params", transpose=True, dtype=HEAD_DTYPE)
   flat = ChannelGroupsToFlat(groups, name="flat_params", dtype=HEAD_DTYPE)
   return keras.Sequential([params, flat, dist], name=name)
@@ -311,13 +347,17 @@ def celeba_image_decoder_body(modality: Modality, name: str) -> keras.Sequential
   """
   height, width, _ = modality.shape
   if height % CELEBA_UPSAMPLING or width % CELEBA_UPSAMPLING:
-    raise ValueError(f"the convolutional decoder upsamples by {CELEBA_UPSAMPLING}, so "
-                     f"{modality.name!r} needs height and width divisible by "
-                     f"{CELEBA_UPSAMPLING}; got shape {modality.shape}")
+    raise ValueError(
+      f"the convolutional decoder upsamples by {CELEBA_UPSAMPLING}, so "
+      f"{modality.name!r} needs height and width divisible by "
+      f"{CELEBA_UPSAMPLING}; got shape {modality.shape}"
+    )
   grid = (height // CELEBA_UPSAMPLING, width // CELEBA_UPSAMPLING, CELEBA_DECODER_SEED_CHANNELS)
-  layers = [keras.layers.Flatten(name="flatten"),
-            keras.layers.Dense(grid[0] * grid[1] * grid[2], activation="relu", name="dense_0"),
-            keras.layers.Reshape(grid, name="reshape")]
+  layers = [
+    keras.layers.Flatten(name="flatten"),
+    keras.layers.Dense(grid[0] * grid[1] * grid[2], activation="relu", name="dense_0"),
+    keras.layers.Reshape(grid, name="reshape"),
+  ]
   for i, channels in enumerate(CELEBA_DECONV_CHANNELS):
     layers += [_conv(channels, f"deconv_{i}", transpose=True)] + _bn_relu(i)
   return keras.Sequential(layers, name=name)
@@ -326,24 +366,34 @@ def celeba_image_decoder_body(modality: Modality, name: str) -> keras.Sequential
 def celeba_vector_decoder_body(name: str) -> keras.Sequential:
   """D4096R-D512BR; the D{size} parameters are the distribution head's Dense."""
   return keras.Sequential(
-      [keras.layers.Flatten(name="flatten"),
-       keras.layers.Dense(CELEBA_DECODER_DENSE, activation="relu", name="dense_0"),
-       keras.layers.Dense(CELEBA_VECTOR_HIDDEN, name="dense_1")] + _bn_relu(1), name=name)
+    [
+      keras.layers.Flatten(name="flatten"),
+      keras.layers.Dense(CELEBA_DECODER_DENSE, activation="relu", name="dense_0"),
+      keras.layers.Dense(CELEBA_VECTOR_HIDDEN, name="dense_1"),
+    ]
+    + _bn_relu(1),
+    name=name,
+  )
 
 
 def celeba_decoder(modality: Modality, name: str) -> Decoder:
   """p(x|z) = D4096R-DC256BR-DC128BR-DC64BR-DC3 or p(w|z) = D4096R-D512BR-D40, each with
   the modality's likelihood (the paper's CelebA: tanh mean, variance 1)."""
   if is_image(modality):
-    return Decoder(celeba_image_decoder_body(modality, f"{name}_body"), modality,
-                   head=conv_distribution_head(modality), name=name)
+    return Decoder(
+      celeba_image_decoder_body(modality, f"{name}_body"),
+      modality,
+      head=conv_distribution_head(modality),
+      name=name,
+    )
   return Decoder(celeba_vector_decoder_body(f"{name}_body"), modality, name=name)
 
 
 def celeba_conditional(latent_dim: int, name: str) -> GaussianConditional:
   """p(z_1|z_2) (hierarchical JMVAE): D1024R-D1024R, D{latent} heads."""
-  return GaussianConditional(mlp((CELEBA_TRUNK, CELEBA_TRUNK), name=f"{name}_body"), latent_dim,
-                             name=name)
+  return GaussianConditional(
+    mlp((CELEBA_TRUNK, CELEBA_TRUNK), name=f"{name}_body"), latent_dim, name=name
+  )
 
 
 def celeba_top_features(name: str) -> keras.layers.Layer:
@@ -351,6 +401,7 @@ def celeba_top_features(name: str) -> keras.layers.Layer:
   return mlp((CELEBA_TRUNK,), name=name, flatten=False)
 
 
-CELEBA_CONV = Architecture("celeba_conv", celeba_encoder, celeba_decoder, celeba_conditional,
-                           celeba_top_features)
+CELEBA_CONV = Architecture(
+  "celeba_conv", celeba_encoder, celeba_decoder, celeba_conditional, celeba_top_features
+)
 ARCHITECTURES[CELEBA_CONV.name] = CELEBA_CONV

@@ -45,7 +45,9 @@ def tensor_name(embedding: str) -> str:
   return f"{embedding}/.ATTRIBUTES/VARIABLE_VALUE"
 
 
-def encoders(model: MultimodalVAE, iterations: int) -> Dict[str, Callable[[Batch, tf.Tensor], tf.Tensor]]:
+def encoders(
+  model: MultimodalVAE, iterations: int
+) -> Dict[str, Callable[[Batch, tf.Tensor], tf.Tensor]]:
   """Embedding name -> fn(batch, seed) giving latent means [B, latent_dim]."""
   if iterations < 0:
     raise ValueError(f"iterations must be >= 0, got {iterations}")
@@ -64,8 +66,9 @@ def encoders(model: MultimodalVAE, iterations: int) -> Dict[str, Callable[[Batch
   return fns
 
 
-def latent_means(model: MultimodalVAE, batches: Iterable[Batch], iterations: int = 100,
-                 seed: int = 0) -> Dict[str, np.ndarray]:
+def latent_means(
+  model: MultimodalVAE, batches: Iterable[Batch], iterations: int = 100, seed: int = 0
+) -> Dict[str, np.ndarray]:
   """Each embedding's latent means over all `batches`, in order ([N, latent_dim] float32).
 
   Batch i samples with the stateless seed fold_in([seed, 0], i).
@@ -96,9 +99,11 @@ def check_sprite_size(n: int, image_size: Sequence[int]) -> None:
   side = max(1, math.ceil(math.sqrt(n)))
   if side * max(h, w) > MAX_SPRITE_PIXELS:
     most = (MAX_SPRITE_PIXELS // max(h, w)) ** 2
-    raise ValueError(f"a sprite of {n} images of {h}x{w} would be {side * h}x{side * w} pixels; the "
-                     f"Projector allows {MAX_SPRITE_PIXELS}x{MAX_SPRITE_PIXELS} (at most {most} such "
-                     "images)")
+    raise ValueError(
+      f"a sprite of {n} images of {h}x{w} would be {side * h}x{side * w} pixels; the "
+      f"Projector allows {MAX_SPRITE_PIXELS}x{MAX_SPRITE_PIXELS} (at most {most} such "
+      "images)"
+    )
 
 
 def sprite_grid(images: np.ndarray) -> np.ndarray:
@@ -128,8 +133,12 @@ def metadata_tsv(metadata: Dict[str, np.ndarray]) -> str:
   return "".join(line + "\n" for line in lines)
 
 
-def write_projector(output_dir: str, embeddings: Dict[str, np.ndarray],
-                    metadata: Dict[str, np.ndarray], images: np.ndarray) -> str:
+def write_projector(
+  output_dir: str,
+  embeddings: Dict[str, np.ndarray],
+  metadata: Dict[str, np.ndarray],
+  images: np.ndarray,
+) -> str:
   """Writes the checkpoint, metadata, sprite and projector config; returns output_dir.
 
   `metadata`: named columns, one value per example (e.g. {"label": labels})."""
@@ -141,8 +150,9 @@ def write_projector(output_dir: str, embeddings: Dict[str, np.ndarray],
   n = len(next(iter(metadata.values())))
   for name, tensor in embeddings.items():
     if tensor.ndim != 2 or tensor.shape[0] != n:
-      raise ValueError(f"embedding {name!r} has shape {tensor.shape}; need [{n}, D] to match "
-                       "the metadata rows")
+      raise ValueError(
+        f"embedding {name!r} has shape {tensor.shape}; need [{n}, D] to match the metadata rows"
+      )
   if images.shape[0] != n:
     raise ValueError(f"{images.shape[0]} sprite images for {n} metadata rows")
   sprite = sprite_grid(images)  # checks the size limit before anything is written
@@ -152,7 +162,9 @@ def write_projector(output_dir: str, embeddings: Dict[str, np.ndarray],
     f.write(metadata_tsv(metadata))
   with tf.io.gfile.GFile(os.path.join(output_dir, SPRITE_FILE), "wb") as f:
     f.write(tf.io.encode_png(sprite if sprite.ndim == 3 else sprite[..., np.newaxis]).numpy())
-  variables = {name: tf.Variable(tensor, trainable=False, name=name) for name, tensor in embeddings.items()}
+  variables = {
+    name: tf.Variable(tensor, trainable=False, name=name) for name, tensor in embeddings.items()
+  }
   tf.train.Checkpoint(**variables).save(os.path.join(output_dir, CHECKPOINT_PREFIX))
 
   config = projector.ProjectorConfig()
@@ -166,9 +178,15 @@ def write_projector(output_dir: str, embeddings: Dict[str, np.ndarray],
   return output_dir
 
 
-def embed(model: MultimodalVAE, batches: Iterable[Batch], metadata: Dict[str, np.ndarray],
-          images: np.ndarray, output_dir: str, iterations: int = 100,
-          seed: int = 0) -> Dict[str, np.ndarray]:
+def embed(
+  model: MultimodalVAE,
+  batches: Iterable[Batch],
+  metadata: Dict[str, np.ndarray],
+  images: np.ndarray,
+  output_dir: str,
+  iterations: int = 100,
+  seed: int = 0,
+) -> Dict[str, np.ndarray]:
   """Latent means of `batches` (the examples pictured by `images` and described by `metadata`)
   for the Projector."""
   embeddings = latent_means(model, batches, iterations, seed)

@@ -60,6 +60,7 @@ class ExportError(ValueError):
 
 # --- plain functions over the model's public methods -------------------------------------
 
+
 def distribution_outputs(dist, modality: Modality, seed: tf.Tensor) -> Dict[str, tf.Tensor]:
   """The parameters of p(modality|z) and one stateless sample, as float32 tensors.
 
@@ -68,23 +69,32 @@ def distribution_outputs(dist, modality: Modality, seed: tf.Tensor) -> Dict[str,
   """
   if modality.kind == BERNOULLI:
     probs = dist.mean()
-    sample = tf.cast(tf.random.stateless_uniform(tf.shape(probs), seed, dtype=probs.dtype) < probs, tf.float32)
+    sample = tf.cast(
+      tf.random.stateless_uniform(tf.shape(probs), seed, dtype=probs.dtype) < probs, tf.float32
+    )
     return {"probs": probs, "sample": sample}
   if modality.kind == CATEGORICAL:
     logits = dist.logits_parameter()
     classes = tf.random.stateless_categorical(logits, 1, seed)[:, 0]
-    return {"probs": tf.nn.softmax(logits), "sample": tf.one_hot(classes, modality.shape[0], dtype=tf.float32)}
+    return {
+      "probs": tf.nn.softmax(logits),
+      "sample": tf.one_hot(classes, modality.shape[0], dtype=tf.float32),
+    }
   mean, stddev = dist.mean(), dist.stddev()  # GAUSSIAN, GAUSSIAN_FIXED
-  return {"mean": mean, "stddev": stddev,
-          "sample": mean + stddev * tf.random.stateless_normal(tf.shape(mean), seed, dtype=mean.dtype)}
+  return {
+    "mean": mean,
+    "stddev": stddev,
+    "sample": mean + stddev * tf.random.stateless_normal(tf.shape(mean), seed, dtype=mean.dtype),
+  }
 
 
 def prefixed(name: str, outputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
   return {f"{name}_{key}": value for key, value in outputs.items()}
 
 
-def decode_outputs(model: MultimodalVAE, z: tf.Tensor, batch: Batch, names: Sequence[str],
-                   seed: tf.Tensor) -> Dict[str, tf.Tensor]:
+def decode_outputs(
+  model: MultimodalVAE, z: tf.Tensor, batch: Batch, names: Sequence[str], seed: tf.Tensor
+) -> Dict[str, tf.Tensor]:
   """Parameters and a sample of p(name|z[, condition]) for each of `names`, and z."""
   specs = {m.name: m for m in model.modality_specs}
   dists = model.decode(z, batch, names=names)
@@ -100,9 +110,14 @@ def check_same_batch(*tensors: tf.Tensor) -> Tuple[tf.Tensor, ...]:
   Callers must use the returned tensors, which wait for the check.
   """
   first = tensors[0]
-  checks = [tf.debugging.assert_equal(tf.shape(first)[0], tf.shape(t)[0],
-                                      message="every input must have the same batch size (dimension 0)")
-            for t in tensors[1:]]
+  checks = [
+    tf.debugging.assert_equal(
+      tf.shape(first)[0],
+      tf.shape(t)[0],
+      message="every input must have the same batch size (dimension 0)",
+    )
+    for t in tensors[1:]
+  ]
   return tuple(checked(t, *checks) for t in tensors)
 
 
@@ -115,6 +130,7 @@ def checked(tensor: tf.Tensor, *checks) -> tf.Tensor:
 
 
 # --- the exported module ---------------------------------------------------------------
+
 
 @dataclasses.dataclass(frozen=True)
 class SignatureSpec:
@@ -169,8 +185,14 @@ def model_signatures(model: MultimodalVAE, x: Modality, w: Modality) -> List[Sig
       outputs[f"mean_z{l}"], outputs[f"variance_z{l}"] = mean, variance
     return outputs
 
-  specs.append(SignatureSpec("encode", encode, [modality_spec(x), modality_spec(w)],
-                             f"q(z|{x.name},{w.name}): mean and variance of each latent layer"))
+  specs.append(
+    SignatureSpec(
+      "encode",
+      encode,
+      [modality_spec(x), modality_spec(w)],
+      f"q(z|{x.name},{w.name}): mean and variance of each latent layer",
+    )
+  )
 
   for given, target, direction in ((w, x, "x_from_w"), (x, w, "w_from_x")):
     if not _can_infer(model, [given.name]):
@@ -185,24 +207,37 @@ def model_signatures(model: MultimodalVAE, x: Modality, w: Modality) -> List[Sig
     z = gaussian.sample(mean, variance, z_seed)
     return decode_outputs(model, z, batch, model.generated_modalities, out_seed)
 
-  specs.append(SignatureSpec("reconstruct", reconstruct,
-                             [modality_spec(x), modality_spec(w), SEED_SPEC],
-                             f"z ~ q(z|{x.name},{w.name}), then each generated modality's p(.|z)"))
+  specs.append(
+    SignatureSpec(
+      "reconstruct",
+      reconstruct,
+      [modality_spec(x), modality_spec(w), SEED_SPEC],
+      f"z ~ q(z|{x.name},{w.name}), then each generated modality's p(.|z)",
+    )
+  )
 
   if not model.conditioning_modalities:
+
     def sample(num_samples, seed):
       num_samples = _non_negative(num_samples, "num_samples")
       z_seed, out_seed = split_seed(seed, 2)
       z = model.sample_prior(num_samples, z_seed)
       return decode_outputs(model, z, {}, model.generated_modalities, out_seed)
 
-    specs.append(SignatureSpec("sample", sample, [NUM_SAMPLES_SPEC, SEED_SPEC],
-                               "z from the prior, then every modality's p(.|z)"))
+    specs.append(
+      SignatureSpec(
+        "sample",
+        sample,
+        [NUM_SAMPLES_SPEC, SEED_SPEC],
+        "z from the prior, then every modality's p(.|z)",
+      )
+    )
   return specs
 
 
-def one_modality_signatures(model: MultimodalVAE, given: Modality, target: Modality,
-                            direction: str) -> List[SignatureSpec]:
+def one_modality_signatures(
+  model: MultimodalVAE, given: Modality, target: Modality, direction: str
+) -> List[SignatureSpec]:
   """encode_<given> and, if the model generates `target`, generate_<direction> (a function,
   so the closures bind this pair; default arguments would become tf.function arguments)."""
   infer, extra, how = from_one_modality(model, given)
@@ -221,13 +256,23 @@ def one_modality_signatures(model: MultimodalVAE, given: Modality, target: Modal
     outputs = decode_outputs(model, z, batch, [target.name], out_seed)
     return outputs
 
-  specs = [SignatureSpec(f"encode_{given.name}", encode_one,
-                         [modality_spec(given)] + ([SEED_SPEC] + extra if iterative else []),
-                         f"the Gaussian over z from {given.name} alone: {how}")]
+  specs = [
+    SignatureSpec(
+      f"encode_{given.name}",
+      encode_one,
+      [modality_spec(given)] + ([SEED_SPEC] + extra if iterative else []),
+      f"the Gaussian over z from {given.name} alone: {how}",
+    )
+  ]
   if target.name in model.generated_modalities:
-    specs.append(SignatureSpec(f"generate_{direction}", generate,
-                               [modality_spec(given), SEED_SPEC] + extra,
-                               f"p({target.name}|z), {how}: parameters, a sample and z"))
+    specs.append(
+      SignatureSpec(
+        f"generate_{direction}",
+        generate,
+        [modality_spec(given), SEED_SPEC] + extra,
+        f"p({target.name}|z), {how}: parameters, a sample and z",
+      )
+    )
   return specs
 
 
@@ -238,8 +283,10 @@ def with_shape_checks(fn: Callable, input_signature: Sequence[tf.TensorSpec]) ->
   turns a wrong shape into "Shape of tensor label [2,9] is not compatible with
   expected shape [?,10]" instead of an error deep inside a layer.
   """
+
   def checked(*args):
     return fn(*[tf.ensure_shape(arg, spec.shape) for arg, spec in zip(args, input_signature)])
+
   return checked
 
 
@@ -254,7 +301,9 @@ class ServingModule(tf.Module):
     super().__init__(name="jmvae_serving")
     modalities = tuple(modalities or model.modality_specs)
     if len(modalities) != 2:
-      raise ExportError(f"export supports two modalities (x, w); the model has {[m.name for m in modalities]}")
+      raise ExportError(
+        f"export supports two modalities (x, w); the model has {[m.name for m in modalities]}"
+      )
     x, w = modalities
     specs = model_signatures(model, x, w)
     self.model_variables = list(model.variables)
@@ -262,17 +311,27 @@ class ServingModule(tf.Module):
     self.signature_inputs = {}
     self.function_names = []
     for spec in specs:
-      setattr(self, spec.name, tf.function(with_shape_checks(spec.fn, spec.input_signature),
-                                           input_signature=spec.input_signature, autograph=False))
+      setattr(
+        self,
+        spec.name,
+        tf.function(
+          with_shape_checks(spec.fn, spec.input_signature),
+          input_signature=spec.input_signature,
+          autograph=False,
+        ),
+      )
       self.signature_docs[spec.name] = spec.doc
       self.signature_inputs[spec.name] = [s.name for s in spec.input_signature]
       self.function_names.append(spec.name)
-    self.default_signature = ("generate_x_from_w" if "generate_x_from_w" in self.function_names
-                              else "generate_w_from_x")
+    self.default_signature = (
+      "generate_x_from_w" if "generate_x_from_w" in self.function_names else "generate_w_from_x"
+    )
 
   def input_names(self, signature: str) -> List[str]:
     """The input names of a signature, as a SavedModel client passes them."""
-    return list(self.signature_inputs[self.default_signature if signature == DEFAULT_SIGNATURE else signature])
+    return list(
+      self.signature_inputs[self.default_signature if signature == DEFAULT_SIGNATURE else signature]
+    )
 
   def run(self, signature: str, inputs: Dict[str, object]) -> Dict[str, tf.Tensor]:
     """Calls a signature in-process with inputs keyed by name, as `loaded.signatures[...]` takes them."""
@@ -292,10 +351,13 @@ class ServingModule(tf.Module):
 
 # --- writing the export ----------------------------------------------------------------
 
+
 def existing_versions(model_base: str) -> List[int]:
   if not tf.io.gfile.isdir(model_base):
     return []
-  return sorted(int(n.rstrip("/")) for n in tf.io.gfile.listdir(model_base) if re.fullmatch(r"\d+/?", n))
+  return sorted(
+    int(n.rstrip("/")) for n in tf.io.gfile.listdir(model_base) if re.fullmatch(r"\d+/?", n)
+  )
 
 
 def next_version(model_base: str) -> int:
@@ -304,8 +366,14 @@ def next_version(model_base: str) -> int:
   return versions[-1] + 1 if versions else 1
 
 
-def export(model: MultimodalVAE, export_base: str, name: str, version: Optional[int] = None,
-           modalities: Optional[Sequence[Modality]] = None, run_config_json: Optional[str] = None) -> str:
+def export(
+  model: MultimodalVAE,
+  export_base: str,
+  name: str,
+  version: Optional[int] = None,
+  modalities: Optional[Sequence[Modality]] = None,
+  run_config_json: Optional[str] = None,
+) -> str:
   """Writes EXPORT_BASE/NAME/VERSION/ (TF Serving's layout); returns that path.
 
   The SavedModel is written into a hidden sibling directory and renamed into place,
@@ -321,7 +389,9 @@ def export(model: MultimodalVAE, export_base: str, name: str, version: Optional[
     raise ExportError(f"version must be a positive integer, got {version}")
   path = os.path.join(model_base, str(version))
   if tf.io.gfile.exists(path):
-    raise ExportError(f"{path} exists; versions are never overwritten (leave out --version for the next one)")
+    raise ExportError(
+      f"{path} exists; versions are never overwritten (leave out --version for the next one)"
+    )
   module = ServingModule(model, modalities)
   tf.io.gfile.makedirs(model_base)
   staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_base)

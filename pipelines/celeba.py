@@ -68,13 +68,46 @@ from pipelines.datasets import DataError
 PathLike = Union[str, os.PathLike]
 
 ATTRIBUTE_NAMES: Tuple[str, ...] = (
-  "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-  "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair",
-  "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair",
-  "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-  "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-  "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings",
-  "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+  "5_o_Clock_Shadow",
+  "Arched_Eyebrows",
+  "Attractive",
+  "Bags_Under_Eyes",
+  "Bald",
+  "Bangs",
+  "Big_Lips",
+  "Big_Nose",
+  "Black_Hair",
+  "Blond_Hair",
+  "Blurry",
+  "Brown_Hair",
+  "Bushy_Eyebrows",
+  "Chubby",
+  "Double_Chin",
+  "Eyeglasses",
+  "Goatee",
+  "Gray_Hair",
+  "Heavy_Makeup",
+  "High_Cheekbones",
+  "Male",
+  "Mouth_Slightly_Open",
+  "Mustache",
+  "Narrow_Eyes",
+  "No_Beard",
+  "Oval_Face",
+  "Pale_Skin",
+  "Pointy_Nose",
+  "Receding_Hairline",
+  "Rosy_Cheeks",
+  "Sideburns",
+  "Smiling",
+  "Straight_Hair",
+  "Wavy_Hair",
+  "Wearing_Earrings",
+  "Wearing_Hat",
+  "Wearing_Lipstick",
+  "Wearing_Necklace",
+  "Wearing_Necktie",
+  "Young",
 )
 NUM_ATTRIBUTES = len(ATTRIBUTE_NAMES)
 
@@ -130,7 +163,7 @@ def crop_resize_uint8(image: tf.Tensor, crop: str = "paper") -> tf.Tensor:
   box_w = tf.maximum(pixels(width * scale), 1)
   y0 = tf.clip_by_value(pixels(offset_y + top * scale), 0, tf.shape(image)[0] - box_h)
   x0 = tf.clip_by_value(pixels(offset_x + left * scale), 0, tf.shape(image)[1] - box_w)
-  face = image[y0:y0 + box_h, x0:x0 + box_w, :]
+  face = image[y0 : y0 + box_h, x0 : x0 + box_w, :]
   resized = tf.image.resize(
     tf.cast(face, tf.float32), [IMAGE_SIZE, IMAGE_SIZE], method="bilinear", antialias=True
   )
@@ -264,9 +297,7 @@ def read_partition_file(path: PathLike, file_names: Sequence[str]) -> np.ndarray
   for index, (line, expected) in enumerate(zip(lines, file_names)):
     fields = line.split()
     if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
-      raise DataError(
-        f"{path}: line {index + 1}: expected `<file name> <0|1|2>`, got {line!r:.60}"
-      )
+      raise DataError(f"{path}: line {index + 1}: expected `<file name> <0|1|2>`, got {line!r:.60}")
     if fields[0] != expected:
       raise DataError(
         f"{path}: line {index + 1} is {fields[0]}, but {ATTRIBUTE_FILE} has {expected} there"
@@ -408,8 +439,8 @@ def _split_rows(
     rows = {"test": np.arange(total - num_test, total)}
     if validation:
       num_validation = len(train_part) // 10
-      rows["validation"] = train_part[len(train_part) - num_validation:]
-      train_part = train_part[:len(train_part) - num_validation]
+      rows["validation"] = train_part[len(train_part) - num_validation :]
+      train_part = train_part[: len(train_part) - num_validation]
   else:
     rows = {"test": np.flatnonzero(source.partition == 2)}
     train_part = np.flatnonzero(source.partition == 0)
@@ -418,8 +449,9 @@ def _split_rows(
   rows["train"] = train_part
   for name, indices in rows.items():
     if not len(indices):
-      raise DataError(f"{source.description}: split={split_option} leaves no {name} examples "
-                      f"of {total}")
+      raise DataError(
+        f"{source.description}: split={split_option} leaves no {name} examples of {total}"
+      )
   if num_train is not None:
     if num_train < 1 or num_train > len(train_part):
       raise DataError(
@@ -449,9 +481,7 @@ class CelebADataSet(datasets.DataSet):
     validation: bool = False,
     **options: str,
   ):
-    datasets.check_options(
-      self.name, options, {"crop": tuple(CROP_BOXES), "split": SPLIT_OPTIONS}
-    )
+    datasets.check_options(self.name, options, {"crop": tuple(CROP_BOXES), "split": SPLIT_OPTIONS})
     self.crop = options.get("crop", "paper")
     self.split_option = options.get("split", "paper")
     need_partition = self.split_option == "official"
@@ -501,8 +531,7 @@ class CelebADataSet(datasets.DataSet):
       raise DataError(f"batch size must be at least 1, got {batch_size}")
     return (
       tf.data.Dataset.range(n)
-      .map(self._load(self._rows[split]), num_parallel_calls=tf.data.AUTOTUNE,
-           deterministic=True)
+      .map(self._load(self._rows[split]), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
       .batch(batch_size)
     )
 
@@ -518,7 +547,8 @@ class CelebADataSet(datasets.DataSet):
       epoch = global_position // per_epoch
       epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
       position = tf.random.experimental.index_shuffle(
-        global_position % per_epoch, seed=epoch_seed,
+        global_position % per_epoch,
+        seed=epoch_seed,
         max_index=tf.constant(num_examples - 1, tf.int64),
       )
       return load(position)
@@ -542,8 +572,9 @@ class CelebADataSet(datasets.DataSet):
     )
 
   def display_images(self, split: str, num_examples: int) -> np.ndarray:
-    batches = [batch["image"] for batch in self._uint8_dataset(split, 256, num_examples)
-               .as_numpy_iterator()]
+    batches = [
+      batch["image"] for batch in self._uint8_dataset(split, 256, num_examples).as_numpy_iterator()
+    ]
     return np.concatenate(batches)
 
   def metadata(self, split: str, num_examples: int) -> Dict[str, np.ndarray]:

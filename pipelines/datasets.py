@@ -91,9 +91,7 @@ class DataSet(abc.ABC):
     if num_examples is None:
       return available
     if num_examples < 1 or num_examples > available:
-      raise DataError(
-        f"{self.name}: asked for {num_examples} {split} examples, it has {available}"
-      )
+      raise DataError(f"{self.name}: asked for {num_examples} {split} examples, it has {available}")
     return num_examples
 
   def check_batch_size(self, batch_size: int) -> None:
@@ -124,4 +122,6 @@ def check_options(name: str, options: Dict[str, str], allowed: Dict[str, Sequenc
       known = ", ".join(sorted(allowed)) or "none"
       raise DataError(f"--data_options: {name} has no option {key!r} (it has: {known})")
     if allowed[key] and value not in allowed[key]:
-      raise DataError(f"--data_options: {key}={value!r} for {name}; choose from {list(allowed[key])}")
+      raise DataError(
+        f"--data_options: {key}={value!r} for {name}; choose from {list(allowed[key])}"
+      )

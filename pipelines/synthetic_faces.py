@@ -45,22 +45,65 @@ from typing import Dict, Tuple, Union
 import numpy as np
 
 ATTRIBUTE_NAMES: Tuple[str, ...] = (
-  "5_o_Clock_Shadow", "Arched_Eyebrows", "Attractive", "Bags_Under_Eyes", "Bald", "Bangs",
-  "Big_Lips", "Big_Nose", "Black_Hair", "Blond_Hair", "Blurry", "Brown_Hair",
-  "Bushy_Eyebrows", "Chubby", "Double_Chin", "Eyeglasses", "Goatee", "Gray_Hair",
-  "Heavy_Makeup", "High_Cheekbones", "Male", "Mouth_Slightly_Open", "Mustache",
-  "Narrow_Eyes", "No_Beard", "Oval_Face", "Pale_Skin", "Pointy_Nose", "Receding_Hairline",
-  "Rosy_Cheeks", "Sideburns", "Smiling", "Straight_Hair", "Wavy_Hair", "Wearing_Earrings",
-  "Wearing_Hat", "Wearing_Lipstick", "Wearing_Necklace", "Wearing_Necktie", "Young",
+  "5_o_Clock_Shadow",
+  "Arched_Eyebrows",
+  "Attractive",
+  "Bags_Under_Eyes",
+  "Bald",
+  "Bangs",
+  "Big_Lips",
+  "Big_Nose",
+  "Black_Hair",
+  "Blond_Hair",
+  "Blurry",
+  "Brown_Hair",
+  "Bushy_Eyebrows",
+  "Chubby",
+  "Double_Chin",
+  "Eyeglasses",
+  "Goatee",
+  "Gray_Hair",
+  "Heavy_Makeup",
+  "High_Cheekbones",
+  "Male",
+  "Mouth_Slightly_Open",
+  "Mustache",
+  "Narrow_Eyes",
+  "No_Beard",
+  "Oval_Face",
+  "Pale_Skin",
+  "Pointy_Nose",
+  "Receding_Hairline",
+  "Rosy_Cheeks",
+  "Sideburns",
+  "Smiling",
+  "Straight_Hair",
+  "Wavy_Hair",
+  "Wearing_Earrings",
+  "Wearing_Hat",
+  "Wearing_Lipstick",
+  "Wearing_Necklace",
+  "Wearing_Necktie",
+  "Young",
 )  # CelebA's order; the same tuple as pipelines.celeba.ATTRIBUTE_NAMES (kept TF-free here).
 COLUMN = {name: index for index, name in enumerate(ATTRIBUTE_NAMES)}
 
 # Frequencies of the columns that are not drawn, chosen to resemble CelebA's.
 NOT_RENDERED: Dict[str, float] = {
-  "5_o_Clock_Shadow": 0.11, "Arched_Eyebrows": 0.27, "Attractive": 0.51,
-  "Bags_Under_Eyes": 0.20, "Big_Lips": 0.24, "Double_Chin": 0.05, "High_Cheekbones": 0.45,
-  "Oval_Face": 0.28, "Pointy_Nose": 0.28, "Receding_Hairline": 0.08, "Sideburns": 0.06,
-  "Straight_Hair": 0.21, "Wavy_Hair": 0.32, "Wearing_Necklace": 0.12,
+  "5_o_Clock_Shadow": 0.11,
+  "Arched_Eyebrows": 0.27,
+  "Attractive": 0.51,
+  "Bags_Under_Eyes": 0.20,
+  "Big_Lips": 0.24,
+  "Double_Chin": 0.05,
+  "High_Cheekbones": 0.45,
+  "Oval_Face": 0.28,
+  "Pointy_Nose": 0.28,
+  "Receding_Hairline": 0.08,
+  "Sideburns": 0.06,
+  "Straight_Hair": 0.21,
+  "Wavy_Hair": 0.32,
+  "Wearing_Necklace": 0.12,
 }
 RENDERED: Tuple[str, ...] = tuple(name for name in ATTRIBUTE_NAMES if name not in NOT_RENDERED)
 
@@ -78,12 +121,15 @@ _EYE_U, _EYE_V = 19.5, -17.0
 _MARGIN = 26  # pixels around a feature's nominal box that pose changes may move it into
 
 _HAIR_COLOURS = {
-  "Black_Hair": (28, 22, 20), "Blond_Hair": (226, 196, 122), "Brown_Hair": (112, 72, 42),
+  "Black_Hair": (28, 22, 20),
+  "Blond_Hair": (226, 196, 122),
+  "Brown_Hair": (112, 72, 42),
   "Gray_Hair": (172, 170, 168),
 }
 _OTHER_HAIR = np.array([[150, 62, 30], [176, 132, 74], [84, 50, 36], [196, 96, 44]], np.float32)
-_SKIN = np.array([[236, 196, 168], [224, 172, 138], [198, 146, 108], [160, 108, 74],
-                  [112, 74, 50]], np.float32)
+_SKIN = np.array(
+  [[236, 196, 168], [224, 172, 138], [198, 146, 108], [160, 108, 74], [112, 74, 50]], np.float32
+)
 _PALE_SKIN = np.array([248, 226, 214], np.float32)
 
 
@@ -107,8 +153,10 @@ def sample_attributes(num_images: int, rng: np.random.Generator) -> np.ndarray:
   p_blond = np.where(male, 0.04, 0.23) * (1 - p_gray)
   p_black = 0.24 * (1 - p_gray)
   p_brown = 0.21 * (1 - p_gray)
-  cumulative = np.stack([p_black, p_black + p_blond, p_black + p_blond + p_brown,
-                         p_black + p_blond + p_brown + p_gray], axis=1)
+  cumulative = np.stack(
+    [p_black, p_black + p_blond, p_black + p_blond + p_brown, p_black + p_blond + p_brown + p_gray],
+    axis=1,
+  )
   hair = (rng.random(n)[:, None] >= cumulative).sum(axis=1)  # 0..3 a colour, 4 none
   hair = np.where(bald, 4, hair)
   bangs = ~bald & draw(np.where(male, 0.09, 0.20))
@@ -120,17 +168,29 @@ def sample_attributes(num_images: int, rng: np.random.Generator) -> np.ndarray:
   full_beard = male & ~mustache & ~goatee & draw(0.12)
   lipstick = draw(np.where(male, 0.01, 0.79))
   columns = {
-    "Male": male, "Young": young, "Bald": bald, "Bangs": bangs,
-    "Black_Hair": hair == 0, "Blond_Hair": hair == 1, "Brown_Hair": hair == 2,
+    "Male": male,
+    "Young": young,
+    "Bald": bald,
+    "Bangs": bangs,
+    "Black_Hair": hair == 0,
+    "Blond_Hair": hair == 1,
+    "Brown_Hair": hair == 2,
     "Gray_Hair": hair == 3,
-    "Smiling": smiling, "Mouth_Slightly_Open": mouth_open, "Eyeglasses": eyeglasses,
-    "Mustache": mustache, "Goatee": goatee, "No_Beard": ~(mustache | goatee | full_beard),
+    "Smiling": smiling,
+    "Mouth_Slightly_Open": mouth_open,
+    "Eyeglasses": eyeglasses,
+    "Mustache": mustache,
+    "Goatee": goatee,
+    "No_Beard": ~(mustache | goatee | full_beard),
     "Wearing_Lipstick": lipstick,
     "Heavy_Makeup": draw(np.where(lipstick, 0.78, 0.02)),
-    "Wearing_Hat": draw(0.05), "Pale_Skin": draw(0.043),
+    "Wearing_Hat": draw(0.05),
+    "Pale_Skin": draw(0.043),
     "Rosy_Cheeks": draw(np.where(male, 0.02, 0.10)),
     "Bushy_Eyebrows": draw(np.where(male, 0.25, 0.06)),
-    "Blurry": draw(0.05), "Narrow_Eyes": draw(0.115), "Big_Nose": draw(np.where(male, 0.40, 0.11)),
+    "Blurry": draw(0.05),
+    "Narrow_Eyes": draw(0.115),
+    "Big_Nose": draw(np.where(male, 0.40, 0.11)),
     "Chubby": draw(np.where(male, 0.11, 0.02)),
     "Wearing_Necktie": male & draw(0.17),
     "Wearing_Earrings": draw(np.where(male, 0.02, 0.31)),
@@ -170,10 +230,12 @@ class _Canvas:
   @staticmethod
   def window(u0, u1, v0, v1) -> Tuple[slice, slice]:
     """Image rows and columns that may hold local box [u0, u1] x [v0, v1]."""
-    rows = slice(max(0, int(_CENTER_Y + v0 * 1.1) - _MARGIN),
-                 min(HEIGHT, int(_CENTER_Y + v1 * 1.1) + _MARGIN))
-    cols = slice(max(0, int(_CENTER_X + u0 * 1.1) - _MARGIN),
-                 min(WIDTH, int(_CENTER_X + u1 * 1.1) + _MARGIN))
+    rows = slice(
+      max(0, int(_CENTER_Y + v0 * 1.1) - _MARGIN), min(HEIGHT, int(_CENTER_Y + v1 * 1.1) + _MARGIN)
+    )
+    cols = slice(
+      max(0, int(_CENTER_X + u0 * 1.1) - _MARGIN), min(WIDTH, int(_CENTER_X + u1 * 1.1) + _MARGIN)
+    )
     return rows, cols
 
   def local(self, win):
@@ -216,7 +278,8 @@ class _Canvas:
       return
     target = self.image[chosen, win[0], win[1], :]
     target += (alpha[chosen] * np.float32(opacity))[..., None] * (
-      colour[chosen, None, None, :] - target)
+      colour[chosen, None, None, :] - target
+    )
     self.image[chosen, win[0], win[1], :] = target
 
 
@@ -225,11 +288,14 @@ def _blur(images: np.ndarray, passes: int = 3) -> np.ndarray:
   kernel = np.array([1, 4, 6, 4, 1], np.float32) / 16
   for _ in range(passes):
     for axis in (1, 2):
-      padded = np.pad(images, [(0, 0)] + [(2, 2) if a == axis else (0, 0) for a in (1, 2)]
-                      + [(0, 0)], mode="edge")
+      padded = np.pad(
+        images, [(0, 0)] + [(2, 2) if a == axis else (0, 0) for a in (1, 2)] + [(0, 0)], mode="edge"
+      )
       length = images.shape[axis]
-      images = sum(weight * np.take(padded, np.arange(k, k + length), axis=axis)
-                   for k, weight in enumerate(kernel))
+      images = sum(
+        weight * np.take(padded, np.arange(k, k + length), axis=axis)
+        for k, weight in enumerate(kernel)
+      )
   return images
 
 
@@ -250,8 +316,9 @@ def render_faces(attributes: np.ndarray, rng: np.random.Generator) -> np.ndarray
   background = rng.uniform(30, 235, (size, 3)).astype(np.float32)
   skin_mix = rng.uniform(0, len(_SKIN) - 1, size)
   low = np.floor(skin_mix).astype(int)
-  skin = _SKIN[low] + (skin_mix - low)[:, None] * (_SKIN[np.minimum(low + 1, len(_SKIN) - 1)]
-                                                    - _SKIN[low])
+  skin = _SKIN[low] + (skin_mix - low)[:, None] * (
+    _SKIN[np.minimum(low + 1, len(_SKIN) - 1)] - _SKIN[low]
+  )
   skin = np.where(has["Pale_Skin"][:, None], _PALE_SKIN, skin)
   skin = jitter(skin, 6)
   hair = _OTHER_HAIR[rng.integers(0, len(_OTHER_HAIR), size)]
@@ -265,8 +332,9 @@ def render_faces(attributes: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
   # Background with a vertical gradient.
   gradient = np.linspace(-1, 1, HEIGHT, dtype=np.float32)[None, :, None, None]
-  canvas.image[:] = background[:, None, None, :] * (1 + 0.15 * gradient * rng.choice([-1, 1], (
-    size, 1, 1, 1)))
+  canvas.image[:] = background[:, None, None, :] * (
+    1 + 0.15 * gradient * rng.choice([-1, 1], (size, 1, 1, 1))
+  )
 
   # Hair behind the head: long for women, a short cap for men, none when bald.
   long_hair = ~male & ~bald
@@ -292,8 +360,7 @@ def render_faces(attributes: np.ndarray, rng: np.random.Generator) -> np.ndarray
   # Age: forehead lines and smile folds on the not Young.
   old = ~has["Young"]
   for line_v in (-34.0, -37.5):
-    paint(canvas.band(lambda u, c=line_v: c + 0.004 * u ** 2, 0.55, 15, (-40, -30)),
-          skin * 0.7, old)
+    paint(canvas.band(lambda u, c=line_v: c + 0.004 * u**2, 0.55, 15, (-40, -30)), skin * 0.7, old)
   for side in (-1, 1):
     paint(canvas.ellipse(side * 15.5, 18, 1.1, 9), skin * 0.72, old, 0.8)
 
@@ -310,17 +377,23 @@ def render_faces(attributes: np.ndarray, rng: np.random.Generator) -> np.ndarray
   eye_height = np.where(has["Narrow_Eyes"], 2.1, 4.0).astype(np.float32)[:, None, None]
   brow_height = np.where(has["Bushy_Eyebrows"], 3.9, 2.0).astype(np.float32)[:, None, None]
   brow_height = brow_height + 0.6 * male[:, None, None]
-  iris = np.stack([rng.uniform(30, 110, size), rng.uniform(20, 90, size),
-                   rng.uniform(10, 80, size)], 1)
+  iris = np.stack(
+    [rng.uniform(30, 110, size), rng.uniform(20, 90, size), rng.uniform(10, 80, size)], 1
+  )
   gaze = rng.normal(0, 1.0, size).astype(np.float32)[:, None, None]
   for side in (-1, 1):
     eye_u = side * _EYE_U
-    paint(canvas.ellipse(eye_u, _EYE_V - 3.5, 10.5, 5.0), jitter((120, 60, 120), 25),
-          has["Heavy_Makeup"], 0.6)
+    paint(
+      canvas.ellipse(eye_u, _EYE_V - 3.5, 10.5, 5.0),
+      jitter((120, 60, 120), 25),
+      has["Heavy_Makeup"],
+      0.6,
+    )
     win = canvas.window(eye_u - 14, eye_u + 14, -36, -10)
     u, v, edge = canvas.local(win)
-    brow = np.sqrt(((u - eye_u) / 11.5) ** 2
-                   + ((v - (_EYE_V - 10) - 0.03 * (u - eye_u) ** 2) / brow_height) ** 2)
+    brow = np.sqrt(
+      ((u - eye_u) / 11.5) ** 2 + ((v - (_EYE_V - 10) - 0.03 * (u - eye_u) ** 2) / brow_height) ** 2
+    )
     paint((win, np.clip((1 - brow) * brow_height / edge + 0.5, 0, 1)), brows)
     white = np.sqrt(((u - eye_u) / 8.5) ** 2 + ((v - _EYE_V) / eye_height) ** 2)
     white_mask = np.clip((1 - white) * eye_height / edge + 0.5, 0, 1)
@@ -337,8 +410,9 @@ def render_faces(attributes: np.ndarray, rng: np.random.Generator) -> np.ndarray
   ridge = np.sqrt((u / (4.5 * nose_k)) ** 2 + ((v - 3) / (11 * nose_k)) ** 2)
   paint((win, np.clip((1 - ridge) * 4 / edge + 0.5, 0, 1)), skin * 0.82, None, 0.55)
   for side in (-1, 1):
-    nostril = np.sqrt(((u - side * 4.2 * nose_k) / (2.3 * nose_k)) ** 2
-                      + ((v - 12 - 2 * (nose_k - 1)) / 1.4) ** 2)
+    nostril = np.sqrt(
+      ((u - side * 4.2 * nose_k) / (2.3 * nose_k)) ** 2 + ((v - 12 - 2 * (nose_k - 1)) / 1.4) ** 2
+    )
     paint((win, np.clip((1 - nostril) * 1.4 / edge + 0.5, 0, 1)), skin * 0.45, None, 0.8)
 
   # Beards (men only, by construction of the attributes).
@@ -356,8 +430,7 @@ def render_faces(attributes: np.ndarray, rng: np.random.Generator) -> np.ndarray
   # Mouth: a smile bends the lips up at the corners; open shows the inside (and teeth).
   smiling = has["Smiling"]
   mouth_v = np.where(smiling, 30.0, 28.0).astype(np.float32)[:, None, None]
-  bend = np.where(smiling, -6.5, rng.uniform(-1.0, 1.0, size)).astype(np.float32)[:, None,
-                                                                                    None]
+  bend = np.where(smiling, -6.5, rng.uniform(-1.0, 1.0, size)).astype(np.float32)[:, None, None]
   half_width = np.where(smiling, 16.0, 13.0).astype(np.float32)[:, None, None]
   opening = np.where(has["Mouth_Slightly_Open"], 2.8, 0.0).astype(np.float32)[:, None, None]
 
@@ -366,20 +439,30 @@ def render_faces(attributes: np.ndarray, rng: np.random.Generator) -> np.ndarray
 
   win = canvas.window(-20, 20, 14, 44)
   u, v, edge = canvas.local(win)
-  lips = np.where(has["Wearing_Lipstick"][:, None], jitter((196, 24, 52), 12),
-                  skin * np.float32([0.82, 0.56, 0.56]))
+  lips = np.where(
+    has["Wearing_Lipstick"][:, None],
+    jitter((196, 24, 52), 12),
+    skin * np.float32([0.82, 0.56, 0.56]),
+  )
   along = np.clip((half_width - np.abs(u)) / edge + 0.5, 0, 1)
   offset = np.abs(v - mouth_curve(u))
   paint((win, along * np.clip((opening + 2.4 - offset) / edge + 0.5, 0, 1)), lips)
-  paint((win, along * np.clip((np.maximum(opening, 0.5) - offset) / edge + 0.5, 0, 1)),
-        (55, 18, 24))
+  paint(
+    (win, along * np.clip((np.maximum(opening, 0.5) - offset) / edge + 0.5, 0, 1)), (55, 18, 24)
+  )
   teeth = np.abs(v - (mouth_curve(u) - opening * 0.5)) < opening * 0.45
-  paint((win, along * teeth * (np.abs(u) < half_width * 0.7)), (238, 236, 226),
-        smiling & has["Mouth_Slightly_Open"])
+  paint(
+    (win, along * teeth * (np.abs(u) < half_width * 0.7)),
+    (238, 236, 226),
+    smiling & has["Mouth_Slightly_Open"],
+  )
 
   # Mustache and goatee.
-  paint(canvas.band(lambda u: mouth_curve(u) - opening - 5.5, 2.4, 15, (10, 30)),
-        hair * 0.6, has["Mustache"])
+  paint(
+    canvas.band(lambda u: mouth_curve(u) - opening - 5.5, 2.4, 15, (10, 30)),
+    hair * 0.6,
+    has["Mustache"],
+  )
   paint(canvas.ellipse(0, 47, 10, 8.5), hair * 0.6, has["Goatee"])
 
   # Eyeglasses: two rims, a bridge, temples, a faint tint.
@@ -393,24 +476,21 @@ def render_faces(attributes: np.ndarray, rng: np.random.Generator) -> np.ndarray
     paint((win, np.clip(outer - inner, 0, 1)), frame, glasses)
     temple_u = (33.0, 46.0) if side > 0 else (-46.0, -33.0)
     paint(canvas.box(*temple_u, _EYE_V - 2.6, _EYE_V - 0.8), frame, glasses)
-  paint(canvas.band(lambda u: _EYE_V - 1.5 + 0.02 * u ** 2, 1.0, 6.5, (-22, -12)), frame,
-        glasses)
+  paint(canvas.band(lambda u: _EYE_V - 1.5 + 0.02 * u**2, 1.0, 6.5, (-22, -12)), frame, glasses)
 
   # Earrings.
   for side in (-1, 1):
     win = canvas.window(-56, 56, 4, 20)
     u, v, edge = canvas.local(win)
     ring = np.sqrt((u - side * (face_width + 0.5)) ** 2 + (v - 12) ** 2)
-    paint((win, np.clip((2.9 - ring) / edge + 0.5, 0, 1)), (232, 192, 64),
-          has["Wearing_Earrings"])
+    paint((win, np.clip((2.9 - ring) / edge + 0.5, 0, 1)), (232, 192, 64), has["Wearing_Earrings"])
 
   # Hat: a crown over the hair and a brim.
   hat = jitter(rng.uniform(20, 235, (size, 3)), 0)
   win = canvas.window(-70, 70, -84, -26)
   u, v, edge = canvas.local(win)
   crown = np.sqrt((u / 52) ** 2 + ((v + 46) / 36) ** 2)
-  crown_mask = np.clip((1 - crown) * 36 / edge + 0.5, 0, 1) * np.clip((-30 - v) / edge + 0.5, 0,
-                                                                       1)
+  crown_mask = np.clip((1 - crown) * 36 / edge + 0.5, 0, 1) * np.clip((-30 - v) / edge + 0.5, 0, 1)
   paint((win, crown_mask), hat, has["Wearing_Hat"])
   paint(canvas.box(-64, 64, -38, -29, win), hat * 0.8, has["Wearing_Hat"])
 
@@ -426,8 +506,10 @@ def render_faces(attributes: np.ndarray, rng: np.random.Generator) -> np.ndarray
   # Lighting gradient, sensor noise, blur.
   light = rng.uniform(-0.28, 0.28, size).astype(np.float32)[:, None, None, None]
   lit = canvas.image * (1.0 + light * canvas.u[..., None] / 90.0)
-  lit += rng.standard_normal(lit.shape, np.float32) * rng.uniform(2, 7, size).astype(
-    np.float32)[:, None, None, None]
+  lit += (
+    rng.standard_normal(lit.shape, np.float32)
+    * rng.uniform(2, 7, size).astype(np.float32)[:, None, None, None]
+  )
   blurry = has["Blurry"]
   if blurry.any():
     lit[blurry] = _blur(lit[blurry])
@@ -449,7 +531,7 @@ def partition(num_images: int) -> np.ndarray:
   num_validation = int(round(0.1 * num_images))
   labels = np.full(num_images, 2, np.int8)
   labels[:num_train] = 0
-  labels[num_train:num_train + num_validation] = 1
+  labels[num_train : num_train + num_validation] = 1
   return labels
 
 
@@ -480,7 +562,7 @@ def write_images(
   image_dir.mkdir(parents=True, exist_ok=True)
   for first in range(0, len(attributes), BATCH_SIZE):
     rng = np.random.default_rng([int(seed), 1, start + first])
-    faces = render_faces(attributes[first:first + BATCH_SIZE], rng)
+    faces = render_faces(attributes[first : first + BATCH_SIZE], rng)
     for offset, face in enumerate(faces):
       Image.fromarray(face).save(
         image_dir / image_name(start + first + offset), format="JPEG", quality=quality
@@ -507,8 +589,10 @@ def main(argv) -> None:
 
   values = flags.FLAGS
   generate(values.output_dir, values.num_images, values.seed)
-  print(f"wrote {values.num_images} SYNTHETIC faces (not CelebA) in CelebA's layout to "
-        f"{values.output_dir}")
+  print(
+    f"wrote {values.num_images} SYNTHETIC faces (not CelebA) in CelebA's layout to "
+    f"{values.output_dir}"
+  )
 
 
 def _define_flags() -> None:

@@ -22,17 +22,36 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
-  flags.DEFINE_string("model_dir", None, "Model directory written by runners.train (run.json + ckpt/).", **d)
-  flags.DEFINE_string("output_dir", None, "Where the projector files go; default MODEL_DIR/projector.", **d)
+  flags.DEFINE_string(
+    "model_dir", None, "Model directory written by runners.train (run.json + ckpt/).", **d
+  )
+  flags.DEFINE_string(
+    "output_dir", None, "Where the projector files go; default MODEL_DIR/projector.", **d
+  )
   flagutil.define_data_flags(fv)
-  flags.DEFINE_integer("num_examples", 10000, "The first N test examples (a 100x100 sprite for 10000).",
-                       lower_bound=1, **d)
-  flags.DEFINE_integer("iterations", 100, "Iterative-sampling rounds for one-modality embeddings of JMVAE and "
-                       "hierarchical JMVAE (the paper's Table 1: 100).", lower_bound=0, **d)
+  flags.DEFINE_integer(
+    "num_examples",
+    10000,
+    "The first N test examples (a 100x100 sprite for 10000).",
+    lower_bound=1,
+    **d,
+  )
+  flags.DEFINE_integer(
+    "iterations",
+    100,
+    "Iterative-sampling rounds for one-modality embeddings of JMVAE and "
+    "hierarchical JMVAE (the paper's Table 1: 100).",
+    lower_bound=0,
+    **d,
+  )
   flags.DEFINE_integer("batch_size", 500, "Examples per forward pass.", lower_bound=1, **d)
-  flags.DEFINE_integer("data_seed", 0, "Seed of the test set's binarisation (as in runners.train).", **d)
+  flags.DEFINE_integer(
+    "data_seed", 0, "Seed of the test set's binarisation (as in runners.train).", **d
+  )
   flags.DEFINE_integer("seed", 0, "Seed of iterative sampling.", **d)
-  flags.DEFINE_string("checkpoint", None, "Checkpoint prefix to read; default: the latest in MODEL_DIR/ckpt.", **d)
+  flags.DEFINE_string(
+    "checkpoint", None, "Checkpoint prefix to read; default: the latest in MODEL_DIR/ckpt.", **d
+  )
   flags.mark_flag_as_required("model_dir", flag_values=fv)
 
 
@@ -41,9 +60,8 @@ def main(argv):
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  from pipelines import registry  # pylint: disable=g-import-not-at-top
-
   from jmvae_tf import projector, training  # pylint: disable=g-import-not-at-top
+  from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "projector")
   try:
@@ -59,10 +77,13 @@ def main(argv):
   except (ValueError, tf.errors.OpError) as e:  # RunDirError, DataError: ValueErrors
     flagutil.fail(str(e))
   batches = data.eval_dataset("test", FLAGS.batch_size, FLAGS.data_seed, n)
-  embeddings = projector.embed(model, batches, data.metadata("test", n), images, output_dir,
-                               FLAGS.iterations, FLAGS.seed)
-  print(f"wrote {', '.join(f'{k} {v.shape}' for k, v in embeddings.items())} to "
-        f"{os.path.abspath(output_dir)}")
+  embeddings = projector.embed(
+    model, batches, data.metadata("test", n), images, output_dir, FLAGS.iterations, FLAGS.seed
+  )
+  print(
+    f"wrote {', '.join(f'{k} {v.shape}' for k, v in embeddings.items())} to "
+    f"{os.path.abspath(output_dir)}"
+  )
   print(f"view them: tensorboard --logdir={os.path.abspath(output_dir)}  (PROJECTOR tab)")
 
 

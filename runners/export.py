@@ -22,13 +22,24 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
-  flags.DEFINE_string("model_dir", None, "Model directory written by runners.train (run.json + ckpt/).", **d)
-  flags.DEFINE_string("export_dir", None, "Base directory of the exports (TF Serving's --model_base_path "
-                      "is EXPORT_DIR/NAME).", **d)
-  flags.DEFINE_string("name", None, "Model name (directory under --export_dir); default: the model in run.json.", **d)
-  flags.DEFINE_integer("version", None, "Version to write; default: the next free integer, from 1.", lower_bound=1,
-                       **d)
-  flags.DEFINE_string("checkpoint", None, "Checkpoint prefix to export; default: the latest in MODEL_DIR/ckpt.", **d)
+  flags.DEFINE_string(
+    "model_dir", None, "Model directory written by runners.train (run.json + ckpt/).", **d
+  )
+  flags.DEFINE_string(
+    "export_dir",
+    None,
+    "Base directory of the exports (TF Serving's --model_base_path is EXPORT_DIR/NAME).",
+    **d,
+  )
+  flags.DEFINE_string(
+    "name", None, "Model name (directory under --export_dir); default: the model in run.json.", **d
+  )
+  flags.DEFINE_integer(
+    "version", None, "Version to write; default: the next free integer, from 1.", lower_bound=1, **d
+  )
+  flags.DEFINE_string(
+    "checkpoint", None, "Checkpoint prefix to export; default: the latest in MODEL_DIR/ckpt.", **d
+  )
   flags.mark_flags_as_required(["model_dir", "export_dir"], flag_values=fv)
 
 
@@ -36,21 +47,33 @@ def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   from jmvae_tf import serving, training  # pylint: disable=g-import-not-at-top
+
   try:
     config = training.read_model_config(FLAGS.model_dir)
     if config is None:
-      raise training.RunDirError(f"--model_dir={FLAGS.model_dir} has no {training.RUN_FILE}: "
-                                 "not a model directory of runners.train")
+      raise training.RunDirError(
+        f"--model_dir={FLAGS.model_dir} has no {training.RUN_FILE}: "
+        "not a model directory of runners.train"
+      )
     name = FLAGS.name or config.model
     model = training.restore_model(FLAGS.model_dir, FLAGS.checkpoint)
-    path = serving.export(model, FLAGS.export_dir, name, FLAGS.version, modalities=config.modalities,
-                          run_config_json=config.to_json())
+    path = serving.export(
+      model,
+      FLAGS.export_dir,
+      name,
+      FLAGS.version,
+      modalities=config.modalities,
+      run_config_json=config.to_json(),
+    )
   except (ValueError, tf.errors.OpError) as e:  # RunDirError, ExportError; unreadable checkpoints
     flagutil.fail(str(e))
   print(f"exported {os.path.abspath(path)}")
-  print(f"serve it: tensorflow_model_server --rest_api_port=8501 --model_name={name} "
-        f"--model_base_path={os.path.abspath(os.path.join(FLAGS.export_dir, name))}")
+  print(
+    f"serve it: tensorflow_model_server --rest_api_port=8501 --model_name={name} "
+    f"--model_base_path={os.path.abspath(os.path.join(FLAGS.export_dir, name))}"
+  )
 
 
 if __name__ == "__main__":

@@ -27,13 +27,13 @@ FLAGS = flags.FLAGS
 
 # Flag -> the model type its directory must hold, and which figures use it.
 MODEL_FLAGS = {
-    "jmvae_dir": ("jmvae", "JMVAE"),
-    "hierarchical_jmvae_dir": ("hierarchical_jmvae", "Hierarchical JMVAE"),
-    "jmvae_kl_dir": ("jmvae_kl", "JMVAE-kl"),
+  "jmvae_dir": ("jmvae", "JMVAE"),
+  "hierarchical_jmvae_dir": ("hierarchical_jmvae", "Hierarchical JMVAE"),
+  "jmvae_kl_dir": ("jmvae_kl", "JMVAE-kl"),
 }
 LATENT2_FLAGS = {
-    "jmvae_latent2_dir": ("jmvae", "JMVAE"),
-    "jmvae_kl_latent2_dir": ("jmvae_kl", "JMVAE-kl"),
+  "jmvae_latent2_dir": ("jmvae", "JMVAE"),
+  "jmvae_kl_latent2_dir": ("jmvae_kl", "JMVAE-kl"),
 }
 
 
@@ -42,14 +42,26 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   for name, (_, title) in MODEL_FLAGS.items():
     flags.DEFINE_string(name, None, f"Model dir of a trained {title} (Figures 3 and 4).", **d)
   for name, (_, title) in LATENT2_FLAGS.items():
-    flags.DEFINE_string(name, None, f"Model dir of a {title} trained with --latent_dim=2 (Figure 5).", **d)
-  flags.DEFINE_string("output_dir", None, "Where the PNGs go; TensorBoard images under its logs/.", **d)
+    flags.DEFINE_string(
+      name, None, f"Model dir of a {title} trained with --latent_dim=2 (Figure 5).", **d
+    )
+  flags.DEFINE_string(
+    "output_dir", None, "Where the PNGs go; TensorBoard images under its logs/.", **d
+  )
   flags.DEFINE_list("figures", ["3", "4", "5"], "Which figures to draw.", **d)
   flagutil.define_data_flags(fv)
-  flags.DEFINE_list("steps", ["0", "1", "2", "5", "10", "100"],
-                    "Figure 3: iterative-sampling steps, one row each.", **d)
-  flags.DEFINE_list("curve_steps", ["0", "1", "2", "5", "10", "20", "50", "100"],
-                    "Figure 4: steps on the x axis.", **d)
+  flags.DEFINE_list(
+    "steps",
+    ["0", "1", "2", "5", "10", "100"],
+    "Figure 3: iterative-sampling steps, one row each.",
+    **d,
+  )
+  flags.DEFINE_list(
+    "curve_steps",
+    ["0", "1", "2", "5", "10", "20", "50", "100"],
+    "Figure 4: steps on the x axis.",
+    **d,
+  )
   flags.DEFINE_integer("curve_num_test", 1000, "Figure 4: test examples per point.", **d)
   flags.DEFINE_integer("num_samples", 10, "Figure 4: N samples of z in the eq 11 bound.", **d)
   flags.DEFINE_integer("latent_num_test", 10000, "Figure 5: test examples plotted.", **d)
@@ -137,7 +149,8 @@ def main(argv):
 
   models = {
     MODEL_FLAGS[n][1]: (MODEL_FLAGS[n][0], training.restore_model(getattr(FLAGS, n)))
-    for n in MODEL_FLAGS if n in configs
+    for n in MODEL_FLAGS
+    if n in configs
   }
   if "3" in drawable:
     steps = _int_list("steps", FLAGS.steps)
@@ -145,18 +158,27 @@ def main(argv):
     labels = {"label": tf.one_hot(tf.range(classes), classes)}
     for title, (key, model) in models.items():
       row_names, rows = figures.figure3_rows(model, labels, "image", steps, FLAGS.seed)
-      save(figures.draw_figure3(rows, row_names, list(range(classes)),
-                                f"Figure 3: {title}, images from labels 0-{classes - 1} by "
-                                "iterative-sampling steps"), f"figure3_{key}")
+      save(
+        figures.draw_figure3(
+          rows,
+          row_names,
+          list(range(classes)),
+          f"Figure 3: {title}, images from labels 0-{classes - 1} by iterative-sampling steps",
+        ),
+        f"figure3_{key}",
+      )
   if "4" in drawable:
     steps = _int_list("curve_steps", FLAGS.curve_steps)
     dataset = data.eval_dataset("test", FLAGS.batch_size, num_examples=FLAGS.curve_num_test)
-    curves = figures.figure4_curves({t: m for t, (_, m) in models.items()}, dataset, steps,
-                                    FLAGS.num_samples, FLAGS.seed)
+    curves = figures.figure4_curves(
+      {t: m for t, (_, m) in models.items()}, dataset, steps, FLAGS.num_samples, FLAGS.seed
+    )
     for name, by_model in curves.items():
       for title, values in by_model.items():
-        print(f"figure 4: {title} {name}: " +
-              ", ".join(f"K={k}: {v:.3f}" for k, v in zip(steps, values)))
+        print(
+          f"figure 4: {title} {name}: "
+          + ", ".join(f"K={k}: {v:.3f}" for k, v in zip(steps, values))
+        )
     save(figures.draw_figure4(curves, steps), "figure4")
     with open(os.path.join(out, "figure4.json"), "w") as f:
       json.dump({"steps": steps, "curves": curves}, f, indent=2)
@@ -164,9 +186,11 @@ def main(argv):
     n = FLAGS.latent_num_test
     dataset = data.eval_dataset("test", FLAGS.batch_size, num_examples=n)
     panels = {
-      LATENT2_FLAGS[f][1]: figures.figure5_latents(training.restore_model(getattr(FLAGS, f)),
-                                                   dataset, FLAGS.seed)
-      for f in LATENT2_FLAGS if f in configs
+      LATENT2_FLAGS[f][1]: figures.figure5_latents(
+        training.restore_model(getattr(FLAGS, f)), dataset, FLAGS.seed
+      )
+      for f in LATENT2_FLAGS
+      if f in configs
     }
     save(figures.draw_figure5(panels, data.metadata("test", n)["label"]), "figure5")
   writer.flush()

@@ -3,9 +3,11 @@ flags every runner that reads data defines (once, here)."""
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
 
-from absl import flags
+from absl import flags, logging
 
 from pipelines import registry
 
@@ -13,22 +15,74 @@ from pipelines import registry
 def define_data_flags(fv: flags.FlagValues):
   """--dataset, --data_dir and --data_options: which data set and where its files are."""
   d = dict(flag_values=fv)
-  flags.DEFINE_enum("dataset", "mnist", list(registry.DATASET_NAMES),
-                    "Data set (pipelines/registry.py); it also picks the networks.", **d)
-  flags.DEFINE_string("data_dir", None, "The data set's files (MNIST: the four IDX files); "
-                      "TensorFlow Datasets when unset.", **d)
-  flags.DEFINE_list("data_options", [], "Options of the data set as key=value,... "
-                    "(e.g. celeb_a: crop=center,split=official).", **d)
+  flags.DEFINE_enum(
+    "dataset",
+    "mnist",
+    list(registry.DATASET_NAMES),
+    "Data set (pipelines/registry.py); it also picks the networks.",
+    **d,
+  )
+  flags.DEFINE_string(
+    "data_dir",
+    None,
+    "The data set's files (MNIST: the four IDX files); TensorFlow Datasets when unset.",
+    **d,
+  )
+  flags.DEFINE_list(
+    "data_options",
+    [],
+    "Options of the data set as key=value,... (e.g. celeb_a: crop=center,split=official).",
+    **d,
+  )
+
+
+def flags_text(fv: flags.FlagValues, define_flags) -> str:
+  """The runner's own flags (those `define_flags` defines), one `--name=value` a line: a
+  flagfile that reproduces the run, without absl's or TensorFlow's internal flags."""
+  mine = flags.FlagValues()
+  define_flags(mine)
+  lines = [fv[name].serialize() for name in sorted(mine)]
+  return "".join(f"{line}\n" for line in lines if line)
 
 
 def parse_or_exit(argv, flag_values=flags.FLAGS):
   """Parses argv; an unknown flag or a bad value stops with one line naming it."""
   try:
-    return flag_values(argv)
+    argv = flag_values(argv)
   except flags.Error as e:
     prog = argv[0].rsplit("/", 1)[-1] if argv else "runner"
     print(f"{prog}: error: {e}", file=sys.stderr)
     sys.exit(2)
+  quiet_tensorflow(flag_values)
+  return argv
+
+
+def quiet_tensorflow(flag_values=flags.FLAGS):
+  """Unless the user asked for --verbosity, keeps TensorFlow's start-up log (CUDA probing
+  on a machine without a GPU, oneDNN notices) and its INFO lines (e.g. checkpoint sharding)
+  off the console, so a runner prints only what its user needs. Runs before TensorFlow is
+  imported; an explicit TF_CPP_MIN_LOG_LEVEL is left alone."""
+  if "verbosity" in flag_values and flag_values["verbosity"].present:
+    return
+  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  logging.set_verbosity(logging.WARNING)
+  # TensorFlow's native libraries log while they load, before any log level applies: load
+  # them now with the process's stderr set aside, and show it only if the import fails.
+  with tempfile.TemporaryFile() as captured:
+    saved = os.dup(2)
+    os.dup2(captured.fileno(), 2)
+    try:
+      import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+      import tensorflow_probability  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+      import tf_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    except BaseException:
+      os.dup2(saved, 2)
+      captured.seek(0)
+      sys.stderr.write(captured.read().decode(errors="replace"))
+      raise
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
 
 
 def fail(message: str):

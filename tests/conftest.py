@@ -19,41 +19,41 @@ MNIST_DIR_ENV = "JMVAE_MNIST_DIR"
 
 
 def _real_mnist_dir() -> Path:
-    configured = os.environ.get(MNIST_DIR_ENV)
-    if configured:
-        return Path(configured)
-    return REPOSITORY_ROOT.parent / "shared" / "data" / "mnist"
+  configured = os.environ.get(MNIST_DIR_ENV)
+  if configured:
+    return Path(configured)
+  return REPOSITORY_ROOT.parent / "shared" / "data" / "mnist"
 
 
 @pytest.fixture(scope="session")
 def mnist_dir() -> Path:
-    """Directory with the four genuine MNIST IDX files, or skip the test."""
-    directory = _real_mnist_dir()
-    if not directory.is_dir():
-        pytest.skip(f"real MNIST not found at {directory}: set {MNIST_DIR_ENV}")
-    return directory
+  """Directory with the four genuine MNIST IDX files, or skip the test."""
+  directory = _real_mnist_dir()
+  if not directory.is_dir():
+    pytest.skip(f"real MNIST not found at {directory}: set {MNIST_DIR_ENV}")
+  return directory
 
 
 @pytest.fixture(scope="session")
 def mnist_arrays(mnist_dir: Path):
-    """The real MNIST arrays, read once per session (~0.3 s)."""
-    from pipelines.mnist import load_idx_dir
+  """The real MNIST arrays, read once per session (~0.3 s)."""
+  from pipelines.mnist import load_idx_dir
 
-    return load_idx_dir(mnist_dir)
+  return load_idx_dir(mnist_dir)
 
 
 def _two_logical_cpus():
-    """Splits the CPU into two logical devices so tests can run a real two-replica
-    MirroredStrategy; must happen before TensorFlow initialises its devices."""
-    import tensorflow as tf
+  """Splits the CPU into two logical devices so tests can run a real two-replica
+  MirroredStrategy; must happen before TensorFlow initialises its devices."""
+  import tensorflow as tf
 
-    cpus = tf.config.list_physical_devices("CPU")
-    try:
-        tf.config.set_logical_device_configuration(
-            cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
-        )
-    except RuntimeError:  # already initialised by an earlier import: tests needing two skip
-        pass
+  cpus = tf.config.list_physical_devices("CPU")
+  try:
+    tf.config.set_logical_device_configuration(
+      cpus[0], [tf.config.LogicalDeviceConfiguration()] * 2
+    )
+  except RuntimeError:  # already initialised by an earlier import: tests needing two skip
+    pass
 
 
 _two_logical_cpus()
@@ -61,10 +61,10 @@ _two_logical_cpus()
 
 @pytest.fixture(scope="session")
 def mnist_slice(mnist_arrays):
-    """A small slice of the real data: 1,000 training and 500 test images."""
-    from pipelines.mnist import LabelledImages
+  """A small slice of the real data: 1,000 training and 500 test images."""
+  from pipelines.mnist import LabelledImages
 
-    return (
-        LabelledImages(mnist_arrays.train_images[:1000], mnist_arrays.train_labels[:1000]),
-        LabelledImages(mnist_arrays.test_images[:500], mnist_arrays.test_labels[:500]),
-    )
+  return (
+    LabelledImages(mnist_arrays.train_images[:1000], mnist_arrays.train_labels[:1000]),
+    LabelledImages(mnist_arrays.test_images[:500], mnist_arrays.test_labels[:500]),
+  )

@@ -23,12 +23,16 @@ def identity(name=None):
 
 
 LINEAR = networks.Architecture(
-    "linear_test",
-    encoder=lambda mods, latent_dim, name: networks.GaussianEncoder(
-        {m.name: keras.layers.Flatten(name=f"{m.name}_flat") for m in mods}, latent_dim, name=name),
-    decoder=lambda modality, name: networks.Decoder(identity(f"{name}_body"), modality, name=name),
-    conditional=lambda latent_dim, name: networks.GaussianConditional(identity(f"{name}_body"), latent_dim, name),
-    features=lambda name: identity(name))
+  "linear_test",
+  encoder=lambda mods, latent_dim, name: networks.GaussianEncoder(
+    {m.name: keras.layers.Flatten(name=f"{m.name}_flat") for m in mods}, latent_dim, name=name
+  ),
+  decoder=lambda modality, name: networks.Decoder(identity(f"{name}_body"), modality, name=name),
+  conditional=lambda latent_dim, name: networks.GaussianConditional(
+    identity(f"{name}_body"), latent_dim, name
+  ),
+  features=lambda name: identity(name),
+)
 
 
 def softplus_inverse(y: float) -> float:
@@ -39,16 +43,21 @@ def set_gaussian_heads(module, mean_kernel, mean_bias, variance):
   """Mean = inputs @ mean_kernel + mean_bias; constant variance (softplus head, as the encoders)."""
   k = np.asarray(mean_kernel, np.float32).reshape(-1, 1)
   module.mean_head.set_weights([k, np.asarray([mean_bias], np.float32)])
-  module.variance_head.set_weights([np.zeros_like(k),
-                                    np.asarray([softplus_inverse(variance - gaussian.MIN_VARIANCE)], np.float32)])
+  module.variance_head.set_weights(
+    [np.zeros_like(k), np.asarray([softplus_inverse(variance - gaussian.MIN_VARIANCE)], np.float32)]
+  )
 
 
 def set_decoder(decoder, kernel, bias, std):
   """loc = inputs @ kernel + bias, scale = std (IndependentNormal: softplus of the second param)."""
   k = np.asarray(kernel, np.float32).reshape(-1, 1)
   dense = decoder.head.layers[0]
-  dense.set_weights([np.concatenate([k, np.zeros_like(k)], 1),
-                     np.asarray([bias, softplus_inverse(std)], np.float32)])
+  dense.set_weights(
+    [
+      np.concatenate([k, np.zeros_like(k)], 1),
+      np.asarray([bias, softplus_inverse(std)], np.float32),
+    ]
+  )
 
 
 def gaussian_conditioning(mean, cov, obs_idx, obs):
@@ -69,12 +78,18 @@ def log_normal(v, mean, var):
 def log_mvn(v, mean, cov):
   d = v - mean
   _, logdet = np.linalg.slogdet(cov)
-  return -0.5 * (v.shape[-1] * math.log(2 * math.pi) + logdet + np.einsum("ni,ij,nj->n", d, np.linalg.inv(cov), d))
+  return -0.5 * (
+    v.shape[-1] * math.log(2 * math.pi)
+    + logdet
+    + np.einsum("ni,ij,nj->n", d, np.linalg.inv(cov), d)
+  )
 
 
 def expected_log_normal(v, mean_z, var_z, slope, bias, std):
   """E_{z ~ N(mean_z, var_z)} log N(v; slope z + bias, std^2): the eq 11 bound in closed form."""
-  return -0.5 * (math.log(2 * math.pi * std ** 2) + ((v - slope * mean_z - bias) ** 2 + slope ** 2 * var_z) / std ** 2)
+  return -0.5 * (
+    math.log(2 * math.pi * std**2) + ((v - slope * mean_z - bias) ** 2 + slope**2 * var_z) / std**2
+  )
 
 
 # z ~ N(0, 1); x = A z + B + sx e; w = C z + D + sw e'.
@@ -85,9 +100,7 @@ C, D, SW = -0.8, -0.2, 0.5
 def jmvae_joint():
   """Mean and covariance of (z, w, x) under the one-layer model."""
   mean = np.array([0.0, D, B])
-  cov = np.array([[1.0, C, A],
-                  [C, C * C + SW ** 2, A * C],
-                  [A, A * C, A * A + SX ** 2]])
+  cov = np.array([[1.0, C, A], [C, C * C + SW**2, A * C], [A, A * C, A * A + SX**2]])
   return mean, cov
 
 
@@ -114,10 +127,14 @@ G, DELTA = 0.9, 0.4
 def hierarchical_joint():
   """Mean and covariance of (z1, z2, w, x)."""
   v1 = G * G + DELTA
-  cov = np.array([[v1, G, C * v1, A * v1],
-                  [G, 1.0, C * G, A * G],
-                  [C * v1, C * G, C * C * v1 + SW ** 2, A * C * v1],
-                  [A * v1, A * G, A * C * v1, A * A * v1 + SX ** 2]])
+  cov = np.array(
+    [
+      [v1, G, C * v1, A * v1],
+      [G, 1.0, C * G, A * G],
+      [C * v1, C * G, C * C * v1 + SW**2, A * C * v1],
+      [A * v1, A * G, A * C * v1, A * A * v1 + SX**2],
+    ]
+  )
   return np.array([0.0, 0.0, D, B]), cov
 
 
@@ -134,26 +151,35 @@ def build_hierarchical():
   return model
 
 
-# CVAE (x | w): z ~ N(0,1), x = A z + E w + B + sx e.   CMMA: z | w ~ N(ALPHA w + BETA, TAU), x = A z + B + sx e.
+# CVAE (x | w): z ~ N(0,1), x = A z + E w + B + sx e.
+# CMMA: z | w ~ N(ALPHA w + BETA, TAU), x = A z + B + sx e.
 E = 0.6
 ALPHA, BETA, TAU = 0.5, 0.1, 0.3
 
 
 def build_cvae():
-  model = models.CVAE(MODALITIES, target="x", condition="w", latent_dim=1, architecture=LINEAR).initialize()
+  model = models.CVAE(
+    MODALITIES, target="x", condition="w", latent_dim=1, architecture=LINEAR
+  ).initialize()
   set_decoder(model.decoder, [A, E], B, SX)  # decoder input [z, w]
-  post_var = 1.0 / (1.0 + A * A / SX ** 2)
-  g = post_var * A / SX ** 2  # mean = g (x - E w - B); encoder features [w, x]
+  post_var = 1.0 / (1.0 + A * A / SX**2)
+  g = post_var * A / SX**2  # mean = g (x - E w - B); encoder features [w, x]
   set_gaussian_heads(model.joint_encoder, [-g * E, g], -g * B, post_var)
   return model
 
 
 def build_cmma():
-  model = models.CMMA(MODALITIES, target="x", condition="w", latent_dim=1, architecture=LINEAR).initialize()
+  model = models.CMMA(
+    MODALITIES, target="x", condition="w", latent_dim=1, architecture=LINEAR
+  ).initialize()
   set_decoder(model.decoder, [A], B, SX)
   set_gaussian_heads(model.prior_encoder, [ALPHA], BETA, TAU)
-  post_var = 1.0 / (1.0 / TAU + A * A / SX ** 2)
+  post_var = 1.0 / (1.0 / TAU + A * A / SX**2)
   # mean = post_var (prior_mean / TAU + A (x - B) / SX^2), prior_mean = ALPHA w + BETA
-  set_gaussian_heads(model.joint_encoder, [post_var * ALPHA / TAU, post_var * A / SX ** 2],
-                     post_var * (BETA / TAU - A * B / SX ** 2), post_var)
+  set_gaussian_heads(
+    model.joint_encoder,
+    [post_var * ALPHA / TAU, post_var * A / SX**2],
+    post_var * (BETA / TAU - A * B / SX**2),
+    post_var,
+  )
   return model

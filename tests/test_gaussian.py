@@ -23,12 +23,21 @@ def test_kl_to_standard_normal_matches_tfp():
 
 
 def test_kl_between_two_gaussians_matches_hand_formula():
-  mq, vq, mp, vp = _random((4, 3), 2), _random((4, 3), 3, True), _random((4, 3), 4), _random((4, 3), 5, True)
+  mq, vq, mp, vp = (
+    _random((4, 3), 2),
+    _random((4, 3), 3, True),
+    _random((4, 3), 4),
+    _random((4, 3), 5, True),
+  )
   hand = 0.5 * np.sum(np.log(vp / vq) + (vq + (mq - mp) ** 2) / vp - 1.0, axis=-1)
   np.testing.assert_allclose(gaussian.kl_divergence(mq, vq, mp, vp).numpy(), hand, rtol=1e-5)
   # and TFP agrees
-  tfp_kl = tfd.kl_divergence(tfd.MultivariateNormalDiag(mq, np.sqrt(vq)), tfd.MultivariateNormalDiag(mp, np.sqrt(vp)))
-  np.testing.assert_allclose(gaussian.kl_divergence(mq, vq, mp, vp).numpy(), tfp_kl.numpy(), rtol=1e-5)
+  tfp_kl = tfd.kl_divergence(
+    tfd.MultivariateNormalDiag(mq, np.sqrt(vq)), tfd.MultivariateNormalDiag(mp, np.sqrt(vp))
+  )
+  np.testing.assert_allclose(
+    gaussian.kl_divergence(mq, vq, mp, vp).numpy(), tfp_kl.numpy(), rtol=1e-5
+  )
 
 
 def test_kl_of_identical_gaussians_is_zero():
@@ -40,8 +49,11 @@ def test_log_density_matches_tfp():
   z, m, v = _random((6, 5), 8), _random((6, 5), 9), _random((6, 5), 10, True)
   expected = tfd.MultivariateNormalDiag(m, np.sqrt(v)).log_prob(z).numpy()
   np.testing.assert_allclose(gaussian.log_density(z, m, v).numpy(), expected, rtol=1e-5)
-  np.testing.assert_allclose(gaussian.log_density(z).numpy(),
-                             tfd.MultivariateNormalDiag(np.zeros_like(z)).log_prob(z).numpy(), rtol=1e-5)
+  np.testing.assert_allclose(
+    gaussian.log_density(z).numpy(),
+    tfd.MultivariateNormalDiag(np.zeros_like(z)).log_prob(z).numpy(),
+    rtol=1e-5,
+  )
 
 
 def test_sample_is_seeded_and_has_the_right_moments():

@@ -16,8 +16,10 @@ SEED = tf.constant([7, 11], tf.int64)
 
 def random_batch(n=6, seed=0):
   rng = np.random.default_rng(seed)
-  return {"image": tf.constant((rng.random((n, 28, 28, 1)) < 0.3).astype(np.float32)),
-          "label": tf.one_hot(rng.integers(0, 10, n), 10)}
+  return {
+    "image": tf.constant((rng.random((n, 28, 28, 1)) < 0.3).astype(np.float32)),
+    "label": tf.one_hot(rng.integers(0, 10, n), 10),
+  }
 
 
 def build(name, **kw):
@@ -28,7 +30,9 @@ def test_jmvae_loss_is_reconstruction_plus_weighted_kl():
   model = build("jmvae")
   model.kl_weight.assign(0.25)
   t = model.loss_terms(random_batch(), SEED)
-  np.testing.assert_allclose(t["loss"], t["nll_image"] + t["nll_label"] + 0.25 * t["kl_prior"], rtol=1e-5)
+  np.testing.assert_allclose(
+    t["loss"], t["nll_image"] + t["nll_label"] + 0.25 * t["kl_prior"], rtol=1e-5
+  )
   mean, var = model.encode(random_batch())
   np.testing.assert_allclose(t["kl_prior"], gaussian.kl_divergence(mean, var), rtol=1e-5)
 
@@ -42,7 +46,9 @@ def test_jmvae_kl_regulariser(alpha, anneal, reduction):
   # the KL(q(z|x,w) || q(z|x)) term against TFP's KL between the encoders' Gaussians
   mj, vj = model.encode(batch)
   mx, vx = model.posterior(batch, ["image"])
-  tfp_kl = tfd.kl_divergence(tfd.MultivariateNormalDiag(mj, tf.sqrt(vj)), tfd.MultivariateNormalDiag(mx, tf.sqrt(vx)))
+  tfp_kl = tfd.kl_divergence(
+    tfd.MultivariateNormalDiag(mj, tf.sqrt(vj)), tfd.MultivariateNormalDiag(mx, tf.sqrt(vx))
+  )
   np.testing.assert_allclose(t["kl_joint_image"], tfp_kl, rtol=1e-4)
   reg = t["kl_joint_image"] + t["kl_joint_label"]
   if reduction == "mean":
@@ -54,10 +60,12 @@ def test_jmvae_kl_regulariser(alpha, anneal, reduction):
 
 def test_jmvae_kl_has_an_encoder_for_each_proper_subset_of_three_modalities():
   from jmvae_tf.modalities import Modality
+
   mods = MODS + (Modality("extra", "bernoulli", (5,)),)
   model = models.JMVAEKL(mods, latent_dim=4).initialize()
-  assert sorted(model.subset_encoders) == sorted(["image", "label", "extra", "image+label", "extra+image",
-                                                  "extra+label"])
+  assert sorted(model.subset_encoders) == sorted(
+    ["image", "label", "extra", "image+label", "extra+image", "extra+label"]
+  )
 
 
 def test_hierarchical_loss_and_kl_to_conditional_prior():
@@ -65,7 +73,9 @@ def test_hierarchical_loss_and_kl_to_conditional_prior():
   model.kl_weight.assign(1.0)
   batch = random_batch()
   t = model.loss_terms(batch, SEED)
-  np.testing.assert_allclose(t["loss"], t["nll_image"] + t["nll_label"] + t["kl_z1"] + t["kl_z2"], rtol=1e-5)
+  np.testing.assert_allclose(
+    t["loss"], t["nll_image"] + t["nll_label"] + t["kl_z1"] + t["kl_z2"], rtol=1e-5
+  )
   (m1, v1), (m2, v2) = model.joint_posterior_layers(batch)
   np.testing.assert_allclose(t["kl_z2"], gaussian.kl_divergence(m2, v2), rtol=1e-5)
   assert model.sample_prior(4, SEED).shape == (4, 64)
@@ -80,7 +90,9 @@ def test_conditional_models(name, target, condition):
   assert set(t) == {f"nll_{target}", "kl_prior", "loss"}
   mean, var = model.encode(batch)
   pm, pv = model.prior(batch)
-  tfp_kl = tfd.kl_divergence(tfd.MultivariateNormalDiag(mean, tf.sqrt(var)), tfd.MultivariateNormalDiag(pm, tf.sqrt(pv)))
+  tfp_kl = tfd.kl_divergence(
+    tfd.MultivariateNormalDiag(mean, tf.sqrt(var)), tfd.MultivariateNormalDiag(pm, tf.sqrt(pv))
+  )
   np.testing.assert_allclose(t["kl_prior"], tfp_kl, rtol=1e-4)
   if name == "cvae":
     np.testing.assert_array_equal(pm, 0.0)
@@ -103,6 +115,7 @@ def test_sampling_is_reproducible_from_the_seed(name):
 def test_parameter_counts_of_whole_models():
   def dense(i, o):
     return i * o + o
+
   mlp = lambda n: dense(n, 512) + dense(512, 512)  # noqa: E731
   joint = mlp(784) + mlp(10) + 2 * dense(1024, 64)
   decoders = mlp(64) + dense(512, 784) + mlp(64) + dense(512, 10)
@@ -142,7 +155,9 @@ def test_loss_is_scaled_for_two_replicas(monkeypatch):
   monkeypatch.setattr(gaussian, "sample", lambda mean, variance, seed: mean)
   batch = random_batch(8)
   one = _weight_change_after_one_step(tf.distribute.MirroredStrategy(["/cpu:0"]), batch, jit=False)
-  two = _weight_change_after_one_step(tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), batch, jit=True)
+  two = _weight_change_after_one_step(
+    tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"]), batch, jit=True
+  )
   assert max(np.abs(a).max() for a in one) > 1e-3  # the step did something
   for a, b in zip(one, two):
     np.testing.assert_allclose(a, b, atol=2e-5)

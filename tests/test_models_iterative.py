@@ -10,8 +10,10 @@ from jmvae_tf import config as config_lib
 from jmvae_tf.models import iterative_impute
 
 RNG = np.random.default_rng(1)
-BATCH = {"image": tf.constant((RNG.random((6, 28, 28, 1)) < 0.3).astype(np.float32)),
-         "label": tf.one_hot(tf.constant([0, 1, 2, 3, 4, 5]), 10)}
+BATCH = {
+  "image": tf.constant((RNG.random((6, 28, 28, 1)) < 0.3).astype(np.float32)),
+  "label": tf.one_hot(tf.constant([0, 1, 2, 3, 4, 5]), 10),
+}
 
 
 @pytest.fixture(scope="module", params=["jmvae", "hierarchical_jmvae", "jmvae_kl"])
@@ -24,7 +26,9 @@ def test_missing_image_is_resampled_and_the_label_kept(model):
   np.testing.assert_array_equal(out["label"].numpy(), BATCH["label"].numpy())
   image = out["image"].numpy()
   assert image.shape == (6, 28, 28, 1)
-  assert set(np.unique(image)) <= {0.0, 1.0} and image.sum() > 0  # sampled from p(x|z), not left at 0
+  assert (
+    set(np.unique(image)) <= {0.0, 1.0} and image.sum() > 0
+  )  # sampled from p(x|z), not left at 0
   more = iterative_impute(model, BATCH, "image", iterations=4, seed=(0, 1))["image"].numpy()
   assert not np.array_equal(image, more)
 

@@ -6,7 +6,14 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from jmvae_tf import networks
-from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED, Modality, mnist_modalities
+from jmvae_tf.modalities import (
+  BERNOULLI,
+  CATEGORICAL,
+  GAUSSIAN,
+  GAUSSIAN_FIXED,
+  Modality,
+  mnist_modalities,
+)
 
 IMAGE, LABEL = mnist_modalities()
 
@@ -33,7 +40,9 @@ def test_joint_encoder_is_two_branches_concatenated_with_64d_heads():
   mean, var = enc(batch())
   assert mean.shape == (3, 64) and var.shape == (3, 64)
   assert enc.features(batch()).shape == (3, 1024)  # 512 + 512 concatenated
-  assert sorted(dense_shapes(enc)) == sorted([(784, 512), (512, 512), (10, 512), (512, 512), (1024, 64), (1024, 64)])
+  assert sorted(dense_shapes(enc)) == sorted(
+    [(784, 512), (512, 512), (10, 512), (512, 512), (1024, 64), (1024, 64)]
+  )
   assert enc.count_params() == mlp512(784) + mlp512(10) + 2 * dense(1024, 64)
 
 
@@ -85,7 +94,9 @@ def test_categorical_head_log_prob_is_log_softmax_of_the_true_class():
   probs = dist.mean().numpy()
   np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
   labels = tf.one_hot([0, 3, 5, 9], 10)
-  np.testing.assert_allclose(dist.log_prob(labels).numpy(), np.log(probs[np.arange(4), [0, 3, 5, 9]]), rtol=1e-4)
+  np.testing.assert_allclose(
+    dist.log_prob(labels).numpy(), np.log(probs[np.arange(4), [0, 3, 5, 9]]), rtol=1e-4
+  )
 
 
 @pytest.mark.parametrize("kind", [GAUSSIAN, GAUSSIAN_FIXED])
@@ -96,7 +107,9 @@ def test_gaussian_heads(kind):
   assert dist.batch_shape == (5,) and dist.event_shape == (40,)
   if kind == GAUSSIAN_FIXED:
     # zero input -> zero tanh mean, unit variance: log N(0; 0, 1) per element
-    np.testing.assert_allclose(dist.log_prob(tf.zeros([5, 40])).numpy(), 40 * -0.5 * np.log(2 * np.pi), rtol=1e-5)
+    np.testing.assert_allclose(
+      dist.log_prob(tf.zeros([5, 40])).numpy(), 40 * -0.5 * np.log(2 * np.pi), rtol=1e-5
+    )
 
 
 def test_bad_modalities_are_refused():

@@ -34,30 +34,39 @@ def bn(c):
 
 
 # C64R-C128BR-C256BR-C256BR-F on 64x64x3: 4x4x256 = 4096 features.
-IMAGE_BRANCH = (conv(3, 64) + conv(64, 128) + bn(128) + conv(128, 256) + bn(256)
-                + conv(256, 256) + bn(256))
+IMAGE_BRANCH = (
+  conv(3, 64) + conv(64, 128) + bn(128) + conv(128, 256) + bn(256) + conv(256, 256) + bn(256)
+)
 # D512R-D512BR on the 40 attributes.
 ATTRIBUTE_BRANCH = dense(40, 512) + dense(512, 512) + bn(512)
 HEADS = 2 * dense(1024, LATENT)
 
 EXPECTED_PARAMS = {
-    # (C...-F, D512R-D512BR)-D1024R, D128 heads
-    "joint": IMAGE_BRANCH + ATTRIBUTE_BRANCH + dense(4096 + 512, 1024) + HEADS,
-    "q(z|x)": IMAGE_BRANCH + dense(4096, 1024) + HEADS,
-    "q(z|w)": ATTRIBUTE_BRANCH + dense(512, 1024) + HEADS,
-    # D4096R-DC256BR-DC128BR-DC64BR-DC3
-    "p(x|z)": (dense(LATENT, 4096) + conv(256, 256) + bn(256) + conv(256, 128) + bn(128)
-               + conv(128, 64) + bn(64) + conv(64, 3)),
-    # D4096R-D512BR-D40
-    "p(w|z)": dense(LATENT, 4096) + dense(4096, 512) + bn(512) + dense(512, 40),
+  # (C...-F, D512R-D512BR)-D1024R, D128 heads
+  "joint": IMAGE_BRANCH + ATTRIBUTE_BRANCH + dense(4096 + 512, 1024) + HEADS,
+  "q(z|x)": IMAGE_BRANCH + dense(4096, 1024) + HEADS,
+  "q(z|w)": ATTRIBUTE_BRANCH + dense(512, 1024) + HEADS,
+  # D4096R-DC256BR-DC128BR-DC64BR-DC3
+  "p(x|z)": (
+    dense(LATENT, 4096)
+    + conv(256, 256)
+    + bn(256)
+    + conv(256, 128)
+    + bn(128)
+    + conv(128, 64)
+    + bn(64)
+    + conv(64, 3)
+  ),
+  # D4096R-D512BR-D40
+  "p(w|z)": dense(LATENT, 4096) + dense(4096, 512) + bn(512) + dense(512, 40),
 }
 # Moving mean and variance of every BN layer: the only non-trainable weights.
 EXPECTED_MOVING = {
-    "joint": 2 * (128 + 256 + 256 + 512),
-    "q(z|x)": 2 * (128 + 256 + 256),
-    "q(z|w)": 2 * 512,
-    "p(x|z)": 2 * (256 + 128 + 64),
-    "p(w|z)": 2 * 512,
+  "joint": 2 * (128 + 256 + 256 + 512),
+  "q(z|x)": 2 * (128 + 256 + 256),
+  "q(z|w)": 2 * 512,
+  "p(x|z)": 2 * (256 + 128 + 64),
+  "p(w|z)": 2 * 512,
 }
 
 
@@ -131,8 +140,13 @@ def test_decoder_shapes_and_parameters(which, modality):
 def test_image_decoder_layers():
   dec, _ = build("p(x|z)")
   # Conv2DTranspose kernels are (k, k, out, in).
-  assert kernel_shapes(dec) == [(128, 4096), (4, 4, 256, 256), (4, 4, 128, 256), (4, 4, 64, 128),
-                                (4, 4, 3, 64)]
+  assert kernel_shapes(dec) == [
+    (128, 4096),
+    (4, 4, 256, 256),
+    (4, 4, 128, 256),
+    (4, 4, 64, 128),
+    (4, 4, 3, 64),
+  ]
   assert not [w for w in dec.head.weights if w.name.endswith("kernel:0") and len(w.shape) == 2]
 
 

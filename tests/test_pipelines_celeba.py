@@ -17,8 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from pipelines import registry
-from pipelines import synthetic_faces
+from pipelines import registry, synthetic_faces
 from pipelines.celeba import (
   ATTRIBUTE_FILE,
   ATTRIBUTE_NAMES,
@@ -67,7 +66,9 @@ def concat(batches: list, key: str) -> np.ndarray:
 def test_modalities_and_registry(folder, data) -> None:
   assert data.name == "celeb_a" and data.architecture == "celeba_conv"
   assert [(m.name, m.kind, m.shape) for m in data.modalities] == [
-    ("image", "gaussian_fixed", (64, 64, 3)), ("attributes", "gaussian_fixed", (40,))]
+    ("image", "gaussian_fixed", (64, 64, 3)),
+    ("attributes", "gaussian_fixed", (40,)),
+  ]
   assert registry.dataset_class("celeb_a") is CelebADataSet
   made = registry.make_dataset("celeb_a", data_dir=str(folder), options=["crop=center"])
   assert made.crop == "center" and made.num_examples("train") == 45
@@ -101,8 +102,9 @@ def test_display_images_and_metadata(data, attributes) -> None:
 
 
 def test_paper_split_sizes(folder) -> None:
-  assert [CelebADataSet(data_dir=folder).num_examples(s) for s in (
-    "train", "validation", "test")] == [45, 0, 5]
+  assert [
+    CelebADataSet(data_dir=folder).num_examples(s) for s in ("train", "validation", "test")
+  ] == [45, 0, 5]
   held = CelebADataSet(data_dir=folder, validation=True)
   assert [held.num_examples(s) for s in ("train", "validation", "test")] == [41, 4, 5]
   assert held.held_out_split() == "validation"
@@ -135,8 +137,10 @@ def test_options_are_checked(folder) -> None:
     CelebADataSet(data_dir=folder, colour="yes")
   center = CelebADataSet(data_dir=folder, crop="center", num_train=4)
   paper = CelebADataSet(data_dir=folder, num_train=4)
-  assert np.abs(center.display_images("train", 2).astype(int)
-                - paper.display_images("train", 2)).mean() > 10
+  assert (
+    np.abs(center.display_images("train", 2).astype(int) - paper.display_images("train", 2)).mean()
+    > 10
+  )
 
 
 def identify(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
@@ -163,8 +167,7 @@ def test_train_stream_is_reproducible_resumable_and_a_permutation(data) -> None:
   for one, other in zip(batches[5:], resumed):
     np.testing.assert_array_equal(one["image"], other["image"])
     np.testing.assert_array_equal(one["attributes"], other["attributes"])
-  other_seed = identify(concat(take(data.train_dataset(batch_size=8, seed=4), 5), "image"),
-                        train)
+  other_seed = identify(concat(take(data.train_dataset(batch_size=8, seed=4), 5), "image"), train)
   assert not np.array_equal(other_seed, first_epoch)
 
 
@@ -276,13 +279,17 @@ BAD_CASES = [
   (break_truncated_jpeg, {}, r"000003.jpg: truncated or corrupt JPEG"),
   (break_not_a_jpeg, {}, r"000003.jpg: not a JPEG"),
   (break_empty_jpeg, {}, r"000003.jpg: not a JPEG"),
-  (lambda d: (d / PARTITION_FILE).unlink(), {"split": "official"},
-   rf"{PARTITION_FILE}: missing \(split=official needs it\)"),
+  (
+    lambda d: (d / PARTITION_FILE).unlink(),
+    {"split": "official"},
+    rf"{PARTITION_FILE}: missing \(split=official needs it\)",
+  ),
 ]
 
 
-@pytest.mark.parametrize("breaker, options, message", BAD_CASES,
-                         ids=[case[0].__name__ for case in BAD_CASES])
+@pytest.mark.parametrize(
+  "breaker, options, message", BAD_CASES, ids=[case[0].__name__ for case in BAD_CASES]
+)
 def test_bad_data_stops_the_constructor(folder, tmp_path, breaker, options, message) -> None:
   broken = tmp_path / "broken"
   shutil.copytree(folder, broken)
@@ -326,7 +333,8 @@ def test_tfds_source_with_mock_data() -> None:
   metadata = official.metadata("test", 3)
   for name in ATTRIBUTE_NAMES:
     np.testing.assert_array_equal(
-      metadata[name], [1 if example["attributes"][name] else -1 for example in expected])
+      metadata[name], [1 if example["attributes"][name] else -1 for example in expected]
+    )
   pictures = official.display_images("test", 3)
   assert pictures.shape == (3, 64, 64, 3) and pictures.dtype == np.uint8
   first = preprocess_image(expected[0]["image"]).numpy()
@@ -355,14 +363,19 @@ def test_real_tfds_download_fails_only_for_lack_of_network(tmp_path) -> None:
   """Without a network, the real builder must get as far as fetching its files: any
   ImportError on the way means the TFDS path is broken, not merely offline."""
   try:
-    result = subprocess.run([sys.executable, "-c", _DOWNLOAD_SCRIPT % str(tmp_path)],
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+      [sys.executable, "-c", _DOWNLOAD_SCRIPT % str(tmp_path)],
+      capture_output=True,
+      text=True,
+      timeout=60,
+    )
   except subprocess.TimeoutExpired:
     pytest.skip("the TFDS download attempt did not end within 60 s")
   report = json.loads(result.stdout.strip().splitlines()[-1])
   if report["error"] is None:
     pytest.skip("the network is reachable: CelebA was downloaded")
   assert "ImportError" not in report["mro"], (
-    f"TFDS celeb_a cannot even start its download: {report['error']}: {report['message']}")
+    f"TFDS celeb_a cannot even start its download: {report['error']}: {report['message']}"
+  )
   network = {"ConnectionError", "OSError", "URLError", "DownloadError", "Timeout"}
   assert network & set(report["mro"]) or "drive.google.com" in report["message"], report

@@ -7,20 +7,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from idx_writer import write_idx
+
 from pipelines.mnist import (
-    IDX_FILES,
-    DataError,
-    ImageLabelArrays,
-    binarize,
-    eval_dataset,
-    load_arrays,
-    load_idx_dir,
-    load_tfds,
-    split,
-    steps_per_epoch,
-    train_dataset,
+  IDX_FILES,
+  DataError,
+  ImageLabelArrays,
+  binarize,
+  eval_dataset,
+  load_arrays,
+  load_idx_dir,
+  load_tfds,
+  split,
+  steps_per_epoch,
+  train_dataset,
 )
 
 # ------------------------------------------------------------------ helpers
@@ -29,248 +29,242 @@ TAG_PIXELS = 8  # The first 8 pixels of a tagged image spell its index in binary
 
 
 def tagged_images(num_examples: int, gray: int = 128) -> tuple[np.ndarray, np.ndarray]:
-    """Images whose first pixels encode their index with intensities 0 or 255.
+  """Images whose first pixels encode their index with intensities 0 or 255.
 
-    Such pixels binarise deterministically (u < 0 never, u < 1 always), so the
-    index survives binarisation and tells which example landed where; the
-    gray rest gives random bits to compare.  Labels are index % 10.
-    """
-    images = np.full((num_examples, 28, 28), gray, np.uint8)
-    flat = images.reshape(num_examples, -1)
-    bits = (np.arange(num_examples)[:, None] >> np.arange(TAG_PIXELS)) & 1
-    flat[:, :TAG_PIXELS] = bits * 255
-    return images, (np.arange(num_examples) % 10).astype(np.uint8)
+  Such pixels binarise deterministically (u < 0 never, u < 1 always), so the
+  index survives binarisation and tells which example landed where; the
+  gray rest gives random bits to compare.  Labels are index % 10.
+  """
+  images = np.full((num_examples, 28, 28), gray, np.uint8)
+  flat = images.reshape(num_examples, -1)
+  bits = (np.arange(num_examples)[:, None] >> np.arange(TAG_PIXELS)) & 1
+  flat[:, :TAG_PIXELS] = bits * 255
+  return images, (np.arange(num_examples) % 10).astype(np.uint8)
 
 
 def decode_indices(batch_images: np.ndarray) -> np.ndarray:
-    flat = batch_images.reshape(batch_images.shape[0], -1)[:, :TAG_PIXELS]
-    return (flat.astype(np.int64) << np.arange(TAG_PIXELS)).sum(axis=1)
+  flat = batch_images.reshape(batch_images.shape[0], -1)[:, :TAG_PIXELS]
+  return (flat.astype(np.int64) << np.arange(TAG_PIXELS)).sum(axis=1)
 
 
 def take(dataset: tf.data.Dataset, num_batches: int) -> list[dict[str, np.ndarray]]:
-    return list(dataset.take(num_batches).as_numpy_iterator())
+  return list(dataset.take(num_batches).as_numpy_iterator())
 
 
 def concat(batches: list[dict[str, np.ndarray]], key: str) -> np.ndarray:
-    return np.concatenate([batch[key] for batch in batches])
+  return np.concatenate([batch[key] for batch in batches])
 
 
 def write_idx_dir(directory: Path, arrays: ImageLabelArrays, unzipped: bool = False) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    for role, file_name in IDX_FILES.items():
-        name = file_name.removesuffix(".gz") if unzipped else file_name
-        write_idx(directory / name, getattr(arrays, role))
-    return directory
+  directory.mkdir(parents=True, exist_ok=True)
+  for role, file_name in IDX_FILES.items():
+    name = file_name.removesuffix(".gz") if unzipped else file_name
+    write_idx(directory / name, getattr(arrays, role))
+  return directory
 
 
 def small_arrays(num_train: int = 30, num_test: int = 10) -> ImageLabelArrays:
-    train_images, train_labels = tagged_images(num_train)
-    test_images, test_labels = tagged_images(num_test)
-    return ImageLabelArrays(train_images, train_labels, test_images, test_labels)
+  train_images, train_labels = tagged_images(num_train)
+  test_images, test_labels = tagged_images(num_test)
+  return ImageLabelArrays(train_images, train_labels, test_images, test_labels)
 
 
 @pytest.fixture(scope="module")
 def real_slice(mnist_arrays) -> tuple[np.ndarray, np.ndarray]:
-    """The first 1,000 real training images: realistic but quick."""
-    return mnist_arrays.train_images[:1000], mnist_arrays.train_labels[:1000]
+  """The first 1,000 real training images: realistic but quick."""
+  return mnist_arrays.train_images[:1000], mnist_arrays.train_labels[:1000]
 
 
 # ------------------------------------------------------------------ loading
 
 
 def test_load_idx_dir_real(mnist_arrays) -> None:
-    assert mnist_arrays.train_images.shape == (60000, 28, 28)
-    assert mnist_arrays.test_images.shape == (10000, 28, 28)
-    assert mnist_arrays.train_labels.shape == (60000,)
-    assert mnist_arrays.test_labels.shape == (10000,)
+  assert mnist_arrays.train_images.shape == (60000, 28, 28)
+  assert mnist_arrays.test_images.shape == (10000, 28, 28)
+  assert mnist_arrays.train_labels.shape == (60000,)
+  assert mnist_arrays.test_labels.shape == (10000,)
 
 
 def test_load_idx_dir_reads_unzipped_files(tmp_path: Path) -> None:
-    arrays = small_arrays()
-    loaded = load_arrays(data_dir=write_idx_dir(tmp_path / "plain", arrays, unzipped=True))
-    for role in IDX_FILES:
-        np.testing.assert_array_equal(getattr(loaded, role), getattr(arrays, role))
+  arrays = small_arrays()
+  loaded = load_arrays(data_dir=write_idx_dir(tmp_path / "plain", arrays, unzipped=True))
+  for role in IDX_FILES:
+    np.testing.assert_array_equal(getattr(loaded, role), getattr(arrays, role))
 
 
 def test_load_idx_dir_lists_missing_files(tmp_path: Path) -> None:
-    directory = write_idx_dir(tmp_path / "partial", small_arrays())
-    (directory / IDX_FILES["test_labels"]).unlink()
-    (directory / IDX_FILES["train_images"]).unlink()
-    with pytest.raises(DataError) as caught:
-        load_idx_dir(directory)
-    message = str(caught.value)
-    assert str(directory) in message and "\n" not in message
-    assert IDX_FILES["test_labels"] in message and IDX_FILES["train_images"] in message
-    assert IDX_FILES["train_labels"] not in message
+  directory = write_idx_dir(tmp_path / "partial", small_arrays())
+  (directory / IDX_FILES["test_labels"]).unlink()
+  (directory / IDX_FILES["train_images"]).unlink()
+  with pytest.raises(DataError) as caught:
+    load_idx_dir(directory)
+  message = str(caught.value)
+  assert str(directory) in message and "\n" not in message
+  assert IDX_FILES["test_labels"] in message and IDX_FILES["train_images"] in message
+  assert IDX_FILES["train_labels"] not in message
 
 
 def test_load_idx_dir_missing_directory(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match="does not exist"):
-        load_idx_dir(tmp_path / "nowhere")
+  with pytest.raises(DataError, match="does not exist"):
+    load_idx_dir(tmp_path / "nowhere")
 
 
 def test_load_idx_dir_rejects_count_mismatch(tmp_path: Path) -> None:
-    arrays = small_arrays()
-    directory = write_idx_dir(tmp_path / "mismatch", arrays)
-    write_idx(directory / IDX_FILES["train_labels"], arrays.train_labels[:-1])
-    with pytest.raises(DataError, match=IDX_FILES["train_labels"]):
-        load_idx_dir(directory)
+  arrays = small_arrays()
+  directory = write_idx_dir(tmp_path / "mismatch", arrays)
+  write_idx(directory / IDX_FILES["train_labels"], arrays.train_labels[:-1])
+  with pytest.raises(DataError, match=IDX_FILES["train_labels"]):
+    load_idx_dir(directory)
 
 
 def test_load_idx_dir_rejects_label_out_of_range(tmp_path: Path) -> None:
-    arrays = small_arrays()
-    directory = write_idx_dir(tmp_path / "bad-labels", arrays)
-    write_idx(directory / IDX_FILES["test_labels"], np.full(10, 10, np.uint8))
-    with pytest.raises(DataError, match=IDX_FILES["test_labels"]):
-        load_idx_dir(directory)
+  arrays = small_arrays()
+  directory = write_idx_dir(tmp_path / "bad-labels", arrays)
+  write_idx(directory / IDX_FILES["test_labels"], np.full(10, 10, np.uint8))
+  with pytest.raises(DataError, match=IDX_FILES["test_labels"]):
+    load_idx_dir(directory)
 
 
 def test_load_tfds_with_mock_data() -> None:
-    import tensorflow_datasets as tfds
+  import tensorflow_datasets as tfds
 
-    with tfds.testing.mock_data(num_examples=12):
-        arrays = load_tfds("mnist")
-    for images, labels in [
-        (arrays.train_images, arrays.train_labels),
-        (arrays.test_images, arrays.test_labels),
-    ]:
-        assert images.shape == (12, 28, 28) and images.dtype == np.uint8
-        assert labels.shape == (12,)
-        assert labels.min() >= 0 and labels.max() <= 9
+  with tfds.testing.mock_data(num_examples=12):
+    arrays = load_tfds("mnist")
+  for images, labels in [
+    (arrays.train_images, arrays.train_labels),
+    (arrays.test_images, arrays.test_labels),
+  ]:
+    assert images.shape == (12, 28, 28) and images.dtype == np.uint8
+    assert labels.shape == (12,)
+    assert labels.min() >= 0 and labels.max() <= 9
 
 
 def test_load_tfds_unknown_name() -> None:
-    with pytest.raises(DataError, match="cifar10"):
-        load_tfds("cifar10")
+  with pytest.raises(DataError, match="cifar10"):
+    load_tfds("cifar10")
 
 
 # -------------------------------------------------------------------- split
 
 
 def test_split_is_the_papers(mnist_arrays) -> None:
-    splits = split(mnist_arrays, validation=True)
-    assert splits.train.num_examples == 50000
-    assert splits.validation.num_examples == 10000
-    assert splits.test.num_examples == 10000
-    np.testing.assert_array_equal(splits.train.images, mnist_arrays.train_images[:50000])
-    np.testing.assert_array_equal(splits.validation.images, mnist_arrays.train_images[50000:])
-    np.testing.assert_array_equal(splits.validation.labels, mnist_arrays.train_labels[50000:])
-    np.testing.assert_array_equal(splits.test.labels, mnist_arrays.test_labels)
-    assert split(mnist_arrays).validation is None
+  splits = split(mnist_arrays, validation=True)
+  assert splits.train.num_examples == 50000
+  assert splits.validation.num_examples == 10000
+  assert splits.test.num_examples == 10000
+  np.testing.assert_array_equal(splits.train.images, mnist_arrays.train_images[:50000])
+  np.testing.assert_array_equal(splits.validation.images, mnist_arrays.train_images[50000:])
+  np.testing.assert_array_equal(splits.validation.labels, mnist_arrays.train_labels[50000:])
+  np.testing.assert_array_equal(splits.test.labels, mnist_arrays.test_labels)
+  assert split(mnist_arrays).validation is None
 
 
 def test_split_needs_enough_training_images() -> None:
-    with pytest.raises(DataError, match="need 50000"):
-        split(small_arrays())
+  with pytest.raises(DataError, match="need 50000"):
+    split(small_arrays())
 
 
 # ------------------------------------------------------------- binarisation
 
 
 def test_binarize_gives_bits_with_the_intensity_as_probability() -> None:
-    # 100 x 784 = 78,400 independent draws: the standard error of the mean is
-    # sqrt(0.3 * 0.7 / 78400) ~ 0.0016, so 0.01 is a > 6-sigma tolerance.
-    bits = binarize(tf.fill([100, 28, 28], 0.3), seed=tf.constant([1, 2], tf.int64)).numpy()
-    assert bits.dtype == np.float32
-    assert set(np.unique(bits)) <= {0.0, 1.0}
-    assert abs(bits.mean() - 0.3) < 0.01
+  # 100 x 784 = 78,400 independent draws: the standard error of the mean is
+  # sqrt(0.3 * 0.7 / 78400) ~ 0.0016, so 0.01 is a > 6-sigma tolerance.
+  bits = binarize(tf.fill([100, 28, 28], 0.3), seed=tf.constant([1, 2], tf.int64)).numpy()
+  assert bits.dtype == np.float32
+  assert set(np.unique(bits)) <= {0.0, 1.0}
+  assert abs(bits.mean() - 0.3) < 0.01
 
 
 def test_binarize_is_stateless_and_respects_extremes() -> None:
-    intensities = tf.constant(np.linspace(0.0, 1.0, 1001, dtype=np.float32))
-    first = binarize(intensities, seed=[3, 4]).numpy()
-    np.testing.assert_array_equal(first, binarize(intensities, seed=[3, 4]).numpy())
-    assert not np.array_equal(first, binarize(intensities, seed=[3, 5]).numpy())
-    assert first[0] == 0.0 and first[-1] == 1.0
+  intensities = tf.constant(np.linspace(0.0, 1.0, 1001, dtype=np.float32))
+  first = binarize(intensities, seed=[3, 4]).numpy()
+  np.testing.assert_array_equal(first, binarize(intensities, seed=[3, 4]).numpy())
+  assert not np.array_equal(first, binarize(intensities, seed=[3, 5]).numpy())
+  assert first[0] == 0.0 and first[-1] == 1.0
 
 
 # ------------------------------------------------------------ train_dataset
 
 
 def test_steps_per_epoch() -> None:
-    assert steps_per_epoch(50000, 100) == 500
-    assert steps_per_epoch(65, 10) == 6
-    assert steps_per_epoch(65, 10, drop_remainder=False) == 7
+  assert steps_per_epoch(50000, 100) == 500
+  assert steps_per_epoch(65, 10) == 6
+  assert steps_per_epoch(65, 10, drop_remainder=False) == 7
 
 
 def test_train_dataset_element_spec(real_slice) -> None:
-    spec = train_dataset(*real_slice, batch_size=100, seed=0).element_spec
-    assert spec["image"].shape == (100, 28, 28, 1) and spec["image"].dtype == tf.float32
-    assert spec["label"].shape == (100, 10) and spec["label"].dtype == tf.float32
+  spec = train_dataset(*real_slice, batch_size=100, seed=0).element_spec
+  assert spec["image"].shape == (100, 28, 28, 1) and spec["image"].dtype == tf.float32
+  assert spec["label"].shape == (100, 10) and spec["label"].dtype == tf.float32
 
 
 def test_train_epochs_are_fresh_permutations_with_fresh_bits() -> None:
-    images, labels = tagged_images(60)
-    steps = steps_per_epoch(60, 10)
-    batches = take(train_dataset(images, labels, batch_size=10, seed=7), 3 * steps)
-    epochs = [batches[e * steps : (e + 1) * steps] for e in range(3)]
+  images, labels = tagged_images(60)
+  steps = steps_per_epoch(60, 10)
+  batches = take(train_dataset(images, labels, batch_size=10, seed=7), 3 * steps)
+  epochs = [batches[e * steps : (e + 1) * steps] for e in range(3)]
 
-    bits_by_epoch = []
-    orders = []
-    for epoch in epochs:
-        epoch_images = concat(epoch, "image")[..., 0]
-        order = decode_indices(epoch_images)
-        assert sorted(order.tolist()) == list(range(60))  # Each example once.
-        np.testing.assert_array_equal(
-            concat(epoch, "label"), np.eye(10, dtype=np.float32)[order % 10]
-        )
-        assert set(np.unique(epoch_images)) <= {0.0, 1.0}
-        orders.append(order)
-        bits_by_epoch.append(epoch_images[np.argsort(order)].reshape(60, -1)[:, TAG_PIXELS:])
+  bits_by_epoch = []
+  orders = []
+  for epoch in epochs:
+    epoch_images = concat(epoch, "image")[..., 0]
+    order = decode_indices(epoch_images)
+    assert sorted(order.tolist()) == list(range(60))  # Each example once.
+    np.testing.assert_array_equal(concat(epoch, "label"), np.eye(10, dtype=np.float32)[order % 10])
+    assert set(np.unique(epoch_images)) <= {0.0, 1.0}
+    orders.append(order)
+    bits_by_epoch.append(epoch_images[np.argsort(order)].reshape(60, -1)[:, TAG_PIXELS:])
 
-    assert not np.array_equal(orders[0], orders[1])
-    assert not np.array_equal(orders[0], np.arange(60))
-    # Same images, fresh bits: about half of the gray pixels should change.
-    changed = np.mean(bits_by_epoch[0] != bits_by_epoch[1])
-    assert 0.4 < changed < 0.6
+  assert not np.array_equal(orders[0], orders[1])
+  assert not np.array_equal(orders[0], np.arange(60))
+  # Same images, fresh bits: about half of the gray pixels should change.
+  changed = np.mean(bits_by_epoch[0] != bits_by_epoch[1])
+  assert 0.4 < changed < 0.6
 
 
 def test_train_dataset_is_reproducible_and_resumable(real_slice) -> None:
-    steps = steps_per_epoch(1000, 100)
-    uninterrupted = take(train_dataset(*real_slice, batch_size=100, seed=11), 2 * steps)
-    again = take(train_dataset(*real_slice, batch_size=100, seed=11), 2 * steps)
-    resumed = take(train_dataset(*real_slice, batch_size=100, seed=11, start_epoch=1), steps)
-    other_seed = take(train_dataset(*real_slice, batch_size=100, seed=12), steps)
+  steps = steps_per_epoch(1000, 100)
+  uninterrupted = take(train_dataset(*real_slice, batch_size=100, seed=11), 2 * steps)
+  again = take(train_dataset(*real_slice, batch_size=100, seed=11), 2 * steps)
+  resumed = take(train_dataset(*real_slice, batch_size=100, seed=11, start_epoch=1), steps)
+  other_seed = take(train_dataset(*real_slice, batch_size=100, seed=12), steps)
 
-    for key in ("image", "label"):
-        np.testing.assert_array_equal(concat(uninterrupted, key), concat(again, key))
-        np.testing.assert_array_equal(concat(uninterrupted[steps:], key), concat(resumed, key))
-    assert not np.array_equal(concat(uninterrupted[:steps], "image"), concat(other_seed, "image"))
+  for key in ("image", "label"):
+    np.testing.assert_array_equal(concat(uninterrupted, key), concat(again, key))
+    np.testing.assert_array_equal(concat(uninterrupted[steps:], key), concat(resumed, key))
+  assert not np.array_equal(concat(uninterrupted[:steps], "image"), concat(other_seed, "image"))
 
 
 def test_train_dataset_keeps_partial_batch_when_asked() -> None:
-    images, labels = tagged_images(65)
-    batches = take(
-        train_dataset(images, labels, batch_size=10, seed=3, drop_remainder=False), 7
-    )
-    assert [len(batch["image"]) for batch in batches] == [10] * 6 + [5]
-    assert sorted(decode_indices(concat(batches, "image")[..., 0]).tolist()) == list(range(65))
+  images, labels = tagged_images(65)
+  batches = take(train_dataset(images, labels, batch_size=10, seed=3, drop_remainder=False), 7)
+  assert [len(batch["image"]) for batch in batches] == [10] * 6 + [5]
+  assert sorted(decode_indices(concat(batches, "image")[..., 0]).tolist()) == list(range(65))
 
 
 def test_train_dataset_rejects_batch_larger_than_data() -> None:
-    images, labels = tagged_images(5)
-    with pytest.raises(ValueError, match="no batches"):
-        train_dataset(images, labels, batch_size=10, seed=0)
+  images, labels = tagged_images(5)
+  with pytest.raises(ValueError, match="no batches"):
+    train_dataset(images, labels, batch_size=10, seed=0)
 
 
 # ------------------------------------------------------------- eval_dataset
 
 
 def test_eval_dataset_bits_are_fixed(real_slice) -> None:
-    images, labels = real_slice
-    first = take(eval_dataset(images, labels, batch_size=100, seed=5), -1)
-    second = take(eval_dataset(images, labels, batch_size=100, seed=5), -1)
-    by_seven = take(eval_dataset(images, labels, batch_size=7, seed=5), -1)
-    other_seed = take(eval_dataset(images, labels, batch_size=100, seed=6), -1)
+  images, labels = real_slice
+  first = take(eval_dataset(images, labels, batch_size=100, seed=5), -1)
+  second = take(eval_dataset(images, labels, batch_size=100, seed=5), -1)
+  by_seven = take(eval_dataset(images, labels, batch_size=7, seed=5), -1)
+  other_seed = take(eval_dataset(images, labels, batch_size=100, seed=6), -1)
 
-    assert len(by_seven) == 143 and len(by_seven[-1]["image"]) == 1000 - 142 * 7
-    eval_images = concat(first, "image")
-    assert eval_images.shape == (1000, 28, 28, 1)
-    assert set(np.unique(eval_images)) <= {0.0, 1.0}
-    assert not eval_images[images == 0].any()  # In order: black stays black.
-    np.testing.assert_array_equal(eval_images, concat(second, "image"))
-    np.testing.assert_array_equal(eval_images, concat(by_seven, "image"))
-    assert not np.array_equal(eval_images, concat(other_seed, "image"))
-    np.testing.assert_array_equal(
-        concat(by_seven, "label"), np.eye(10, dtype=np.float32)[labels]
-    )
+  assert len(by_seven) == 143 and len(by_seven[-1]["image"]) == 1000 - 142 * 7
+  eval_images = concat(first, "image")
+  assert eval_images.shape == (1000, 28, 28, 1)
+  assert set(np.unique(eval_images)) <= {0.0, 1.0}
+  assert not eval_images[images == 0].any()  # In order: black stays black.
+  np.testing.assert_array_equal(eval_images, concat(second, "image"))
+  np.testing.assert_array_equal(eval_images, concat(by_seven, "image"))
+  assert not np.array_equal(eval_images, concat(other_seed, "image"))
+  np.testing.assert_array_equal(concat(by_seven, "label"), np.eye(10, dtype=np.float32)[labels])

@@ -39,9 +39,15 @@ def test_sampler_imbalance_is_celeba_like() -> None:
   assert attributes.shape == (600, 40) and attributes.dtype == np.int8
   assert set(np.unique(attributes)) == {-1, 1}
   expected = {
-    "Eyeglasses": (0.03, 0.11), "Wearing_Hat": (0.02, 0.09), "Bald": (0.0, 0.05),
-    "Smiling": (0.40, 0.56), "Male": (0.35, 0.50), "Young": (0.70, 0.85),
-    "No_Beard": (0.78, 0.93), "Wearing_Lipstick": (0.38, 0.54), "Pale_Skin": (0.01, 0.08),
+    "Eyeglasses": (0.03, 0.11),
+    "Wearing_Hat": (0.02, 0.09),
+    "Bald": (0.0, 0.05),
+    "Smiling": (0.40, 0.56),
+    "Male": (0.35, 0.50),
+    "Young": (0.70, 0.85),
+    "No_Beard": (0.78, 0.93),
+    "Wearing_Lipstick": (0.38, 0.54),
+    "Pale_Skin": (0.01, 0.08),
   }
   for name, (low, high) in expected.items():
     frequency = column(attributes, name).mean()
@@ -75,8 +81,10 @@ def variants(name_on: str, name_off: str = None, base: dict = None, count: int =
   on[:, sf.COLUMN[name_on]] = 1
   if name_off:
     off[:, sf.COLUMN[name_off]] = 1
-  return (sf.render_faces(on, np.random.default_rng(5)).astype(np.float32),
-          sf.render_faces(off, np.random.default_rng(5)).astype(np.float32))
+  return (
+    sf.render_faces(on, np.random.default_rng(5)).astype(np.float32),
+    sf.render_faces(off, np.random.default_rng(5)).astype(np.float32),
+  )
 
 
 def test_hair_colour_is_visible() -> None:
@@ -86,8 +94,9 @@ def test_hair_colour_is_visible() -> None:
   bald, brown = variants("Bald", "Brown_Hair", base={"Male": 1})
   skin = bald[:, 125:135, 80:98].mean(axis=(1, 2))
   scalp = bald[:, 56:80, 70:108].mean(axis=(1, 2))
-  assert np.abs(scalp - skin).mean() < np.abs(brown[:, 56:80, 70:108].mean(axis=(1, 2))
-                                               - skin).mean()
+  assert (
+    np.abs(scalp - skin).mean() < np.abs(brown[:, 56:80, 70:108].mean(axis=(1, 2)) - skin).mean()
+  )
 
 
 def test_eyeglasses_add_dark_pixels_around_the_eyes() -> None:
@@ -136,9 +145,18 @@ def test_generate_writes_celebas_layout(tmp_path: Path) -> None:
 def test_cli_runs_end_to_end(tmp_path: Path) -> None:
   output = tmp_path / "faces"
   result = subprocess.run(
-    [sys.executable, "-m", "pipelines.synthetic_faces", f"--output_dir={output}",
-     "--num_images=5", "--seed=2"],
-    cwd=REPOSITORY_ROOT, capture_output=True, text=True, timeout=120,
+    [
+      sys.executable,
+      "-m",
+      "pipelines.synthetic_faces",
+      f"--output_dir={output}",
+      "--num_images=5",
+      "--seed=2",
+    ],
+    cwd=REPOSITORY_ROOT,
+    capture_output=True,
+    text=True,
+    timeout=120,
   )
   assert result.returncode == 0, result.stderr[-2000:]
   assert "SYNTHETIC" in result.stdout

@@ -23,8 +23,8 @@ import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorboard.plugins import projector as tb_projector
-
 from tiny_runs import train_tiny, write_fake_mnist
+
 from jmvae_tf import config as config_lib
 from jmvae_tf import projector, training
 from pipelines import mnist
@@ -38,7 +38,9 @@ LATENT = 4
 @pytest.fixture(scope="module")
 def fake_mnist(tmp_path_factory) -> Path:
   """A small MNIST-format directory (random digits) so these tests never skip."""
-  return write_fake_mnist(tmp_path_factory.mktemp("mnist"), num_train=20, num_test=NUM_TEST + 5, seed=3)
+  return write_fake_mnist(
+    tmp_path_factory.mktemp("mnist"), num_train=20, num_test=NUM_TEST + 5, seed=3
+  )
 
 
 @pytest.fixture(scope="module")
@@ -47,17 +49,32 @@ def embedded(tmp_path_factory, fake_mnist):
   model_dir = tmp_path_factory.mktemp("jmvae")
   train_tiny(model_dir, "jmvae")
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.run([sys.executable, "-m", "runners.embed", f"--model_dir={model_dir}",
-                         f"--data_dir={fake_mnist}", f"--num_examples={NUM_TEST}", "--iterations=2",
-                         "--batch_size=16"],
-                        cwd=REPOSITORY_ROOT, env=env, capture_output=True, text=True, timeout=240)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "runners.embed",
+      f"--model_dir={model_dir}",
+      f"--data_dir={fake_mnist}",
+      f"--num_examples={NUM_TEST}",
+      "--iterations=2",
+      "--batch_size=16",
+    ],
+    cwd=REPOSITORY_ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=240,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return model_dir, model_dir / "projector"
 
 
 def test_projector_files_parse(embedded, fake_mnist):
   model_dir, output_dir = embedded
-  config = text_format.Parse((output_dir / "projector_config.pbtxt").read_text(), tb_projector.ProjectorConfig())
+  config = text_format.Parse(
+    (output_dir / "projector_config.pbtxt").read_text(), tb_projector.ProjectorConfig()
+  )
   names = ["z_joint", "z_from_image", "z_from_label"]
   assert [e.tensor_name for e in config.embeddings] == [projector.tensor_name(n) for n in names]
   reader = tf.train.load_checkpoint(str(output_dir))
@@ -78,40 +95,59 @@ def test_projector_files_parse(embedded, fake_mnist):
   sprite = tf.io.decode_png(tf.io.read_file(str(output_dir / "sprite.png"))).numpy()
   assert sprite.shape == (6 * 28, 6 * 28, 1)  # ceil(sqrt(30)) = 6 digits a side
   images = mnist.load_idx_dir(fake_mnist).test_images[:NUM_TEST]
-  np.testing.assert_array_equal(sprite[28:56, 4 * 28:5 * 28, 0], images[6 + 4])  # row-major
-  assert not sprite[5 * 28:, :, 0].any()  # padding after the last digit
+  np.testing.assert_array_equal(sprite[28:56, 4 * 28 : 5 * 28, 0], images[6 + 4])  # row-major
+  assert not sprite[5 * 28 :, :, 0].any()  # padding after the last digit
 
   # The joint embedding is the mean of q(z|x,w) on the binarised test set (as training evaluates it).
   model = training.restore_model(str(model_dir))
   batch = next(iter(mnist.eval_dataset(images, labels, NUM_TEST, seed=0)))
-  np.testing.assert_allclose(reader.get_tensor(projector.tensor_name("z_joint")),
-                             model.encode(batch, training=False)[0], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    reader.get_tensor(projector.tensor_name("z_joint")),
+    model.encode(batch, training=False)[0],
+    rtol=1e-5,
+    atol=1e-5,
+  )
 
 
-@pytest.mark.parametrize("name,expected", [
+@pytest.mark.parametrize(
+  "name,expected",
+  [
     ("jmvae", {"z_joint", "z_from_image", "z_from_label"}),
     ("jmvae_kl", {"z_joint", "z_from_image", "z_from_label"}),
     ("hierarchical_jmvae", {"z_joint", "z_from_image", "z_from_label"}),
     ("cvae", {"z_joint"}),
     ("cmma", {"z_joint", "z_from_label"}),
-])
+  ],
+)
 def test_embeddings_of_every_model(name, expected):
   model = config_lib.build_model(config_lib.ModelConfig.make(name, latent_dim=LATENT))
   rng = np.random.default_rng(0)
-  batches = [{"image": tf.constant((rng.random((n, 28, 28, 1)) < 0.5).astype(np.float32)),
-              "label": tf.constant(np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)])} for n in (4, 3)]
+  batches = [
+    {
+      "image": tf.constant((rng.random((n, 28, 28, 1)) < 0.5).astype(np.float32)),
+      "label": tf.constant(np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]),
+    }
+    for n in (4, 3)
+  ]
   means = projector.latent_means(model, batches, iterations=1)
   assert set(means) == expected
   for value in means.values():
     assert value.shape == (7, LATENT) and value.dtype == np.float32
   joined = {k: tf.concat([b[k] for b in batches], 0) for k in batches[0]}
-  np.testing.assert_allclose(means["z_joint"], model.encode(joined, training=False)[0], rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    means["z_joint"], model.encode(joined, training=False)[0], rtol=1e-5, atol=1e-5
+  )
   if name == "jmvae_kl":
-    np.testing.assert_allclose(means["z_from_label"], model.posterior({"label": joined["label"]}, ["label"])[0],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+      means["z_from_label"],
+      model.posterior({"label": joined["label"]}, ["label"])[0],
+      rtol=1e-5,
+      atol=1e-5,
+    )
   if name == "cmma":
-    np.testing.assert_allclose(means["z_from_label"], model.prior({"label": joined["label"]})[0],
-                               rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(
+      means["z_from_label"], model.prior({"label": joined["label"]})[0], rtol=1e-5, atol=1e-5
+    )
   again = projector.latent_means(model, batches, iterations=1)
   for key in means:
     np.testing.assert_array_equal(again[key], means[key])
@@ -128,17 +164,33 @@ def test_sprite_rules(tmp_path):
   with pytest.raises(ValueError, match="8192"):
     projector.sprite_grid(too_many)
   with pytest.raises(ValueError, match="match"):
-    projector.write_projector(str(tmp_path / "p"), {"z": np.zeros((3, 2), np.float32)}, [1, 2],
-                              np.zeros((2, 28, 28), np.uint8))
+    projector.write_projector(
+      str(tmp_path / "p"),
+      {"z": np.zeros((3, 2), np.float32)},
+      [1, 2],
+      np.zeros((2, 28, 28), np.uint8),
+    )
   assert not (tmp_path / "p").exists()
 
 
 def test_embed_runner_refuses_a_sprite_too_large(embedded, fake_mnist, tmp_path):
   model_dir, _ = embedded
-  proc = subprocess.run([sys.executable, "-m", "runners.embed", f"--model_dir={model_dir}",
-                         f"--data_dir={fake_mnist}", "--num_examples=90000", f"--output_dir={tmp_path / 'o'}"],
-                        cwd=REPOSITORY_ROOT, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"), capture_output=True,
-                        text=True, timeout=240)
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "runners.embed",
+      f"--model_dir={model_dir}",
+      f"--data_dir={fake_mnist}",
+      "--num_examples=90000",
+      f"--output_dir={tmp_path / 'o'}",
+    ],
+    cwd=REPOSITORY_ROOT,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    capture_output=True,
+    text=True,
+    timeout=240,
+  )
   assert proc.returncode == 2 and "8192" in proc.stderr
   assert not (tmp_path / "o").exists()
 
@@ -176,20 +228,34 @@ def test_tensorboard_serves_the_projector(embedded, tmp_path):
   _, output_dir = embedded
   port = free_port()
   log = open(tmp_path / "tensorboard.log", "w")
-  proc = subprocess.Popen([str(BIN / "tensorboard"), f"--logdir={output_dir}", "--host=127.0.0.1",
-                           f"--port={port}", "--load_fast=false"],
-                          stdout=log, stderr=subprocess.STDOUT, cwd=tmp_path,
-                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"))
+  proc = subprocess.Popen(
+    [
+      str(BIN / "tensorboard"),
+      f"--logdir={output_dir}",
+      "--host=127.0.0.1",
+      f"--port={port}",
+      "--load_fast=false",
+    ],
+    stdout=log,
+    stderr=subprocess.STDOUT,
+    cwd=tmp_path,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+  )
   try:
     base = f"http://127.0.0.1:{port}/data/plugin/projector"
     runs = json.loads(poll(f"{base}/runs", lambda b: b"." in b, proc))
     assert runs == ["."]
     # What makes the UI show the PROJECTOR tab.
-    poll(f"http://127.0.0.1:{port}/data/plugins_listing",
-         lambda b: json.loads(b).get("projector", {}).get("enabled") is True, proc)
+    poll(
+      f"http://127.0.0.1:{port}/data/plugins_listing",
+      lambda b: json.loads(b).get("projector", {}).get("enabled") is True,
+      proc,
+    )
     info = json.loads(fetch(f"{base}/info?run=."))
     embeddings = {e["tensorName"]: e for e in info["embeddings"]}
-    assert set(embeddings) == {projector.tensor_name(n) for n in ("z_joint", "z_from_image", "z_from_label")}
+    assert set(embeddings) == {
+      projector.tensor_name(n) for n in ("z_joint", "z_from_image", "z_from_label")
+    }
     reader = tf.train.load_checkpoint(str(output_dir))
     for name, embedding in embeddings.items():
       assert [int(d) for d in embedding["tensorShape"]] == [NUM_TEST, LATENT]

@@ -19,22 +19,30 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-
 from tiny_runs import train_tiny
+
 from jmvae_tf import gaussian, serving, training
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MODELS = ("jmvae", "jmvae_kl", "hierarchical_jmvae", "cvae", "cmma")
-JOINT_SIGNATURES = {"encode", "encode_image", "encode_label", "generate_x_from_w", "generate_w_from_x",
-                    "reconstruct", "sample", "serving_default"}
+JOINT_SIGNATURES = {
+  "encode",
+  "encode_image",
+  "encode_label",
+  "generate_x_from_w",
+  "generate_w_from_x",
+  "reconstruct",
+  "sample",
+  "serving_default",
+}
 EXPECTED_SIGNATURES = {
-    "jmvae": JOINT_SIGNATURES,
-    "jmvae_kl": JOINT_SIGNATURES,
-    "hierarchical_jmvae": JOINT_SIGNATURES,
-    # CVAE's encode_label is its prior N(0, I), which the label does not move.
-    "cvae": {"encode", "encode_label", "generate_x_from_w", "reconstruct", "serving_default"},
-    "cmma": {"encode", "encode_label", "generate_x_from_w", "reconstruct", "serving_default"},
+  "jmvae": JOINT_SIGNATURES,
+  "jmvae_kl": JOINT_SIGNATURES,
+  "hierarchical_jmvae": JOINT_SIGNATURES,
+  # CVAE's encode_label is its prior N(0, I), which the label does not move.
+  "cvae": {"encode", "encode_label", "generate_x_from_w", "reconstruct", "serving_default"},
+  "cmma": {"encode", "encode_label", "generate_x_from_w", "reconstruct", "serving_default"},
 }
 ITERATIVE = {"jmvae", "hierarchical_jmvae"}
 BATCH = 3
@@ -43,16 +51,20 @@ BATCH = 3
 def request_inputs() -> dict:
   """One value for every input name any signature has."""
   rng = np.random.default_rng(1)
-  return {"image": (rng.random((BATCH, 28, 28, 1)) < 0.4).astype(np.float32),
-          "label": np.eye(10, dtype=np.float32)[[3, 1, 4]],
-          "seed": np.array([7, 11], np.int64),
-          "num_steps": np.array(3, np.int32),
-          "num_samples": np.array(2, np.int32)}
+  return {
+    "image": (rng.random((BATCH, 28, 28, 1)) < 0.4).astype(np.float32),
+    "label": np.eye(10, dtype=np.float32)[[3, 1, 4]],
+    "seed": np.array([7, 11], np.int64),
+    "num_steps": np.array(3, np.int32),
+    "num_samples": np.array(2, np.int32),
+  }
 
 
 def call(module: serving.ServingModule, signature: str, inputs: dict) -> dict:
   """The signature run in-process on the inputs it takes (by name, as a client sends them)."""
-  return module.run(signature, {name: tf.constant(inputs[name]) for name in module.input_names(signature)})
+  return module.run(
+    signature, {name: tf.constant(inputs[name]) for name in module.input_names(signature)}
+  )
 
 
 def clean_env() -> dict:
@@ -74,8 +86,14 @@ def run_outside_project(args, cwd: Path, timeout: int = 240) -> subprocess.Compl
   """
   assert REPOSITORY_ROOT not in cwd.resolve().parents and cwd.resolve() != REPOSITORY_ROOT
   assert args[0] == sys.executable
-  return subprocess.run([args[0], "-S", *args[1:]], cwd=cwd, env=clean_env(), capture_output=True, text=True,
-                        timeout=timeout)
+  return subprocess.run(
+    [args[0], "-S", *args[1:]],
+    cwd=cwd,
+    env=clean_env(),
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 @pytest.fixture(scope="module")
@@ -86,8 +104,13 @@ def exports(tmp_path_factory):
   for name in MODELS:
     model_config = train_tiny(root / "models" / name, name)
     model = training.restore_model(str(root / "models" / name))
-    path = serving.export(model, str(root / "export"), name, modalities=model_config.modalities,
-                          run_config_json=model_config.to_json())
+    path = serving.export(
+      model,
+      str(root / "export"),
+      name,
+      modalities=model_config.modalities,
+      run_config_json=model_config.to_json(),
+    )
     result[name] = (model, model_config, Path(path))
   result["model_dirs"] = root / "models"
   return result
@@ -143,8 +166,11 @@ def loaded_outside(exports, tmp_path_factory):
   work = tmp_path_factory.mktemp("outside")
   np.savez(work / "inputs.npz", **request_inputs())
   (work / "loader.py").write_text(LOADER)
-  jobs = {"inputs": str(work / "inputs.npz"), "outputs": str(work / "out_"),
-          "exports": {name: str(exports[name][2]) for name in MODELS}}
+  jobs = {
+    "inputs": str(work / "inputs.npz"),
+    "outputs": str(work / "out_"),
+    "exports": {name: str(exports[name][2]) for name in MODELS},
+  }
   (work / "jobs.json").write_text(json.dumps(jobs))
   proc = run_outside_project([sys.executable, "loader.py", "jobs.json"], cwd=work)
   assert proc.returncode == 0 and "LOADED 5" in proc.stdout, proc.stderr[-3000:]
@@ -166,12 +192,18 @@ def test_loaded_outside_the_project_matches_the_model(name, exports, loaded_outs
     loaded_keys = {k.split("/", 1)[1] for k in outputs[name] if k.startswith(sig_name + "/")}
     assert loaded_keys == set(expected), sig_name
     for key, value in expected.items():
-      np.testing.assert_allclose(outputs[name][f"{sig_name}/{key}"], value.numpy(), rtol=1e-5, atol=1e-6,
-                                 err_msg=f"{name} {sig_name}/{key}")
+      np.testing.assert_allclose(
+        outputs[name][f"{sig_name}/{key}"],
+        value.numpy(),
+        rtol=1e-5,
+        atol=1e-6,
+        err_msg=f"{name} {sig_name}/{key}",
+      )
   # serving_default is the generator of digits from labels.
   for key in call(module, "generate_x_from_w", inputs):
-    np.testing.assert_array_equal(outputs[name][f"serving_default/{key}"],
-                                  outputs[name][f"generate_x_from_w/{key}"])
+    np.testing.assert_array_equal(
+      outputs[name][f"serving_default/{key}"], outputs[name][f"generate_x_from_w/{key}"]
+    )
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -183,9 +215,14 @@ def test_wrong_inputs_get_tensorflow_errors(name, loaded_outside):
     assert kind in ("TypeError", "ValueError", "InvalidArgumentError"), (key, kind, message)
   assert "int32" in errors["wrong_dtype"][1]
   kind, message = errors["wrong_shape"]
-  assert kind == "InvalidArgumentError" and "[2,9] is not compatible with expected shape [?,10]" in message
+  assert (
+    kind == "InvalidArgumentError"
+    and "[2,9] is not compatible with expected shape [?,10]" in message
+  )
   kind, message = errors["wrong_seed"]
-  assert kind == "InvalidArgumentError" and "[3] is not compatible with expected shape [2]" in message
+  assert (
+    kind == "InvalidArgumentError" and "[3] is not compatible with expected shape [2]" in message
+  )
   kind, message = errors["batch_mismatch"]
   assert kind == "InvalidArgumentError" and "same batch size" in message
   if name in ITERATIVE:
@@ -210,17 +247,25 @@ def test_signatures_agree_with_the_public_methods(name, exports):
     z2_mean, _ = model.joint_posterior_layers(batch, training=False)[1]
     np.testing.assert_allclose(encoded["mean_z2"], z2_mean, **close)
   if name == "jmvae_kl":
-    np.testing.assert_allclose(module.encode_label(batch["label"])["mean"],
-                               model.posterior({"label": batch["label"]}, ["label"])[0], **close)
+    np.testing.assert_allclose(
+      module.encode_label(batch["label"])["mean"],
+      model.posterior({"label": batch["label"]}, ["label"])[0],
+      **close,
+    )
   if name in ("cmma", "cvae"):
-    np.testing.assert_allclose(module.encode_label(batch["label"])["mean"],
-                               model.prior({"label": batch["label"]})[0], **close)
+    np.testing.assert_allclose(
+      module.encode_label(batch["label"])["mean"],
+      model.prior({"label": batch["label"]})[0],
+      **close,
+    )
   if name in ITERATIVE:
     # No rounds of iterative sampling: the missing label stays 0.
     zero = module.encode_image(batch["image"], tf.constant([1, 2], tf.int64), tf.constant(0))
-    np.testing.assert_allclose(zero["mean"],
-                               model.encode({"image": batch["image"], "label": tf.zeros([BATCH, 10])})[0],
-                               **close)
+    np.testing.assert_allclose(
+      zero["mean"],
+      model.encode({"image": batch["image"], "label": tf.zeros([BATCH, 10])})[0],
+      **close,
+    )
 
   seed = tf.constant(inputs["seed"])
   generated = call(module, "generate_x_from_w", inputs)
@@ -236,11 +281,18 @@ def test_signatures_agree_with_the_public_methods(name, exports):
 
   if "sample" in EXPECTED_SIGNATURES[name]:
     sampled = module.sample(tf.constant(2), seed)
-    assert sampled["image_probs"].shape == (2, 28, 28, 1) and sampled["label_probs"].shape == (2, 10)
-    np.testing.assert_allclose(sampled["label_probs"], model.decoders["label"](sampled["z"]).mean(), **close)
+    assert sampled["image_probs"].shape == (2, 28, 28, 1) and sampled["label_probs"].shape == (
+      2,
+      10,
+    )
+    np.testing.assert_allclose(
+      sampled["label_probs"], model.decoders["label"](sampled["z"]).mean(), **close
+    )
     np.testing.assert_allclose(np.sum(sampled["label_sample"], axis=-1), 1.0)
     w_from_x = call(module, "generate_w_from_x", inputs)
-    np.testing.assert_allclose(w_from_x["label_probs"], model.decoders["label"](w_from_x["z"]).mean(), **close)
+    np.testing.assert_allclose(
+      w_from_x["label_probs"], model.decoders["label"](w_from_x["z"]).mean(), **close
+    )
 
 
 def test_generation_by_iterative_sampling_follows_the_model_and_the_seed(exports):
@@ -253,13 +305,19 @@ def test_generation_by_iterative_sampling_follows_the_model_and_the_seed(exports
   out = module.generate_w_from_x(image, seed, tf.constant(4))
   infer_seed, z_seed, _ = serving.split_seed(seed, 3)
   mean, variance = model.posterior({"image": image}, ["image"], infer_seed, 4)
-  np.testing.assert_allclose(out["z"], gaussian.sample(mean, variance, z_seed), rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    out["z"], gaussian.sample(mean, variance, z_seed), rtol=1e-5, atol=1e-5
+  )
   np.testing.assert_allclose(np.sum(out["label_sample"], -1), 1.0)
   again = module.generate_w_from_x(image, seed, tf.constant(4))
   np.testing.assert_array_equal(again["label_sample"], out["label_sample"])
   zero = module.encode_image(image, seed, tf.constant(0))
-  np.testing.assert_allclose(zero["mean"], model.encode({"image": image, "label": tf.zeros([BATCH, 10])})[0],
-                             rtol=1e-5, atol=1e-5)
+  np.testing.assert_allclose(
+    zero["mean"],
+    model.encode({"image": image, "label": tf.zeros([BATCH, 10])})[0],
+    rtol=1e-5,
+    atol=1e-5,
+  )
 
 
 def test_versions_are_never_overwritten(exports, tmp_path):
@@ -272,7 +330,9 @@ def test_versions_are_never_overwritten(exports, tmp_path):
   with pytest.raises(serving.ExportError, match="never overwritten"):
     serving.export(model, str(base), "digits", version=1, modalities=model_config.modalities)
   assert (Path(first) / "saved_model.pb").stat().st_mtime_ns == stamp
-  assert serving.export(model, str(base), "digits", version=7, modalities=model_config.modalities).endswith("7")
+  assert serving.export(
+    model, str(base), "digits", version=7, modalities=model_config.modalities
+  ).endswith("7")
   assert serving.next_version(str(base / "digits")) == 8
   assert sorted(p.name for p in (base / "digits").iterdir()) == ["1", "2", "7"]  # no staging left
   with pytest.raises(serving.ExportError, match="model name"):
@@ -281,27 +341,49 @@ def test_versions_are_never_overwritten(exports, tmp_path):
 
 def test_saved_model_cli_lists_the_signatures(exports, tmp_path):
   _, _, path = exports["hierarchical_jmvae"]
-  proc = run_outside_project([sys.executable, str(BIN / "saved_model_cli"), "show", "--dir", str(path), "--all"], cwd=tmp_path)
+  proc = run_outside_project(
+    [sys.executable, str(BIN / "saved_model_cli"), "show", "--dir", str(path), "--all"],
+    cwd=tmp_path,
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   for name in EXPECTED_SIGNATURES["hierarchical_jmvae"]:
     assert f"signature_def['{name}']" in proc.stdout
   assert "Method name is: tensorflow/serving/predict" in proc.stdout
-  for text in ("inputs['num_steps']", "inputs['seed']", "outputs['image_probs']", "outputs['mean_z2']"):
+  for text in (
+    "inputs['num_steps']",
+    "inputs['seed']",
+    "outputs['image_probs']",
+    "outputs['mean_z2']",
+  ):
     assert text in proc.stdout
 
 
 def test_export_runner(exports, tmp_path):
   model_dir = exports["model_dirs"] / "jmvae_kl"
-  cmd = [sys.executable, "-m", "runners.export", f"--model_dir={model_dir}", f"--export_dir={tmp_path / 'base'}"]
+  cmd = [
+    sys.executable,
+    "-m",
+    "runners.export",
+    f"--model_dir={model_dir}",
+    f"--export_dir={tmp_path / 'base'}",
+  ]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.run(cmd, cwd=REPOSITORY_ROOT, env=env, capture_output=True, text=True, timeout=240)
+  proc = subprocess.run(
+    cmd, cwd=REPOSITORY_ROOT, env=env, capture_output=True, text=True, timeout=240
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   version = tmp_path / "base" / "jmvae_kl" / "1"
   assert (version / "saved_model.pb").exists() and str(version) in proc.stdout
   saved = json.loads((version / "assets.extra" / "run.json").read_text())
   assert saved["model"] == "jmvae_kl"
-  bad = subprocess.run(cmd[:3] + [f"--model_dir={tmp_path / 'nothing'}"] + cmd[4:], cwd=REPOSITORY_ROOT, env=env,
-                       capture_output=True, text=True, timeout=240)
+  bad = subprocess.run(
+    cmd[:3] + [f"--model_dir={tmp_path / 'nothing'}"] + cmd[4:],
+    cwd=REPOSITORY_ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=240,
+  )
   assert bad.returncode == 2 and "run.json" in bad.stderr.strip().splitlines()[-1]
 
 
@@ -309,15 +391,27 @@ def test_export_runner(exports, tmp_path):
 def test_client_example_generates_digits_from_labels(name, exports, tmp_path):
   model, model_config, path = exports[name]
   script = REPOSITORY_ROOT / "docs" / "serving_client_example.py"
-  proc = run_outside_project([sys.executable, str(script), f"--saved_model={path}", "--labels=0,7",
-                              "--samples_per_label=3", "--seed=4,2", "--num_steps=2", "--output=digits.png"],
-                             cwd=tmp_path)
+  proc = run_outside_project(
+    [
+      sys.executable,
+      str(script),
+      f"--saved_model={path}",
+      "--labels=0,7",
+      "--samples_per_label=3",
+      "--seed=4,2",
+      "--num_steps=2",
+      "--output=digits.png",
+    ],
+    cwd=tmp_path,
+  )
   assert proc.returncode == 0, proc.stderr[-3000:]
   image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "digits.png"))).numpy()[..., 0]
   assert image.shape == (2 * 28, 3 * 28)
   module = serving.ServingModule(model, model_config.modalities)
-  args = dict(label=tf.constant(np.eye(10, dtype=np.float32)[[0, 0, 0, 7, 7, 7]]),
-              seed=tf.constant([4, 2], tf.int64))
+  args = dict(
+    label=tf.constant(np.eye(10, dtype=np.float32)[[0, 0, 0, 7, 7, 7]]),
+    seed=tf.constant([4, 2], tf.int64),
+  )
   if name in ITERATIVE:
     args["num_steps"] = tf.constant(2)
   probs = module.run("generate_x_from_w", args)["image_probs"].numpy()
@@ -333,6 +427,7 @@ class FakeTFServing:
   def __init__(self, model_name: str, saved_model: Path):
     import http.server  # pylint: disable=g-import-not-at-top
     import threading  # pylint: disable=g-import-not-at-top
+
     loaded = tf.saved_model.load(str(saved_model))
     self.requests = []
     outer = self
@@ -352,11 +447,20 @@ class FakeTFServing:
       def do_GET(self):
         if self.path != f"/v1/models/{model_name}/metadata":
           return self.reply(404, {"error": self.path})
-        signatures = {name: {"inputs": {k: {"name": k} for k in fn.structured_input_signature[1]},
-                             "method_name": "tensorflow/serving/predict"}
-                      for name, fn in loaded.signatures.items()}
-        return self.reply(200, {"model_spec": {"name": model_name, "version": "1"},
-                                "metadata": {"signature_def": {"signature_def": signatures}}})
+        signatures = {
+          name: {
+            "inputs": {k: {"name": k} for k in fn.structured_input_signature[1]},
+            "method_name": "tensorflow/serving/predict",
+          }
+          for name, fn in loaded.signatures.items()
+        }
+        return self.reply(
+          200,
+          {
+            "model_spec": {"name": model_name, "version": "1"},
+            "metadata": {"signature_def": {"signature_def": signatures}},
+          },
+        )
 
       def do_POST(self):
         if self.path != f"/v1/models/{model_name}:predict":
@@ -389,16 +493,33 @@ def test_client_example_rest_mode_against_a_stand_in_server(exports, tmp_path):
   model, model_config, path = exports["hierarchical_jmvae"]
   script = REPOSITORY_ROOT / "docs" / "serving_client_example.py"
   with FakeTFServing("digits", path) as server:
-    proc = run_outside_project([sys.executable, str(script), f"--server={server.url}", "--model_name=digits",
-                                "--labels=5", "--samples_per_label=2", "--seed=1,9", "--num_steps=3",
-                                "--output=rest.png"], cwd=tmp_path)
+    proc = run_outside_project(
+      [
+        sys.executable,
+        str(script),
+        f"--server={server.url}",
+        "--model_name=digits",
+        "--labels=5",
+        "--samples_per_label=2",
+        "--seed=1,9",
+        "--num_steps=3",
+        "--output=rest.png",
+      ],
+      cwd=tmp_path,
+    )
   assert proc.returncode == 0, proc.stderr[-3000:]
   (request,) = server.requests
   assert request["signature_name"] == "generate_x_from_w" and request["inputs"]["num_steps"] == 3
   assert request["inputs"]["seed"] == [1, 9] and len(request["inputs"]["label"]) == 2
   module = serving.ServingModule(model, model_config.modalities)
-  probs = module.run("generate_x_from_w", dict(label=tf.constant(np.eye(10, dtype=np.float32)[[5, 5]]),
-                                               seed=tf.constant([1, 9], tf.int64), num_steps=tf.constant(3)))
+  probs = module.run(
+    "generate_x_from_w",
+    dict(
+      label=tf.constant(np.eye(10, dtype=np.float32)[[5, 5]]),
+      seed=tf.constant([1, 9], tf.int64),
+      num_steps=tf.constant(3),
+    ),
+  )
   image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "rest.png"))).numpy()[..., 0]
   expected = (np.clip(probs["image_probs"].numpy()[..., 0], 0, 1) * 255).astype(np.uint8)
   np.testing.assert_array_equal(image, np.concatenate(list(expected), axis=1))

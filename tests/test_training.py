@@ -14,35 +14,65 @@ BATCH = 100
 
 
 def fit(model_dir, train_slice, test_slice, model_config, epochs, **train_kw):
-  kw = dict(epochs=epochs, batch_size=BATCH, warmup_epochs=0, eval_every=1, jit_compile=False,
-            steps_per_execution=5)
+  kw = dict(
+    epochs=epochs,
+    batch_size=BATCH,
+    warmup_epochs=0,
+    eval_every=1,
+    jit_compile=False,
+    steps_per_execution=5,
+  )
   kw.update(train_kw)
   train_config = config.TrainConfig(**kw)
   probe = next(iter(mnist.eval_dataset(test_slice.images[:100], test_slice.labels[:100], 100)))
   return training.train(
-      model_config, train_config, str(model_dir),
-      train_dataset_fn=lambda start: mnist.train_dataset(train_slice.images, train_slice.labels, BATCH, seed=0,
-                                                         start_epoch=start),
-      steps_per_epoch=mnist.steps_per_epoch(train_slice.num_examples, BATCH),
-      eval_dataset=mnist.eval_dataset(test_slice.images, test_slice.labels, BATCH), probe_batch=probe,
-      flags_text="--model=test\n", verbose=0)
+    model_config,
+    train_config,
+    str(model_dir),
+    train_dataset_fn=lambda start: mnist.train_dataset(
+      train_slice.images, train_slice.labels, BATCH, seed=0, start_epoch=start
+    ),
+    steps_per_epoch=mnist.steps_per_epoch(train_slice.num_examples, BATCH),
+    eval_dataset=mnist.eval_dataset(test_slice.images, test_slice.labels, BATCH),
+    probe_batch=probe,
+    flags_text="--model=test\n",
+    verbose=0,
+  )
 
 
-@pytest.mark.parametrize("name, extra", [
-    ("jmvae", {}), ("jmvae_kl", {}), ("hierarchical_jmvae", {}),
-    ("cvae", {}), ("cvae", {"target": "label", "condition": "image"}),
-    ("cmma", {}), ("cmma", {"target": "label", "condition": "image"}),
-])
+@pytest.mark.parametrize(
+  "name, extra",
+  [
+    ("jmvae", {}),
+    ("jmvae_kl", {}),
+    ("hierarchical_jmvae", {}),
+    ("cvae", {}),
+    ("cvae", {"target": "label", "condition": "image"}),
+    ("cmma", {}),
+    ("cmma", {"target": "label", "condition": "image"}),
+  ],
+)
 def test_loss_falls_for_every_model(tmp_path, mnist_slice, name, extra):
-  result = fit(tmp_path, *mnist_slice, config.ModelConfig.make(name, **extra), epochs=3,
-               jit_compile=(name == "jmvae_kl"))
+  result = fit(
+    tmp_path,
+    *mnist_slice,
+    config.ModelConfig.make(name, **extra),
+    epochs=3,
+    jit_compile=(name == "jmvae_kl"),
+  )
   loss, val_loss = result.history["loss"], result.history["val_loss"]
   assert loss[-1] < loss[0] and val_loss[-1] < val_loss[0], (loss, val_loss)
   assert all(np.isfinite(loss))
 
 
 def test_mixed_bfloat16_trains_with_float32_heads(tmp_path, mnist_slice):
-  result = fit(tmp_path, *mnist_slice, config.ModelConfig.make("jmvae_kl"), epochs=2, precision="mixed_bfloat16")
+  result = fit(
+    tmp_path,
+    *mnist_slice,
+    config.ModelConfig.make("jmvae_kl"),
+    epochs=2,
+    precision="mixed_bfloat16",
+  )
   model = result.model
   assert model.joint_encoder.branches[0].layers[-1].compute_dtype == "bfloat16"
   assert model.joint_encoder.mean_head.compute_dtype == "float32"
@@ -79,14 +109,19 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path, 
 
 
 def _snapshot(directory):
-  return {os.path.join(r, f): (os.path.getsize(os.path.join(r, f)), os.path.getmtime(os.path.join(r, f)))
-          for r, _, fs in os.walk(directory) for f in fs}
+  return {
+    os.path.join(r, f): (os.path.getsize(os.path.join(r, f)), os.path.getmtime(os.path.join(r, f)))
+    for r, _, fs in os.walk(directory)
+    for f in fs
+  }
 
 
 def test_model_dir_of_another_model_is_refused_and_left_alone(tmp_path, mnist_slice):
   fit(tmp_path, *mnist_slice, config.ModelConfig.make("jmvae"), epochs=1)
   before = _snapshot(tmp_path)
-  with pytest.raises(training.RunDirError, match="different model .--model 'jmvae' vs 'cvae'; saved vs asked"):
+  with pytest.raises(
+    training.RunDirError, match="different model .--model 'jmvae' vs 'cvae'; saved vs asked"
+  ):
     fit(tmp_path, *mnist_slice, config.ModelConfig.make("cvae"), epochs=2)
   with pytest.raises(training.RunDirError, match="latent_dim"):
     fit(tmp_path, *mnist_slice, config.ModelConfig.make("jmvae", latent_dim=2), epochs=2)
@@ -103,8 +138,16 @@ def test_model_dir_contents_and_summaries(tmp_path, mnist_slice):
     for event in tf.compat.v1.train.summary_iterator(event_file):
       for value in event.summary.value:
         tags.setdefault(value.tag, []).append(event.step)
-  for tag in ["epoch_loss", "epoch_nll_image", "epoch_nll_label", "epoch_kl_prior", "kl_weight", "learning_rate",
-              "examples_per_second", "latent_mean"]:
+  for tag in [
+    "epoch_loss",
+    "epoch_nll_image",
+    "epoch_nll_label",
+    "epoch_kl_prior",
+    "kl_weight",
+    "learning_rate",
+    "examples_per_second",
+    "latent_mean",
+  ]:
     assert tag in tags, sorted(tags)
   restored = training.restore_model(str(tmp_path))
   assert restored.latent_dim == 64

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-
 from idx_writer import write_idx
+
 from jmvae_tf import config as config_lib
 from jmvae_tf import training
 from pipelines import mnist
@@ -18,23 +18,43 @@ def write_fake_mnist(directory: Path, num_train: int, num_test: int, seed: int =
   """The four IDX files of random digits, so tests that need a data_dir never skip."""
   rng = np.random.default_rng(seed)
   for role, n in (("train", num_train), ("test", num_test)):
-    write_idx(directory / mnist.IDX_FILES[f"{role}_images"], rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-    write_idx(directory / mnist.IDX_FILES[f"{role}_labels"], rng.integers(0, 10, n).astype(np.uint8))
+    write_idx(
+      directory / mnist.IDX_FILES[f"{role}_images"],
+      rng.integers(0, 256, (n, 28, 28), dtype=np.uint8),
+    )
+    write_idx(
+      directory / mnist.IDX_FILES[f"{role}_labels"], rng.integers(0, 10, n).astype(np.uint8)
+    )
   return directory
 
 
-def train_tiny(model_dir: Path, model: str, latent_dim: int = 4, steps: int = 2, batch_size: int = 8,
-               **model_kwargs) -> config_lib.ModelConfig:
+def train_tiny(
+  model_dir: Path,
+  model: str,
+  latent_dim: int = 4,
+  steps: int = 2,
+  batch_size: int = 8,
+  **model_kwargs,
+) -> config_lib.ModelConfig:
   """A few training steps on random binary data, saved like runners.train saves a run."""
   model_config = config_lib.ModelConfig.make(model, latent_dim=latent_dim, **model_kwargs)
-  train_config = config_lib.TrainConfig(epochs=1, batch_size=batch_size, warmup_epochs=0, steps_per_execution=1,
-                                        strategy="default")
+  train_config = config_lib.TrainConfig(
+    epochs=1, batch_size=batch_size, warmup_epochs=0, steps_per_execution=1, strategy="default"
+  )
   rng = np.random.default_rng(0)
   n = 4 * batch_size
-  data = {"image": (rng.random((n, 28, 28, 1)) < 0.3).astype(np.float32),
-          "label": np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]}
-  training.train(model_config, train_config, str(model_dir),
-                 lambda start: tf.data.Dataset.from_tensor_slices(data).repeat().batch(batch_size,
-                                                                                        drop_remainder=True),
-                 steps_per_epoch=steps, verbose=0)
+  data = {
+    "image": (rng.random((n, 28, 28, 1)) < 0.3).astype(np.float32),
+    "label": np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)],
+  }
+  training.train(
+    model_config,
+    train_config,
+    str(model_dir),
+    lambda start: (
+      tf.data.Dataset.from_tensor_slices(data).repeat().batch(batch_size, drop_remainder=True)
+    ),
+    steps_per_epoch=steps,
+    verbose=0,
+  )
   return model_config

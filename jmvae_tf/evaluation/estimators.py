@@ -79,10 +79,12 @@ def _log_weights(model, batch, observed, k, seed, iterations):
     rows = num_prior * tf.shape(layers[0][0])[0]
     zs = [tf.concat([zq, zp], 0) for zq, zp in zip(zs, model.sample_prior_layers(rows, seed_prior))]
   tiled = tile_batch(batch, k)
-  log_q = tf.add_n([
-    gaussian.log_density(z, gaussian.tile_samples(m, k), gaussian.tile_samples(v, k))
-    for z, (m, v) in zip(zs, layers)
-  ])
+  log_q = tf.add_n(
+    [
+      gaussian.log_density(z, gaussian.tile_samples(m, k), gaussian.tile_samples(v, k))
+      for z, (m, v) in zip(zs, layers)
+    ]
+  )
   log_prior = model.prior_log_density(zs, tiled)
   log_proposal = log_q
   if num_prior:
@@ -109,9 +111,7 @@ _iwae_conditional_graph = tf.function(_iwae_conditional, reduce_retracing=True)
 def _check(model, target: str, given) -> Tuple[str, ...]:
   given = model.check_given(given)
   if target not in model.generated_modalities:
-    raise ValueError(
-      f"{model.name} generates {model.generated_modalities}, not {target!r}"
-    )
+    raise ValueError(f"{model.name} generates {model.generated_modalities}, not {target!r}")
   return given
 
 
@@ -119,9 +119,15 @@ def _seed(seed) -> tf.Tensor:
   return tf.cast(seed, tf.int64)
 
 
-def conditional_log_likelihood(model, batch: Batch, target: str, given: Sequence[str],
-                               num_samples: int = 10, iterations: int = 100,
-                               seed=(0, 0)) -> tf.Tensor:
+def conditional_log_likelihood(
+  model,
+  batch: Batch,
+  target: str,
+  given: Sequence[str],
+  num_samples: int = 10,
+  iterations: int = 100,
+  seed=(0, 0),
+) -> tf.Tensor:
   """Per-example eq 11 estimate of log p(target | given) ([B]); see the module docstring.
 
   target in given: the multi-conditional log p(x~|x,w); otherwise the single-conditional
@@ -130,36 +136,54 @@ def conditional_log_likelihood(model, batch: Batch, target: str, given: Sequence
   given = _check(model, target, given)
   if num_samples < 1:
     raise ValueError(f"num_samples must be at least 1, got {num_samples}")
-  return _conditional_graph(model, batch, target, given, int(num_samples), _seed(seed),
-                            tf.cast(iterations, tf.int64))
+  return _conditional_graph(
+    model, batch, target, given, int(num_samples), _seed(seed), tf.cast(iterations, tf.int64)
+  )
 
 
-def importance_log_weights(model, batch: Batch, observed: Sequence[str] = None,
-                           num_samples: int = 1000, iterations: int = 100,
-                           seed=(0, 0)) -> tf.Tensor:
+def importance_log_weights(
+  model,
+  batch: Batch,
+  observed: Sequence[str] = None,
+  num_samples: int = 1000,
+  iterations: int = 100,
+  seed=(0, 0),
+) -> tf.Tensor:
   """log p(observed, z_k) - log r(z_k) for k draws z_k ~ r: [k, B]. Their log-mean-exp is the
   IWAE bound, their mean the ELBO on the same draws."""
   observed = model.check_given(observed or model.modality_names)
-  return _log_weights_graph(model, batch, observed, int(num_samples), _seed(seed),
-                            tf.cast(iterations, tf.int64))
+  return _log_weights_graph(
+    model, batch, observed, int(num_samples), _seed(seed), tf.cast(iterations, tf.int64)
+  )
 
 
-def iwae_log_likelihood(model, batch: Batch, observed: Sequence[str] = None,
-                        num_samples: int = 1000, iterations: int = 100,
-                        seed=(0, 0)) -> tf.Tensor:
+def iwae_log_likelihood(
+  model,
+  batch: Batch,
+  observed: Sequence[str] = None,
+  num_samples: int = 1000,
+  iterations: int = 100,
+  seed=(0, 0),
+) -> tf.Tensor:
   """IWAE lower bound on log p(observed) ([B]); observed defaults to all modalities
   (log p(x,w); for CVAE/CMMA log p(target | condition))."""
-  return log_mean_exp(importance_log_weights(model, batch, observed, num_samples, iterations,
-                                             seed))
+  return log_mean_exp(importance_log_weights(model, batch, observed, num_samples, iterations, seed))
 
 
-def iwae_conditional_log_likelihood(model, batch: Batch, target: str, given: Sequence[str],
-                                    num_samples: int = 1000, iterations: int = 100,
-                                    seed=(0, 0)) -> tf.Tensor:
+def iwae_conditional_log_likelihood(
+  model,
+  batch: Batch,
+  target: str,
+  given: Sequence[str],
+  num_samples: int = 1000,
+  iterations: int = 100,
+  seed=(0, 0),
+) -> tf.Tensor:
   """IWAE estimate of the single-conditional log p(target | given) ([B]); see the module
   docstring."""
   given = _check(model, target, given)
   if target in given:
     raise ValueError(f"the IWAE conditional is for a missing target; {target!r} is given")
-  return _iwae_conditional_graph(model, batch, target, given, int(num_samples), _seed(seed),
-                                 tf.cast(iterations, tf.int64))
+  return _iwae_conditional_graph(
+    model, batch, target, given, int(num_samples), _seed(seed), tf.cast(iterations, tf.int64)
+  )

@@ -9,8 +9,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from jmvae_tf import gaussian
-from jmvae_tf.models.base import LOSS, ModelOptions, MultimodalVAE
 from jmvae_tf.modalities import Modality, by_name
+from jmvae_tf.models.base import LOSS, ModelOptions, MultimodalVAE
 from jmvae_tf.networks import MNIST_MLP, Architecture
 
 

@@ -8,9 +8,9 @@ from typing import List, Sequence
 import tensorflow as tf
 
 from jmvae_tf import gaussian
+from jmvae_tf.modalities import Modality
 from jmvae_tf.models.base import ModelOptions, split_seed
 from jmvae_tf.models.jmvae import JMVAE
-from jmvae_tf.modalities import Modality
 from jmvae_tf.networks import MNIST_MLP, Architecture, GaussianConditional
 
 

@@ -81,9 +81,7 @@ def iterative_impute(
   """
   _check(model, batch, missing)
   start = (
-    zero_filled(model, batch, missing)
-    if from_zero
-    else {k: batch[k] for k in model.modality_names}
+    zero_filled(model, batch, missing) if from_zero else {k: batch[k] for k in model.modality_names}
   )
   seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), _IMPUTE_STREAM)
   value = _run_chain(

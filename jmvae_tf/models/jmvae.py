@@ -9,9 +9,9 @@ from typing import Dict, List, Sequence, Tuple
 import tensorflow as tf
 
 from jmvae_tf import gaussian
+from jmvae_tf.modalities import Modality
 from jmvae_tf.models import iterative
 from jmvae_tf.models.base import LOSS, Batch, Layers, ModelOptions, MultimodalVAE
-from jmvae_tf.modalities import Modality
 from jmvae_tf.networks import MNIST_MLP, Architecture
 
 
