@@ -135,7 +135,7 @@ class TrainConfig:
   data_seed: int = 0
   jit_compile: bool = False  # XLA per replica: slower than TF's fused kernels here
   steps_per_execution: int = 50
-  strategy: str = "mirrored"
+  strategy: str = "auto"  # MirroredStrategy only where there are several GPUs
   precision: str = "float32"  # or "mixed_bfloat16": hidden layers in bfloat16 (AMX/TPU/GPU)
 
   def __post_init__(self):

@@ -1,16 +1,24 @@
-r"""Evaluates trained models: their rows of the paper's Table 1 (test conditional log-likelihoods).
+r"""Evaluates trained models: their rows of the paper's Table 1 (MNIST) or Table 2 (CelebA),
+test conditional log-likelihoods.
 
   python -m runners.evaluate --model_dir=/work/runs/jmvae --data_dir=../shared/data/mnist
   python -m runners.evaluate --model_dirs='/work/runs/*' --data_dir=../shared/data/mnist \
       --output_dir=/work/runs/table1
+  python -m runners.evaluate --model_dirs='/work/runs/celeba_*' --dataset=celeb_a \
+      --data_dir=/data/celeba --output_dir=/work/runs/table2
 
+The table is the one of the runs' data set (jmvae_tf/evaluation/table.py: `table_for`).
 Estimator (see jmvae_tf/evaluation/estimators.py): eq 11's lower bound with N = --num_samples
 draws of z; for the single conditionals JMVAE and hierarchical JMVAE first impute the missing
-modality by K = --iterations rounds of iterative sampling. --iwae_samples=k > 0 adds the
-importance-weighted estimates (log p(x|w) = IWAE log p(x,w) - IWAE log p(w), as the authors' code).
+modality by K = --iterations rounds of iterative sampling (default: the paper's K for that
+table, 100 for Table 1, 40 for Table 2). --iwae_samples=k > 0 adds the importance-weighted
+estimates (log p(x|w) = IWAE log p(x,w) - IWAE log p(w), as the authors' code). For CelebA
+each model that can predict the attributes from the image also gets its per-attribute accuracy
+(sign of the mean of p(w|z), z from the image alone) against the majority-class baseline.
 
 Writes evaluation.json / evaluation.md into each model dir, and with several dirs table1.json /
-table1.md (the whole table, the paper's numbers beside ours) into --output_dir.
+table1.md (table2.* for CelebA: the whole table, the paper's numbers beside ours) into
+--output_dir.
 """
 
 from __future__ import annotations
@@ -29,18 +37,35 @@ FLAGS = flags.FLAGS
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
   flags.DEFINE_string("model_dir", None, "A model directory written by runners.train.", **d)
-  flags.DEFINE_string("model_dirs", None, "Several model directories: comma-separated, each may be a glob.", **d)
-  flags.DEFINE_string("output_dir", None, "Where table1.json/.md go (default: the model dir, or the "
-                      "common parent of --model_dirs).", **d)
+  flags.DEFINE_string(
+    "model_dirs", None, "Several model directories: comma-separated, each may be a glob.", **d
+  )
+  flags.DEFINE_string(
+    "output_dir",
+    None,
+    "Where table1.json/.md (CelebA: table2.*) go (default: "
+    "the model dir, or the common parent of --model_dirs).",
+    **d,
+  )
   flagutil.define_data_flags(fv)
-  flags.DEFINE_integer("num_test", None, "Test examples: the first N of the test set (default all).",
-                       **d)
-  flags.DEFINE_integer("iterations", 100, "K: rounds of iterative sampling (eq 6) for JMVAE/hierarchical.", **d)
+  flags.DEFINE_integer(
+    "num_test", None, "Test examples: the first N of the test set (default all).", **d
+  )
+  flags.DEFINE_integer(
+    "iterations",
+    None,
+    "K: rounds of iterative sampling (eq 6) for "
+    "JMVAE/hierarchical; default: the paper's for the data set's table "
+    "(Table 1: 100, Table 2: 40).",
+    **d,
+  )
   flags.DEFINE_integer("num_samples", 10, "N: samples of z in the eq 11 bound.", **d)
   flags.DEFINE_integer("iwae_samples", 0, "k of the IWAE estimates (e.g. 1000); 0 = off.", **d)
   flags.DEFINE_integer("batch_size", 500, "Test examples per compiled batch.", **d)
   flags.DEFINE_integer("seed", 0, "Seed of the estimators' sampling.", **d)
-  flags.DEFINE_integer("data_seed", 0, "Seed of the test set's binarisation (training's default: 0).", **d)
+  flags.DEFINE_integer(
+    "data_seed", 0, "Seed of the test set's binarisation (training's default: 0).", **d
+  )
   flags.DEFINE_bool("progress", True, "Show a progress bar.", **d)
 
 
@@ -53,7 +78,9 @@ def expand_model_dirs(model_dir, model_dirs):
   dirs = []
   for part in (p.strip() for p in model_dirs.split(",") if p.strip()):
     matches = sorted(glob.glob(part)) if glob.has_magic(part) else [part]
-    matches = [m for m in matches if not glob.has_magic(part) or os.path.isfile(os.path.join(m, "run.json"))]
+    matches = [
+      m for m in matches if not glob.has_magic(part) or os.path.isfile(os.path.join(m, "run.json"))
+    ]
     if not matches:
       raise ValueError(f"--model_dirs: {part!r} matches no model directory")
     dirs += [m for m in matches if m not in dirs]
@@ -61,20 +88,36 @@ def expand_model_dirs(model_dir, model_dirs):
 
 
 def check_args(fv=FLAGS):
-  for name, low in (("iterations", 0), ("num_samples", 1), ("iwae_samples", 0),
-                    ("batch_size", 1)):
-    if getattr(fv, name) < low:
+  for name, low in (("iterations", 0), ("num_samples", 1), ("iwae_samples", 0), ("batch_size", 1)):
+    if getattr(fv, name) is not None and getattr(fv, name) < low:
       raise ValueError(f"--{name} must be at least {low}, got {getattr(fv, name)}")
 
 
-def model_record(model, config, model_dir, result) -> dict:
+def model_record(model, config, model_dir, result, columns=None) -> dict:
   from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
-  rec = {"model": config.model, "model_dir": os.path.abspath(model_dir), "latent_dim": config.latent_dim,
-         "estimator": table.describe_estimator(model, result["num_samples"], result["iterations"]),
-         **result}
+
+  rec = {
+    "model": config.model,
+    "model_dir": os.path.abspath(model_dir),
+    "latent_dim": config.latent_dim,
+    "estimator": table.describe_estimator(
+      model, result["num_samples"], result["iterations"], columns
+    ),
+    **result,
+  }
   if model.conditioning_modalities:  # a one-way model: which direction it fills
-    rec["direction"] = f"{','.join(model.generated_modalities)}|{','.join(model.conditioning_modalities)}"
+    rec["direction"] = (
+      f"{','.join(model.generated_modalities)}|{','.join(model.conditioning_modalities)}"
+    )
   return rec
+
+
+def restore_or_fail(training, model_dir):
+  """The restored model, or one line (e.g. a checkpoint with non-finite weights)."""
+  try:
+    return training.restore_model(model_dir)
+  except ValueError as e:  # RunDirError
+    flagutil.fail(str(e))
 
 
 def write_outputs(directory: str, stem: str, records, markdown: str):
@@ -90,9 +133,8 @@ def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
   # Every check runs before any model is built or evaluated.
-  from pipelines import registry  # pylint: disable=g-import-not-at-top
-
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+  from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   try:
     check_args()
@@ -107,11 +149,17 @@ def main(argv):
       if config.dataset != FLAGS.dataset:
         raise ValueError(f"{d} was trained on --dataset={config.dataset}, not {FLAGS.dataset}")
       configs.append(config)
+    from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
+
+    # Every run was trained on FLAGS.dataset (checked above), so they share one table.
+    definition = table.table_for(configs[0].dataset)
     data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
     data.check_split("test", FLAGS.num_test)
   except ValueError as e:  # DataError, IdxError, RunDirError: ValueErrors
     flagutil.fail(str(e))
-  from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
+  iterations = definition.iterations if FLAGS.iterations is None else FLAGS.iterations
+  # Column names of the predicted attributes: the data set's metadata (CelebA: its 40 names).
+  attribute_names = list(data.metadata("test", 1)) if definition.accuracy else None
 
   dataset = data.eval_dataset("test", FLAGS.batch_size, FLAGS.data_seed, FLAGS.num_test)
   iwae_dataset = None
@@ -121,32 +169,62 @@ def main(argv):
     iwae_dataset = data.eval_dataset("test", iwae_batch, FLAGS.data_seed, FLAGS.num_test)
   records = []
   for d, config in zip(dirs, configs):
-    print(f"evaluating {config.model} ({d}) on {data.check_split('test', FLAGS.num_test)} test examples, N={FLAGS.num_samples}, "
-          f"K={FLAGS.iterations}" + (f", IWAE k={FLAGS.iwae_samples}" if FLAGS.iwae_samples else ""), flush=True)
-    model = training.restore_model(d)
-    result = table.evaluate(model, dataset, num_samples=FLAGS.num_samples, iterations=FLAGS.iterations,
-                            iwae_samples=FLAGS.iwae_samples, iwae_dataset=iwae_dataset, seed=FLAGS.seed,
-                            progress=FLAGS.progress)
-    rec = model_record(model, config, d, result)
+    print(
+      f"evaluating {config.model} ({d}) for {definition.name} on "
+      f"{data.check_split('test', FLAGS.num_test)} test examples, N={FLAGS.num_samples}, "
+      f"K={iterations}" + (f", IWAE k={FLAGS.iwae_samples}" if FLAGS.iwae_samples else ""),
+      flush=True,
+    )
+    model = restore_or_fail(training, d)
+    result = table.evaluate(
+      model,
+      dataset,
+      definition.columns,
+      num_samples=FLAGS.num_samples,
+      iterations=iterations,
+      iwae_samples=FLAGS.iwae_samples,
+      iwae_dataset=iwae_dataset,
+      seed=FLAGS.seed,
+      progress=FLAGS.progress,
+    )
+    rec = model_record(model, config, d, result, definition.columns)
+    extra = ""
+    if table.supports_accuracy(model, definition.accuracy):
+      rec["attribute_accuracy"] = table.attribute_accuracy(
+        model, dataset, definition.accuracy, iterations, attribute_names, FLAGS.seed
+      )
+      extra = "\n\n" + table.accuracy_markdown(rec["attribute_accuracy"], definition.symbols)
     records.append(rec)
-    md = table.markdown_table([rec])
+    md = table.markdown_table([rec], definition=definition)
     print(md)
-    print(f"estimator: {rec['estimator']}; {rec['num_examples']} test examples; {result['seconds']:.1f} s",
-          flush=True)
-    write_outputs(FLAGS.output_dir if len(dirs) == 1 and FLAGS.output_dir else d, "evaluation", rec,
-                  md + f"\n\nEstimator: {rec['estimator']}. Test examples: {rec['num_examples']}.")
+    print(
+      f"estimator: {rec['estimator']}; {rec['num_examples']} test examples; "
+      f"{result['seconds']:.1f} s",
+      flush=True,
+    )
+    write_outputs(
+      FLAGS.output_dir if len(dirs) == 1 and FLAGS.output_dir else d,
+      "evaluation",
+      rec,
+      md + f"\n\nEstimator: {rec['estimator']}. Test examples: {rec['num_examples']}." + extra,
+    )
   if len(dirs) > 1:
     try:
-      md = table.markdown_table(records)
+      md = table.markdown_table(records, definition=definition)
     except ValueError as e:
       flagutil.fail(str(e))
     out = FLAGS.output_dir or os.path.commonpath([os.path.abspath(d) for d in dirs])
-    settings = (f"Test examples: {data.check_split('test', FLAGS.num_test)}; N = {FLAGS.num_samples} samples of z (eq 11); K = "
-                f"{FLAGS.iterations} iterative-sampling rounds for JMVAE / hierarchical JMVAE"
-                + (f"; IWAE k = {FLAGS.iwae_samples}" if FLAGS.iwae_samples else "") + ".")
-    write_outputs(out, "table1", records, md + "\n\n" + settings)
-    print("\nTable 1\n" + md + "\n" + settings)
-    print(f"wrote {os.path.join(out, 'table1.md')} and table1.json")
+    settings = (
+      f"Test examples: {data.check_split('test', FLAGS.num_test)}; "
+      f"N = {FLAGS.num_samples} samples of z (eq 11); K = {iterations} "
+      "iterative-sampling rounds for JMVAE / hierarchical JMVAE"
+      + (f"; IWAE k = {FLAGS.iwae_samples}" if FLAGS.iwae_samples else "")
+      + "."
+    )
+    stem = definition.stem
+    write_outputs(out, stem, records, md + "\n\n" + settings)
+    print(f"\n{definition.name}\n" + md + "\n" + settings)
+    print(f"wrote {os.path.join(out, stem + '.md')} and {stem}.json")
 
 
 if __name__ == "__main__":

@@ -142,13 +142,19 @@ def main(argv):
   os.makedirs(out, exist_ok=True)
   writer = tf.summary.create_file_writer(os.path.join(out, "logs"))
 
+  def restore(model_dir):
+    try:
+      return training.restore_model(model_dir)
+    except ValueError as e:  # RunDirError: e.g. a checkpoint with non-finite weights
+      flagutil.fail(str(e))
+
   def save(fig, name):
     figures.save_figure(fig, os.path.join(out, f"{name}.png"), writer, name.replace("_", "/", 1))
     plt.close(fig)
     print(f"wrote {os.path.join(out, name + '.png')}")
 
   models = {
-    MODEL_FLAGS[n][1]: (MODEL_FLAGS[n][0], training.restore_model(getattr(FLAGS, n)))
+    MODEL_FLAGS[n][1]: (MODEL_FLAGS[n][0], restore(getattr(FLAGS, n)))
     for n in MODEL_FLAGS
     if n in configs
   }
@@ -186,9 +192,7 @@ def main(argv):
     n = FLAGS.latent_num_test
     dataset = data.eval_dataset("test", FLAGS.batch_size, num_examples=n)
     panels = {
-      LATENT2_FLAGS[f][1]: figures.figure5_latents(
-        training.restore_model(getattr(FLAGS, f)), dataset, FLAGS.seed
-      )
+      LATENT2_FLAGS[f][1]: figures.figure5_latents(restore(getattr(FLAGS, f)), dataset, FLAGS.seed)
       for f in LATENT2_FLAGS
       if f in configs
     }

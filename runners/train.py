@@ -9,6 +9,7 @@ Running it again with the same --model_dir resumes from the last checkpoint.
 from __future__ import annotations
 
 import os
+import sys
 
 from absl import app, flags
 
@@ -23,38 +24,73 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   # Model.
   flags.DEFINE_enum("model", "jmvae_kl", list(registry.MODEL_NAMES), "Objective to train.", **d)
   flags.DEFINE_integer("latent_dim", 64, "Size of z (2 for the paper's Figure 5).", **d)
-  flags.DEFINE_float("alpha", 1.0, "JMVAE-kl weight of the KL(q(z|x,w)||q(z|.)) terms (arXiv/MultiVae: 0.1).", **d)
+  flags.DEFINE_float(
+    "alpha", 1.0, "JMVAE-kl weight of the KL(q(z|x,w)||q(z|.)) terms (arXiv/MultiVae: 0.1).", **d
+  )
   flags.DEFINE_bool("anneal_alpha", False, "Warm up the alpha terms too (MultiVae does).", **d)
-  flags.DEFINE_enum("alpha_reduction", "sum", ["sum", "mean"], "Combine the alpha terms by sum or mean.", **d)
+  flags.DEFINE_enum(
+    "alpha_reduction", "sum", ["sum", "mean"], "Combine the alpha terms by sum or mean.", **d
+  )
   flags.DEFINE_integer("num_layers", 2, "Stochastic layers of hierarchical JMVAE.", **d)
   flags.DEFINE_string("target", "image", "CVAE/CMMA: the modality generated.", **d)
   flags.DEFINE_string("condition", "label", "CVAE/CMMA: the modality conditioned on.", **d)
   flags.DEFINE_integer("seed", 0, "Seed of the model's initialisation and sampling.", **d)
   # Data.
   flagutil.define_data_flags(fv)
-  flags.DEFINE_integer("num_train", None, "Training examples: the first N (default: the data set's; "
-                       "MNIST 50,000 as the paper).", lower_bound=1, **d)
-  flags.DEFINE_bool("validation", False, "Evaluate on the training images after --num_train instead of test.", **d)
+  flags.DEFINE_integer(
+    "num_train",
+    None,
+    "Training examples: the first N (default: the data set's; MNIST 50,000 as the paper).",
+    lower_bound=1,
+    **d,
+  )
+  flags.DEFINE_bool(
+    "validation", False, "Evaluate on the training images after --num_train instead of test.", **d
+  )
   flags.DEFINE_integer("data_seed", 0, "Seed of shuffling and stochastic binarisation.", **d)
   # Optimisation.
-  flags.DEFINE_string("model_dir", None, "Where checkpoints, summaries and the resolved flags go.", **d)
+  flags.DEFINE_string(
+    "model_dir", None, "Where checkpoints, summaries and the resolved flags go.", **d
+  )
   flags.DEFINE_integer("epochs", 2000, "Total epochs (a resumed run continues up to this).", **d)
   flags.DEFINE_integer("batch_size", 100, "Global batch size.", **d)
   flags.DEFINE_float("learning_rate", 1e-3, "Adam learning rate.", **d)
   flags.DEFINE_float("adam_epsilon", 1e-7, "Adam epsilon (the authors' code: 1e-4).", **d)
   flags.DEFINE_float("clipnorm", None, "Clip the global gradient norm (the authors' code: 5).", **d)
-  flags.DEFINE_integer("warmup_epochs", 200, "KL warm-up: weight rises 0 -> 1 over these epochs.", **d)
+  flags.DEFINE_integer(
+    "warmup_epochs", 200, "KL warm-up: weight rises 0 -> 1 over these epochs.", **d
+  )
   flags.DEFINE_integer("eval_every", 10, "Evaluate the held-out set every N epochs.", **d)
-  flags.DEFINE_bool("jit_compile", False, "Compile each replica's forward and backward pass with XLA.", **d)
-  flags.DEFINE_integer("intra_op_threads", -1, "TF intra-op threads; -1: half the cores when there is no GPU, "
-                       "0: TensorFlow's default.", **d)
+  flags.DEFINE_bool(
+    "jit_compile", False, "Compile each replica's forward and backward pass with XLA.", **d
+  )
+  flags.DEFINE_integer(
+    "intra_op_threads",
+    -1,
+    "TF intra-op threads; -1: half the cores when there is no GPU, 0: TensorFlow's default.",
+    **d,
+  )
   flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads; 0: TensorFlow's default.", **d)
-  flags.DEFINE_integer("steps_per_execution", 50, "Training steps per call into the compiled graph.", **d)
-  flags.DEFINE_enum("precision", "float32", ["float32", "mixed_bfloat16"],
-                    "Keras dtype policy: mixed_bfloat16 runs hidden layers in bfloat16 (heads stay float32).", **d)
-  flags.DEFINE_enum("strategy", "mirrored", ["mirrored", "default", "one_device", "multi_worker"],
-                    "tf.distribute strategy.", **d)
-  flags.DEFINE_integer("verbose", 1, "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.", **d)
+  flags.DEFINE_integer(
+    "steps_per_execution", 50, "Training steps per call into the compiled graph.", **d
+  )
+  flags.DEFINE_enum(
+    "precision",
+    "float32",
+    ["float32", "mixed_bfloat16"],
+    "Keras dtype policy: mixed_bfloat16 runs hidden layers in bfloat16 (heads stay float32).",
+    **d,
+  )
+  flags.DEFINE_enum(
+    "strategy",
+    "auto",
+    ["auto", "mirrored", "default", "one_device", "multi_worker"],
+    "tf.distribute strategy; auto: MirroredStrategy over several GPUs, none on one device.",
+    **d,
+  )
+  flags.DEFINE_integer(
+    "verbose", 1, "Keras verbosity: 1 progress bar, 2 one line per epoch, 0 silent.", **d
+  )
   flags.mark_flag_as_required("model_dir", flag_values=fv)
 
 
@@ -64,17 +100,28 @@ def model_config_from_flags(data, fv=FLAGS):
   from jmvae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
 
   options = {name: getattr(fv, name) for name in config_lib.option_names(fv.model)}
-  return config_lib.ModelConfig.make(fv.model, data.modalities, data.architecture, data.name,
-                                     **options)
+  return config_lib.ModelConfig.make(
+    fv.model, data.modalities, data.architecture, data.name, **options
+  )
 
 
 def train_config_from_flags(fv=FLAGS):
   from jmvae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+
   return config_lib.TrainConfig(
-      epochs=fv.epochs, batch_size=fv.batch_size, learning_rate=fv.learning_rate, adam_epsilon=fv.adam_epsilon,
-      clipnorm=fv.clipnorm, warmup_epochs=fv.warmup_epochs, eval_every=fv.eval_every, data_seed=fv.data_seed,
-      jit_compile=fv.jit_compile, steps_per_execution=fv.steps_per_execution, strategy=fv.strategy,
-      precision=fv.precision)
+    epochs=fv.epochs,
+    batch_size=fv.batch_size,
+    learning_rate=fv.learning_rate,
+    adam_epsilon=fv.adam_epsilon,
+    clipnorm=fv.clipnorm,
+    warmup_epochs=fv.warmup_epochs,
+    eval_every=fv.eval_every,
+    data_seed=fv.data_seed,
+    jit_compile=fv.jit_compile,
+    steps_per_execution=fv.steps_per_execution,
+    strategy=fv.strategy,
+    precision=fv.precision,
+  )
 
 
 def main(argv):
@@ -82,15 +129,15 @@ def main(argv):
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
   # Every check that can fail runs before any training or any write to model_dir;
   # TensorFlow is imported only now, so bad flags are reported without its start-up noise.
-  from pipelines import registry  # pylint: disable=g-import-not-at-top
-
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+  from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   training.configure_cpu_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
   try:
     train_config = train_config_from_flags()
-    data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, FLAGS.num_train, FLAGS.validation,
-                                 FLAGS.data_options)
+    data = registry.make_dataset(
+      FLAGS.dataset, FLAGS.data_dir, FLAGS.num_train, FLAGS.validation, FLAGS.data_options
+    )
     model_config = model_config_from_flags(data)
     training.check_model_dir(FLAGS.model_dir, model_config)
     data.check_batch_size(train_config.batch_size)
@@ -98,14 +145,32 @@ def main(argv):
     flagutil.fail(str(e))
   held_out = data.held_out_split()
   seed = train_config.data_seed
-  probe = next(iter(data.eval_dataset(held_out, 1000, seed=seed,
-                                      num_examples=min(1000, data.num_examples(held_out)))))
-  training.train(
-    model_config, train_config, FLAGS.model_dir,
-    train_dataset_fn=lambda start: data.train_dataset(train_config.batch_size, seed, start),
-    steps_per_epoch=data.steps_per_epoch(train_config.batch_size),
-    eval_dataset=data.eval_dataset(held_out, train_config.batch_size, seed=seed),
-    probe_batch=probe, flags_text=FLAGS.flags_into_string(), verbose=FLAGS.verbose)
+  probe = next(
+    iter(
+      data.eval_dataset(
+        held_out, 1000, seed=seed, num_examples=min(1000, data.num_examples(held_out))
+      )
+    )
+  )
+  try:
+    training.train(
+      model_config,
+      train_config,
+      FLAGS.model_dir,
+      train_dataset_fn=lambda start: data.train_dataset(train_config.batch_size, seed, start),
+      steps_per_epoch=data.steps_per_epoch(train_config.batch_size),
+      eval_dataset=data.eval_dataset(held_out, train_config.batch_size, seed=seed),
+      probe_batch=probe,
+      flags_text=flagutil.flags_text(FLAGS, define_flags),
+      verbose=FLAGS.verbose,
+    )
+  except training.TrainingDiverged as e:  # a NaN/inf loss or weight: exit status 1
+    if FLAGS.verbose == 1:
+      print(flush=True)  # ends Keras' progress bar line
+    print(f"error: {e}", file=sys.stderr)
+    sys.exit(1)
+  except ValueError as e:  # RunDirError: model_dir in use, checkpoints unreadable, disk full
+    flagutil.fail(str(e))
   print(f"checkpoints and TensorBoard logs in {os.path.abspath(FLAGS.model_dir)}")
 
 

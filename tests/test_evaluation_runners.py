@@ -9,7 +9,6 @@ import sys
 from pathlib import Path
 
 import pytest
-
 from tiny_runs import train_tiny, write_fake_mnist
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,10 +23,13 @@ def data_dir(tmp_path_factory) -> Path:
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory, data_dir):
   root = tmp_path_factory.mktemp("runs")
-  runs = {"jmvae": {"model": "jmvae"}, "jmvae_kl": {"model": "jmvae_kl"},
-          "hierarchical_jmvae": {"model": "hierarchical_jmvae"},
-          "cvae_image": {"model": "cvae", "target": "image", "condition": "label"},
-          "cvae_label": {"model": "cvae", "target": "label", "condition": "image"}}
+  runs = {
+    "jmvae": {"model": "jmvae"},
+    "jmvae_kl": {"model": "jmvae_kl"},
+    "hierarchical_jmvae": {"model": "hierarchical_jmvae"},
+    "cvae_image": {"model": "cvae", "target": "image", "condition": "label"},
+    "cvae_label": {"model": "cvae", "target": "label", "condition": "image"},
+  }
   for name, kwargs in runs.items():
     train_tiny(root / name, latent_dim=2, batch_size=50, **kwargs)
   return {name: root / name for name in runs}
@@ -35,28 +37,58 @@ def model_dirs(tmp_path_factory, data_dir):
 
 def run(module: str, *args: str):
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
-                        timeout=300)
+  return subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
 
 
 def test_evaluate_prints_and_writes_a_table1_row(model_dirs, data_dir):
   d = model_dirs["jmvae"]
-  proc = run("runners.evaluate", f"--model_dir={d}", f"--data_dir={data_dir}", "--num_test=20",
-             "--iterations=2", "--num_samples=2", "--batch_size=10", "--iwae_samples=4", "--noprogress")
+  proc = run(
+    "runners.evaluate",
+    f"--model_dir={d}",
+    f"--data_dir={data_dir}",
+    "--num_test=20",
+    "--iterations=2",
+    "--num_samples=2",
+    "--batch_size=10",
+    "--iwae_samples=4",
+    "--noprogress",
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   assert "| JMVAE |" in proc.stdout and "K=2" in proc.stdout and "N=2" in proc.stdout
   rec = json.loads((d / "evaluation.json").read_text())
   assert rec["num_examples"] == 20 and rec["iterations"] == 2
-  assert set(rec["values"]) == {"image|label", "label|image", "image|image,label", "label|image,label"}
+  assert set(rec["values"]) == {
+    "image|label",
+    "label|image",
+    "image|image,label",
+    "label|image,label",
+  }
   assert all(v < 0 for v in rec["values"].values())
   assert set(rec["iwae"]) == {"image|label", "label|image", "image,label"}
   assert "| JMVAE |" in (d / "evaluation.md").read_text()
 
 
 def test_evaluate_several_dirs_writes_the_whole_table(model_dirs, data_dir, tmp_path):
-  dirs = ",".join(str(model_dirs[k]) for k in ("jmvae_kl", "hierarchical_jmvae", "cvae_image", "cvae_label"))
-  proc = run("runners.evaluate", f"--model_dirs={dirs}", f"--data_dir={data_dir}", f"--output_dir={tmp_path}",
-             "--num_test=10", "--iterations=1", "--num_samples=1", "--noprogress")
+  dirs = ",".join(
+    str(model_dirs[k]) for k in ("jmvae_kl", "hierarchical_jmvae", "cvae_image", "cvae_label")
+  )
+  proc = run(
+    "runners.evaluate",
+    f"--model_dirs={dirs}",
+    f"--data_dir={data_dir}",
+    f"--output_dir={tmp_path}",
+    "--num_test=10",
+    "--iterations=1",
+    "--num_samples=1",
+    "--noprogress",
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
   table = (tmp_path / "table1.md").read_text()
   cvae_row = next(line for line in table.splitlines() if line.startswith("| CVAE |"))
@@ -66,10 +98,13 @@ def test_evaluate_several_dirs_writes_the_whole_table(model_dirs, data_dir, tmp_
   assert len(json.loads((tmp_path / "table1.json").read_text())) == 4
 
 
-@pytest.mark.parametrize("args, message", [
+@pytest.mark.parametrize(
+  "args, message",
+  [
     (["--model_dir=/nonexistent/run"], "no run.json"),
     (["--num_test=99"], "asked for 99 test examples, it has 30"),
-])
+  ],
+)
 def test_evaluate_bad_input_is_one_line(model_dirs, data_dir, args, message):
   base = [f"--model_dir={model_dirs['jmvae']}", f"--data_dir={data_dir}"]
   names = {a.split("=")[0] for a in args}
@@ -81,19 +116,39 @@ def test_evaluate_bad_input_is_one_line(model_dirs, data_dir, args, message):
 
 def test_evaluate_a_glob_matching_nothing_fails(model_dirs, data_dir, tmp_path):
   d = str(model_dirs["cvae_image"])
-  proc = run("runners.evaluate", f"--model_dirs={d},{model_dirs['jmvae']},{tmp_path}/none*", f"--data_dir={data_dir}")
+  proc = run(
+    "runners.evaluate",
+    f"--model_dirs={d},{model_dirs['jmvae']},{tmp_path}/none*",
+    f"--data_dir={data_dir}",
+  )
   assert proc.returncode == 2 and "matches no model directory" in proc.stderr
 
 
 def test_figures_writes_three_pngs_and_tensorboard_images(model_dirs, data_dir, tmp_path):
-  proc = run("runners.figures", f"--data_dir={data_dir}", f"--output_dir={tmp_path}",
-             f"--jmvae_dir={model_dirs['jmvae']}", f"--jmvae_kl_dir={model_dirs['jmvae_kl']}",
-             f"--hierarchical_jmvae_dir={model_dirs['hierarchical_jmvae']}",
-             f"--jmvae_latent2_dir={model_dirs['jmvae']}", f"--jmvae_kl_latent2_dir={model_dirs['jmvae_kl']}",
-             "--steps=0,2", "--curve_steps=0,1,2", "--curve_num_test=10", "--num_samples=2",
-             "--latent_num_test=30", "--batch_size=10")
+  proc = run(
+    "runners.figures",
+    f"--data_dir={data_dir}",
+    f"--output_dir={tmp_path}",
+    f"--jmvae_dir={model_dirs['jmvae']}",
+    f"--jmvae_kl_dir={model_dirs['jmvae_kl']}",
+    f"--hierarchical_jmvae_dir={model_dirs['hierarchical_jmvae']}",
+    f"--jmvae_latent2_dir={model_dirs['jmvae']}",
+    f"--jmvae_kl_latent2_dir={model_dirs['jmvae_kl']}",
+    "--steps=0,2",
+    "--curve_steps=0,1,2",
+    "--curve_num_test=10",
+    "--num_samples=2",
+    "--latent_num_test=30",
+    "--batch_size=10",
+  )
   assert proc.returncode == 0, proc.stderr[-2000:]
-  for name in ("figure3_jmvae", "figure3_jmvae_kl", "figure3_hierarchical_jmvae", "figure4", "figure5"):
+  for name in (
+    "figure3_jmvae",
+    "figure3_jmvae_kl",
+    "figure3_hierarchical_jmvae",
+    "figure4",
+    "figure5",
+  ):
     png = (tmp_path / f"{name}.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n"
   curves = json.loads((tmp_path / "figure4.json").read_text())["curves"]["log p(x~|w)"]
@@ -102,9 +157,18 @@ def test_figures_writes_three_pngs_and_tensorboard_images(model_dirs, data_dir, 
 
 
 def test_figures_bad_input_is_one_line(model_dirs, data_dir, tmp_path):
-  proc = run("runners.figures", f"--data_dir={data_dir}", f"--output_dir={tmp_path}",
-             f"--jmvae_dir={model_dirs['jmvae_kl']}")
+  proc = run(
+    "runners.figures",
+    f"--data_dir={data_dir}",
+    f"--output_dir={tmp_path}",
+    f"--jmvae_dir={model_dirs['jmvae_kl']}",
+  )
   assert proc.returncode == 2 and "holds a jmvae_kl model, expected jmvae" in proc.stderr
-  proc = run("runners.figures", f"--data_dir={data_dir}", f"--output_dir={tmp_path}", "--figures=5",
-             f"--jmvae_dir={model_dirs['jmvae']}")
+  proc = run(
+    "runners.figures",
+    f"--data_dir={data_dir}",
+    f"--output_dir={tmp_path}",
+    "--figures=5",
+    f"--jmvae_dir={model_dirs['jmvae']}",
+  )
   assert proc.returncode == 2 and "Figure 5 needs" in proc.stderr

@@ -1,22 +1,33 @@
-"""Table 1 of the paper: its columns, its numbers, and the evaluation of one model over a data set.
+"""The paper's Tables 1 and 2: their columns, their numbers, and the evaluation of one model over
+a data set.
 
 A column is log p(target~ | given): the single-conditional log p(x~|w), log p(w~|x) and the
 multi-conditional log p(x~|w,x), log p(w~|x,w). JMVAE-family models fill all four; CVAE and
-CMMA model one direction each, so one of their rows combines an image|label and a label|image model.
+CMMA model one direction each, so one of their rows combines an x|w and a w|x model.
+
+Which table a run belongs to is a property of its data set (`table_for(config.dataset)`): Table 1
+for MNIST (image x, label w), Table 2 for CelebA (image x, attributes w). A table definition
+carries its columns, the paper's numbers, the paper's K (rounds of iterative sampling) and, for
+CelebA, the attributes predicted from the image whose accuracy is reported beside the table.
+Nothing here looks at a model's class: only the inference API (`check_given`,
+`generated_modalities`, `conditioning_modalities`, `describe_inference`, `posterior`, `decode`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import time
-from typing import Dict, Iterable, List, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from jmvae_tf import gaussian
 from jmvae_tf.evaluation import estimators
+from jmvae_tf.models.base import split_seed
 
-# The paper's symbols for the MNIST modalities.
+# The paper's symbols for the MNIST modalities (Table 1's default).
 SYMBOLS = {"image": "x", "label": "w"}
 
 
@@ -35,43 +46,133 @@ class Column:
   def multi(self) -> bool:
     return self.target in self.given
 
-  def title(self, prefix: str = "") -> str:
-    sym = lambda n: SYMBOLS.get(n, n)
+  def title(self, prefix: str = "", symbols: Optional[Mapping[str, str]] = None) -> str:
+    symbols = SYMBOLS if symbols is None else symbols
+    sym = lambda n: symbols.get(n, n)
     # The paper writes the target's own modality last: log p(x~|w,x).
     given = sorted(self.given, key=lambda n: (n == self.target, n))
     return f"{prefix}log p({sym(self.target)}~|{','.join(sym(g) for g in given)})"
 
 
-TABLE1_COLUMNS = (Column("image", ("label",)), Column("label", ("image",)),
-                  Column("image", ("image", "label")), Column("label", ("image", "label")))
-JOINT_KEY = "image,label"  # the IWAE joint log p(x,w)
+def paper_columns(x: str, w: str) -> Tuple[Column, ...]:
+  """The paper's four columns for modalities x and w: x|w, w|x, x|w,x, w|x,w."""
+  return (Column(x, (w,)), Column(w, (x,)), Column(x, (x, w)), Column(w, (x, w)))
 
-MODEL_TITLES = {"cvae": "CVAE", "cmma": "CMMA", "jmvae": "JMVAE", "jmvae_kl": "JMVAE-kl",
-                "hierarchical_jmvae": "Hierarchical JMVAE"}
+
+@dataclasses.dataclass(frozen=True)
+class Accuracy:
+  """Accuracy of the sign of the mean of p(target|z), z ~ the posterior given `given`
+  (for {-1, 1} vectors such as CelebA's attributes), against the majority class."""
+
+  target: str
+  given: Tuple[str, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class TableDefinition:
+  """One of the paper's tables: what its columns are and what the paper reported."""
+
+  name: str  # "Table 1"
+  stem: str  # file stem of the whole table: table1.json / table1.md
+  symbols: Mapping[str, str]  # modality -> the paper's symbol, x first
+  columns: Tuple[Column, ...]
+  paper: Mapping[str, Mapping[str, float]]  # row (model name) -> column key -> value
+  iterations: int  # the paper's K for the single conditionals of JMVAE / hierarchical JMVAE
+  accuracy: Optional[Accuracy] = None
+
+  @property
+  def joint_key(self) -> str:
+    """The key of the IWAE joint log p(x,w)."""
+    return ",".join(sorted(self.symbols))
+
+  def title(self, column: Column, prefix: str = "") -> str:
+    return column.title(prefix, self.symbols)
+
+
+MODEL_TITLES = {
+  "cvae": "CVAE",
+  "cmma": "CMMA",
+  "jmvae": "JMVAE",
+  "jmvae_kl": "JMVAE-kl",
+  "hierarchical_jmvae": "Hierarchical JMVAE",
+}
 ROW_ORDER = ("cvae", "cmma", "jmvae", "jmvae_kl", "hierarchical_jmvae")
 
+
+def _paper_numbers(columns: Sequence[Column], rows: Mapping[str, Sequence[float]]):
+  return {row: dict(zip((c.key for c in columns), vals)) for row, vals in rows.items()}
+
+
+TABLE1_COLUMNS = paper_columns("image", "label")
+JOINT_KEY = "image,label"  # the IWAE joint log p(x,w) of Table 1
+
 # Table 1 of the paper (MNIST, test set), by row and column key.
-PAPER_TABLE1 = {
+PAPER_TABLE1 = _paper_numbers(
+  TABLE1_COLUMNS,
+  {
     "cvae": (-448.8, -5.293, -70.42, -5.304),
     "cmma": (-451.1, -0.2971, -69.89, -0.002574),
     "jmvae": (-747.1, -0.2286, -69.57, -0.2026),
     "jmvae_kl": (-422.35, -0.2628, -76.94, -0.1874),
     "hierarchical_jmvae": (-475.5, -2.640, -196.9, -0.4456),
-}
-PAPER_TABLE1 = {row: dict(zip((c.key for c in TABLE1_COLUMNS), vals)) for row, vals in PAPER_TABLE1.items()}
+  },
+)
+
+TABLE2_COLUMNS = paper_columns("image", "attributes")
+# Table 2 of the paper (CelebA, test set).
+PAPER_TABLE2 = _paper_numbers(
+  TABLE2_COLUMNS,
+  {
+    "cvae": (-6825, -44.28, -4031, -44.28),
+    "cmma": (-6920, -44.57, -4026, -38.74),
+    "jmvae": (-48763, -43.97, -4026, -43.43),
+    "jmvae_kl": (-6852, -44.13, -4089, -43.83),
+    "hierarchical_jmvae": (-7355, -47.61, -4901, -47.32),
+  },
+)
+
+TABLE1 = TableDefinition(
+  "Table 1", "table1", {"image": "x", "label": "w"}, TABLE1_COLUMNS, PAPER_TABLE1, iterations=100
+)
+# Fashion-MNIST has Table 1's layout; the paper reported no numbers for it.
+TABLE1_FASHION = dataclasses.replace(TABLE1, paper={})
+TABLE2 = TableDefinition(
+  "Table 2",
+  "table2",
+  {"image": "x", "attributes": "w"},
+  TABLE2_COLUMNS,
+  PAPER_TABLE2,
+  iterations=40,
+  accuracy=Accuracy("attributes", ("image",)),
+)
+TABLES = {"mnist": TABLE1, "fashion_mnist": TABLE1_FASHION, "celeb_a": TABLE2}
 
 
-def _supports(model, column: Column) -> bool:
+def table_for(dataset: str) -> TableDefinition:
+  """The table a run on `dataset` (its config.dataset) belongs to."""
+  if dataset not in TABLES:
+    raise ValueError(f"no table for data set {dataset!r}; tables exist for {sorted(TABLES)}")
+  return TABLES[dataset]
+
+
+def _can_generate(model, target: str, given: Sequence[str]) -> bool:
   try:
-    model.check_given(column.given)
+    model.check_given(given)
   except ValueError:
     return False
-  return column.target in model.generated_modalities
+  return target in model.generated_modalities
 
 
-def columns_for(model, columns: Sequence[Column] = TABLE1_COLUMNS) -> List[Column]:
-  """The columns this model can fill: all for the JMVAE family, its own direction for CVAE/CMMA."""
-  return [c for c in columns if _supports(model, c)]
+def _all_columns() -> List[Column]:
+  return list(dict.fromkeys(c for t in TABLES.values() for c in t.columns))
+
+
+def columns_for(model, columns: Optional[Sequence[Column]] = None) -> List[Column]:
+  """The columns this model can fill: all for the JMVAE family, its own direction for CVAE/CMMA.
+
+  `columns` defaults to every table's columns (only those on the model's modalities pass)."""
+  columns = _all_columns() if columns is None else columns
+  return [c for c in columns if _can_generate(model, c.target, c.given)]
 
 
 def iwae_keys_for(model, columns: Sequence[Column]) -> List[str]:
@@ -82,13 +183,23 @@ def iwae_keys_for(model, columns: Sequence[Column]) -> List[str]:
   return keys
 
 
-def describe_estimator(model, num_samples: int, iterations: int,
-                       columns: Sequence[Column] = TABLE1_COLUMNS) -> str:
+def describe_estimator(
+  model, num_samples: int, iterations: int, columns: Optional[Sequence[Column]] = None
+) -> str:
   """One line saying how the single-conditional z is drawn, with N and K."""
-  how = "; ".join(sorted({model.describe_inference(c.given, iterations)
-                          for c in columns_for(model, columns) if not c.multi}))
-  return (f"eq 11 lower bound, mean of log p(target~|z) over N={num_samples} samples; "
-          f"single-conditional: {how}")
+  how = "; ".join(
+    sorted(
+      {
+        model.describe_inference(c.given, iterations)
+        for c in columns_for(model, columns)
+        if not c.multi
+      }
+    )
+  )
+  return (
+    f"eq 11 lower bound, mean of log p(target~|z) over N={num_samples} samples; "
+    f"single-conditional: {how}"
+  )
 
 
 def _progress(total: int, enabled: bool):
@@ -100,40 +211,68 @@ def _num_batches(dataset: tf.data.Dataset) -> int:
   return n if n >= 0 else None
 
 
-def evaluate(model, dataset: tf.data.Dataset, columns: Optional[Sequence[Column]] = None, num_samples: int = 10,
-             iterations: int = 100, iwae_samples: int = 0, iwae_dataset: Optional[tf.data.Dataset] = None,
-             seed: int = 0, progress: bool = True) -> Dict:
-  """Mean over `dataset` of each column's eq 11 estimate (and, if iwae_samples > 0, of the IWAE ones).
+def evaluate(
+  model,
+  dataset: tf.data.Dataset,
+  columns: Optional[Sequence[Column]] = None,
+  num_samples: int = 10,
+  iterations: int = 100,
+  iwae_samples: int = 0,
+  iwae_dataset: Optional[tf.data.Dataset] = None,
+  seed: int = 0,
+  progress: bool = True,
+) -> Dict:
+  """Mean over `dataset` of each column's eq 11 estimate (and, if iwae_samples > 0, of the
+  IWAE ones).
 
   Batch i draws from the stateless seed (seed, i): the numbers are reproducible for a given
   seed and batch size. `iwae_dataset` (default `dataset`) lets IWAE use smaller batches.
+  `columns` are filtered to those the model supports (default: every table's).
   """
-  columns = list(columns if columns is not None else columns_for(model))
+  columns = columns_for(model, columns)
+  if not columns:
+    raise ValueError(
+      f"{model.name} fills none of the columns (its modalities: {model.modality_names})"
+    )
   start = time.perf_counter()
   totals = {c.key: 0.0 for c in columns}
   count = 0
   bar = _progress(_num_batches(dataset), progress)
   for i, batch in enumerate(dataset):
     for j, column in enumerate(columns):
-      values = estimators.conditional_log_likelihood(model, batch, column.target, column.given, num_samples,
-                                                     iterations, seed=(seed * 1000 + j, i))
+      values = estimators.conditional_log_likelihood(
+        model,
+        batch,
+        column.target,
+        column.given,
+        num_samples,
+        iterations,
+        seed=(seed * 1000 + j, i),
+      )
       totals[column.key] += float(tf.reduce_sum(values))
     count += int(tf.shape(batch[columns[0].target])[0])
     if bar is not None:
       bar.update(i + 1)
-  result = {"num_examples": count, "num_samples": num_samples, "iterations": iterations,
-            "values": {k: v / count for k, v in totals.items()},
-            "seconds": time.perf_counter() - start}
+  result = {
+    "num_examples": count,
+    "num_samples": num_samples,
+    "iterations": iterations,
+    "values": {k: v / count for k, v in totals.items()},
+    "seconds": time.perf_counter() - start,
+  }
   if iwae_samples > 0:
     start = time.perf_counter()
-    result["iwae"] = evaluate_iwae(model, iwae_dataset or dataset, columns, iwae_samples, iterations, seed, progress)
+    result["iwae"] = evaluate_iwae(
+      model, iwae_dataset or dataset, columns, iwae_samples, iterations, seed, progress
+    )
     result["iwae_samples"] = iwae_samples
     result["iwae_seconds"] = time.perf_counter() - start
   return result
 
 
-def evaluate_iwae(model, dataset, columns, num_samples: int, iterations: int, seed: int = 0,
-                  progress: bool = True) -> Dict[str, float]:
+def evaluate_iwae(
+  model, dataset, columns, num_samples: int, iterations: int, seed: int = 0, progress: bool = True
+) -> Dict[str, float]:
   """Means of the IWAE estimates (k = num_samples) of the single conditionals and the joint."""
   keys = iwae_keys_for(model, columns)
   by_key = {c.key: c for c in columns}
@@ -144,8 +283,9 @@ def evaluate_iwae(model, dataset, columns, num_samples: int, iterations: int, se
     for j, key in enumerate(keys):
       s = (seed * 1000 + 500 + j, i)
       if key in by_key:
-        values = estimators.iwae_conditional_log_likelihood(model, batch, by_key[key].target, by_key[key].given,
-                                                            num_samples, iterations, seed=s)
+        values = estimators.iwae_conditional_log_likelihood(
+          model, batch, by_key[key].target, by_key[key].given, num_samples, iterations, seed=s
+        )
       else:
         values = estimators.iwae_log_likelihood(model, batch, None, num_samples, iterations, seed=s)
       totals[key] += float(tf.reduce_sum(values))
@@ -155,7 +295,95 @@ def evaluate_iwae(model, dataset, columns, num_samples: int, iterations: int, se
   return {k: v / count for k, v in totals.items()}
 
 
+# --- attributes predicted from the image -------------------------------------------------
+
+
+def supports_accuracy(model, accuracy: Optional[Accuracy]) -> bool:
+  return accuracy is not None and _can_generate(model, accuracy.target, accuracy.given)
+
+
+def _predicted_positive(model, batch, target, given, iterations, seed):
+  """sign(mean of p(target|z)) > 0, z ~ the posterior given `given` only ([B, size] bool)."""
+  seed_posterior, seed_z = split_seed(seed, 2)
+  mean, variance = model.posterior(batch, given, seed_posterior, iterations)
+  z = gaussian.sample(mean, variance, seed_z)
+  prediction = model.decode(z, batch, names=[target])[target].mean()
+  return tf.reshape(prediction, [tf.shape(prediction)[0], -1]) > 0
+
+
+_predicted_positive_graph = tf.function(_predicted_positive, reduce_retracing=True)
+
+
+def attribute_accuracy(
+  model,
+  dataset: tf.data.Dataset,
+  accuracy: Accuracy,
+  iterations: int = 0,
+  names: Optional[Sequence[str]] = None,
+  seed: int = 0,
+) -> Dict:
+  """Per-attribute accuracy of `accuracy.target` predicted from `accuracy.given` (the model
+  sees only those: the test attributes never reach it), and the majority-class baseline:
+  always predicting each attribute's more frequent test value. Batch i samples with the
+  stateless seed (seed * 1000 + 900, i)."""
+  given = model.check_given(accuracy.given)
+  correct = positives = None
+  count = 0
+  for i, batch in enumerate(dataset):
+    seen = {name: batch[name] for name in given}
+    predicted = _predicted_positive_graph(
+      model,
+      seen,
+      accuracy.target,
+      given,
+      tf.cast(iterations, tf.int64),
+      tf.constant([seed * 1000 + 900, i], tf.int64),
+    ).numpy()
+    truth = np.reshape(batch[accuracy.target].numpy(), predicted.shape) > 0
+    batch_correct, batch_positives = (predicted == truth).sum(0), truth.sum(0)
+    correct = batch_correct if correct is None else correct + batch_correct
+    positives = batch_positives if positives is None else positives + batch_positives
+    count += len(truth)
+  if not count:
+    raise ValueError("attribute_accuracy: no test examples")
+  if names is None or len(names) != len(correct):
+    names = [f"{accuracy.target}_{k}" for k in range(len(correct))]
+  acc = correct / count
+  majority = np.maximum(positives, count - positives) / count
+  return {
+    "target": accuracy.target,
+    "given": ",".join(given),
+    "num_examples": count,
+    "inference": model.describe_inference(given, iterations),
+    "mean_accuracy": float(acc.mean()),
+    "mean_majority": float(majority.mean()),
+    "per_attribute": {
+      name: {"accuracy": float(a), "majority": float(m)} for name, a, m in zip(names, acc, majority)
+    },
+  }
+
+
+def accuracy_markdown(result: Dict, symbols: Optional[Mapping[str, str]] = None) -> str:
+  """One model's per-attribute accuracy as Markdown, the mean first."""
+  target = (symbols or {}).get(result["target"], result["target"])
+  lines = [
+    f"{result['target']} predicted from {result['given']}: sign of the mean of "
+    f"p({target}|z), {result['inference']}; accuracy on {result['num_examples']} test "
+    "examples against always predicting each attribute's majority test value.",
+    "",
+    "| attribute | accuracy | majority baseline |",
+    "|---|---|---|",
+    f"| **mean** | {result['mean_accuracy']:.4f} | {result['mean_majority']:.4f} |",
+  ]
+  lines += [
+    f"| {name} | {v['accuracy']:.4f} | {v['majority']:.4f} |"
+    for name, v in result["per_attribute"].items()
+  ]
+  return "\n".join(lines)
+
+
 # --- the table ---------------------------------------------------------------------------
+
 
 def merge_rows(records: Iterable[Dict]) -> Dict[str, Dict]:
   """Rows by model type; CVAE/CMMA records of both directions fill one row.
@@ -164,14 +392,18 @@ def merge_rows(records: Iterable[Dict]) -> Dict[str, Dict]:
   """
   rows: Dict[str, Dict] = {}
   for rec in records:
-    row = rows.setdefault(rec["model"], {"values": {}, "iwae": {}, "sources": {}})
+    row = rows.setdefault(rec["model"], {"values": {}, "iwae": {}, "sources": {}, "accuracy": []})
     for part in ("values", "iwae"):
       for key, value in rec.get(part, {}).items():
         if key in row[part]:
-          raise ValueError(f"two model dirs give {MODEL_TITLES.get(rec['model'], rec['model'])} "
-                           f"{part} {key}: {row['sources'][(part, key)]} and {rec['model_dir']}")
+          raise ValueError(
+            f"two model dirs give {MODEL_TITLES.get(rec['model'], rec['model'])} "
+            f"{part} {key}: {row['sources'][(part, key)]} and {rec['model_dir']}"
+          )
         row[part][key] = value
         row["sources"][(part, key)] = rec["model_dir"]
+    if "attribute_accuracy" in rec:
+      row["accuracy"].append(rec["attribute_accuracy"])
   return rows
 
 
@@ -181,31 +413,56 @@ def _fmt(v: Optional[float]) -> str:
   return f"{v:.4g}" if abs(v) < 100 else f"{v:.1f}"
 
 
-def markdown_table(records: Sequence[Dict], with_paper: bool = True) -> str:
-  """Table 1 as Markdown: ours, with the paper's number in parentheses; IWAE below if any."""
+def markdown_table(
+  records: Sequence[Dict], with_paper: bool = True, definition: TableDefinition = TABLE1
+) -> str:
+  """The table as Markdown: ours, with the paper's number in parentheses; IWAE and the
+  attribute accuracy (where the table has it) below."""
   rows = merge_rows(records)
   order = [r for r in ROW_ORDER if r in rows] + sorted(r for r in rows if r not in ROW_ORDER)
+  columns = definition.columns
   esc = lambda t: t.replace("|", "\\|")  # a bar inside a cell would end it
-  head = "| model | " + " | ".join(esc(c.title()) for c in TABLE1_COLUMNS) + " |"
-  lines = [head, "|---" * (len(TABLE1_COLUMNS) + 1) + "|"]
+  head = "| model | " + " | ".join(esc(definition.title(c)) for c in columns) + " |"
+  lines = [head, "|---" * (len(columns) + 1) + "|"]
   for r in order:
     cells = []
-    for c in TABLE1_COLUMNS:
+    for c in columns:
       ours = rows[r]["values"].get(c.key)
-      paper = PAPER_TABLE1.get(r, {}).get(c.key)
+      paper = definition.paper.get(r, {}).get(c.key)
       cells.append(_fmt(ours) + (f" ({_fmt(paper)})" if with_paper and paper is not None else ""))
     lines.append(f"| {MODEL_TITLES.get(r, r)} | " + " | ".join(cells) + " |")
   text = "\n".join(lines)
-  if with_paper:
-    text += "\n\nOurs, with the paper's Table 1 in parentheses (higher is better)."
+  if with_paper and definition.paper:
+    text += f"\n\nOurs, with the paper's {definition.name} in parentheses (higher is better)."
   if any(rows[r]["iwae"] for r in order):
-    iw_cols = [c for c in TABLE1_COLUMNS if not c.multi]
-    lines = ["| model | " + " | ".join(esc(c.title("IWAE ")) for c in iw_cols) + " | IWAE log p(x,w) |",
-             "|---" * (len(iw_cols) + 2) + "|"]
+    iw_cols = [c for c in columns if not c.multi]
+    joint = f"IWAE log p({','.join(definition.symbols.values())})"
+    lines = [
+      "| model | "
+      + " | ".join(esc(definition.title(c, "IWAE ")) for c in iw_cols)
+      + f" | {joint} |",
+      "|---" * (len(iw_cols) + 2) + "|",
+    ]
     for r in order:
       iw = rows[r]["iwae"]
       if iw:
-        lines.append(f"| {MODEL_TITLES.get(r, r)} | " + " | ".join(_fmt(iw.get(c.key)) for c in iw_cols)
-                     + f" | {_fmt(iw.get(JOINT_KEY))} |")
+        lines.append(
+          f"| {MODEL_TITLES.get(r, r)} | "
+          + " | ".join(_fmt(iw.get(c.key)) for c in iw_cols)
+          + f" | {_fmt(iw.get(definition.joint_key))} |"
+        )
+    text += "\n\n" + "\n".join(lines)
+  if any(rows[r]["accuracy"] for r in order):
+    acc = definition.accuracy
+    lines = [
+      f"| model | mean accuracy of {acc.target} from {','.join(acc.given)} | majority baseline |",
+      "|---|---|---|",
+    ]
+    for r in order:
+      for result in rows[r]["accuracy"]:
+        lines.append(
+          f"| {MODEL_TITLES.get(r, r)} | {result['mean_accuracy']:.4f} | "
+          f"{result['mean_majority']:.4f} |"
+        )
     text += "\n\n" + "\n".join(lines)
   return text
