@@ -63,52 +63,11 @@ import tensorflow as tf
 
 from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
 from pipelines import datasets
+from pipelines.celeba_attributes import ATTRIBUTE_NAMES
 from pipelines.datasets import DataError
 
 PathLike = Union[str, os.PathLike]
 
-ATTRIBUTE_NAMES: Tuple[str, ...] = (
-  "5_o_Clock_Shadow",
-  "Arched_Eyebrows",
-  "Attractive",
-  "Bags_Under_Eyes",
-  "Bald",
-  "Bangs",
-  "Big_Lips",
-  "Big_Nose",
-  "Black_Hair",
-  "Blond_Hair",
-  "Blurry",
-  "Brown_Hair",
-  "Bushy_Eyebrows",
-  "Chubby",
-  "Double_Chin",
-  "Eyeglasses",
-  "Goatee",
-  "Gray_Hair",
-  "Heavy_Makeup",
-  "High_Cheekbones",
-  "Male",
-  "Mouth_Slightly_Open",
-  "Mustache",
-  "Narrow_Eyes",
-  "No_Beard",
-  "Oval_Face",
-  "Pale_Skin",
-  "Pointy_Nose",
-  "Receding_Hairline",
-  "Rosy_Cheeks",
-  "Sideburns",
-  "Smiling",
-  "Straight_Hair",
-  "Wavy_Hair",
-  "Wearing_Earrings",
-  "Wearing_Hat",
-  "Wearing_Lipstick",
-  "Wearing_Necklace",
-  "Wearing_Necktie",
-  "Young",
-)
 NUM_ATTRIBUTES = len(ATTRIBUTE_NAMES)
 
 IMAGE_DIR = "img_align_celeba"
