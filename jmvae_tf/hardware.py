@@ -1,0 +1,156 @@
+"""What this process can run on, and the speed defaults chosen from it.
+
+`describe_cpu` reads /proc/cpuinfo (model, the instruction-set flags that matter to
+TensorFlow's CPU kernels, the cores this process may use) without importing
+TensorFlow; `decide` turns that and the number of GPUs into the defaults of
+`runners.train` for the settings left on "auto": threads, XLA and the strategy. Each
+rule is one measurement's conclusion (benchmarks/README.md, "Per-machine defaults"):
+
+* threads: with no GPU, intra-op threads = half the usable cores (at least 1). The
+  JMVAE family's networks are independent branches; at batch 100 running them side by
+  side on the inter-op pool beat splitting each small matmul over every core (measured
+  on 2 cores: 1 thread against TF's default of 2; larger machines are not measured).
+* XLA (`jit_compile`): off. On CPUs it was slower for JMVAE-kl through the runner on
+  both CPUs measured (this project's Xeon with AMX, and the speed issue's AMD EPYC with
+  AVX2), and the bare step with XLA was slower than without on the Xeon. Not measured
+  on a GPU by this project: `--jit_compile=true` to try there.
+* precision: float32 everywhere (the paper's numbers are float32). mixed_bfloat16 is an
+  option: faster on the Xeon with AMX, slower on the AVX2-only EPYC (bfloat16 emulated);
+  asked for on a CPU without bfloat16 instructions (AMX or AVX512_BF16; the latter alone
+  not measured) and without a GPU, `precision_warning` says it will be slower.
+* strategy: MirroredStrategy only over several GPUs; no strategy on one device.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import FrozenSet, Optional, Tuple
+
+# The /proc/cpuinfo flags that decide which of TensorFlow's CPU kernels are fast.
+SPEED_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "amx_bf16", "amx_tile")
+BF16_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+@dataclasses.dataclass(frozen=True)
+class CpuInfo:
+  """The CPU as this process sees it."""
+
+  model: str
+  flags: FrozenSet[str]
+  cores: int  # logical CPUs this process may run on
+
+  @property
+  def has_bf16(self) -> bool:
+    """bfloat16 arithmetic in hardware (AMX tiles or AVX512_BF16 dot products)."""
+    return any(f in self.flags for f in BF16_FLAGS)
+
+  @property
+  def has_amx(self) -> bool:
+    return "amx_bf16" in self.flags and "amx_tile" in self.flags
+
+  def describe(self) -> str:
+    """One line: model, cores and the speed-relevant flags present."""
+    present = [f for f in SPEED_FLAGS if f in self.flags] or ["none of " + "/".join(SPEED_FLAGS)]
+    return f"{self.model}, {self.cores} cores, {' '.join(present)}"
+
+
+def parse_cpuinfo(text: str, cores: Optional[int] = None) -> CpuInfo:
+  """CpuInfo from the text of /proc/cpuinfo (x86 "model name"/"flags", or ARM
+  "Features"); `cores` defaults to the number of processor entries."""
+  model, flags, processors = "", frozenset(), 0
+  for line in text.splitlines():
+    key, sep, value = line.partition(":")
+    if not sep:
+      continue
+    key, value = key.strip().lower(), value.strip()
+    if key == "processor":
+      processors += 1
+    elif key in ("model name", "cpu model", "hardware") and not model:
+      model = value
+    elif key in ("flags", "features") and not flags:
+      flags = frozenset(value.lower().split())
+  return CpuInfo(model or "unknown CPU", flags, cores or processors or 1)
+
+
+def usable_cores() -> int:
+  """The logical CPUs this process may run on (its affinity mask, not the machine's)."""
+  try:
+    return len(os.sched_getaffinity(0))
+  except (AttributeError, OSError):
+    return os.cpu_count() or 1
+
+
+def describe_cpu(path: str = "/proc/cpuinfo") -> CpuInfo:
+  """This machine's CpuInfo; an "unknown CPU" without flags where the file is unreadable."""
+  try:
+    with open(path, encoding="utf-8", errors="replace") as f:
+      text = f.read()
+  except OSError:
+    text = ""
+  return parse_cpuinfo(text, usable_cores())
+
+
+@dataclasses.dataclass(frozen=True)
+class Defaults:
+  """The speed settings for this machine, each with the one-line reason printed at start-up."""
+
+  intra_op_threads: int  # 0: TensorFlow's default
+  jit_compile: bool
+  strategy: str
+  reasons: Tuple[str, ...]
+
+  def summary(self) -> str:
+    return "; ".join(self.reasons)
+
+
+def decide(cpu: CpuInfo, num_gpus: int) -> Defaults:
+  """The per-machine defaults (see the module docstring for the measurements behind them)."""
+  if num_gpus:
+    threads, why_threads = 0, f"{num_gpus} GPU(s): TF's default CPU threads"
+  else:
+    threads = max(1, cpu.cores // 2)
+    why_threads = f"no GPU: intra-op threads {threads} (half of {cpu.cores} cores)"
+  jit = False
+  why_jit = "XLA off (not measured on GPU)" if num_gpus else "XLA off (CPU: measured slower)"
+  strategy = "mirrored" if num_gpus > 1 else "default"
+  why_strategy = (
+    f"MirroredStrategy over {num_gpus} GPUs" if num_gpus > 1 else "no distribution strategy"
+  )
+  return Defaults(threads, jit, strategy, (why_threads, why_jit, why_strategy))
+
+
+def precision_warning(cpu: CpuInfo, num_gpus: int, precision: str) -> Optional[str]:
+  """A warning when `precision` will be slower here than float32, else None."""
+  if precision != "mixed_bfloat16" or num_gpus or cpu.has_bf16:
+    return None
+  return (
+    f"--precision=mixed_bfloat16 on {cpu.model} without bfloat16 instructions "
+    f"({' or '.join(BF16_FLAGS)}): it will train slower than float32 (bfloat16 is emulated)"
+  )
+
+
+def settings_line(
+  cpu: CpuInfo,
+  num_gpus: int,
+  intra_op_threads: int,
+  threads_auto: bool,
+  jit_compile: bool,
+  strategy: str,
+  strategy_auto: bool,
+  precision: str,
+) -> str:
+  """The one start-up line of runners.train: the machine, then each speed setting in use,
+  marked "(auto)" where the machine chose it."""
+  auto = " (auto)"
+  threads = f"intra-op threads {intra_op_threads or 'TF default'}" + (auto if threads_auto else "")
+  strategies = {"default": "no distribution strategy", "mirrored": "MirroredStrategy"}
+  parts = [
+    cpu.describe(),
+    f"{num_gpus} GPU(s)" if num_gpus else "no GPU",
+    threads,
+    "XLA on" if jit_compile else "XLA off",
+    strategies.get(strategy, f"{strategy} strategy") + (auto if strategy_auto else ""),
+    precision,
+  ]
+  return "speed settings: " + "; ".join(parts)

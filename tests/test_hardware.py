@@ -1,0 +1,129 @@
+"""jmvae_tf.hardware: /proc/cpuinfo parsing and the per-machine defaults (no timing)."""
+
+from __future__ import annotations
+
+from jmvae_tf import hardware
+
+SAPPHIRE_RAPIDS = """\
+processor\t: 0
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_bf16 amx_bf16 amx_tile amx_int8
+
+processor\t: 1
+vendor_id\t: GenuineIntel
+model name\t: Intel(R) Xeon(R) Platinum 8480+
+flags\t\t: fpu sse2 avx avx2 fma avx512f avx512bw avx512_bf16 amx_bf16 amx_tile amx_int8
+"""
+
+EPYC_AVX2 = """\
+processor\t: 0
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse2 avx avx2 fma
+processor\t: 1
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse2 avx avx2 fma
+processor\t: 2
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse2 avx avx2 fma
+processor\t: 3
+model name\t: AMD EPYC 7B13
+flags\t\t: fpu sse2 avx avx2 fma
+"""
+
+COOPER_LAKE_BF16_ONLY = """\
+processor\t: 0
+model name\t: Intel(R) Xeon(R) Gold 6348H
+flags\t\t: avx2 fma avx512f avx512_bf16
+"""
+
+ARM = """\
+processor\t: 0
+BogoMIPS\t: 50.00
+Features\t: fp asimd evtstrm aes sha1 sha2 crc32 bf16
+"""
+
+
+def test_parse_reads_model_flags_and_counts_processors():
+  cpu = hardware.parse_cpuinfo(SAPPHIRE_RAPIDS)
+  assert cpu.model == "Intel(R) Xeon(R) Platinum 8480+"
+  assert cpu.cores == 2
+  assert {"avx512f", "amx_bf16", "amx_tile", "avx512_bf16"} <= cpu.flags
+  assert cpu.has_bf16 and cpu.has_amx
+  assert cpu.describe() == (
+    "Intel(R) Xeon(R) Platinum 8480+, 2 cores, avx2 fma avx512f avx512_bf16 amx_bf16 amx_tile"
+  )
+
+
+def test_parse_avx2_only_has_no_bf16():
+  cpu = hardware.parse_cpuinfo(EPYC_AVX2)
+  assert cpu.cores == 4
+  assert not cpu.has_bf16 and not cpu.has_amx
+  assert cpu.describe().endswith("4 cores, avx2 fma")
+
+
+def test_avx512_bf16_without_amx_counts_as_bf16():
+  cpu = hardware.parse_cpuinfo(COOPER_LAKE_BF16_ONLY)
+  assert cpu.has_bf16 and not cpu.has_amx
+
+
+def test_cores_given_override_processor_count_and_empty_text_is_unknown():
+  assert hardware.parse_cpuinfo(EPYC_AVX2, cores=2).cores == 2
+  cpu = hardware.parse_cpuinfo("")
+  assert cpu.model == "unknown CPU" and cpu.cores == 1 and not cpu.flags
+  assert "none of" in cpu.describe()
+
+
+def test_arm_features_line_is_read():
+  cpu = hardware.parse_cpuinfo(ARM)
+  assert "asimd" in cpu.flags and cpu.cores == 1
+  assert not cpu.has_bf16  # ARM's bf16 is not one of the x86 flags TF's CPU kernels use here
+
+
+def test_describe_cpu_of_missing_file_is_unknown(tmp_path):
+  cpu = hardware.describe_cpu(str(tmp_path / "no_cpuinfo"))
+  assert cpu.model == "unknown CPU" and cpu.cores >= 1
+
+
+def test_cpu_defaults_half_the_cores_no_xla_no_strategy():
+  decided = hardware.decide(hardware.parse_cpuinfo(EPYC_AVX2), num_gpus=0)
+  assert decided.intra_op_threads == 2
+  assert decided.strategy == "default"
+  assert len(decided.reasons) == 3 and "half of 4 cores" in decided.summary()
+  one_core = hardware.decide(hardware.parse_cpuinfo(COOPER_LAKE_BF16_ONLY), num_gpus=0)
+  assert one_core.intra_op_threads == 1
+
+
+def test_gpu_defaults_keep_tf_threads_and_mirror_only_over_several():
+  cpu = hardware.parse_cpuinfo(SAPPHIRE_RAPIDS)
+  one = hardware.decide(cpu, num_gpus=1)
+  assert one.intra_op_threads == 0 and one.strategy == "default"
+  several = hardware.decide(cpu, num_gpus=4)
+  assert several.strategy == "mirrored" and "4 GPUs" in several.summary()
+
+
+def test_bfloat16_warning_only_without_bf16_instructions_or_gpu():
+  epyc = hardware.parse_cpuinfo(EPYC_AVX2)
+  warning = hardware.precision_warning(epyc, 0, "mixed_bfloat16")
+  assert warning and "slower" in warning and "AMD EPYC 7B13" in warning
+  assert hardware.precision_warning(epyc, 0, "float32") is None
+  assert hardware.precision_warning(epyc, 1, "mixed_bfloat16") is None
+  for text in (SAPPHIRE_RAPIDS, COOPER_LAKE_BF16_ONLY):
+    assert hardware.precision_warning(hardware.parse_cpuinfo(text), 0, "mixed_bfloat16") is None
+
+
+def test_runner_start_up_line_and_bfloat16_warning(monkeypatch, capsys):
+  """training.speed_settings: the line names each setting; bfloat16 without the
+  instructions warns on stderr."""
+  from jmvae_tf import config, training
+
+  monkeypatch.setattr(hardware, "describe_cpu", lambda: hardware.parse_cpuinfo(EPYC_AVX2))
+  train_config = config.TrainConfig(precision="mixed_bfloat16")
+  line = training.speed_settings(train_config, intra_op_flag=-1, intra_op=2)
+  assert line.startswith("speed settings: AMD EPYC 7B13, 4 cores, avx2 fma")
+  assert "intra-op threads 2 (auto)" in line and "XLA off" in line
+  assert line.endswith("mixed_bfloat16")
+  assert "will train slower than float32" in capsys.readouterr().err
+  line = training.speed_settings(config.TrainConfig(jit_compile=True), 1, 1)
+  assert "intra-op threads 1;" in line and "XLA on" in line
+  assert "slower" not in capsys.readouterr().err
