@@ -40,9 +40,12 @@ SPRITE_FILE = "sprite.png"
 JOINT = "z_joint"
 
 
-def tensor_name(embedding: str) -> str:
-  """The checkpoint key tf.train.Checkpoint gives a variable attached as `embedding`."""
-  return f"{embedding}/.ATTRIBUTES/VARIABLE_VALUE"
+def tensor_names(embeddings: Sequence[str]) -> Dict[str, str]:
+  """Embedding name -> its tensor's checkpoint key, numbered in the given order.
+
+  The Projector opens on the first tensor name in sorted order, so the numbers make it open on
+  the first embedding (the joint one) rather than on `z_from_image`."""
+  return {name: f"{i}_{name}/.ATTRIBUTES/VARIABLE_VALUE" for i, name in enumerate(embeddings)}
 
 
 def encoders(
@@ -162,15 +165,17 @@ def write_projector(
     f.write(metadata_tsv(metadata))
   with tf.io.gfile.GFile(os.path.join(output_dir, SPRITE_FILE), "wb") as f:
     f.write(tf.io.encode_png(sprite if sprite.ndim == 3 else sprite[..., np.newaxis]).numpy())
+  keys = tensor_names(list(embeddings))
   variables = {
-    name: tf.Variable(tensor, trainable=False, name=name) for name, tensor in embeddings.items()
+    keys[name].split("/")[0]: tf.Variable(tensor, trainable=False, name=name)
+    for name, tensor in embeddings.items()
   }
   tf.train.Checkpoint(**variables).save(os.path.join(output_dir, CHECKPOINT_PREFIX))
 
   config = projector.ProjectorConfig()
   for name in embeddings:
     embedding = config.embeddings.add()
-    embedding.tensor_name = tensor_name(name)
+    embedding.tensor_name = keys[name]
     embedding.metadata_path = METADATA_FILE
     embedding.sprite.image_path = SPRITE_FILE
     embedding.sprite.single_image_dim.extend([images.shape[2], images.shape[1]])  # width, height

@@ -76,7 +76,10 @@ def test_projector_files_parse(embedded, fake_mnist):
     (output_dir / "projector_config.pbtxt").read_text(), tb_projector.ProjectorConfig()
   )
   names = ["z_joint", "z_from_image", "z_from_label"]
-  assert [e.tensor_name for e in config.embeddings] == [projector.tensor_name(n) for n in names]
+  keys = projector.tensor_names(names)
+  assert [e.tensor_name for e in config.embeddings] == [keys[n] for n in names]
+  # The Projector opens on the first tensor name in sorted order: the joint embedding.
+  assert sorted(keys.values())[0] == keys["z_joint"]
   reader = tf.train.load_checkpoint(str(output_dir))
   shapes = reader.get_variable_to_shape_map()
   for embedding in config.embeddings:
@@ -102,7 +105,7 @@ def test_projector_files_parse(embedded, fake_mnist):
   model = training.restore_model(str(model_dir))
   batch = next(iter(mnist.eval_dataset(images, labels, NUM_TEST, seed=0)))
   np.testing.assert_allclose(
-    reader.get_tensor(projector.tensor_name("z_joint")),
+    reader.get_tensor(keys["z_joint"]),
     model.encode(batch, training=False)[0],
     rtol=1e-5,
     atol=1e-5,
@@ -253,9 +256,10 @@ def test_tensorboard_serves_the_projector(embedded, tmp_path):
     )
     info = json.loads(fetch(f"{base}/info?run=."))
     embeddings = {e["tensorName"]: e for e in info["embeddings"]}
-    assert set(embeddings) == {
-      projector.tensor_name(n) for n in ("z_joint", "z_from_image", "z_from_label")
-    }
+    keys = projector.tensor_names(["z_joint", "z_from_image", "z_from_label"])
+    assert set(embeddings) == set(keys.values())
+    # What the UI selects first (sorted by name once metadata and shapes tie): the joint one.
+    assert sorted(embeddings)[0] == keys["z_joint"]
     reader = tf.train.load_checkpoint(str(output_dir))
     for name, embedding in embeddings.items():
       assert [int(d) for d in embedding["tensorShape"]] == [NUM_TEST, LATENT]

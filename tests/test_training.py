@@ -88,6 +88,14 @@ def test_warmup_weight_rises_linearly():
   assert training.warmup_weight(0, 0) == 1.0
 
 
+def test_warmup_note_only_for_runs_that_end_inside_the_warm_up():
+  assert "weight 0" in training.warmup_note(1, 5)  # --epochs=1: no KL term at all
+  assert "ends at epoch 3 with weight 0.4" in training.warmup_note(3, 5)
+  assert "weight 0.8" in training.warmup_note(5, 5)
+  assert training.warmup_note(6, 5) is None  # epoch 6 trains with weight 1
+  assert training.warmup_note(1, 0) is None
+
+
 def _weights(model):
   return [v.numpy() for v in model.trainable_variables]
 
@@ -143,7 +151,7 @@ def test_model_dir_contents_and_summaries(tmp_path, mnist_slice):
     "epoch_nll_image",
     "epoch_nll_label",
     "epoch_kl_prior",
-    "kl_weight",
+    "epoch_kl_weight",  # from train_step via Keras; Summaries no longer repeats it
     "learning_rate",
     "examples_per_second",
     "latent_mean",
