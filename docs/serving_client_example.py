@@ -13,20 +13,36 @@ either from disk or through a running TF Serving's REST API.
 Writes a PNG with one row per label: the Bernoulli probabilities p(x|z) of
 `--samples_per_label` digits (z drawn with `--seed`). JMVAE and hierarchical JMVAE
 take `--num_steps` iterative-sampling rounds; the script sends it only when the
-signature has that input.
+signature has that input. A request the export refuses (over its limits, e.g. more
+than its max_num_steps, or a bad input) ends with the refusal's one line and status 1.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
+import urllib.error
 import urllib.request
 
 import numpy as np
 
 SIGNATURE = "generate_x_from_w"
 NUM_CLASSES = 10
+
+
+class Refused(Exception):
+  """The model (or the server) refused the request: the message says why."""
+
+
+def refusal(text: str) -> str:
+  """The line that says why: the export's input checks fail with "assertion failed: [why]"
+  inside TensorFlow's longer error text (which TF Serving returns in "error")."""
+  match = re.search(r"assertion failed: \[(.*?)\]\n", text + "\n")
+  if match:
+    return match.group(1).replace("\\'", "'")
+  return (text.strip().splitlines() or ["(no message)"])[-1]
 
 
 def one_hot_labels(labels, samples_per_label: int) -> np.ndarray:
@@ -51,7 +67,10 @@ def generate_local(saved_model: str, label: np.ndarray, seed, num_steps) -> np.n
   inputs = {"label": tf.constant(label), "seed": tf.constant(seed, tf.int64)}
   if "num_steps" in generate.structured_input_signature[1]:
     inputs["num_steps"] = tf.constant(num_steps, tf.int32)
-  return generate(**inputs)["image_probs"].numpy()
+  try:
+    return generate(**inputs)["image_probs"].numpy()
+  except tf.errors.InvalidArgumentError as e:
+    raise Refused(refusal(e.message)) from None
 
 
 def generate_rest(server: str, model_name: str, label: np.ndarray, seed, num_steps) -> np.ndarray:
@@ -63,8 +82,16 @@ def generate_rest(server: str, model_name: str, label: np.ndarray, seed, num_ste
   request = urllib.request.Request(
     f"{base}:predict", data=body, headers={"Content-Type": "application/json"}
   )
-  with urllib.request.urlopen(request) as response:
-    outputs = json.load(response)["outputs"]
+  try:
+    with urllib.request.urlopen(request) as response:
+      outputs = json.load(response)["outputs"]
+  except urllib.error.HTTPError as e:  # TF Serving: 400 and {"error": "..."}
+    body = e.read().decode("utf-8", "replace")
+    try:
+      body = json.loads(body).get("error", body)
+    except ValueError:
+      pass
+    raise Refused(f"HTTP {e.code}: {refusal(body)}") from None
   return np.asarray(outputs["image_probs"], np.float32)
 
 
@@ -113,12 +140,16 @@ def main(argv=None) -> int:
   if args.print_request:
     print(json.dumps(request_body(label, seed, args.num_steps, True)))
     return 0
-  if args.server:
-    if not args.model_name:
-      parser.error("--server needs --model_name")
-    probs = generate_rest(args.server, args.model_name, label, seed, args.num_steps)
-  else:
-    probs = generate_local(args.saved_model, label, seed, args.num_steps)
+  if args.server and not args.model_name:
+    parser.error("--server needs --model_name")
+  try:
+    if args.server:
+      probs = generate_rest(args.server, args.model_name, label, seed, args.num_steps)
+    else:
+      probs = generate_local(args.saved_model, label, seed, args.num_steps)
+  except Refused as e:
+    print(f"error: the model refused the request: {e}", file=sys.stderr)
+    return 1
   write_png(args.output, grid(probs, len(labels)))
   print(f"wrote {len(labels)} x {args.samples_per_label} digits to {args.output}")
   return 0

@@ -15,7 +15,7 @@ import json
 from typing import Dict, Optional, Tuple
 
 from jmvae_tf import models, networks, registry
-from jmvae_tf.modalities import Modality, mnist_modalities
+from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality, mnist_modalities
 
 MODEL_CLASSES = {
   "jmvae": models.JMVAE,
@@ -23,6 +23,7 @@ MODEL_CLASSES = {
   "hierarchical_jmvae": models.HierarchicalJMVAE,
   "cvae": models.CVAE,
   "cmma": models.CMMA,
+  "jmvae_kl_gan": models.JMVAEKLGAN,
 }
 assert tuple(MODEL_CLASSES) == registry.MODEL_NAMES
 
@@ -55,6 +56,12 @@ class ModelConfig:
       )
     networks.get_architecture(self.architecture)
     object.__setattr__(self, "modalities", tuple(self.modalities))
+    fixed = any(m.kind == GAUSSIAN_FIXED for m in self.modalities)
+    if self.options.decoder_variance != networks.FIXED_VARIANCE and not fixed:
+      raise ValueError(
+        f"decoder_variance={self.options.decoder_variance} has no effect on {self.dataset}: "
+        f"none of its modalities has a fixed-variance Gaussian likelihood"
+      )
 
   @classmethod
   def make(
@@ -125,6 +132,10 @@ PRECISIONS = ("float32", "mixed_bfloat16")
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
+  """How a model is trained: the optimisation, and what it trains on (`num_train`,
+  `data_options`, `data_seed`), recorded in MODEL_DIR/train.json so that a resumed run can
+  be checked against it (RESUME_RULES)."""
+
   epochs: int = 2000
   batch_size: int = 100
   learning_rate: float = 1e-3
@@ -133,10 +144,12 @@ class TrainConfig:
   warmup_epochs: int = 200  # KL weight rises linearly 0 -> 1 over these epochs
   eval_every: int = 10  # epochs between evaluations of the held-out set
   data_seed: int = 0
-  jit_compile: bool = False  # XLA per replica: slower than TF's fused kernels here
+  jit_compile: bool = False  # XLA: whole step on one device, per replica under a strategy
   steps_per_execution: int = 50
   strategy: str = "auto"  # MirroredStrategy only where there are several GPUs
   precision: str = "float32"  # or "mixed_bfloat16": hidden layers in bfloat16 (AMX/TPU/GPU)
+  num_train: Optional[int] = None  # training examples read (None: not recorded)
+  data_options: Tuple[str, ...] = ()  # the data set's options, "key=value", sorted
 
   def __post_init__(self):
     for name in ("epochs", "batch_size", "eval_every", "steps_per_execution"):
@@ -152,13 +165,69 @@ class TrainConfig:
       raise ValueError(f"adam_epsilon must be positive, got {self.adam_epsilon}")
     if self.clipnorm is not None and self.clipnorm <= 0:
       raise ValueError(f"clipnorm must be positive, got {self.clipnorm}")
+    if self.num_train is not None and self.num_train < 1:
+      raise ValueError(f"num_train must be at least 1, got {self.num_train}")
+    object.__setattr__(self, "data_options", tuple(sorted(self.data_options)))
+
+  def as_dict(self) -> Dict:
+    return dataclasses.asdict(self)
+
+  @classmethod
+  def from_dict(cls, d: Dict) -> "TrainConfig":
+    """Reads what as_dict wrote, also one from before a field existed (its default)."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: (tuple(v) if k == "data_options" else v) for k, v in d.items() if k in names})
+
+  def resume_conflicts(self, asked: "TrainConfig") -> Dict[str, tuple]:
+    """{field: (self's value, asked's value)} for the fields that RESUME_RULES fixes and
+    that differ: a run trained with `self` cannot be resumed with `asked`. A num_train of
+    None (not recorded) conflicts with nothing."""
+    conflicts = {}
+    for name, (may_change, _) in RESUME_RULES.items():
+      saved, wanted = getattr(self, name), getattr(asked, name)
+      if may_change or saved == wanted or (name == "num_train" and None in (saved, wanted)):
+        continue
+      conflicts[name] = (saved, wanted)
+    return conflicts
+
+
+# Which settings a resumed run may change (True) and which it must keep (False), and why.
+# Those that change the optimisation or the data are fixed: a checkpoint's Adam moments,
+# step count and warm-up state belong to them, and the data pipeline is a function of
+# (data_seed, epoch, step) over the same examples and batch size. The runner's flags that are
+# not here may change too: --verbose, thread counts, --data_dir (the same files moved),
+# --validation (which held-out split is evaluated), --model_dir. The model's own options
+# (run.json) never change: another model is refused by training.check_model_dir.
+RESUME_RULES: Dict[str, Tuple[bool, str]] = {
+  "epochs": (True, "the run continues up to the new total"),
+  "eval_every": (True, "how often the held-out set is evaluated, not what is learned"),
+  "steps_per_execution": (True, "how many steps run per call: the same steps"),
+  "jit_compile": (True, "how the same steps are compiled"),
+  "strategy": (True, "where the same global batches run"),
+  "learning_rate": (
+    True,
+    "applied: the restored optimiser takes the new value from the resumed epoch on, "
+    "recorded in train.json and flags_history.txt",
+  ),
+  "batch_size": (False, "changes the steps, the data order and the gradient noise"),
+  "adam_epsilon": (False, "changes the optimiser whose state the checkpoint holds"),
+  "clipnorm": (False, "changes the optimiser whose state the checkpoint holds"),
+  "warmup_epochs": (False, "changes the objective of the epochs already weighted"),
+  "data_seed": (False, "changes the order and the binarisation of the data"),
+  "precision": (False, "changes the arithmetic of the steps"),
+  "num_train": (False, "changes the training examples"),
+  "data_options": (False, "changes the data (e.g. CelebA's crop or split)"),
+}
+assert set(RESUME_RULES) == {f.name for f in dataclasses.fields(TrainConfig)}
 
 
 def build_model(config: ModelConfig) -> models.MultimodalVAE:
   """The objective named by `config`, with every variable created."""
   cls = MODEL_CLASSES[config.model]
   options = dataclasses.asdict(config.options)
-  model = cls(
-    config.modalities, architecture=networks.get_architecture(config.architecture), **options
+  # The likelihood is the decoders' business: the architecture carries it, not each model.
+  architecture = networks.with_decoder_variance(
+    networks.get_architecture(config.architecture), options.pop("decoder_variance")
   )
+  model = cls(config.modalities, architecture=architecture, **options)
   return model.initialize()

@@ -25,16 +25,26 @@ modalities x (the first of the config, e.g. image) and w (the second, e.g. label
                                                     (models without a condition only)
   serving_default     = generate_x_from_w if the model has it, else generate_w_from_x
 
+  limits              ()                         -> max_batch_size, max_num_samples, max_num_steps
+
 `num_steps` is an input exactly where the model infers by iterative sampling.
 Seeds are int64 [2] stateless seeds: the same inputs and seed give the same outputs.
 Outputs are named after the modality: `<name>_probs` (Bernoulli / categorical) or
 `<name>_mean` and `<name>_stddev` (Gaussian), and `<name>_sample`; latents `z`,
 `mean`, `variance`.
+
+Every input is checked in the graph before any work (an InvalidArgumentError whose text
+TF Serving returns to the client): the batch size, `num_samples` and `num_steps` against
+the export's ServingLimits (recorded in the `limits` signature and
+assets.extra/limits.json), and each modality's values against what its likelihood
+models (input_domain): finite; Bernoulli in [0, 1]; tanh-mean Gaussian in [-1, 1];
+categorical one-hot.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import tempfile
@@ -43,7 +53,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import tensorflow as tf
 
 from jmvae_tf import gaussian
-from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, Modality
+from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, GAUSSIAN_FIXED, Modality
 from jmvae_tf.models import MultimodalVAE
 from jmvae_tf.models.base import split_seed
 
@@ -52,10 +62,35 @@ SEED_SPEC = tf.TensorSpec([2], tf.int64, name="seed")
 NUM_STEPS_SPEC = tf.TensorSpec([], tf.int32, name="num_steps")
 NUM_SAMPLES_SPEC = tf.TensorSpec([], tf.int32, name="num_samples")
 DEFAULT_SIGNATURE = "serving_default"
+LIMITS_SIGNATURE = "limits"
+LIMITS_FILE = "limits.json"  # in assets.extra/
 
 
 class ExportError(ValueError):
   """The export cannot be written (e.g. the version already exists)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ServingLimits:
+  """The most one request may ask of an export; beyond them it is refused, in the graph.
+
+  Work grows with batch size x num_steps (iterative sampling) and with num_samples, so
+  without bounds one request could hold a server for days. The defaults allow 10 times
+  the paper's 100 rounds of iterative sampling (Table 1) and batches far larger than
+  interactive use needs; runners.export sets them (--max_batch_size, ...).
+  """
+
+  max_batch_size: int = 1024
+  max_num_samples: int = 1024
+  max_num_steps: int = 1000
+
+  def __post_init__(self):
+    for name, value in dataclasses.asdict(self).items():
+      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ExportError(f"{name} must be a positive integer, got {value!r}")
+
+  def to_json(self) -> str:
+    return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
 
 
 # --- plain functions over the model's public methods -------------------------------------
@@ -154,10 +189,6 @@ def _can_infer(model: MultimodalVAE, given: Sequence[str]) -> bool:
   return True
 
 
-def _non_negative(value: tf.Tensor, name: str) -> tf.Tensor:
-  return checked(value, tf.debugging.assert_non_negative(value, message=f"{name} must be >= 0"))
-
-
 def from_one_modality(model: MultimodalVAE, given: Modality) -> Tuple[Callable, List, str]:
   """fn(value, seed, num_steps) -> (batch, mean, variance) of z from `given` alone, and the
   extra inputs the signatures take (num_steps only where the model samples iteratively)."""
@@ -219,7 +250,6 @@ def model_signatures(model: MultimodalVAE, x: Modality, w: Modality) -> List[Sig
   if not model.conditioning_modalities:
 
     def sample(num_samples, seed):
-      num_samples = _non_negative(num_samples, "num_samples")
       z_seed, out_seed = split_seed(seed, 2)
       z = model.sample_prior(num_samples, z_seed)
       return decode_outputs(model, z, {}, model.generated_modalities, out_seed)
@@ -244,12 +274,12 @@ def one_modality_signatures(
   iterative = bool(extra)
 
   def encode_one(value, *rest):
-    seed, num_steps = (rest[0], _non_negative(rest[1], "num_steps")) if iterative else ((0, 0), 0)
+    seed, num_steps = (rest[0], rest[1]) if iterative else ((0, 0), 0)
     _, mean, variance = infer(value, seed, num_steps)
     return {"mean": mean, "variance": variance}
 
   def generate(value, seed, *rest):
-    num_steps = _non_negative(rest[0], "num_steps") if iterative else 0
+    num_steps = rest[0] if iterative else 0
     infer_seed, z_seed, out_seed = split_seed(seed, 3)
     batch, mean, variance = infer(value, infer_seed, num_steps)
     z = gaussian.sample(mean, variance, z_seed)
@@ -276,18 +306,102 @@ def one_modality_signatures(
   return specs
 
 
-def with_shape_checks(fn: Callable, input_signature: Sequence[tf.TensorSpec]) -> Callable:
-  """`fn` that first checks every input against its spec.
+def input_domain(modality: Modality) -> Tuple[str, Optional[Tuple[float, float]]]:
+  """What a value of `modality` may be, from its likelihood (the modality's metadata, not
+  the model): ("one-hot", None) for categorical; ("range", (low, high)) for Bernoulli
+  (probabilities of 1, so [0, 1]: binary or grey MNIST pixels) and the tanh-mean Gaussian
+  (whose mean cannot leave [-1, 1]: CelebA's scaled pixels and attributes);
+  ("finite", None) for a Gaussian with a learned variance, which any real value fits."""
+  if modality.kind == CATEGORICAL:
+    return "one-hot", None
+  if modality.kind == BERNOULLI:
+    return "range", (0.0, 1.0)
+  if modality.kind == GAUSSIAN_FIXED:
+    return "range", (-1.0, 1.0)
+  return "finite", None
 
-  A SavedModel signature (what TF Serving calls) checks dtypes but not shapes; this
-  turns a wrong shape into "Shape of tensor label [2,9] is not compatible with
-  expected shape [?,10]" instead of an error deep inside a layer.
-  """
 
-  def checked(*args):
-    return fn(*[tf.ensure_shape(arg, spec.shape) for arg, spec in zip(args, input_signature)])
+def _require(condition: tf.Tensor, message: str, *values: tf.Tensor):
+  """An assert op failing with `message` ("{}" filled with `values`), one line; TF
+  Serving returns it as "assertion failed: [message]"."""
+  text = tf.strings.format(message, values) if values else message
+  return tf.debugging.Assert(condition, [text])
 
-  return checked
+
+def modality_checks(value: tf.Tensor, modality: Modality, limits: ServingLimits) -> List:
+  """Asserts: batch size within the limit, then every value finite, then in its domain
+  (ordered, so a NaN is reported as a NaN and not as out of range)."""
+  name = modality.name
+  batch = tf.shape(value)[0]
+  size = _require(
+    batch <= limits.max_batch_size,
+    f"{name}: batch size {{}} is over the limit of this export, {limits.max_batch_size} "
+    "(max_batch_size); split the request",
+    batch,
+  )
+  with tf.control_dependencies([size]):
+    finite = _require(
+      tf.reduce_all(tf.math.is_finite(value)), f"{name}: values must be finite (no NaN or inf)"
+    )
+  kind, bounds = input_domain(modality)
+  with tf.control_dependencies([finite]):
+    if kind == "one-hot":
+      rows = tf.reshape(value, [batch, -1])
+      one_hot = tf.reduce_all((rows == 0.0) | (rows == 1.0)) & tf.reduce_all(
+        tf.reduce_sum(rows, axis=-1) == 1.0
+      )
+      domain = _require(one_hot, f"{name}: each example must be one-hot (a single 1, the rest 0)")
+    elif kind == "range":
+      low, high = bounds
+      domain = _require(
+        tf.reduce_all((value >= low) & (value <= high)),
+        f"{name}: values must be in [{low:g}, {high:g}]; got min {{}} and max {{}}",
+        tf.reduce_min(value),
+        tf.reduce_max(value),
+      )
+    else:
+      return [size, finite]
+  return [size, finite, domain]
+
+
+def count_checks(value: tf.Tensor, name: str, limit: int) -> List:
+  return [
+    _require(
+      (value >= 0) & (value <= limit),
+      f"{name} = {{}} is out of range: it must be in [0, {limit}] (the limit of this export)",
+      value,
+    )
+  ]
+
+
+def with_input_checks(
+  fn: Callable,
+  input_signature: Sequence[tf.TensorSpec],
+  modalities: Sequence[Modality],
+  limits: ServingLimits,
+) -> Callable:
+  """`fn` that first checks every input: its shape against its spec (a SavedModel
+  signature checks dtypes but not shapes: "Shape of tensor label [2,9] is not compatible
+  with expected shape [?,10]" instead of an error deep inside a layer), then its values
+  (modality_checks, count_checks). `fn` sees only inputs that have passed."""
+  by_name = {m.name: m for m in modalities}
+  counts = {
+    NUM_STEPS_SPEC.name: limits.max_num_steps,
+    NUM_SAMPLES_SPEC.name: limits.max_num_samples,
+  }
+
+  def run_checked(*args):
+    inputs = []
+    for arg, spec in zip(args, input_signature):
+      arg = tf.ensure_shape(arg, spec.shape)
+      if spec.name in by_name:
+        arg = checked(arg, *modality_checks(arg, by_name[spec.name], limits))
+      elif spec.name in counts:
+        arg = checked(arg, *count_checks(arg, spec.name, counts[spec.name]))
+      inputs.append(arg)
+    return fn(*inputs)
+
+  return run_checked
 
 
 class ServingModule(tf.Module):
@@ -297,8 +411,14 @@ class ServingModule(tf.Module):
   Keras metadata and loads with TensorFlow alone.
   """
 
-  def __init__(self, model: MultimodalVAE, modalities: Optional[Sequence[Modality]] = None):
+  def __init__(
+    self,
+    model: MultimodalVAE,
+    modalities: Optional[Sequence[Modality]] = None,
+    limits: Optional[ServingLimits] = None,
+  ):
     super().__init__(name="jmvae_serving")
+    self.serving_limits = limits or ServingLimits()
     modalities = tuple(modalities or model.modality_specs)
     if len(modalities) != 2:
       raise ExportError(
@@ -315,7 +435,7 @@ class ServingModule(tf.Module):
         self,
         spec.name,
         tf.function(
-          with_shape_checks(spec.fn, spec.input_signature),
+          with_input_checks(spec.fn, spec.input_signature, modalities, self.serving_limits),
           input_signature=spec.input_signature,
           autograph=False,
         ),
@@ -326,6 +446,22 @@ class ServingModule(tf.Module):
     self.default_signature = (
       "generate_x_from_w" if "generate_x_from_w" in self.function_names else "generate_w_from_x"
     )
+    limit_values = dataclasses.asdict(self.serving_limits)
+    # The bounds travel with the export: a client can ask for them.
+    setattr(
+      self,
+      LIMITS_SIGNATURE,
+      tf.function(
+        lambda: {k: tf.constant(v, tf.int32) for k, v in limit_values.items()},
+        input_signature=[],
+        autograph=False,
+      ),
+    )
+    self.signature_docs[LIMITS_SIGNATURE] = "the most one request may ask: " + ", ".join(
+      f"{k}={v}" for k, v in limit_values.items()
+    )
+    self.signature_inputs[LIMITS_SIGNATURE] = []
+    self.function_names.append(LIMITS_SIGNATURE)
 
   def input_names(self, signature: str) -> List[str]:
     """The input names of a signature, as a SavedModel client passes them."""
@@ -373,12 +509,14 @@ def export(
   version: Optional[int] = None,
   modalities: Optional[Sequence[Modality]] = None,
   run_config_json: Optional[str] = None,
+  limits: Optional[ServingLimits] = None,
 ) -> str:
   """Writes EXPORT_BASE/NAME/VERSION/ (TF Serving's layout); returns that path.
 
   The SavedModel is written into a hidden sibling directory and renamed into place,
   so TF Serving (which polls the numeric directories) never sees half an export; an
-  existing version is never overwritten.
+  existing version is never overwritten. `limits` (default ServingLimits()) bound what
+  one request may ask; they are written to assets.extra/limits.json too.
   """
   if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
     raise ExportError(f"model name {name!r} must be letters, digits, '_', '.' or '-'")
@@ -392,7 +530,7 @@ def export(
     raise ExportError(
       f"{path} exists; versions are never overwritten (leave out --version for the next one)"
     )
-  module = ServingModule(model, modalities)
+  module = ServingModule(model, modalities, limits)
   tf.io.gfile.makedirs(model_base)
   staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_base)
   try:
@@ -402,6 +540,8 @@ def export(
     if run_config_json is not None:
       with tf.io.gfile.GFile(os.path.join(extra, "run.json"), "w") as f:
         f.write(run_config_json)
+    with tf.io.gfile.GFile(os.path.join(extra, LIMITS_FILE), "w") as f:
+      f.write(module.serving_limits.to_json())
     with tf.io.gfile.GFile(os.path.join(extra, "signatures.txt"), "w") as f:
       f.write(f"{DEFAULT_SIGNATURE} = {module.default_signature}\n")
       f.write("".join(f"{n}: {module.signature_docs[n]}\n" for n in module.function_names))

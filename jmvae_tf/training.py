@@ -4,7 +4,9 @@ The runner parses flags and calls `train`; everything that can be tested lives
 here. Layout of a model directory:
 
   run.json            the ModelConfig (rebuilds the model for evaluation/export)
-  flags.txt           the resolved flags, usable as a --flagfile
+  train.json          the TrainConfig of the latest run here, and the epoch it started from
+  flags.txt           the resolved flags of that run, usable as a --flagfile
+  flags_history.txt   the flags of the earlier runs here, each with the epochs it trained
   ckpt/               tf.train checkpoints: model, optimiser, epoch (one per epoch)
   logs/train, logs/validation   TensorBoard events
   .lock               held (flock) by the one training run writing here: "host pid"
@@ -12,7 +14,10 @@ here. Layout of a model directory:
 Nothing is lost under faults: a loss or weight that turns NaN/inf stops the run
 (TrainingDiverged) before anything non-finite is saved; a missing or truncated
 checkpoint is skipped for the newest readable one (find_checkpoint); a second run on
-the same directory is refused while the first holds the lock.
+the same directory is refused while the first holds the lock. A resumed run may change
+only what config.RESUME_RULES allows (a new learning rate is applied to the restored
+optimiser); SIGINT/SIGTERM stop training at the next step boundary (TrainingInterrupted),
+the finished epochs saved.
 """
 
 from __future__ import annotations
@@ -21,22 +26,29 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import json
 import os
 import re
+import shutil
+import signal
 import socket
 import sys
-import time
+import tempfile
+import threading
 from typing import Callable, Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from jmvae_tf.config import ModelConfig, TrainConfig, build_model
+from jmvae_tf import hardware, summaries
+from jmvae_tf.config import RESUME_RULES, ModelConfig, TrainConfig, build_model
 from jmvae_tf.models import MultimodalVAE
 
 RUN_FILE = "run.json"
+TRAIN_FILE = "train.json"
 FLAGS_FILE = "flags.txt"
+FLAGS_HISTORY_FILE = "flags_history.txt"
 CKPT_DIR = "ckpt"
 LOG_DIR = "logs"
 LOCK_FILE = ".lock"
@@ -51,14 +63,21 @@ class TrainingDiverged(ValueError):
   """A loss term or a weight became NaN or infinite; nothing non-finite was saved."""
 
 
+class TrainingInterrupted(Exception):
+  """SIGINT or SIGTERM stopped training; the epochs finished before it are saved."""
+
+  def __init__(self, message: str, signum: int):
+    super().__init__(message)
+    self.signum = signum
+
+
 def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
   """auto: MirroredStrategy over the GPUs when there are several, else no distribution
   strategy (one device pays nothing for mirroring; the speed issue measured a
   MirroredStrategy over one CPU at about half the speed); mirrored: all visible GPUs (one
   CPU device when there is none), forced."""
   if name == "auto":
-    gpus = tf.config.list_logical_devices("GPU")
-    name = "mirrored" if len(gpus) > 1 else "default"
+    name = machine_defaults().strategy
   if name == "mirrored":
     gpus = tf.config.list_logical_devices("GPU")
     return tf.distribute.MirroredStrategy([d.name for d in gpus] or ["/cpu:0"])
@@ -72,17 +91,21 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
   raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
 
 
+def machine_defaults() -> hardware.Defaults:
+  """The speed defaults for the devices this process sees (jmvae_tf/hardware.py)."""
+  return hardware.decide(hardware.describe_cpu(), len(tf.config.list_physical_devices("GPU")))
+
+
 def configure_cpu_threads(intra_op: int = -1, inter_op: int = 0) -> tuple:
   """Sets TensorFlow's CPU thread pools; call before TensorFlow runs any op.
 
-  intra_op = -1 (auto): with no GPU, half the cores. The JMVAE family's networks
-  (joint and unimodal encoders, one decoder per modality) are independent
-  branches, and at batch 100 running them side by side on the inter-op pool beat
-  splitting each small matmul over all cores: on 2 cores, intra_op=1 trained
-  JMVAE-kl 7-20% faster than TF's default (benchmarks/README.md). 0 keeps TF's default.
+  intra_op = -1 (auto): the machine's default (hardware.decide: with no GPU, half the
+  usable cores; the JMVAE family's networks are independent branches, and at batch
+  100 running them side by side on the inter-op pool beat splitting each small matmul
+  over all cores, benchmarks/README.md). 0 keeps TF's default.
   """
   if intra_op < 0:
-    intra_op = 0 if tf.config.list_physical_devices("GPU") else max(1, (os.cpu_count() or 2) // 2)
+    intra_op = machine_defaults().intra_op_threads
   if intra_op:
     tf.config.threading.set_intra_op_parallelism_threads(intra_op)
   if inter_op:
@@ -90,11 +113,47 @@ def configure_cpu_threads(intra_op: int = -1, inter_op: int = 0) -> tuple:
   return intra_op, inter_op
 
 
+def speed_settings(train_config: TrainConfig, intra_op_flag: int, intra_op: int) -> str:
+  """runners.train's start-up line: the machine and every speed setting this run uses
+  (hardware.settings_line); warns on stderr when the precision asked for will be slower
+  here than float32 (bfloat16 without bfloat16 instructions)."""
+  cpu = hardware.describe_cpu()
+  num_gpus = len(tf.config.list_physical_devices("GPU"))
+  warning = hardware.precision_warning(cpu, num_gpus, train_config.precision)
+  if warning:
+    _warn(warning)
+  strategy = train_config.strategy
+  if strategy == "auto":
+    strategy = hardware.decide(cpu, num_gpus).strategy
+  return hardware.settings_line(
+    cpu,
+    num_gpus,
+    intra_op,
+    intra_op_flag < 0,
+    train_config.jit_compile,
+    strategy,
+    train_config.strategy == "auto",
+    train_config.precision,
+  )
+
+
 def warmup_weight(epoch: int, warmup_epochs: int) -> float:
   """KL weight in `epoch` (0-based): rises linearly from 0 to 1 over warmup_epochs."""
   if warmup_epochs <= 0:
     return 1.0
   return min(1.0, epoch / warmup_epochs)
+
+
+def warmup_note(epochs: int, warmup_epochs: int) -> Optional[str]:
+  """One line for a run that ends before the KL weight reaches 1 (else None): with the paper's
+  schedule epoch 1 has no KL term at all, which surprises anyone trying `--epochs=1`."""
+  if warmup_epochs <= 0 or epochs > warmup_epochs:
+    return None
+  last = warmup_weight(epochs - 1, warmup_epochs)
+  return (
+    f"note: the KL weight rises from 0 in epoch 1 to 1 in epoch {warmup_epochs + 1} "
+    f"(--warmup_epochs={warmup_epochs}); this run ends at epoch {epochs} with weight {last:.3g}"
+  )
 
 
 def make_optimizer(train_config: TrainConfig):
@@ -296,9 +355,15 @@ def model_dir_lock(model_dir: str):
   if "://" in model_dir:
     yield
     return
-  tf.io.gfile.makedirs(model_dir)
   path = os.path.join(model_dir, LOCK_FILE)
-  fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  try:  # the first write to model_dir: what the system refuses here is one line
+    tf.io.gfile.makedirs(model_dir)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+  except (OSError, tf.errors.OpError) as e:
+    raise RunDirError(
+      f"--model_dir={model_dir} cannot be created or written ({_first_line(e)}); "
+      "choose a writable place"
+    ) from None
   try:
     try:
       fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -317,14 +382,72 @@ def model_dir_lock(model_dir: str):
     os.close(fd)  # releases the lock
 
 
-def check_model_dir(model_dir: str, config: ModelConfig) -> Optional[str]:
-  """Fails, touching nothing, if `model_dir` holds a run of a different model, or
-  checkpoints none of which is readable.
+def _check_writable(model_dir: str):
+  """A local model_dir, or where it would be created (the nearest of its parents that
+  exists), must be a directory this process may write. Root passes os.access everywhere
+  but on read-only file systems: what it cannot write is found by model_dir_lock."""
+  if "://" in model_dir:
+    return
+  path = os.path.abspath(model_dir)
+  while not os.path.lexists(path) and os.path.dirname(path) != path:
+    path = os.path.dirname(path)
+  if path != os.path.abspath(model_dir) and not os.path.isdir(path):
+    raise RunDirError(f"--model_dir={model_dir} cannot be created: {path} is not a directory")
+  if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
+    raise RunDirError(
+      f"--model_dir={model_dir} cannot be written: {path} is read-only for this user"
+    )
+
+
+def checkpoint_epoch(prefix: str) -> int:
+  """The number of finished epochs saved in checkpoint `prefix` (make_checkpoint's)."""
+  return int(tf.train.load_checkpoint(prefix).get_tensor("epoch/.ATTRIBUTES/VARIABLE_VALUE"))
+
+
+def read_train_record(model_dir: str) -> Optional[tuple]:
+  """train.json as (TrainConfig of the latest run here, epochs finished when it started);
+  None where there is none (a directory from before train.json was written)."""
+  path = os.path.join(model_dir, TRAIN_FILE)
+  if not tf.io.gfile.exists(path):
+    return None
+  try:
+    with tf.io.gfile.GFile(path) as f:
+      record = json.loads(f.read())
+    return TrainConfig.from_dict(record["train_config"]), int(record["start_epoch"])
+  except (ValueError, KeyError, TypeError) as e:
+    raise RunDirError(f"{path} is unreadable ({_first_line(e)}); move it away to resume") from None
+
+
+def check_resume(model_dir: str, checkpoint: str, train_config: TrainConfig):
+  """A RunDirError naming each setting that config.RESUME_RULES keeps fixed and that
+  `train_config` changes, when resuming from `checkpoint` would train (a finished run
+  asked for no more epochs trains nothing, and is left alone)."""
+  record = read_train_record(model_dir)
+  if record is None or checkpoint_epoch(checkpoint) >= train_config.epochs:
+    return
+  conflicts = record[0].resume_conflicts(train_config)
+  if conflicts:
+    detail = ", ".join(f"--{k} {a!r} vs {b!r}" for k, (a, b) in conflicts.items())
+    may = ", ".join(f"--{k}" for k, (may_change, _) in RESUME_RULES.items() if may_change)
+    raise RunDirError(
+      f"--model_dir={model_dir} cannot resume with other data or optimisation settings "
+      f"({detail}; saved vs asked): keep them or use another --model_dir (a resumed run "
+      f"may change {may})"
+    )
+
+
+def check_model_dir(
+  model_dir: str, config: ModelConfig, train_config: Optional[TrainConfig] = None
+) -> Optional[str]:
+  """Fails, touching nothing, if `model_dir` cannot be written, holds a run of a different
+  model, checkpoints none of which is readable, or (given `train_config`) a run that this
+  one may not resume (check_resume).
 
   Returns the checkpoint to resume from (None for a fresh run): find_checkpoint's.
   """
   if tf.io.gfile.exists(model_dir) and not tf.io.gfile.isdir(model_dir):
     raise RunDirError(f"--model_dir={model_dir} exists and is not a directory")
+  _check_writable(model_dir)
   checkpoint = latest_checkpoint(model_dir)
   saved = read_model_config(model_dir)
   if saved is not None and checkpoint is not None and saved != config:
@@ -333,7 +456,81 @@ def check_model_dir(model_dir: str, config: ModelConfig) -> Optional[str]:
       f"--model_dir={model_dir} holds a checkpoint of a different model "
       f"({detail}; saved vs asked); use another --model_dir"
     )
+  if checkpoint is not None and train_config is not None:
+    check_resume(model_dir, checkpoint, train_config)
   return checkpoint
+
+
+def _disk_full(error: BaseException) -> bool:
+  if isinstance(error, OSError):
+    return error.errno in (errno.ENOSPC, errno.EDQUOT)
+  return isinstance(error, tf.errors.ResourceExhaustedError) and any(
+    words in str(error) for words in ("No space left", "quota")
+  )
+
+
+def _write_whole(path: str, text: str):
+  """Replaces `path` by `text` whole (written aside, then renamed), so a full disk or a
+  crash leaves the previous file; a failure is a RunDirError naming the file."""
+  temp = path + ".tmp"
+  try:
+    with tf.io.gfile.GFile(temp, "w") as f:
+      f.write(text)
+    tf.io.gfile.rename(temp, path, overwrite=True)
+  except (OSError, tf.errors.OpError) as e:
+    with contextlib.suppress(OSError, tf.errors.OpError):
+      tf.io.gfile.remove(temp)
+    full = "the disk is full; " if _disk_full(e) else ""
+    raise RunDirError(
+      f"could not write {path} ({_first_line(e)}): {full}it and the checkpoints are as they were"
+    ) from None
+
+
+def _read_text(path: str) -> Optional[str]:
+  if not tf.io.gfile.exists(path):
+    return None
+  with tf.io.gfile.GFile(path) as f:
+    return f.read()
+
+
+def write_run_files(
+  model_dir: str,
+  model_config: ModelConfig,
+  train_config: TrainConfig,
+  flags_text: Optional[str],
+  start_epoch: int,
+):
+  """Writes run.json, train.json and flags.txt (when `flags_text` is given) for a run that
+  trains on from `start_epoch` finished epochs, each replaced whole (_write_whole).
+
+  When the settings change and the run before trained epochs that remain (its start <
+  `start_epoch`), its flags.txt is first appended to flags_history.txt under a line
+  "# epochs A-B", so the files always say what trained the checkpoints beside them.
+  """
+  previous = read_train_record(model_dir)
+  # Where train.json is missing (a directory from before it was written) the flags there
+  # trained from epoch 0.
+  previous_start = previous[1] if previous is not None else 0
+  flags_path = os.path.join(model_dir, FLAGS_FILE)
+  old_flags = _read_text(flags_path)
+  same = (previous is None or previous[0] == train_config) and (
+    flags_text is None or old_flags == flags_text
+  )
+  if same and previous_start <= start_epoch:
+    start_epoch = previous_start  # the same settings go on training from where they started
+  elif not same and previous_start < start_epoch and old_flags is not None:
+    history_path = os.path.join(model_dir, FLAGS_HISTORY_FILE)
+    history = _read_text(history_path) or ""
+    block = f"# epochs {previous_start + 1}-{start_epoch}\n{old_flags}"
+    if not history.endswith(block):  # not already moved by an attempt that failed after
+      _write_whole(history_path, history + block)
+  # train.json before flags.txt: a rerun after a failure between them sees the new record
+  # and the old flags, and moves nothing to the history twice.
+  record = {"start_epoch": start_epoch, "train_config": train_config.as_dict()}
+  _write_whole(os.path.join(model_dir, TRAIN_FILE), json.dumps(record, indent=2, sort_keys=True))
+  if flags_text is not None:
+    _write_whole(flags_path, flags_text)
+  _write_whole(os.path.join(model_dir, RUN_FILE), model_config.to_json())
 
 
 def make_checkpoint(model: MultimodalVAE, optimizer, epoch: tf.Variable) -> tf.train.Checkpoint:
@@ -465,43 +662,86 @@ class StopOnDivergence(keras.callbacks.Callback):
     )
 
 
-class Summaries(keras.callbacks.Callback):
-  """TensorBoard extras beyond Keras' own loss curves: the warm-up weight, the learning
-  rate, training examples per second and a histogram of the latent means."""
+class StopOnSignal(keras.callbacks.Callback):
+  """The first SIGINT or SIGTERM during `fit` (inside `handling_signals`) stops training
+  at the next step boundary the callbacks see, the end of a steps_per_execution chunk
+  (about a second at batch 100 here), with TrainingInterrupted naming the epoch a rerun
+  resumes from; a signal in an epoch's last chunk lets that epoch be saved first, so put
+  this callback after the saver. The epochs saved resume exactly: the data are a function
+  of (seed, epoch, step). A second signal kills at once (its default action restored).
+  """
 
-  def __init__(self, log_dir: str, batch_size: int, probe_batch: Dict[str, tf.Tensor]):
+  SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+  def __init__(self, saver: CheckpointEveryEpoch):
     super().__init__()
-    self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
-    self.batch_size = batch_size
-    self.probe_batch = probe_batch
-    self._start = self._last = None
-    self._steps = 0
+    self.saver = saver
+    self.signum: Optional[int] = None
+    self._epoch = 0
+
+  @contextlib.contextmanager
+  def handling_signals(self):
+    if threading.current_thread() is not threading.main_thread():
+      yield  # only the main thread may set handlers: the process's stay as they are
+      return
+    previous = {s: signal.getsignal(s) for s in self.SIGNALS}
+    for s in self.SIGNALS:
+      signal.signal(s, self._on_signal)
+    try:
+      yield
+    finally:
+      for s, handler in previous.items():
+        signal.signal(s, handler)
+
+  def _on_signal(self, signum, frame):
+    self.signum = signum
+    for s in self.SIGNALS:
+      signal.signal(s, signal.SIG_DFL)
 
   def on_epoch_begin(self, epoch, logs=None):
-    self._start, self._steps = time.perf_counter(), 0
+    self._epoch = epoch
 
   def on_train_batch_end(self, batch, logs=None):
-    # With steps_per_execution, `batch` is the index of the last step run.
-    self._last, self._steps = time.perf_counter(), batch + 1
+    steps = (self.params or {}).get("steps")
+    if self.signum is not None and (steps is None or batch + 1 < steps):
+      self._stop(
+        f"in epoch {self._epoch + 1} after step {batch + 1}" + (f" of {steps}" if steps else "")
+      )
 
   def on_epoch_end(self, epoch, logs=None):
-    step = epoch + 1
-    with self.writer.as_default(step=step):
-      tf.summary.scalar("kl_weight", self.model.kl_weight)
-      lr = self.model.optimizer.learning_rate
-      tf.summary.scalar(
-        "learning_rate", lr(self.model.optimizer.iterations) if callable(lr) else lr
-      )
-      if self._last is not None and self._last > self._start:
-        tf.summary.scalar(
-          "examples_per_second", self._steps * self.batch_size / (self._last - self._start)
-        )
-      mean, _ = self.model.encode(self.probe_batch, training=False)
-      tf.summary.histogram("latent_mean", mean)
-    self.writer.flush()
+    if self.signum is not None:
+      self._stop(f"at the end of epoch {epoch + 1}")
+
+  def _stop(self, where: str):
+    finished = int(self.saver.epoch.numpy())
+    raise TrainingInterrupted(
+      f"stopped by {signal.Signals(self.signum).name} {where}; "
+      f"{self.saver.describe_last_good()}: a rerun with this --model_dir starts at epoch "
+      f"{finished + 1}",
+      self.signum,
+    )
 
 
 # --- the driver --------------------------------------------------------------------------
+
+
+def is_chief(strategy: tf.distribute.Strategy) -> bool:
+  """Whether this process writes the model directory: always, but under multi_worker only
+  the chief (TF_CONFIG's "chief" task, else worker 0). The other workers run every step and
+  every save with it (a save may be a collective op) but write to a temporary directory."""
+  return strategy.extended.should_checkpoint
+
+
+def shard_by_data(dataset):
+  """`dataset` with tf.data's DATA auto-shard policy: under multi_worker each worker builds
+  every global batch (a pure function of seed, epoch and step) and keeps its own part of
+  it, as replica i of one machine would (rebatched into per-replica parts, worker i taking
+  part i). Without a distribution over workers it changes nothing."""
+  if not isinstance(dataset, tf.data.Dataset):  # None, or what else Keras takes as data
+    return dataset
+  options = tf.data.Options()
+  options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
+  return dataset.with_options(options)
 
 
 @dataclasses.dataclass
@@ -528,104 +768,113 @@ def train(
   train_dataset_fn(start_epoch) returns an infinite dataset of global batches that
   starts at `start_epoch`, so a resumed run reads exactly what it would have read.
 
-  The run holds MODEL_DIR/.lock throughout (model_dir_lock); a loss term or weight that
-  turns non-finite raises TrainingDiverged, with no non-finite checkpoint saved.
+  Every check (check_model_dir: another model, unreadable checkpoints, a resume that
+  changes what config.RESUME_RULES fixes) runs before anything is written. The run holds
+  MODEL_DIR/.lock throughout (model_dir_lock); a loss term or weight that turns non-finite
+  raises TrainingDiverged, with no non-finite checkpoint saved; SIGINT/SIGTERM raise
+  TrainingInterrupted (StopOnSignal); a full disk is a RunDirError.
   """
-  check_model_dir(model_dir, model_config)  # refuses another model, touching nothing
-  # The workers of one multi-worker run share the directory: only other runs are locked out.
+  check_model_dir(model_dir, model_config, train_config)  # refuses, touching nothing
+  # The workers of one multi-worker run share the directory: only other runs are locked out,
+  # by its chief.
   lock = (
-    contextlib.nullcontext()
-    if train_config.strategy == "multi_worker"
-    else model_dir_lock(model_dir)
+    model_dir_lock(model_dir)
+    if train_config.strategy != "multi_worker" or (strategy is not None and is_chief(strategy))
+    else contextlib.nullcontext()
   )
-  with lock:
-    return _train(
-      model_config,
-      train_config,
-      model_dir,
-      train_dataset_fn,
-      steps_per_epoch,
-      eval_dataset,
-      probe_batch,
-      flags_text,
-      verbose,
-      strategy,
-    )
-
-
-def _train(
-  model_config,
-  train_config,
-  model_dir,
-  train_dataset_fn,
-  steps_per_epoch,
-  eval_dataset,
-  probe_batch,
-  flags_text,
-  verbose,
-  strategy,
-) -> TrainResult:
-  # Under the lock: the directory is now ours, so look again and clear interrupted saves.
-  checkpoint_path = check_model_dir(model_dir, model_config)
-  for path in remove_partial_saves(model_dir):
-    _warn(f"removed {path}, left by an interrupted save")
-  strategy = strategy or make_strategy(train_config.strategy)
-  keras.utils.set_random_seed(model_config.seed)  # reproducible initial weights
-  with strategy.scope():
-    with precision_policy(train_config.precision):
-      model = build_model(model_config)
-    optimizer = make_optimizer(train_config)
-    model.compile(
-      optimizer=optimizer,
-      jit_compile=train_config.jit_compile,
-      steps_per_execution=train_config.steps_per_execution,
-    )
-    epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-    checkpoint = make_checkpoint(model, optimizer, epoch)
-    if checkpoint_path:
-      # The optimiser's slots do not exist yet: their values wait in the restore and
-      # fill the slots when the first step creates them.
-      restored = checkpoint.restore(checkpoint_path).assert_existing_objects_matched()
-  initial_epoch = int(epoch.numpy())
-
-  tf.io.gfile.makedirs(model_dir)
-  with tf.io.gfile.GFile(os.path.join(model_dir, RUN_FILE), "w") as f:
-    f.write(model_config.to_json())
-  if flags_text is not None:
-    with tf.io.gfile.GFile(os.path.join(model_dir, FLAGS_FILE), "w") as f:
-      f.write(flags_text)
-
-  if initial_epoch >= train_config.epochs:
-    if checkpoint_path:
-      restored.expect_partial()  # no step will run to create the optimiser state it holds
-    if verbose:
-      print(
-        f"{model_dir}: already trained for {initial_epoch} epochs "
-        f"(asked {train_config.epochs}); nothing to do"
+  with lock, contextlib.ExitStack() as stack:
+    # Under the lock: the directory is now ours, so look again and clear interrupted saves.
+    checkpoint_path = check_model_dir(model_dir, model_config, train_config)
+    strategy = strategy or make_strategy(train_config.strategy)
+    chief = is_chief(strategy)
+    for path in remove_partial_saves(model_dir) if chief else []:
+      _warn(f"removed {path}, left by an interrupted save")
+    keras.utils.set_random_seed(model_config.seed)  # reproducible initial weights
+    with strategy.scope():
+      with precision_policy(train_config.precision):
+        model = build_model(model_config)
+      optimizer = make_optimizer(train_config)
+      model.compile(
+        optimizer=optimizer,
+        jit_compile=train_config.jit_compile,
+        steps_per_execution=train_config.steps_per_execution,
       )
-    return TrainResult(model, {}, initial_epoch)
-  if verbose and initial_epoch:
-    print(f"Resuming from {checkpoint_path} at epoch {initial_epoch + 1}")
+      # The step's metrics are already the mean over every replica; Keras' "auto" would sum
+      # them over the workers of a multi_worker run (the loss shown N times too large).
+      model.distribute_reduction_method = "first"
+      # Adam's step counter, made now: the first step's seed reads it, and made inside a
+      # replica's step it breaks MirroredStrategy over several devices (uninitialised).
+      _ = optimizer.iterations
+      epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
+      checkpoint = make_checkpoint(model, optimizer, epoch)
+      if checkpoint_path:
+        # The optimiser's slots do not exist yet: their values wait in the restore and
+        # fill the slots when the first step creates them (expect_partial: a run that stops
+        # before its first step leaves them unused, which is no fault). Reading the
+        # learning rate creates its variable, which the restore fills now.
+        checkpoint.restore(checkpoint_path).assert_existing_objects_matched().expect_partial()
+        restored_rate = np.float32(optimizer.learning_rate.numpy())
+    initial_epoch = int(epoch.numpy())
 
-  log_dir = os.path.join(model_dir, LOG_DIR)
-  manager = tf.train.CheckpointManager(checkpoint, os.path.join(model_dir, CKPT_DIR), max_to_keep=3)
-  saver = CheckpointEveryEpoch(manager, epoch, model_dir, last_good=checkpoint_path)
-  callbacks = [
-    WarmUp(train_config.warmup_epochs),
-    StopOnDivergence(saver),
-    saver,
-    keras.callbacks.TensorBoard(log_dir, histogram_freq=0, write_graph=False),
-  ]
-  if probe_batch is not None:
-    callbacks.append(Summaries(log_dir, train_config.batch_size, probe_batch))
-  history = model.fit(
-    train_dataset_fn(initial_epoch),
-    epochs=train_config.epochs,
-    initial_epoch=initial_epoch,
-    steps_per_epoch=steps_per_epoch,
-    validation_data=eval_dataset,
-    validation_freq=train_config.eval_every,
-    callbacks=callbacks,
-    verbose=verbose,
-  )
+    if initial_epoch >= train_config.epochs:  # nothing trains, so nothing is written
+      if verbose:
+        print(
+          f"{model_dir}: already trained for {initial_epoch} epochs "
+          f"(asked {train_config.epochs}); nothing to do"
+        )
+      return TrainResult(model, {}, initial_epoch)
+    if checkpoint_path and restored_rate != np.float32(train_config.learning_rate):
+      # A new rate is applied (RESUME_RULES), not lost to the checkpoint's.
+      optimizer.learning_rate = train_config.learning_rate
+      if verbose:
+        print(
+          f"learning rate {restored_rate:g} -> {train_config.learning_rate:g} from epoch "
+          f"{initial_epoch + 1} (recorded in {TRAIN_FILE} and {FLAGS_HISTORY_FILE})"
+        )
+    if chief:
+      tf.io.gfile.makedirs(model_dir)  # where model_dir_lock has not (a multi_worker run)
+      write_run_files(model_dir, model_config, train_config, flags_text, initial_epoch)
+    if verbose and initial_epoch:
+      print(f"Resuming from {checkpoint_path} at epoch {initial_epoch + 1}")
+
+    log_dir = os.path.join(model_dir, LOG_DIR)
+    # A worker other than the chief saves with it, into a directory of its own that goes.
+    save_dir = model_dir if chief else tempfile.mkdtemp(prefix="jmvae-worker-")
+    if not chief:
+      stack.callback(shutil.rmtree, save_dir, ignore_errors=True)
+    manager = tf.train.CheckpointManager(
+      checkpoint, os.path.join(save_dir, CKPT_DIR), max_to_keep=3
+    )
+    saver = CheckpointEveryEpoch(
+      manager, epoch, save_dir, last_good=checkpoint_path if chief else None
+    )
+    stopper = StopOnSignal(saver)
+    callbacks = [
+      WarmUp(train_config.warmup_epochs),
+      StopOnDivergence(saver),
+      saver,
+    ]
+    if chief:  # summaries need no other worker: only the chief writes them
+      callbacks.append(keras.callbacks.TensorBoard(log_dir, histogram_freq=0, write_graph=False))
+      callbacks.append(summaries.Summaries(log_dir, model_config, train_config, probe_batch))
+    callbacks.append(stopper)  # last: a signal at an epoch's end lets it be saved and logged
+    try:
+      with stopper.handling_signals():
+        history = model.fit(
+          shard_by_data(train_dataset_fn(initial_epoch)),
+          epochs=train_config.epochs,
+          initial_epoch=initial_epoch,
+          steps_per_epoch=steps_per_epoch,
+          validation_data=shard_by_data(eval_dataset),
+          validation_freq=train_config.eval_every,
+          callbacks=callbacks,
+          verbose=verbose,
+        )
+    except (tf.errors.ResourceExhaustedError, OSError) as e:  # e.g. TensorBoard's events
+      if not _disk_full(e):
+        raise
+      raise RunDirError(
+        f"could not write under {model_dir} ({_first_line(e)}): is the disk full? "
+        f"{saver.describe_last_good()}"
+      ) from None
   return TrainResult(model, history.history, initial_epoch)

@@ -9,10 +9,11 @@ garbage.
 from __future__ import annotations
 
 import gzip
+import math
 import os
 import zlib
 from pathlib import Path
-from typing import Union
+from typing import BinaryIO, Union
 
 import numpy as np
 
@@ -30,6 +31,14 @@ IDX_DTYPES: dict[int, np.dtype] = {
 
 _MAGIC_LENGTH = 4  # two zero bytes, type code, number of dimensions
 _DIM_LENGTH = 4  # each dimension is a big-endian uint32
+# A file declaring more data than this is refused before its data are read: twice the largest
+# IDX file known (EMNIST ByClass's training images, 547 MB), so a small gzip bomb with a
+# huge header cannot take the memory.
+MAX_DATA_BYTES = 1 << 30
+_CHUNK = 1 << 20  # bytes read at a time
+# Trailing bytes are counted up to this many and no further, so a bomb of trailing zeros
+# costs neither time nor memory.
+_MAX_TRAILING_COUNTED = 1 << 20
 
 
 class IdxError(ValueError):
@@ -41,66 +50,83 @@ def read_idx(path: PathLike) -> np.ndarray:
 
   Raises IdxError, with a one-line message naming the file, when the file
   is missing, not a valid gzip stream, has a bad magic number or unknown
-  type code, or holds fewer or more data bytes than its dimensions say.
+  type code, declares more than MAX_DATA_BYTES of data, or holds fewer or
+  more data bytes than its dimensions say. The stream is read as far as the
+  header says and a little beyond (to see trailing bytes), never whole: memory
+  stays at the size of the data the header declares.
   """
   path = Path(path)
-  raw = _read_bytes(path)
-  return _parse_idx(raw, path)
-
-
-def _read_bytes(path: Path) -> bytes:
-  """Returns the (decompressed) content; gzip is chosen by the .gz suffix."""
   if not path.is_file():
     raise IdxError(f"{path}: IDX file not found")
   try:
-    if path.suffix == ".gz":
-      with gzip.open(path, "rb") as stream:
-        return stream.read()
-    return path.read_bytes()
+    with gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb") as stream:
+      return _read_stream(stream, path)
   except (gzip.BadGzipFile, EOFError, zlib.error) as error:
     raise IdxError(f"{path}: corrupt or truncated gzip stream ({error})") from error
   except OSError as error:
     raise IdxError(f"{path}: cannot read file ({error})") from error
 
 
-def _parse_idx(raw: bytes, path: Path) -> np.ndarray:
-  """Checks header and size against each other, then decodes the values."""
-  if len(raw) < _MAGIC_LENGTH:
-    raise IdxError(f"{path}: too short for an IDX header ({len(raw)} bytes)")
-  zero0, zero1, type_code, ndim = raw[:_MAGIC_LENGTH]
+def _read_up_to(stream: BinaryIO, size: int) -> bytearray:
+  """`size` bytes from `stream`, or all that is left if fewer, read in chunks (a header's
+  size is not trusted with one allocation)."""
+  data = bytearray()
+  while len(data) < size:
+    chunk = stream.read(min(_CHUNK, size - len(data)))
+    if not chunk:
+      break
+    data += chunk
+  return data
+
+
+def _read_stream(stream: BinaryIO, path: Path) -> np.ndarray:
+  """Checks the header, then reads exactly the data it declares, then checks that nothing
+  follows; decodes the values."""
+  magic = _read_up_to(stream, _MAGIC_LENGTH)
+  if len(magic) < _MAGIC_LENGTH:
+    raise IdxError(f"{path}: too short for an IDX header ({len(magic)} bytes)")
+  zero0, zero1, type_code, ndim = magic
   if zero0 != 0 or zero1 != 0:
-    raise IdxError(
-      f"{path}: bad IDX magic {raw[:_MAGIC_LENGTH].hex()} (first two bytes must be zero)"
-    )
+    raise IdxError(f"{path}: bad IDX magic {bytes(magic).hex()} (first two bytes must be zero)")
   if type_code not in IDX_DTYPES:
     raise IdxError(f"{path}: unknown IDX type code 0x{type_code:02X}")
   if ndim == 0:
     raise IdxError(f"{path}: IDX header declares zero dimensions")
 
   header_length = _MAGIC_LENGTH + _DIM_LENGTH * ndim
-  if len(raw) < header_length:
+  dims_raw = _read_up_to(stream, _DIM_LENGTH * ndim)
+  if len(dims_raw) < _DIM_LENGTH * ndim:
     raise IdxError(
-      f"{path}: truncated header ({len(raw)} bytes, {ndim} dimensions need {header_length})"
+      f"{path}: truncated header ({_MAGIC_LENGTH + len(dims_raw)} bytes, {ndim} dimensions "
+      f"need {header_length})"
     )
   dims = tuple(
-    int.from_bytes(raw[offset : offset + _DIM_LENGTH], "big")
-    for offset in range(_MAGIC_LENGTH, header_length, _DIM_LENGTH)
+    int.from_bytes(dims_raw[offset : offset + _DIM_LENGTH], "big")
+    for offset in range(0, len(dims_raw), _DIM_LENGTH)
   )
 
   dtype = IDX_DTYPES[type_code]
-  expected_data_length = int(np.prod(dims, dtype=np.int64)) * dtype.itemsize
-  actual_data_length = len(raw) - header_length
-  if actual_data_length < expected_data_length:
+  expected_data_length = math.prod(dims) * dtype.itemsize  # Python ints: no overflow
+  if expected_data_length > MAX_DATA_BYTES:
     raise IdxError(
-      f"{path}: truncated data ({actual_data_length} bytes, dimensions "
-      f"{dims} need {expected_data_length})"
+      f"{path}: dimensions {dims} declare {expected_data_length} bytes of data, more than the "
+      f"{MAX_DATA_BYTES} this reader accepts"
     )
-  if actual_data_length > expected_data_length:
+  data = _read_up_to(stream, expected_data_length)
+  if len(data) < expected_data_length:
     raise IdxError(
-      f"{path}: {actual_data_length - expected_data_length} trailing bytes "
-      f"after the data for dimensions {dims}"
+      f"{path}: truncated data ({len(data)} bytes, dimensions {dims} need {expected_data_length})"
     )
+  trailing = 0
+  while trailing <= _MAX_TRAILING_COUNTED:
+    chunk = stream.read(_CHUNK)
+    if not chunk:
+      break
+    trailing += len(chunk)
+  if trailing:
+    count = trailing if trailing <= _MAX_TRAILING_COUNTED else f"more than {_MAX_TRAILING_COUNTED}"
+    raise IdxError(f"{path}: {count} trailing bytes after the data for dimensions {dims}")
 
-  values = np.frombuffer(raw, dtype=dtype, offset=header_length)
-  # astype copies into a writable array in the machine's byte order.
-  return values.astype(dtype.newbyteorder("="), copy=True).reshape(dims)
+  values = np.frombuffer(data, dtype=dtype).reshape(dims)
+  # In the machine's byte order, writable; one byte values need no copy.
+  return values if dtype.itemsize == 1 else values.astype(dtype.newbyteorder("="), copy=True)

@@ -26,6 +26,7 @@ from pipelines.idx import IdxError, PathLike, read_idx
 
 NUM_CLASSES = 10
 PAPER_NUM_TRAIN = 50_000
+IMAGE_SIZE = (28, 28)  # what MNIST and Fashion-MNIST are, and the paper's networks (784 pixels)
 
 IDX_FILES: dict[str, str] = {
   "train_images": "train-images-idx3-ubyte.gz",
@@ -120,6 +121,11 @@ def _read_images(path: Path) -> np.ndarray:
   images = read_idx(path)
   if images.ndim != 3 or images.dtype != np.uint8:
     raise IdxError(f"{path}: expected uint8 images [N, H, W], got {images.dtype} {images.shape}")
+  if images.shape[1:] != IMAGE_SIZE:
+    raise IdxError(
+      f"{path}: expected {IMAGE_SIZE[0]}x{IMAGE_SIZE[1]} images (MNIST's), "
+      f"got {images.shape[1]}x{images.shape[2]}"
+    )
   return images
 
 

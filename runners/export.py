@@ -6,7 +6,9 @@ r"""Exports a trained model as a SavedModel for TF Serving.
 writes EXPORT_DIR/NAME/VERSION/ (NAME: the model name in run.json unless --name;
 VERSION: the next free integer from 1 unless --version; an existing version is
 never overwritten). The signatures are described in jmvae_tf/serving.py and
-docs/SERVING.md.
+docs/SERVING.md. --max_batch_size, --max_num_samples and --max_num_steps bound what one
+request may ask (refused beyond them); they are recorded in the export (its `limits`
+signature and assets.extra/limits.json).
 """
 
 from __future__ import annotations
@@ -18,6 +20,9 @@ from absl import app, flags
 from runners import flagutil
 
 FLAGS = flags.FLAGS
+# jmvae_tf.serving.ServingLimits' defaults (this runner imports TensorFlow only after parsing;
+# tests/test_serving.py checks they agree).
+DEFAULT_LIMITS = {"max_batch_size": 1024, "max_num_samples": 1024, "max_num_steps": 1000}
 
 
 def define_flags(fv: flags.FlagValues = FLAGS):
@@ -39,6 +44,27 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   )
   flags.DEFINE_string(
     "checkpoint", None, "Checkpoint prefix to export; default: the latest in MODEL_DIR/ckpt.", **d
+  )
+  flags.DEFINE_integer(
+    "max_batch_size",
+    DEFAULT_LIMITS["max_batch_size"],
+    "Most examples one request may send (larger batches are refused).",
+    lower_bound=1,
+    **d,
+  )
+  flags.DEFINE_integer(
+    "max_num_samples",
+    DEFAULT_LIMITS["max_num_samples"],
+    "Most draws one `sample` request may ask for.",
+    lower_bound=1,
+    **d,
+  )
+  flags.DEFINE_integer(
+    "max_num_steps",
+    DEFAULT_LIMITS["max_num_steps"],
+    "Most rounds of iterative sampling one request may ask for (JMVAE, hierarchical JMVAE).",
+    lower_bound=1,
+    **d,
   )
   flags.mark_flags_as_required(["model_dir", "export_dir"], flag_values=fv)
 
@@ -66,10 +92,12 @@ def main(argv):
       FLAGS.version,
       modalities=config.modalities,
       run_config_json=config.to_json(),
+      limits=serving.ServingLimits(**{name: getattr(FLAGS, name) for name in DEFAULT_LIMITS}),
     )
   except (ValueError, tf.errors.OpError) as e:  # RunDirError, ExportError; unreadable checkpoints
     flagutil.fail(str(e))
   print(f"exported {os.path.abspath(path)}")
+  print("request limits: " + ", ".join(f"{n}={getattr(FLAGS, n)}" for n in DEFAULT_LIMITS))
   print(
     f"serve it: tensorflow_model_server --rest_api_port=8501 --model_name={name} "
     f"--model_base_path={os.path.abspath(os.path.join(FLAGS.export_dir, name))}"

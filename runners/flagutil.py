@@ -3,6 +3,7 @@ flags every runner that reads data defines (once, here)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
 import tempfile
@@ -89,3 +90,31 @@ def fail(message: str):
   """One-line error for bad input, before any work starts."""
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
+
+
+def _first_line(text: str) -> str:
+  return (str(text).strip().splitlines() or [""])[0]
+
+
+@contextlib.contextmanager
+def one_line_errors():
+  """The runner boundary: what the library reports as bad input (ValueError: DataError,
+  IdxError, RunDirError, ...), what the system or TensorFlow refuses that the library did
+  not name (OSError, tf.errors.OpError: an unwritable path, a full disk) and a Ctrl-C
+  outside training each end the runner with one line on stderr and no traceback: exit
+  status 2, or 130 for SIGINT. Run it after TensorFlow is imported."""
+  try:
+    yield
+  except ValueError as e:
+    fail(_first_line(e))
+  except OSError as e:
+    fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else _first_line(e))
+  except KeyboardInterrupt:
+    print("interrupted by SIGINT before training started or after it ended", file=sys.stderr)
+    sys.exit(130)
+  except Exception as e:  # pylint: disable=broad-except
+    import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+    if isinstance(e, tf.errors.OpError):
+      fail(f"{type(e).__name__}: {_first_line(e.message)}")
+    raise

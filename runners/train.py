@@ -25,11 +25,45 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_enum("model", "jmvae_kl", list(registry.MODEL_NAMES), "Objective to train.", **d)
   flags.DEFINE_integer("latent_dim", 64, "Size of z (2 for the paper's Figure 5).", **d)
   flags.DEFINE_float(
+    "decoder_variance",
+    1.0,
+    "Variance of the fixed-variance Gaussian decoders (CelebA's; the paper: 1).",
+    **d,
+  )
+  flags.DEFINE_float(
     "alpha", 1.0, "JMVAE-kl weight of the KL(q(z|x,w)||q(z|.)) terms (arXiv/MultiVae: 0.1).", **d
   )
   flags.DEFINE_bool("anneal_alpha", False, "Warm up the alpha terms too (MultiVae does).", **d)
   flags.DEFINE_enum(
     "alpha_reduction", "sum", ["sum", "mean"], "Combine the alpha terms by sum or mean.", **d
+  )
+  flags.DEFINE_float(
+    "gan_gamma", 1.0, "JMVAE-kl-GAN: weight of the image likelihood in the decoder's loss.", **d
+  )
+  flags.DEFINE_enum(
+    "gan_likelihood",
+    "features",
+    ["features", "pixels"],
+    "JMVAE-kl-GAN image likelihood: in the discriminator's features (Larsen et al.) or "
+    "pixels (the authors' code).",
+    **d,
+  )
+  flags.DEFINE_enum(
+    "gan_prior",
+    "normal",
+    ["normal", "uniform"],
+    "JMVAE-kl-GAN: z of the generated fakes, N(0,I) or uniform(-1,1) (the authors' code).",
+    **d,
+  )
+  flags.DEFINE_enum(
+    "gan_discriminator",
+    "paper",
+    ["paper", "authors"],
+    "JMVAE-kl-GAN discriminator: BatchNorm+ReLU (paper) or leaky ReLU, no BatchNorm (authors).",
+    **d,
+  )
+  flags.DEFINE_float(
+    "gan_beta1", 0.9, "JMVAE-kl-GAN: Adam beta1 of its three optimisers (authors: 0.5).", **d
   )
   flags.DEFINE_integer("num_layers", 2, "Stochastic layers of hierarchical JMVAE.", **d)
   flags.DEFINE_string("target", "image", "CVAE/CMMA: the modality generated.", **d)
@@ -62,7 +96,11 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   )
   flags.DEFINE_integer("eval_every", 10, "Evaluate the held-out set every N epochs.", **d)
   flags.DEFINE_bool(
-    "jit_compile", False, "Compile each replica's forward and backward pass with XLA.", **d
+    "jit_compile",
+    False,
+    "XLA: the whole step on one device, each replica's forward and backward pass under a "
+    "distribution strategy (off: slower on the CPUs measured, benchmarks/README.md).",
+    **d,
   )
   flags.DEFINE_integer(
     "intra_op_threads",
@@ -105,9 +143,20 @@ def model_config_from_flags(data, fv=FLAGS):
   )
 
 
-def train_config_from_flags(fv=FLAGS):
+def train_config_from_flags(fv=FLAGS, data=None):
+  """The TrainConfig of the flags; given `data` (a pipelines.datasets.DataSet), with the
+  number of training examples it holds and its options, recorded for resumed runs."""
   from jmvae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  from pipelines import datasets  # pylint: disable=g-import-not-at-top
 
+  if data is not None:
+    data_options = datasets.parse_options(fv.data_options)
+    recorded = dict(
+      num_train=data.num_examples("train"),
+      data_options=tuple(f"{k}={v}" for k, v in data_options.items()),
+    )
+  else:
+    recorded = {}
   return config_lib.TrainConfig(
     epochs=fv.epochs,
     batch_size=fv.batch_size,
@@ -121,6 +170,7 @@ def train_config_from_flags(fv=FLAGS):
     steps_per_execution=fv.steps_per_execution,
     strategy=fv.strategy,
     precision=fv.precision,
+    **recorded,
   )
 
 
@@ -132,17 +182,30 @@ def main(argv):
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
-  training.configure_cpu_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
-  try:
-    train_config = train_config_from_flags()
+  intra_op, _ = training.configure_cpu_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
+  with flagutil.one_line_errors():  # DataError, IdxError, RunDirError, OSError: one line
+    # MultiWorkerMirroredStrategy sets up collective ops, which TensorFlow allows only before
+    # it runs any op (reading the data does); training.train makes the other strategies.
+    strategy = training.make_strategy("multi_worker") if FLAGS.strategy == "multi_worker" else None
+    train_config = train_config_from_flags(FLAGS)  # the cheap checks first
     data = registry.make_dataset(
       FLAGS.dataset, FLAGS.data_dir, FLAGS.num_train, FLAGS.validation, FLAGS.data_options
     )
-    model_config = model_config_from_flags(data)
-    training.check_model_dir(FLAGS.model_dir, model_config)
+    train_config = train_config_from_flags(FLAGS, data)
+    model_config = model_config_from_flags(data, FLAGS)
     data.check_batch_size(train_config.batch_size)
-  except ValueError as e:  # DataError, IdxError, RunDirError: ValueErrors
-    flagutil.fail(str(e))
+    training.check_model_dir(FLAGS.model_dir, model_config, train_config)
+    settings = training.speed_settings(train_config, FLAGS.intra_op_threads, intra_op)
+    if FLAGS.verbose:
+      print(settings, flush=True)
+      note = training.warmup_note(train_config.epochs, train_config.warmup_epochs)
+      if note:
+        print(note, flush=True)
+    _train(training, data, model_config, train_config, strategy)
+  print(f"checkpoints and TensorBoard logs in {os.path.abspath(FLAGS.model_dir)}")
+
+
+def _train(training, data, model_config, train_config, strategy=None):
   held_out = data.held_out_split()
   seed = train_config.data_seed
   probe = next(
@@ -163,15 +226,21 @@ def main(argv):
       probe_batch=probe,
       flags_text=flagutil.flags_text(FLAGS, define_flags),
       verbose=FLAGS.verbose,
+      strategy=strategy,
     )
   except training.TrainingDiverged as e:  # a NaN/inf loss or weight: exit status 1
     if FLAGS.verbose == 1:
       print(flush=True)  # ends Keras' progress bar line
     print(f"error: {e}", file=sys.stderr)
     sys.exit(1)
-  except ValueError as e:  # RunDirError: model_dir in use, checkpoints unreadable, disk full
-    flagutil.fail(str(e))
-  print(f"checkpoints and TensorBoard logs in {os.path.abspath(FLAGS.model_dir)}")
+  except training.TrainingInterrupted as e:  # SIGINT/SIGTERM: 130/143, as the shell's
+    if FLAGS.verbose == 1:
+      print(flush=True)
+    print(f"interrupted: {e}", file=sys.stderr, flush=True)
+    status = 128 + e.signum
+  else:
+    return
+  sys.exit(status)  # outside the except clause, its traceback (and training's state) freed
 
 
 if __name__ == "__main__":

@@ -7,15 +7,17 @@ import json
 import os
 import types
 
+import numpy as np
 import pytest
+import tensorflow as tf
 from absl import flags
 from tiny_runs import train_tiny
 
 from jmvae_tf import config, models, training
-from jmvae_tf.modalities import mnist_modalities
+from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality, mnist_modalities
 from runners import train as train_runner
 
-BASE = ("latent_dim", "seed")
+BASE = ("latent_dim", "seed", "decoder_variance")
 OPTIONS = {
   "jmvae": BASE,
   "jmvae_kl": BASE + ("alpha", "anneal_alpha", "alpha_reduction"),
@@ -249,5 +251,43 @@ def test_build_model_uses_the_configs_options(model):
   built = config.build_model(made)
   assert type(built) is CLASSES[model][0]
   for name, value in dataclasses.asdict(made.options).items():
-    assert getattr(built, name) == value, name
+    if name != "decoder_variance":  # the decoders' likelihood, not a model attribute (below)
+      assert getattr(built, name) == value, name
   assert built.variables  # every variable created
+
+
+def test_decoder_variance_reaches_the_likelihood_of_a_built_model():
+  """decoder_variance=v makes log p(x|z) of the fixed-variance decoders
+  -d/2 log(2 pi v) - sum (x - mean)^2 / (2v), i.e. -d/2 log v - (1/v - 1) sum (x - mean)^2 / 2
+  from the paper's variance 1, for a model built from its config (what training and
+  evaluation both decode with); the means are unchanged."""
+  mods = (Modality("image", GAUSSIAN_FIXED, (16, 16, 3)), Modality("tags", GAUSSIAN_FIXED, (5,)))
+  kwargs = dict(modalities=mods, architecture="celeba_conv", dataset="faces", latent_dim=4)
+  paper = config.build_model(config.ModelConfig.make("jmvae", **kwargs))
+  sharp = config.build_model(config.ModelConfig.make("jmvae", decoder_variance=0.05, **kwargs))
+  sharp.set_weights(paper.get_weights())
+  z = tf.random.stateless_normal([3, 4], seed=[1, 2])
+  batch = {
+    "image": tf.random.stateless_uniform([3, 16, 16, 3], [3, 4], -1.0, 1.0),
+    "tags": tf.sign(tf.random.stateless_normal([3, 5], seed=[5, 6])),
+  }
+  for name in ("image", "tags"):
+    p, s = paper.decode(z, batch)[name], sharp.decode(z, batch)[name]
+    np.testing.assert_allclose(s.mean().numpy(), p.mean().numpy())
+    sq = np.sum(np.square(batch[name].numpy() - p.mean().numpy()).reshape(3, -1), axis=1)
+    d = np.prod(batch[name].shape[1:])
+    by_hand = -d / 2 * np.log(2 * np.pi * 0.05) - sq / (2 * 0.05)
+    np.testing.assert_allclose(s.log_prob(batch[name]).numpy(), by_hand, rtol=1e-5)
+    np.testing.assert_allclose(
+      p.log_prob(batch[name]).numpy(),
+      by_hand + d / 2 * np.log(0.05) + (1 / 0.05 - 1) * sq / 2,
+      rtol=1e-5,
+    )
+
+
+def test_decoder_variance_without_a_fixed_variance_modality_is_refused():
+  """MNIST's Bernoulli and categorical likelihoods have no variance to set."""
+  with pytest.raises(ValueError, match="decoder_variance=0.1 has no effect on mnist"):
+    config.ModelConfig.make("jmvae", decoder_variance=0.1)
+  with pytest.raises(ValueError, match="decoder_variance must be positive"):
+    config.ModelConfig.make("jmvae", decoder_variance=0.0)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import tracemalloc
 from pathlib import Path
 
 import numpy as np
@@ -135,3 +136,22 @@ def test_corrupt_gzip_body(tmp_path: Path) -> None:
     compressed[offset] ^= 0xFF
   path.write_bytes(bytes(compressed))
   _assert_idx_error_names_file(path, "gzip")
+
+
+def test_a_gzip_bomb_is_refused_without_unpacking_it(tmp_path: Path) -> None:
+  """A small valid file followed by 256 MB of zeros (256 KB gzipped): refused after reading
+  at most about 1 MiB past the declared data, never the whole stream into memory."""
+  path = tmp_path / "bomb-idx1-ubyte.gz"
+  with gzip.open(path, "wb", compresslevel=1) as bomb:
+    bomb.write(idx_bytes(np.arange(10, dtype=np.uint8)))
+    for _ in range(256):
+      bomb.write(bytes(1 << 20))
+  assert path.stat().st_size < 2 << 20
+  tracemalloc.start()
+  try:
+    with pytest.raises(IdxError, match="bomb-idx1-ubyte.gz.*trailing bytes"):
+      read_idx(path)
+    _, peak = tracemalloc.get_traced_memory()
+  finally:
+    tracemalloc.stop()
+  assert peak < 16 << 20, f"peak {peak / 2**20:.0f} MiB while refusing a 256 MB stream"

@@ -1,16 +1,26 @@
-"""runners.train: flagfiles, one-line errors before any work, and a resumed run end to end."""
+"""runners.train: flagfiles, one-line errors before any work, a resumed run end to end, and
+SIGINT/SIGTERM."""
 
+import fcntl
 import glob
+import gzip
 import os
+import re
+import signal
 import subprocess
 import sys
 import types
 from pathlib import Path
 
+import numpy as np
 import pytest
 from absl import flags
+from idx_writer import write_idx
+from tiny_runs import write_fake_mnist
 
 from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality, mnist_modalities
+from pipelines import mnist
+from runners import flagutil
 from runners import train as train_runner
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -183,3 +193,195 @@ def test_train_then_resume_then_refuse_another_model(tmp_path, mnist_dir):
   )
   _one_line_error(other, "different model", "jmvae_kl", "cmma")
   assert sorted(os.listdir(model_dir / "ckpt")) == listing
+
+
+# --- bad input: one line naming it, before anything is written to --model_dir -------------
+
+
+@pytest.fixture(scope="module")
+def tiny_mnist(tmp_path_factory):
+  """MNIST-format IDX files of 200 training and 100 test images of random pixels."""
+  return write_fake_mnist(tmp_path_factory.mktemp("mnist"), num_train=200, num_test=100)
+
+
+def _idx_of_20x20_images(directory):
+  rng = np.random.default_rng(0)
+  for role, n in (("train", 200), ("test", 100)):
+    images = rng.integers(0, 256, (n, 20, 20), dtype=np.uint8)
+    write_idx(directory / mnist.IDX_FILES[f"{role}_images"], images)
+    write_idx(directory / mnist.IDX_FILES[f"{role}_labels"], rng.integers(0, 10, n, np.uint8))
+  return directory
+
+
+def _idx_gzip_bomb(directory, tiny_mnist):
+  """The four files of `tiny_mnist` with the training images followed by 64 MB of zeros:
+  64 KB gzipped, as a 2 MB gzip bomb is 2 GB."""
+  for name in mnist.IDX_FILES.values():
+    (directory / name).write_bytes((tiny_mnist / name).read_bytes())
+  path = directory / mnist.IDX_FILES["train_images"]
+  content = gzip.decompress(path.read_bytes())
+  with gzip.open(path, "wb") as bomb:
+    bomb.write(content)
+    for _ in range(64):
+      bomb.write(bytes(1 << 20))
+  return directory
+
+
+def _idx_with_overflowing_dimensions(directory, tiny_mnist):
+  """The training labels' header declares 3 dimensions of 2**32 - 1 (their product
+  overflows 64 bits)."""
+  for name in mnist.IDX_FILES.values():
+    (directory / name).write_bytes((tiny_mnist / name).read_bytes())
+  header = bytes([0, 0, 8, 3]) + (2**32 - 1).to_bytes(4, "big") * 3
+  (directory / mnist.IDX_FILES["train_labels"]).write_bytes(gzip.compress(header + bytes(200)))
+  return directory
+
+
+def _read_only_dir(tmp_path):
+  """A directory this process cannot write: a chmod 555 one, or for root (whom modes do
+  not stop) /proc/sys, which the kernel keeps read-only."""
+  directory = tmp_path / "read_only"
+  directory.mkdir()
+  directory.chmod(0o555)
+  if not os.access(directory, os.W_OK):
+    return directory
+  if os.path.isdir("/proc/sys") and not os.access("/proc/sys", os.W_OK):
+    return Path("/proc/sys")
+  pytest.skip("no directory this user cannot write")
+
+
+def run_in_process(monkeypatch, capsys, *args):
+  """runners.train's main in this process (no TensorFlow start-up per run): its exit
+  status, stdout and stderr."""
+  fv = flags.FlagValues()
+  train_runner.define_flags(fv)
+  monkeypatch.setattr(train_runner, "FLAGS", fv)
+  capsys.readouterr()
+  try:
+    train_runner.main(flagutil.parse_or_exit(["train.py", *args, "--intra_op_threads=0"], fv))
+    status = 0
+  except SystemExit as e:
+    status = e.code
+  captured = capsys.readouterr()
+  return status, captured.out, captured.err
+
+
+BAD_INPUTS = {
+  "batch_size_above_the_training_set": (
+    ["--batch_size=100000"],
+    ["batch size 100000 is larger than the 200 training examples"],
+  ),
+  "num_train_0": (["--num_train=0"], ["--num_train=0", "not a positive integer"]),
+  "num_train_negative": (["--num_train=-1"], ["--num_train=-1", "not a positive integer"]),
+  "num_train_above_the_data": (["--num_train=201"], ["need 201 training images, only 200"]),
+  "images_20x20": (["DATA_20x20"], ["train-images-idx3-ubyte.gz", "expected 28x28", "20x20"]),
+  "idx_gzip_bomb": (
+    ["DATA_GZIP_BOMB"],
+    ["train-images-idx3-ubyte.gz", "more than 1048576 trailing bytes"],
+  ),
+  "idx_dimensions_overflow": (
+    ["DATA_OVERFLOW"],
+    ["train-labels-idx1-ubyte.gz", "dimensions (4294967295,", "more than the"],
+  ),
+  "clipnorm_negative": (["--clipnorm=-1"], ["clipnorm must be positive, got -1.0"]),
+  "adam_epsilon_negative": (["--adam_epsilon=-1"], ["adam_epsilon must be positive"]),
+  "learning_rate_0": (["--learning_rate=0"], ["learning_rate must be positive"]),
+  "alpha_negative": (["--alpha=-1"], ["alpha"]),
+  "num_layers_0": (["--model=hierarchical_jmvae", "--num_layers=0"], ["num_layers >= 2, got 0"]),
+  "cvae_target_is_condition": (
+    ["--model=cvae", "--target=image", "--condition=image"],
+    ["target and condition must differ"],
+  ),
+  "model_dir_under_a_file": (["MODEL_DIR_UNDER_A_FILE"], ["is not a directory"]),
+  "model_dir_read_only": (["MODEL_DIR_READ_ONLY"], ["is read-only for this user"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD_INPUTS))
+def test_bad_input_is_one_line_before_anything_is_written(
+  tmp_path, tiny_mnist, monkeypatch, capsys, case
+):
+  args, words = BAD_INPUTS[case]
+  data_dir, model_dir = tiny_mnist, tmp_path / "run"
+  if args == ["DATA_20x20"]:
+    args, data_dir = [], _idx_of_20x20_images(tmp_path)
+  elif args == ["DATA_GZIP_BOMB"]:
+    args, data_dir = [], _idx_gzip_bomb(tmp_path, tiny_mnist)
+  elif args == ["DATA_OVERFLOW"]:
+    args, data_dir = [], _idx_with_overflowing_dimensions(tmp_path, tiny_mnist)
+  elif args == ["MODEL_DIR_UNDER_A_FILE"]:
+    (tmp_path / "file").write_text("")
+    args, model_dir = [], tmp_path / "file" / "run"
+  elif args == ["MODEL_DIR_READ_ONLY"]:
+    args, model_dir = [], _read_only_dir(tmp_path) / "jmvae_run"
+  status, _, err = run_in_process(
+    monkeypatch,
+    capsys,
+    "--flagfile=configs/mnist_jmvae_kl.flags",
+    f"--data_dir={data_dir}",
+    f"--model_dir={model_dir}",
+    "--num_train=200",
+    "--epochs=1",
+    *args,
+  )
+  lines = [line for line in err.splitlines() if line.strip()]
+  assert status == 2 and len(lines) == 1, err
+  assert "error:" in lines[0] and "Traceback" not in err
+  for word in words:
+    assert word in lines[0], lines[0]
+  assert not model_dir.exists()
+
+
+# --- SIGINT / SIGTERM ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_stops_the_runner_with_one_line_and_a_rerun_resumes(
+  tmp_path, tiny_mnist, monkeypatch, capsys, signum
+):
+  """The signal comes once epoch 2 has begun (epoch 1 is saved); the runner stops at the
+  next step, says where a rerun starts, exits 128 + the signal, and lets go of the lock."""
+  model_dir = tmp_path / "run"
+  common = [
+    "--flagfile=configs/mnist_jmvae_kl.flags",
+    f"--data_dir={tiny_mnist}",
+    f"--model_dir={model_dir}",
+    "--num_train=200",
+    "--batch_size=20",
+    "--latent_dim=4",
+    "--steps_per_execution=1",
+    "--verbose=2",
+  ]
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", PYTHONUNBUFFERED="1")
+  child = subprocess.Popen(
+    [sys.executable, "-m", "runners.train", *common, "--epochs=1000"],
+    cwd=ROOT,
+    env=env,
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+  try:
+    for line in child.stdout:
+      if line.startswith("Epoch 2/"):
+        child.send_signal(signum)
+        break
+    _, err = child.communicate(timeout=120)
+  finally:
+    if child.poll() is None:
+      child.kill()
+  assert child.returncode == 128 + signum, err
+  assert "Traceback" not in err, err
+  last = [line for line in err.splitlines() if line.strip()][-1]
+  name = signal.Signals(signum).name
+  assert last.startswith(f"interrupted: stopped by {name} in epoch "), last
+  start = int(re.search(r"a rerun with this --model_dir starts at epoch (\d+)$", last).group(1))
+  assert start >= 2
+  assert (model_dir / "ckpt" / f"ckpt-{start - 1}.index").exists()
+  assert not (model_dir / "ckpt" / f"ckpt-{start}.index").exists()
+  with open(model_dir / ".lock") as lock:  # released
+    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+  status, out, err = run_in_process(monkeypatch, capsys, *common, f"--epochs={start}")
+  assert status == 0, err
+  assert f"at epoch {start}" in out and f"Epoch {start}/{start}" in out + err
+  assert (model_dir / "ckpt" / f"ckpt-{start}.index").exists()

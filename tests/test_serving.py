@@ -8,6 +8,7 @@ seed, and wrong inputs must get TensorFlow's errors.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -27,6 +28,7 @@ REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 MODELS = ("jmvae", "jmvae_kl", "hierarchical_jmvae", "cvae", "cmma")
 JOINT_SIGNATURES = {
+  "limits",
   "encode",
   "encode_image",
   "encode_label",
@@ -41,8 +43,22 @@ EXPECTED_SIGNATURES = {
   "jmvae_kl": JOINT_SIGNATURES,
   "hierarchical_jmvae": JOINT_SIGNATURES,
   # CVAE's encode_label is its prior N(0, I), which the label does not move.
-  "cvae": {"encode", "encode_label", "generate_x_from_w", "reconstruct", "serving_default"},
-  "cmma": {"encode", "encode_label", "generate_x_from_w", "reconstruct", "serving_default"},
+  "cvae": {
+    "limits",
+    "encode",
+    "encode_label",
+    "generate_x_from_w",
+    "reconstruct",
+    "serving_default",
+  },
+  "cmma": {
+    "limits",
+    "encode",
+    "encode_label",
+    "generate_x_from_w",
+    "reconstruct",
+    "serving_default",
+  },
 }
 ITERATIVE = {"jmvae", "hierarchical_jmvae"}
 BATCH = 3
@@ -150,7 +166,7 @@ LOADER = textwrap.dedent("""
       attempt("method_wrong_shape", lambda: loaded.generate_x_from_w(*[dict(base, label=tf.zeros([2, 9]))[k]
                                          for k in gen.structured_input_signature[1]]))
       enc = loaded.signatures["encode"]
-      attempt("batch_mismatch", lambda: enc(image=tf.zeros([2, 28, 28, 1]), label=tf.zeros([3, 10])))
+      attempt("batch_mismatch", lambda: enc(image=tf.zeros([2, 28, 28, 1]), label=tf.one_hot([0, 1, 2], 10)))
       if "num_steps" in base:
         attempt("negative_steps", lambda: gen(**dict(base, num_steps=tf.constant(-1))))
       entry["errors"] = errors
@@ -227,7 +243,7 @@ def test_wrong_inputs_get_tensorflow_errors(name, loaded_outside):
   assert kind == "InvalidArgumentError" and "same batch size" in message
   if name in ITERATIVE:
     kind, message = errors["negative_steps"]
-    assert kind == "InvalidArgumentError" and "num_steps must be >= 0" in message
+    assert kind == "InvalidArgumentError" and "num_steps = -1 is out of range" in message
 
 
 @pytest.mark.parametrize("name", MODELS)
@@ -369,13 +385,25 @@ def test_export_runner(exports, tmp_path):
   ]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
   proc = subprocess.run(
-    cmd, cwd=REPOSITORY_ROOT, env=env, capture_output=True, text=True, timeout=240
+    cmd + ["--max_num_steps=7", "--max_batch_size=50"],
+    cwd=REPOSITORY_ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=240,
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   version = tmp_path / "base" / "jmvae_kl" / "1"
   assert (version / "saved_model.pb").exists() and str(version) in proc.stdout
   saved = json.loads((version / "assets.extra" / "run.json").read_text())
   assert saved["model"] == "jmvae_kl"
+  limits = json.loads((version / "assets.extra" / serving.LIMITS_FILE).read_text())
+  assert limits == {"max_batch_size": 50, "max_num_samples": 1024, "max_num_steps": 7}
+  assert "request limits: max_batch_size=50, max_num_samples=1024, max_num_steps=7" in proc.stdout
+  zero = subprocess.run(
+    cmd + ["--max_num_steps=0"], cwd=REPOSITORY_ROOT, env=env, capture_output=True, text=True
+  )
+  assert zero.returncode == 2 and "max_num_steps" in zero.stderr.strip().splitlines()[-1]
   bad = subprocess.run(
     cmd[:3] + [f"--model_dir={tmp_path / 'nothing'}"] + cmd[4:],
     cwd=REPOSITORY_ROOT,
@@ -523,3 +551,203 @@ def test_client_example_rest_mode_against_a_stand_in_server(exports, tmp_path):
   image = tf.io.decode_png(tf.io.read_file(str(tmp_path / "rest.png"))).numpy()[..., 0]
   expected = (np.clip(probs["image_probs"].numpy()[..., 0], 0, 1) * 255).astype(np.uint8)
   np.testing.assert_array_equal(image, np.concatenate(list(expected), axis=1))
+  # Over the export's limit: the server's error text reaches the client, one line.
+  with FakeTFServing("digits", path) as server:
+    refused = run_outside_project(
+      [
+        sys.executable,
+        str(script),
+        f"--server={server.url}",
+        "--model_name=digits",
+        "--labels=5",
+        "--num_steps=1001",
+      ],
+      cwd=tmp_path,
+    )
+  assert refused.returncode == 1, refused.stderr[-3000:]
+  assert refused.stderr.strip().splitlines()[-1] == (
+    "error: the model refused the request: HTTP 400: num_steps = 1001 is out of range: "
+    "it must be in [0, 1000] (the limit of this export)"
+  )
+
+
+# --- limits and input checks, through the loaded SavedModel --------------------------------
+
+SMALL_LIMITS = serving.ServingLimits(max_batch_size=4, max_num_samples=3, max_num_steps=5)
+
+
+@pytest.fixture(scope="module")
+def small_limits(exports, tmp_path_factory):
+  """JMVAE (iterative sampling, a `sample` signature) exported with small limits and loaded
+  back with tf.saved_model.load: (the loaded object, the export directory)."""
+  model, model_config, _ = exports["jmvae"]
+  path = serving.export(
+    model,
+    str(tmp_path_factory.mktemp("limits")),
+    "jmvae",
+    modalities=model_config.modalities,
+    limits=SMALL_LIMITS,
+  )
+  return tf.saved_model.load(path), Path(path)
+
+
+def refusal(fn, **inputs) -> str:
+  """The InvalidArgumentError text of calling `fn` (a loaded signature) on `inputs`."""
+  with pytest.raises(tf.errors.InvalidArgumentError) as caught:
+    fn(**{k: tf.constant(v) for k, v in inputs.items()})
+  return caught.value.message
+
+
+def test_limits_are_recorded_in_the_export(exports, small_limits):
+  loaded, path = small_limits
+  expected = {"max_batch_size": 4, "max_num_samples": 3, "max_num_steps": 5}
+  assert {k: int(v) for k, v in loaded.signatures["limits"]().items()} == expected
+  assert json.loads((path / "assets.extra" / serving.LIMITS_FILE).read_text()) == expected
+  assert "limits: the most one request may ask: max_batch_size=4" in (
+    (path / "assets.extra" / "signatures.txt").read_text()
+  )
+  # The default export carries the defaults, which are the export runner's flag defaults.
+  from runners import export as export_runner
+
+  default = json.loads((exports["cvae"][2] / "assets.extra" / serving.LIMITS_FILE).read_text())
+  assert default == dataclasses.asdict(serving.ServingLimits()) == export_runner.DEFAULT_LIMITS
+  with pytest.raises(serving.ExportError, match="max_num_steps must be a positive integer"):
+    serving.ServingLimits(max_num_steps=0)
+
+
+def test_requests_at_the_limits_are_served_and_unchanged(exports, small_limits):
+  """At each limit the export answers, with the outputs of the default-limit export."""
+  loaded, _ = small_limits
+  default = tf.saved_model.load(str(exports["jmvae"][2]))
+  rng = np.random.default_rng(3)
+  grey = rng.random((4, 28, 28, 1)).astype(np.float32)  # [0, 1] pixels, batch = the limit
+  grey[0, 0, 0, 0], grey[0, 0, 1, 0] = 0.0, 1.0
+  calls = [
+    ("generate_w_from_x", dict(image=grey, seed=np.array([1, 2]), num_steps=np.int32(5))),
+    ("generate_x_from_w", dict(label=np.eye(10, dtype=np.float32)[[0, 9, 9, 3]], seed=[3, 4])),
+    ("sample", dict(num_samples=np.int32(3), seed=[5, 6])),
+    ("sample", dict(num_samples=np.int32(0), seed=[5, 6])),
+  ]
+  for name, inputs in calls:
+    typed = {
+      k: tf.constant(v, tf.int64) if k == "seed" else tf.constant(v) for k, v in inputs.items()
+    }
+    if name == "generate_x_from_w":
+      typed["num_steps"] = tf.constant(5)
+    got = loaded.signatures[name](**typed)
+    want = default.signatures[name](**typed)
+    assert set(got) == set(want)
+    for key in got:
+      np.testing.assert_array_equal(got[key].numpy(), want[key].numpy(), err_msg=f"{name}/{key}")
+  assert loaded.signatures["sample"](
+    num_samples=tf.constant(3), seed=tf.constant([5, 6], tf.int64)
+  )["image_probs"].shape == (3, 28, 28, 1)
+
+
+@pytest.mark.parametrize(
+  "signature, inputs, message",
+  [
+    ("generate_w_from_x", dict(num_steps=6), "num_steps = 6 is out of range: it must be in [0, 5]"),
+    ("generate_w_from_x", dict(num_steps=2**31 - 1), "num_steps = 2147483647 is out of range"),
+    ("generate_w_from_x", dict(num_steps=-1), "num_steps = -1 is out of range"),
+    ("encode_label", dict(num_steps=6), "num_steps = 6 is out of range"),
+    ("sample", dict(num_samples=4), "num_samples = 4 is out of range: it must be in [0, 3]"),
+    ("sample", dict(num_samples=-1), "num_samples = -1 is out of range"),
+    ("generate_w_from_x", dict(batch=5), "image: batch size 5 is over the limit of this export, 4"),
+    ("generate_x_from_w", dict(batch=5), "label: batch size 5 is over the limit of this export, 4"),
+    ("reconstruct", dict(batch=5), "batch size 5 is over the limit of this export, 4"),
+    ("encode", dict(batch=5), "batch size 5 is over the limit of this export, 4"),
+  ],
+)
+def test_requests_over_a_limit_are_refused(small_limits, signature, inputs, message):
+  loaded, _ = small_limits
+  fn = loaded.signatures[signature]
+  batch = inputs.pop("batch", 2)
+  base = {
+    "image": np.zeros((batch, 28, 28, 1), np.float32),
+    "label": np.eye(10, dtype=np.float32)[np.arange(batch) % 10],
+    "seed": np.array([1, 2], np.int64),
+    "num_steps": np.int32(1),
+    "num_samples": np.int32(1),
+  }
+  base.update({k: np.int32(v) for k, v in inputs.items()})
+  args = {k: base[k] for k in fn.structured_input_signature[1]}
+  assert message in refusal(fn, **args)
+
+
+def _with(array: np.ndarray, index, value) -> np.ndarray:
+  array = array.copy()
+  array[index] = value
+  return array
+
+
+IMAGE = np.zeros((2, 28, 28, 1), np.float32)
+LABEL = np.eye(10, dtype=np.float32)[[1, 2]]
+
+
+@pytest.mark.parametrize(
+  "image, label, message",
+  [
+    (_with(IMAGE, (1, 3, 4, 0), np.nan), LABEL, "image: values must be finite (no NaN or inf)"),
+    (_with(IMAGE, (0, 0, 0, 0), np.inf), LABEL, "image: values must be finite"),
+    (
+      _with(IMAGE, (0, 5, 5, 0), 255.0),
+      LABEL,
+      "image: values must be in [0, 1]; got min 0 and max 255",
+    ),
+    (
+      _with(IMAGE, (0, 5, 5, 0), -5.0),
+      LABEL,
+      "image: values must be in [0, 1]; got min -5 and max 0",
+    ),
+    (IMAGE, _with(LABEL, (0, 1), np.nan), "label: values must be finite"),
+    (IMAGE, _with(LABEL, (0, slice(1, 3)), 0.5), "label: each example must be one-hot"),
+    (IMAGE, _with(LABEL, (1, 7), 1.0), "label: each example must be one-hot"),
+    (IMAGE, _with(LABEL, 1, 0.0), "label: each example must be one-hot"),
+    (IMAGE, _with(LABEL, (0, 1), 3.0), "label: each example must be one-hot"),
+  ],
+)
+def test_bad_inputs_are_refused_with_what_is_wrong(small_limits, image, label, message):
+  """NaN/inf, pixels outside [0, 1] and labels that are not one-hot: refused by every
+  signature that takes them (here encode, reconstruct and the one-modality ones)."""
+  loaded, _ = small_limits
+  seed = np.array([1, 2], np.int64)
+  assert message in refusal(loaded.signatures["encode"], image=image, label=label)
+  assert message in refusal(loaded.signatures["reconstruct"], image=image, label=label, seed=seed)
+  name, value = ("image", image) if message.startswith("image") else ("label", label)
+  other = "generate_w_from_x" if name == "image" else "generate_x_from_w"
+  one = loaded.signatures[other]
+  assert message in refusal(one, **{name: value, "seed": seed, "num_steps": np.int32(1)})
+
+
+def test_signed_ranges_come_from_the_modalities(tmp_path):
+  """Tanh-mean Gaussian modalities (CelebA's pixels and attributes, here small) take values
+  in [-1, 1], from their likelihood: the same model code, other bounds."""
+  from jmvae_tf import config as config_lib
+  from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+
+  modalities = (
+    Modality("image", GAUSSIAN_FIXED, (4, 4, 3)),
+    Modality("attributes", GAUSSIAN_FIXED, (5,)),
+  )
+  model_config = config_lib.ModelConfig.make("jmvae_kl", modalities, latent_dim=2, dataset="faces")
+  model = config_lib.build_model(model_config)
+  loaded = tf.saved_model.load(serving.export(model, str(tmp_path), "faces", modalities=modalities))
+  encode = loaded.signatures["encode"]
+  rng = np.random.default_rng(0)
+  image = rng.uniform(-1, 1, (3, 4, 4, 3)).astype(np.float32)
+  image[0, 0, 0, 0], image[0, 0, 0, 1] = -1.0, 1.0
+  attributes = rng.choice([-1.0, 1.0], (3, 5)).astype(np.float32)
+  got = encode(image=tf.constant(image), attributes=tf.constant(attributes))
+  mean, _ = model.encode({"image": image, "attributes": attributes}, training=False)
+  np.testing.assert_allclose(got["mean"], mean, rtol=1e-5, atol=1e-6)
+  assert "image: values must be in [-1, 1]; got min" in refusal(
+    encode, image=_with(image, (2, 1, 1, 2), 1.5), attributes=attributes
+  )
+  assert "attributes: values must be in [-1, 1]; got min -2" in refusal(
+    encode, image=image, attributes=_with(attributes, (1, 4), -2.0)
+  )
+  assert "attributes: values must be finite" in refusal(
+    encode, image=image, attributes=_with(attributes, (1, 4), np.nan)
+  )
+  assert [serving.input_domain(m) for m in modalities] == [("range", (-1.0, 1.0))] * 2

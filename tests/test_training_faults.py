@@ -1,4 +1,5 @@
-"""Nothing lost under faults: divergence, broken checkpoints, a full disk, two runs at once.
+"""Nothing lost under faults: divergence, broken checkpoints, a full disk, two runs at once,
+a resume with other settings, an unwritable model_dir, SIGINT/SIGTERM.
 
 Tiny models (latent_dim 4, batches of 8, 3 steps an epoch) on random binary data, trained
 with training.train as runners.train trains them; one subprocess test of the runner.
@@ -6,7 +7,9 @@ with training.train as runners.train trains them; one subprocess test of the run
 
 import errno
 import fcntl
+import json
 import os
+import signal
 import socket
 import subprocess
 import sys
@@ -36,7 +39,7 @@ def _data(epochs, poison=None):
   return {"image": images, "label": np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)]}
 
 
-def fit(model_dir, epochs, poison=None, **train_kw):
+def fit(model_dir, epochs, poison=None, flags_text=None, **train_kw):
   data = _data(max(epochs, 4), poison)
   kw = dict(
     epochs=epochs, batch_size=BATCH, warmup_epochs=0, steps_per_execution=1, strategy="default"
@@ -50,6 +53,7 @@ def fit(model_dir, epochs, poison=None, **train_kw):
       tf.data.Dataset.from_tensor_slices(data).batch(BATCH).skip(start * STEPS).repeat()
     ),
     steps_per_epoch=STEPS,
+    flags_text=flags_text,
     verbose=0,
   )
 
@@ -330,3 +334,269 @@ def test_a_lock_held_by_another_process_refuses_a_fresh_directory_run(tmp_path):
     holder.kill()
     holder.wait()
   assert fit(model_dir, epochs=1).initial_epoch == 0  # the dead holder's lock went with it
+
+
+# --- a full disk while writing run.json, flags.txt, train.json, TensorBoard events -----------
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.parametrize("name", [training.FLAGS_FILE, training.TRAIN_FILE, training.RUN_FILE])
+def test_a_full_disk_while_writing_the_run_files_is_one_line_and_loses_nothing(tmp_path, name):
+  """Each file is written aside and renamed: here the aside file is /dev/full, where every
+  write fails with ENOSPC, as on a full disk."""
+  fit(tmp_path, epochs=1, flags_text="--epochs=1\n")
+  old = (tmp_path / name).read_bytes()
+  first = file_bytes(tmp_path, 1)
+  os.symlink("/dev/full", tmp_path / f"{name}.tmp")
+  with pytest.raises(training.RunDirError) as full:
+    fit(tmp_path, epochs=2, flags_text="--epochs=2\n")
+  message = str(full.value)
+  assert "\n" not in message
+  assert f"could not write {tmp_path / name}" in message and "the disk is full" in message
+  assert not os.path.lexists(tmp_path / f"{name}.tmp")
+  assert (tmp_path / name).read_bytes() == old  # whole, as it was
+  assert file_bytes(tmp_path, 1) == first and checkpoints_on_disk(tmp_path) == ["ckpt-1"]
+  assert fit(tmp_path, epochs=2, flags_text="--epochs=2\n").initial_epoch == 1  # disk freed
+  history = (tmp_path / training.FLAGS_HISTORY_FILE).read_text()
+  assert history == "# epochs 1-1\n--epochs=1\n"  # once, however many tries
+
+
+def test_a_full_disk_while_writing_tensorboard_events_is_one_line(tmp_path, monkeypatch):
+  """TensorBoard's writer fails as it does on a full tmpfs (ResourceExhaustedError from its
+  WriteSummary op, message as measured there); the checkpoint of the epoch stays."""
+  fit(tmp_path, epochs=1)
+
+  def disk_full(self, epoch, logs=None):
+    raise tf.errors.ResourceExhaustedError(
+      None, None, f"{tmp_path}/logs/train/events.out.tfevents.1.v2; No space left on device"
+    )
+
+  monkeypatch.setattr(training.keras.callbacks.TensorBoard, "on_epoch_end", disk_full)
+  with pytest.raises(training.RunDirError) as full:
+    fit(tmp_path, epochs=2)
+  message = str(full.value)
+  assert "\n" not in message and "No space left on device" in message and "disk full" in message
+  assert f"the last good checkpoint {ckpt(tmp_path, 2)} is kept" in message, message
+  assert checkpoints_on_disk(tmp_path) == ["ckpt-1", "ckpt-2"]
+  assert all(training.checkpoint_problem(ckpt(tmp_path, n)) is None for n in (1, 2))
+
+
+# --- a model_dir that cannot be written --------------------------------------------------
+
+
+def test_a_model_dir_under_a_file_is_refused_before_anything_is_written(tmp_path):
+  (tmp_path / "file").write_text("")
+  model_dir = str(tmp_path / "file" / "run")
+  expected = f"--model_dir={model_dir} cannot be created: {tmp_path / 'file'} is not a directory"
+  with pytest.raises(training.RunDirError, match=expected):
+    training.check_model_dir(model_dir, MODEL)
+  with pytest.raises(training.RunDirError, match="cannot be created or written .*Error"):
+    with training.model_dir_lock(model_dir):  # the first write, should the check be skipped
+      pass
+  assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+def _read_only_dir(tmp_path):
+  """A directory this process cannot write: a chmod 555 one, or for root (whom modes do
+  not stop) /proc/sys, which the kernel keeps read-only."""
+  directory = tmp_path / "read_only"
+  directory.mkdir()
+  directory.chmod(0o555)
+  if not os.access(directory, os.W_OK):
+    return directory
+  if os.path.isdir("/proc/sys") and not os.access("/proc/sys", os.W_OK):
+    return Path("/proc/sys")
+  pytest.skip("no directory this user cannot write")
+
+
+def test_a_read_only_model_dir_parent_is_refused_before_anything_is_written(tmp_path):
+  parent = _read_only_dir(tmp_path)
+  model_dir = str(parent / "jmvae_run")
+  with pytest.raises(training.RunDirError, match=f"{parent} is read-only for this user"):
+    fit(model_dir, epochs=1)
+  assert not os.path.exists(model_dir)
+
+
+def test_a_missing_model_dir_parent_is_created(tmp_path):
+  model_dir = tmp_path / "a" / "b" / "run"
+  assert training.check_model_dir(str(model_dir), MODEL) is None
+  assert fit(model_dir, epochs=1).initial_epoch == 0
+  assert checkpoints_on_disk(model_dir) == ["ckpt-1"]
+
+
+# --- resume semantics ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+  "field, value",
+  [
+    ("batch_size", 4),
+    ("data_seed", 1),
+    ("num_train", 100),
+    ("data_options", ("crop=center",)),
+    ("precision", "mixed_bfloat16"),
+    ("warmup_epochs", 2),
+    ("adam_epsilon", 1e-4),
+    ("clipnorm", 5.0),
+  ],
+)
+def test_a_resume_that_changes_the_optimisation_or_the_data_is_refused(tmp_path, field, value):
+  fit(tmp_path, epochs=1, num_train=96)
+  before = snapshot(tmp_path)
+  saved = config.TrainConfig.from_dict(
+    json.loads((tmp_path / training.TRAIN_FILE).read_text())["train_config"]
+  )
+  with pytest.raises(training.RunDirError) as refused:
+    fit(tmp_path, epochs=2, **{"num_train": 96, field: value})
+  message = str(refused.value)
+  assert "\n" not in message
+  assert f"(--{field} {getattr(saved, field)!r} vs {value!r}; saved vs asked)" in message
+  assert snapshot(tmp_path) == before  # refused before anything is written
+  assert not config.RESUME_RULES[field][0]
+
+
+def test_resume_rules_cover_every_train_setting_and_allow_what_does_not_change_learning():
+  fields = {f.name for f in config.dataclasses.fields(config.TrainConfig)}
+  assert set(config.RESUME_RULES) == fields
+  may = {name for name, (may_change, _) in config.RESUME_RULES.items() if may_change}
+  assert may == {
+    "epochs",
+    "eval_every",
+    "steps_per_execution",
+    "jit_compile",
+    "strategy",
+    "learning_rate",
+  }
+  documented = (ROOT / "docs" / "RELIABILITY.md").read_text()
+  assert all(f"`--{name}`" in documented for name in fields)  # the table there is this one
+  saved = config.TrainConfig(epochs=2, batch_size=8)
+  asked = config.TrainConfig(epochs=5, batch_size=8, eval_every=1, learning_rate=1e-4)
+  assert saved.resume_conflicts(asked) == {}
+  assert saved.resume_conflicts(config.TrainConfig(batch_size=4, data_seed=3)) == {
+    "batch_size": (8, 4),
+    "data_seed": (0, 3),
+  }
+  # a run trained through the library, which records no num_train, resumes from the runner
+  assert saved.resume_conflicts(config.TrainConfig(batch_size=8, num_train=96)) == {}
+
+
+def test_a_finished_run_asked_for_no_more_epochs_is_left_alone_whatever_the_settings(tmp_path):
+  fit(tmp_path, epochs=2, flags_text="--epochs=2\n")
+  lock = str(tmp_path / training.LOCK_FILE)  # names the latest owner, who took it
+  before = snapshot(tmp_path)
+  result = fit(tmp_path, epochs=2, batch_size=4, flags_text="--epochs=2\n--batch_size=4\n")
+  assert result.history == {} and result.initial_epoch == 2
+  after = snapshot(tmp_path)
+  assert after.pop(lock) and before.pop(lock)
+  assert after == before  # flags.txt still says what trained the checkpoints
+
+
+def _checkpoint_learning_rate(prefix):
+  return float(
+    tf.train.load_checkpoint(prefix).get_tensor(
+      "optimizer/learning_rate/.ATTRIBUTES/VARIABLE_VALUE"
+    )
+  )
+
+
+def test_a_new_learning_rate_on_resume_is_applied_and_recorded(tmp_path):
+  for run in ("new_rate", "same_rate"):
+    fit(tmp_path / run, epochs=2, learning_rate=1e-3, flags_text="--learning_rate=0.001\n")
+  resumed = fit(
+    tmp_path / "new_rate", epochs=3, learning_rate=5e-4, flags_text="--learning_rate=0.0005\n"
+  )
+  assert resumed.initial_epoch == 2
+  # the restored optimiser runs at the new rate, not the checkpoint's
+  assert resumed.model.optimizer.learning_rate.numpy() == np.float32(5e-4)
+  assert _checkpoint_learning_rate(ckpt(tmp_path / "new_rate", 2)) == np.float32(1e-3)
+  assert _checkpoint_learning_rate(ckpt(tmp_path / "new_rate", 3)) == np.float32(5e-4)
+  same = fit(tmp_path / "same_rate", epochs=3, learning_rate=1e-3)
+  changed = [
+    not np.array_equal(a.numpy(), b.numpy())
+    for a, b in zip(resumed.model.trainable_variables, same.model.trainable_variables)
+  ]
+  assert all(changed)  # epoch 3 took other steps: the rate was used
+  # recorded: flags.txt and train.json describe the newest checkpoints, the history the rest
+  run = tmp_path / "new_rate"
+  assert (run / training.FLAGS_FILE).read_text() == "--learning_rate=0.0005\n"
+  assert (run / training.FLAGS_HISTORY_FILE).read_text() == (
+    "# epochs 1-2\n--learning_rate=0.001\n"
+  )
+  record = json.loads((run / training.TRAIN_FILE).read_text())
+  assert record["start_epoch"] == 2 and record["train_config"]["learning_rate"] == 5e-4
+  # another change (here of --epochs alone) moves these flags to the history in turn
+  fit(run, epochs=4, learning_rate=5e-4, flags_text="--learning_rate=0.0005\n--epochs=4\n")
+  assert (run / training.FLAGS_HISTORY_FILE).read_text() == (
+    "# epochs 1-2\n--learning_rate=0.001\n# epochs 3-3\n--learning_rate=0.0005\n"
+  )
+  assert json.loads((run / training.TRAIN_FILE).read_text())["start_epoch"] == 3
+
+
+def test_a_directory_from_before_train_json_keeps_its_flags_in_the_history(tmp_path):
+  fit(tmp_path, epochs=2, flags_text="--epochs=2\n")
+  os.remove(tmp_path / training.TRAIN_FILE)  # as runners.train wrote directories before it
+  assert fit(tmp_path, epochs=3, flags_text="--epochs=3\n").initial_epoch == 2
+  assert (tmp_path / training.FLAGS_HISTORY_FILE).read_text() == "# epochs 1-2\n--epochs=2\n"
+  assert (tmp_path / training.FLAGS_FILE).read_text() == "--epochs=3\n"
+  assert json.loads((tmp_path / training.TRAIN_FILE).read_text())["start_epoch"] == 2
+
+
+# --- SIGINT / SIGTERM -----------------------------------------------------------------------
+
+
+def _signal_at(monkeypatch, signum, epoch, step):
+  """Sends `signum` to this process at the end of `step` of `epoch` (1-based), from a
+  callback that runs before StopOnSignal's; records the handler then in effect."""
+  seen = {}
+
+  def on_train_batch_end(self, batch, logs=None):
+    if (self._epoch_now, batch + 1) == (epoch, step):
+      os.kill(os.getpid(), signum)
+      seen["handler after the first signal"] = signal.getsignal(signum)
+
+  def on_epoch_begin(self, e, logs=None):
+    self._epoch_now = e + 1
+    self.model.kl_weight.assign(training.warmup_weight(e, self.warmup_epochs))
+
+  monkeypatch.setattr(training.WarmUp, "on_train_batch_end", on_train_batch_end, raising=False)
+  monkeypatch.setattr(training.WarmUp, "on_epoch_begin", on_epoch_begin)
+  return seen
+
+
+def _weights(model):
+  return [v.numpy() for v in model.variables]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["SIGTERM", "SIGINT"])
+def test_a_signal_mid_epoch_stops_at_the_next_step_and_the_rerun_resumes_exactly(
+  tmp_path, monkeypatch, signum
+):
+  straight = fit(tmp_path / "straight", epochs=3)
+  handler = signal.getsignal(signum)
+  seen = _signal_at(monkeypatch, signum, epoch=2, step=2)
+  with pytest.raises(training.TrainingInterrupted) as stopped:
+    fit(tmp_path / "run", epochs=3)
+  name = signal.Signals(signum).name
+  assert stopped.value.signum == signum
+  assert str(stopped.value) == (
+    f"stopped by {name} in epoch 2 after step 2 of 3; the last good checkpoint "
+    f"{ckpt(tmp_path / 'run', 1)} is kept: a rerun with this --model_dir starts at epoch 2"
+  )
+  assert seen["handler after the first signal"] == signal.SIG_DFL  # a second one kills
+  assert signal.getsignal(signum) == handler  # the caller's handler is back
+  assert checkpoints_on_disk(tmp_path / "run") == ["ckpt-1"]
+  monkeypatch.undo()
+  resumed = fit(tmp_path / "run", epochs=3)  # the lock went with the interrupted run
+  assert resumed.initial_epoch == 1
+  # the same settings trained every checkpoint: one record, from epoch 0, and no history
+  assert json.loads((tmp_path / "run" / training.TRAIN_FILE).read_text())["start_epoch"] == 0
+  assert not (tmp_path / "run" / training.FLAGS_HISTORY_FILE).exists()
+  for a, b in zip(_weights(straight.model), _weights(resumed.model)):
+    np.testing.assert_array_equal(a, b)  # bit for bit
+
+
+def test_a_signal_in_the_last_step_of_an_epoch_saves_that_epoch_first(tmp_path, monkeypatch):
+  _signal_at(monkeypatch, signal.SIGTERM, epoch=2, step=STEPS)
+  with pytest.raises(training.TrainingInterrupted, match="at the end of epoch 2; .*epoch 3$"):
+    fit(tmp_path, epochs=4)
+  assert checkpoints_on_disk(tmp_path) == ["ckpt-1", "ckpt-2"]

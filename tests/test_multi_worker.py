@@ -1,0 +1,343 @@
+"""Training on several machines (--strategy=multi_worker), tried with two worker processes
+on 127.0.0.1 (docs/DISTRIBUTED.md).
+
+Each worker is this file run as a script (`python tests/test_multi_worker.py ...`): it
+sets TF_CONFIG, makes the MultiWorkerMirroredStrategy before TensorFlow runs any op, as
+runners.train does, and calls training.train on a small slice of random digits through
+the real MNIST pipeline (pipelines.mnist.train_dataset), so the workers read the global
+batches a one-process run reads and keep their halves (training.shard_by_data).
+
+The comparison is a one-process run with the same global batch split over the same two
+replicas (MirroredStrategy over two logical CPUs, in a process of its own): a replica draws its own
+sampling noise (the step seed is folded with its replica id), so this, and not a
+one-replica run, is the run whose numbers the two workers must give.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+TESTS = Path(__file__).resolve().parent
+REPOSITORY_ROOT = TESTS.parent
+NUM_TRAIN, NUM_EVAL, BATCH = 128, 32, 16  # 8 steps an epoch, global batch 16 = 2 x 8
+STEPS = NUM_TRAIN // BATCH
+EPOCHS = 3
+KILL_AT_STEP = 2 * STEPS + STEPS // 2  # worker 1 dies in epoch 3 (after checkpoint 2)
+LAUNCH_TIMEOUT_S = 180  # one launch of both workers; a hang fails the test, never blocks it
+CHIEF_ALONE_S = 60  # how long the chief may take to notice that worker 1 is gone
+
+
+def arrays():
+  """The digits every run trains on: random uint8 images and labels (no files needed)."""
+  rng = np.random.default_rng(7)
+  images = rng.integers(0, 256, (NUM_TRAIN + NUM_EVAL, 28, 28), dtype=np.uint8)
+  labels = rng.integers(0, 10, NUM_TRAIN + NUM_EVAL).astype(np.uint8)
+  return images[:NUM_TRAIN], labels[:NUM_TRAIN], images[NUM_TRAIN:], labels[NUM_TRAIN:]
+
+
+def configs(strategy: str):
+  from jmvae_tf import config
+
+  model_config = config.ModelConfig.make("jmvae_kl", latent_dim=4)
+  train_config = config.TrainConfig(
+    epochs=EPOCHS,
+    batch_size=BATCH,
+    warmup_epochs=2,
+    eval_every=1,
+    steps_per_execution=1,
+    strategy=strategy,
+  )
+  return model_config, train_config
+
+
+def run_training(model_dir: str, strategy, strategy_name: str, flags_text: str, kill_at=None):
+  """training.train as runners.train calls it, on arrays(); `kill_at`: SIGKILL this process
+  when its input pipeline makes that global step (mid-epoch, by a couple of steps of
+  read-ahead at most)."""
+  import tensorflow as tf
+
+  from jmvae_tf import training
+  from pipelines import mnist
+
+  train_images, train_labels, eval_images, eval_labels = arrays()
+  model_config, train_config = configs(strategy_name)
+
+  def train_dataset(start_epoch):
+    dataset = mnist.train_dataset(train_images, train_labels, BATCH, 0, start_epoch)
+    if kill_at is None:
+      return dataset
+
+    def die_at(step):
+      if int(step) == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+      return step
+
+    def watched(step, batch):
+      with tf.control_dependencies([tf.py_function(die_at, [step], tf.int64)]):
+        return {key: tf.identity(value) for key, value in batch.items()}
+
+    return dataset.enumerate(start=start_epoch * STEPS).map(watched)
+
+  return training.train(
+    model_config,
+    train_config,
+    model_dir,
+    train_dataset,
+    steps_per_epoch=STEPS,
+    eval_dataset=mnist.eval_dataset(eval_images, eval_labels, BATCH),
+    probe_batch=next(iter(mnist.eval_dataset(eval_images, eval_labels, NUM_EVAL))),
+    flags_text=flags_text,
+    verbose=2,
+    strategy=strategy,
+  )
+
+
+def mirrored_main(argv):
+  """python test_multi_worker.py mirrored MODEL_DIR RESULT_JSON: the one-process run, in a
+  process of its own (collective ops of earlier strategies in the pytest process can clash
+  with its all-reduce: "Shape mismatch in the collective instance")."""
+  model_dir, result_path = argv
+  import tensorflow as tf
+
+  from jmvae_tf import training
+
+  (cpu,) = tf.config.list_physical_devices("CPU")
+  tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+  training.configure_cpu_threads(1, 2)
+  strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+  result = run_training(model_dir, strategy, "mirrored", "--strategy=mirrored\n")
+  Path(result_path).write_text(json.dumps({"history": result.history}))
+
+
+def worker_main(argv):
+  """python test_multi_worker.py TASK PORT0,PORT1 MODEL_DIR RESULT_JSON [KILL_AT_STEP]"""
+  task, ports, model_dir, result_path = int(argv[0]), argv[1].split(","), argv[2], argv[3]
+  kill_at = int(argv[4]) if len(argv) > 4 else None
+  os.environ["TF_CONFIG"] = json.dumps(
+    {
+      "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
+      "task": {"type": "worker", "index": task},
+    }
+  )
+  from jmvae_tf import training
+
+  training.configure_cpu_threads(1, 2)
+  strategy = training.make_strategy("multi_worker")  # before any op runs
+  result = run_training(
+    model_dir, strategy, "multi_worker", f"--strategy=multi_worker\n--task={task}\n", kill_at
+  )
+  Path(result_path).write_text(
+    json.dumps(
+      {
+        "pid": os.getpid(),
+        "chief": training.is_chief(strategy),
+        "initial_epoch": result.initial_epoch,
+        "history": result.history,
+      }
+    )
+  )
+
+
+if __name__ == "__main__":
+  sys.path[:0] = [str(REPOSITORY_ROOT), str(TESTS)]
+  if sys.argv[1] == "mirrored":
+    mirrored_main(sys.argv[2:])
+  else:
+    worker_main(sys.argv[1:])
+  sys.exit(0)
+
+
+# --- the tests (pytest imports what follows; the workers stop above) -----------------------
+
+import tensorflow as tf  # noqa: E402
+
+from jmvae_tf import training  # noqa: E402
+
+
+def free_ports(n: int):
+  sockets = [socket.socket() for _ in range(n)]
+  for s in sockets:
+    s.bind(("127.0.0.1", 0))
+  ports = [s.getsockname()[1] for s in sockets]
+  for s in sockets:
+    s.close()
+  return ports
+
+
+def launch(model_dir: Path, work: Path, name: str, kill_at=None):
+  """Starts both workers (worker 0 is the chief); returns [(process, result path)]."""
+  ports = ",".join(str(p) for p in free_ports(2))
+  procs = []
+  for task in (0, 1):
+    temp = work / f"tmp-{name}-{task}"  # each worker's TMPDIR: what it leaves shows there
+    temp.mkdir()
+    result = work / f"result-{name}-{task}.json"
+    args = [sys.executable, "-u", __file__, str(task), ports, str(model_dir), str(result)]
+    if kill_at is not None and task == 1:
+      args.append(str(kill_at))
+    env = dict(os.environ, TMPDIR=str(temp), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
+    env.pop("TF_CONFIG", None)
+    log = open(work / f"log-{name}-{task}.txt", "w")
+    procs.append(
+      (subprocess.Popen(args, cwd=REPOSITORY_ROOT, env=env, stdout=log, stderr=log), result, log)
+    )
+  return procs
+
+
+def finish(procs, timeout: float):
+  """Waits for the workers (killing what is left after `timeout`); their exit codes."""
+  deadline = time.monotonic() + timeout
+  codes = []
+  for proc, _, log in procs:
+    try:
+      codes.append(proc.wait(timeout=max(1.0, deadline - time.monotonic())))
+    except subprocess.TimeoutExpired:
+      proc.kill()
+      codes.append(proc.wait())
+    log.close()
+  return codes
+
+
+def tail(work: Path, name: str) -> str:
+  return "\n".join(
+    f"--- worker {t}:\n" + (work / f"log-{name}-{t}.txt").read_text()[-2500:] for t in (0, 1)
+  )
+
+
+def epoch_losses(log_dir: Path) -> dict:
+  """epoch -> epoch_loss from the TensorBoard events under log_dir/train."""
+  losses = {}
+  for path in sorted(tf.io.gfile.glob(str(log_dir / "train" / "events.*"))):
+    for event in tf.compat.v1.train.summary_iterator(path):
+      for value in event.summary.value:
+        if value.tag == "epoch_loss":
+          losses[event.step] = float(tf.make_ndarray(value.tensor))
+  return losses
+
+
+def checkpoint_tensors(prefix: str) -> dict:
+  reader = tf.train.load_checkpoint(prefix)
+  return {
+    name: reader.get_tensor(name)
+    for name in reader.get_variable_to_shape_map()
+    if name != "_CHECKPOINTABLE_OBJECT_GRAPH"
+  }
+
+
+def start_two_replicas(model_dir: Path, work: Path):
+  """Starts the one-process run (same data, model and global batch, two replicas, one per
+  logical CPU, a checkpoint after each epoch) in a process of its own; see mirrored_main."""
+  result = work / "result-mirrored.json"
+  log = open(work / "log-mirrored.txt", "w")
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
+  env.pop("TF_CONFIG", None)
+  args = [sys.executable, "-u", __file__, "mirrored", str(model_dir), str(result)]
+  proc = subprocess.Popen(args, cwd=REPOSITORY_ROOT, env=env, stdout=log, stderr=log)
+  return proc, result, log
+
+
+def assert_same_checkpoint(prefix: str, expected_prefix: str):
+  got, want = checkpoint_tensors(prefix), checkpoint_tensors(expected_prefix)
+  assert set(got) == set(want)
+  for name in want:
+    # Rounding only (measured: at most 7.1e-7 apart): one Adam step moves a weight by ~1e-3,
+    # so a worker reading the wrong part of a batch would be far outside.
+    np.testing.assert_allclose(got[name], want[name], rtol=1e-4, atol=1e-5, err_msg=name)
+
+
+def test_two_workers_train_as_two_replicas_and_resume_after_one_is_killed(tmp_path):
+  """Two workers train 3 epochs; worker 1 is SIGKILLed in epoch 3 (its input pipeline kills
+  it); the chief fails on its own; both are restarted and resume from the chief's
+  checkpoint 2 (our own checkpoints, not BackupAndRestore). Compared with the one-process
+  two-replica run: every checkpointed tensor (weights, Adam's moments and step, the loss
+  trackers, epoch) of checkpoints 2 and 3, and each epoch's training and validation loss."""
+  model_dir, work, expected_dir = tmp_path / "model", tmp_path / "work", tmp_path / "expected"
+  work.mkdir()
+
+  killed = launch(model_dir, work, "killed", kill_at=KILL_AT_STEP)
+  mirrored = start_two_replicas(expected_dir, work)  # beside the workers
+  assert finish([mirrored], timeout=LAUNCH_TIMEOUT_S) == [0], (
+    work / "log-mirrored.txt"
+  ).read_text()[-2500:]
+  expected_history = json.loads(mirrored[1].read_text())["history"]
+  assert finish(killed[1:], timeout=LAUNCH_TIMEOUT_S) == [-signal.SIGKILL], tail(work, "killed")
+  # The chief cannot go on alone: its next all-reduce fails ("Collective ops is aborted by:
+  # ... Connection reset by peer") and it exits with that error; it is not killed here.
+  chief_exit = finish(killed[:1], timeout=CHIEF_ALONE_S)
+  assert chief_exit == [1] and "Collective ops is aborted" in tail(work, "killed"), (
+    chief_exit,
+    tail(work, "killed"),
+  )
+  latest = training.latest_checkpoint(str(model_dir))
+  assert latest and latest.endswith("ckpt-2"), (latest, tail(work, "killed"))
+  assert_same_checkpoint(latest, str(expected_dir / "ckpt" / "ckpt-2"))
+
+  restarted = launch(model_dir, work, "restarted")
+  assert finish(restarted, timeout=LAUNCH_TIMEOUT_S) == [0, 0], tail(work, "restarted")
+  results = [json.loads(result.read_text()) for _, result, _ in restarted]
+  assert [r["chief"] for r in results] == [True, False]
+  assert [r["initial_epoch"] for r in results] == [2, 2]
+  assert "Resuming from" in (work / "log-restarted-0.txt").read_text()
+  assert_same_checkpoint(
+    training.latest_checkpoint(str(model_dir)), str(expected_dir / "ckpt" / "ckpt-3")
+  )
+  # Each epoch's loss (Keras' logs: the mean over both workers' examples): epochs 1-2 from
+  # the killed launch's summaries, epoch 3 from the restarted one's.
+  np.testing.assert_allclose(
+    [epoch_losses(model_dir / "logs")[e] for e in range(EPOCHS)],
+    expected_history["loss"],
+    rtol=1e-5,
+  )
+  for key in ("loss", "val_loss"):
+    np.testing.assert_allclose(results[0]["history"][key], expected_history[key][2:], rtol=1e-5)
+    assert results[1]["history"][key] == results[0]["history"][key]
+
+  # Only the chief wrote the model directory: its files, and event files named by its pid.
+  chief_pids = {str(results[0]["pid"]), str(killed[0][0].pid)}
+  assert sorted(p.name for p in model_dir.iterdir()) == sorted(
+    [".lock", "ckpt", "flags.txt", "logs", "run.json", "train.json"]
+  )
+  assert (model_dir / "flags.txt").read_text() == "--strategy=multi_worker\n--task=0\n"
+  events = list((model_dir / "logs").rglob("events.out.tfevents.*"))
+  writers = {re.search(r"\.(\d+)\.\d+\.v2$", p.name).group(1) for p in events}
+  assert events and writers <= chief_pids, (writers, chief_pids)
+  # Worker 1 saved with the chief into a temporary directory and removed it (the killed
+  # launch's stays: a SIGKILL leaves no time to clean up).
+  assert not [p for p in (work / "tmp-restarted-1").iterdir() if p.name.startswith("jmvae-")]
+  leftovers = [p.name for p in (work / "tmp-killed-1").iterdir() if p.name.startswith("jmvae-")]
+  assert len(leftovers) == 1 and leftovers[0].startswith("jmvae-worker-"), leftovers
+
+
+def test_a_worker_other_than_the_chief_writes_nothing_to_the_model_dir(tmp_path, monkeypatch):
+  """The non-chief path on its own, in-process: it trains, saves every epoch into a
+  temporary directory that it removes, and leaves the model directory untouched (here it
+  does not even exist: the chief creates it)."""
+  temp = tmp_path / "tmp"
+  temp.mkdir()
+  monkeypatch.setattr(tempfile, "tempdir", str(temp))
+  monkeypatch.setattr(training, "is_chief", lambda strategy: False)
+  saved = []
+  real_save = tf.train.CheckpointManager.save
+
+  def save(self, *args, **kwargs):
+    saved.append(real_save(self, *args, **kwargs))
+    return saved[-1]
+
+  monkeypatch.setattr(tf.train.CheckpointManager, "save", save)
+  model_dir = tmp_path / "model"
+  result = run_training(str(model_dir), tf.distribute.get_strategy(), "multi_worker", "x\n")
+  assert result.history["loss"] and len(saved) == EPOCHS
+  assert all(path.startswith(str(temp / "jmvae-worker-")) for path in saved), saved
+  assert not model_dir.exists()
+  assert not [p for p in temp.iterdir() if p.name.startswith("jmvae-")]
