@@ -34,6 +34,9 @@ Sources (both real data; nothing here is synthetic):
   deterministic order, since TFDS does not keep the file names). TFDS gives decoded
   images, so they are cropped and resized once at construction and held as 64x64 uint8
   (about 2.5 GB for all of CelebA); the folder source scales better.
+A folder written by `pipelines.synthetic_faces` (the stand-in) holds its marker file
+`SYNTHETIC_FACES.txt`; the data set's `provenance` then says "synthetic faces (not CelebA)",
+and runners.evaluate prints that beside the paper's numbers.
 
 Bad data stops the constructor with one `DataError` naming the file and the problem:
 missing files, a header that is not CelebA's 40 names, malformed rows, values other than
@@ -65,6 +68,7 @@ from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
 from pipelines import datasets
 from pipelines.celeba_attributes import ATTRIBUTE_NAMES
 from pipelines.datasets import DataError
+from pipelines.synthetic_faces import MARKER_FILE as SYNTHETIC_MARKER
 
 PathLike = Union[str, os.PathLike]
 
@@ -73,6 +77,8 @@ NUM_ATTRIBUTES = len(ATTRIBUTE_NAMES)
 IMAGE_DIR = "img_align_celeba"
 ATTRIBUTE_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
+# A folder written by pipelines.synthetic_faces (it holds SYNTHETIC_MARKER) is labelled so.
+SYNTHETIC_PROVENANCE = "synthetic faces (not CelebA)"
 
 ALIGNED_HEIGHT, ALIGNED_WIDTH = 218, 178
 IMAGE_SIZE = 64
@@ -448,6 +454,8 @@ class CelebADataSet(datasets.DataSet):
       self._source = _tfds_source(self.crop)
     else:
       self._source = _folder_source(data_dir, self.crop, need_partition)
+      if os.path.isfile(os.path.join(data_dir, SYNTHETIC_MARKER)):
+        self.provenance = SYNTHETIC_PROVENANCE
     self._rows = _split_rows(self._source, self.split_option, num_train, validation)
 
   @property

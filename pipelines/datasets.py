@@ -40,6 +40,9 @@ class DataSet(abc.ABC):
 
   name: str = ""
   architecture: str = ""
+  # What the data really is where `name` would mislead (e.g. the synthetic stand-in read as
+  # celeb_a); reports print it beside any published numbers. Empty: the data set `name` says.
+  provenance: str = ""
 
   @property
   @abc.abstractmethod

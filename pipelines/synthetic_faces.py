@@ -9,8 +9,10 @@ the files of CelebA's release,
                                     (eyes near y = 111, mouth near y = 152)
   list_attr_celeba.txt              count, the 40 names, `000001.jpg -1  1 ...` rows
   list_eval_partition.txt           `000001.jpg 0`: contiguous 80/10/10 train/val/test
+  SYNTHETIC_FACES.txt               a marker that CelebA's release does not have
 
-so `pipelines.celeba.CelebADataSet(data_dir=...)` reads it unchanged.
+so `pipelines.celeba.CelebADataSet(data_dir=...)` reads it unchanged, and by the marker knows
+it is the stand-in, so that reports (runners.evaluate) say so beside the paper's numbers.
 
 Faces vary in pose (offset, tilt), size, skin, background and clothing colour, a lighting
 gradient and pixel noise. These attributes are drawn visibly, under their CelebA names
@@ -71,6 +73,8 @@ HEIGHT, WIDTH = 218, 178
 IMAGE_DIR = "img_align_celeba"
 ATTRIBUTE_FILE = "list_attr_celeba.txt"
 PARTITION_FILE = "list_eval_partition.txt"
+# Written beside CelebA's files; the loader labels a folder holding it as the stand-in.
+MARKER_FILE = "SYNTHETIC_FACES.txt"
 BATCH_SIZE = 32  # Images drawn at once; fixed, so the pictures do not depend on it.
 
 PathLike = Union[str, os.PathLike]
@@ -509,6 +513,15 @@ def write_partition_file(path: PathLike, labels: np.ndarray) -> None:
   )
 
 
+def write_marker(output_dir: PathLike, num_images: int, seed: int) -> None:
+  """MARKER_FILE: plain text saying what the folder is (only its presence is read)."""
+  Path(output_dir, MARKER_FILE).write_text(
+    f"SYNTHETIC faces drawn by pipelines.synthetic_faces (num_images={num_images}, "
+    f"seed={seed}) in CelebA's layout. This is NOT CelebA: numbers measured on it are not "
+    f"CelebA's.\n"
+  )
+
+
 def write_images(
   image_dir: PathLike, attributes: np.ndarray, seed: int, start: int = 0, quality: int = 90
 ) -> None:
@@ -540,6 +553,7 @@ def generate(output_dir: PathLike, num_images: int, seed: int = 0) -> np.ndarray
   write_images(output_dir / IMAGE_DIR, attributes, seed)
   write_attribute_file(output_dir / ATTRIBUTE_FILE, attributes)
   write_partition_file(output_dir / PARTITION_FILE, partition(num_images))
+  write_marker(output_dir, num_images, seed)
   return attributes
 
 

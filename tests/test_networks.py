@@ -112,6 +112,20 @@ def test_gaussian_heads(kind):
     )
 
 
+def test_fixed_variance_head_with_another_variance():
+  """variance=v: N(tanh(params), v) per element, log-density by hand; v <= 0 refused."""
+  m = Modality("attributes", GAUSSIAN_FIXED, (6,))
+  params = tf.reshape(tf.linspace(-2.0, 2.0, 12), [2, 6])
+  dist = networks.fixed_variance_normal(m.shape, variance=0.25)(params)
+  x = tf.ones([2, 6])
+  mean = np.tanh(params.numpy())
+  np.testing.assert_allclose(dist.stddev().numpy(), 0.5)
+  by_hand = np.sum(-0.5 * np.log(2 * np.pi * 0.25) - (1.0 - mean) ** 2 / (2 * 0.25), axis=1)
+  np.testing.assert_allclose(dist.log_prob(x).numpy(), by_hand, rtol=1e-5)
+  with pytest.raises(ValueError, match="variance must be positive"):
+    networks.fixed_variance_normal(m.shape, variance=0.0)
+
+
 def test_bad_modalities_are_refused():
   with pytest.raises(ValueError, match="kind"):
     Modality("x", "poisson", (3,))

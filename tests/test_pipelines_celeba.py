@@ -306,6 +306,16 @@ def test_without_partition_file_the_paper_split_still_works(folder, tmp_path) ->
   assert CelebADataSet(data_dir=copy).num_examples("train") == 45
 
 
+def test_the_synthetic_stand_in_is_labelled_by_its_marker(folder, data, tmp_path) -> None:
+  """The generator's folder says it is synthetic; the same files without the marker (as a
+  real CelebA folder) carry no label."""
+  assert data.provenance == "synthetic faces (not CelebA)"
+  copy = tmp_path / "copy"
+  shutil.copytree(folder, copy)
+  (copy / synthetic_faces.MARKER_FILE).unlink()
+  assert CelebADataSet(data_dir=copy).provenance == ""
+
+
 def test_missing_directory(tmp_path) -> None:
   with pytest.raises(DataError, match="does not exist"):
     CelebADataSet(data_dir=tmp_path / "nowhere")

@@ -142,6 +142,14 @@ def test_generate_writes_celebas_layout(tmp_path: Path) -> None:
   assert not np.array_equal(other, attributes[:4])
 
 
+def test_generate_writes_the_stand_in_marker(tmp_path: Path) -> None:
+  """The marker (not in CelebA's release) says the folder is synthetic; the loader reads it."""
+  sf.generate(tmp_path, 3, seed=1)
+  text = (tmp_path / sf.MARKER_FILE).read_text()
+  assert "NOT CelebA" in text and "num_images=3" in text and "seed=1" in text
+  assert sf.MARKER_FILE == celeba.SYNTHETIC_MARKER
+
+
 def test_cli_runs_end_to_end(tmp_path: Path) -> None:
   output = tmp_path / "faces"
   result = subprocess.run(

@@ -60,10 +60,17 @@ class ModelOptions:
 
   latent_dim: int = 64
   seed: int = 0
+  # Variance of the decoders' fixed-variance Gaussian likelihoods (the paper's CelebA: 1);
+  # smaller weighs reconstruction more against the KL terms. No effect on other likelihoods.
+  # Keyword-only, so subclasses' positional fields keep their places; the architecture's
+  # decoders take it (config.build_model), not the model.
+  decoder_variance: float = dataclasses.field(default=1.0, kw_only=True)
 
   def __post_init__(self):
     if self.latent_dim < 1:
       raise ValueError(f"latent_dim must be positive, got {self.latent_dim}")
+    if not self.decoder_variance > 0:
+      raise ValueError(f"decoder_variance must be positive, got {self.decoder_variance}")
 
 
 class MultimodalVAE(keras.Model):
@@ -212,14 +219,15 @@ class MultimodalVAE(keras.Model):
     return {name: tracker.result() for name, tracker in self.trackers.items()}
 
   def compile(self, optimizer="adam", jit_compile=False, **kwargs):
-    """Like keras.Model.compile, but `jit_compile` compiles only each replica's forward
-    and backward pass with XLA, not the whole step: Keras' whole-step XLA cannot
-    reach variables mirrored on other devices, so it fails under MirroredStrategy
-    with several devices, while this works under any strategy."""
-    super().compile(optimizer=optimizer, jit_compile=False, **kwargs)
+    """Like keras.Model.compile. `jit_compile` outside any distribution strategy compiles
+    the whole step with XLA (Keras' own: forward, backward, optimiser update and metrics
+    fused); under a strategy only each replica's forward and backward pass, because
+    Keras' whole-step XLA cannot reach variables mirrored on other devices."""
+    whole_step = bool(jit_compile) and not tf.distribute.has_strategy()
+    super().compile(optimizer=optimizer, jit_compile=whole_step, **kwargs)
     self._gradients_fn = (
       tf.function(self._loss_and_gradients, jit_compile=True)
-      if jit_compile
+      if jit_compile and not whole_step
       else self._loss_and_gradients
     )
 
