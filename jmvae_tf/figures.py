@@ -1,5 +1,6 @@
-"""The paper's MNIST figures 3, 4 and 5: their values, computed through the models'
-inference API, and their drawings (matplotlib, imported only when drawing).
+"""The paper's MNIST figures 3, 4 and 5 (and the faces' 6-9, in the last section): their
+values, computed through the models' inference API, and their drawings (matplotlib,
+imported only when drawing).
 
 Figure 3: images generated from each label (columns), one row per number of
   iterative-sampling steps (mean of p(x|z), z ~ q(z|x_k, w)); a model with its own
@@ -198,3 +199,217 @@ def save_figure(fig, path: str, writer=None, tag: str = "") -> bytes:
     with writer.as_default(step=0):
       tf.summary.image(tag, tf.image.decode_png(buf.getvalue(), channels=4)[tf.newaxis])
   return buf.getvalue()
+
+
+# --- Figures 6-9: faces and their attributes (any CelebA-family run) ------------------------
+# Figure 6: faces generated from the attributes of test faces, one row per number of
+#   iterative-sampling steps (JMVAE), with a first row from q(z|w) where the model has one.
+# Figure 7: single-conditional log-likelihood against the number of steps (Figure 4's values
+#   for any pair of modalities).
+# Figure 8a: the average face p(x|z_mean), z_mean the mean of q(z|w), and random faces
+#   z_mean + sigma * eps, eps ~ N(0, zeta I), for base attributes with one attribute set to
+#   +-2; 8b: a PCA of those latents coloured by the attribute set.
+# Figure 9: bi-directional editing (jmvae_tf/editing.py): x + x'_mean - x_mean.
+
+FIGURE8_VALUE = 2.0  # the paper sets the chosen attribute to 2 (or -2 for "not")
+FIGURE8_ZETA = 0.6
+
+
+def face_modalities(model) -> Tuple[str, str]:
+  """(image modality, attribute modality) of a faces-and-attributes model."""
+  from jmvae_tf import editing  # pylint: disable=g-import-not-at-top
+
+  return editing.face_modalities(model)
+
+
+def figure6_rows(
+  model, attributes: Batch, steps: Sequence[int], seed: int
+) -> Tuple[List[str], List[np.ndarray]]:
+  """Figure 6: Figure 3's rows with the image missing and the attributes given
+  (`attributes`: {attribute modality: [B, A]}, e.g. those of B test faces)."""
+  image, _ = face_modalities(model)
+  return figure3_rows(model, attributes, image, steps, seed)
+
+
+def figure7_curves(
+  models: Dict[str, object],
+  dataset: Iterable[Batch],
+  steps: Sequence[int],
+  num_samples: int,
+  seed: int,
+  directions: Sequence[Tuple[str, Tuple[str, ...], str]],
+) -> Dict[str, Dict[str, List[float]]]:
+  """Figure 7: {direction name: {model title: mean eq 11 estimate at each step count}} for
+  `directions` = [(target, given, name)]; Figure 4's computation (batch i draws from
+  (seed, i)) for any modalities. A model that needs no iterative sampling is a flat line."""
+  if iter(dataset) is dataset:
+    raise ValueError("figure7_curves reads the data set several times: pass a list or a Dataset")
+  curves: Dict[str, Dict[str, List[float]]] = {}
+  for title, model in models.items():
+    for target, given, name in directions:
+      imputes = model.uses_iterative_sampling(given)
+      values = []
+      for k in steps if imputes else steps[:1]:
+        total, count = 0.0, 0
+        for i, batch in enumerate(dataset):
+          v = estimators.conditional_log_likelihood(
+            model, batch, target, given, num_samples, k, seed=(seed, i)
+          )
+          total, count = total + float(tf.reduce_sum(v)), count + int(v.shape[0])
+        if not count:
+          raise ValueError("figure7_curves: the data set is empty")
+        values.append(total / count)
+      curves.setdefault(name, {})[title] = values if imputes else values * len(steps)
+  return curves
+
+
+def face_directions(model) -> List[Tuple[str, Tuple[str, ...], str]]:
+  """Figure 7's directions for a faces-and-attributes model: log p(x~|w) and log p(w~|x)."""
+  image, attributes = face_modalities(model)
+  return [(image, (attributes,), "log p(x~|w)"), (attributes, (image,), "log p(w~|x)")]
+
+
+def figure8_faces(
+  model,
+  base_attributes: np.ndarray,
+  chosen: Sequence[Tuple[str, int, float]],
+  num_random: int,
+  seed: int,
+  zeta: float = FIGURE8_ZETA,
+  num_steps: int = 0,
+) -> List[Dict[str, np.ndarray]]:
+  """Figure 8a's values: for each (name, column, value) in `chosen`, w = base_attributes
+  with that column set to value (the paper: 2 or -2), z_mean and sigma^2 = the mean and
+  variance of z given w (JMVAE-kl: q(z|w); JMVAE: after num_steps of iterative sampling),
+  the average face = the mean of p(x|z_mean), and num_random faces from z = z_mean +
+  sigma * eps, eps ~ N(0, zeta I) (zeta a variance; the paper's 0.6). Every attribute gets
+  the same eps, so the columns differ only by the attribute."""
+  if zeta < 0 or num_random < 0:
+    raise ValueError(f"zeta and num_random must be >= 0, got {zeta}, {num_random}")
+  image, attributes = face_modalities(model)
+  base = np.asarray(base_attributes, np.float32).reshape(-1)
+  eps = tf.random.stateless_normal(
+    [num_random, model.latent_dim], tf.constant([seed, 8], tf.int64)
+  ) * np.sqrt(zeta)
+  out = []
+  for name, column, value in chosen:
+    w = base.copy()
+    w[column] = value
+    z_mean, variance = model.posterior(
+      {attributes: tf.constant(w[np.newaxis])}, [attributes], num_steps=num_steps
+    )
+    z_random = z_mean + tf.sqrt(variance) * eps
+    out.append(
+      {
+        "name": name,
+        "value": float(value),
+        "w": w,
+        "z_mean": z_mean.numpy()[0],
+        "sigma": np.sqrt(variance.numpy()[0]),
+        "z_random": z_random.numpy(),
+        "average": model.decode(z_mean, {}, names=[image])[image].mean().numpy()[0],
+        "random": model.decode(z_random, {}, names=[image])[image].mean().numpy(),
+      }
+    )
+  return out
+
+
+def pca_2d(points: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+  """(points projected on their first two principal components [N, 2], the components
+  [2, D]); the signs are fixed so that each component's largest entry is positive."""
+  points = np.asarray(points, np.float64)
+  centred = points - points.mean(0)
+  _, _, vt = np.linalg.svd(centred, full_matrices=False)
+  components = vt[:2]
+  signs = np.sign(components[np.arange(len(components)), np.abs(components).argmax(1)])
+  components = components * signs[:, np.newaxis]
+  return centred @ components.T, components
+
+
+def figure9_grid(
+  model, images: np.ndarray, edits: Sequence, num_steps: int = 0
+) -> Tuple[List[str], np.ndarray]:
+  """Figure 9: (column names, [faces, 1 + len(edits), H, W, C]): each face, then for each
+  edit (an editing.Edit) x + x'_mean - x_mean with only that attribute edited."""
+  from jmvae_tf import editing  # pylint: disable=g-import-not-at-top
+
+  images = np.asarray(images, np.float32)
+  columns = [images] + [
+    editing.bidirectional_edit(model, images, [edit], num_steps)["edited"] for edit in edits
+  ]
+  return ["input"] + [edit.label for edit in edits], np.stack(columns, axis=1)
+
+
+def face_picture(x: np.ndarray) -> np.ndarray:
+  """A face in [-1, 1] as an RGB picture in [0, 1] for imshow."""
+  return np.clip((np.asarray(x, np.float32) + 1) / 2, 0, 1)
+
+
+def draw_face_grid(
+  grid: np.ndarray, row_names: Sequence[str], column_names: Sequence[str], title: str
+):
+  """grid [rows, columns, H, W, C] of faces in [-1, 1]."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  rows, cols = grid.shape[:2]
+  fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.15), squeeze=False)
+  for r in range(rows):
+    for c in range(cols):
+      ax = axes[r, c]
+      ax.imshow(face_picture(grid[r, c]))
+      ax.set_xticks([]), ax.set_yticks([])
+      if r == 0 and column_names:
+        ax.set_title(str(column_names[c]), fontsize=7)
+      if c == 0 and row_names:
+        ax.set_ylabel(row_names[r], fontsize=7, rotation=0, ha="right", va="center")
+  fig.suptitle(title, fontsize=10)
+  return fig
+
+
+def draw_figure6(
+  faces: np.ndarray, rows: Sequence[np.ndarray], row_names: Sequence[str], title: str
+):
+  """The test faces on top, then one row of generated faces per row name."""
+  grid = np.stack([np.asarray(faces)] + [np.asarray(r) for r in rows], axis=0)
+  return draw_face_grid(grid, ["test face"] + list(row_names), [], title)
+
+
+def draw_figure7(curves: Dict[str, Dict[str, List[float]]], steps: Sequence[int]):
+  fig = draw_figure4(curves, steps)
+  fig.suptitle(
+    "Figure 7: single-conditional log-likelihood (eq 11 bound, test) vs iterative-sampling steps",
+    fontsize=10,
+  )
+  return fig
+
+
+def draw_figure8a(panels: Sequence[Dict[str, np.ndarray]], title: str):
+  """One column per chosen attribute: its average face on top, the random faces below."""
+  grid = np.stack([np.concatenate([p["average"][np.newaxis], p["random"]]) for p in panels], 1)
+  names = [f"{'+' if p['value'] > 0 else '-'}{p['name']}" for p in panels]
+  row_names = ["average"] + [f"random {i + 1}" for i in range(grid.shape[0] - 1)]
+  return draw_face_grid(grid, row_names, names, title)
+
+
+def draw_figure8b(panels: Sequence[Dict[str, np.ndarray]], title: str):
+  """The random latents of every attribute (and their z_mean, large) on two principal axes."""
+  import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+
+  points = np.concatenate(
+    [np.concatenate([p["z_mean"][np.newaxis], p["z_random"]]) for p in panels]
+  )
+  projected, _ = pca_2d(points)
+  fig, ax = plt.subplots(figsize=(5.5, 4.5))
+  start = 0
+  for i, p in enumerate(panels):
+    n = 1 + len(p["z_random"])
+    part = projected[start : start + n]
+    start += n
+    label = f"{'+' if p['value'] > 0 else '-'}{p['name']}"
+    colour = plt.get_cmap("tab10")(i % 10)
+    ax.scatter(part[1:, 0], part[1:, 1], s=10, color=colour, label=label)
+    ax.scatter(part[:1, 0], part[:1, 1], s=120, color=colour, marker="*", edgecolor="black")
+  ax.set_xlabel("PC 1"), ax.set_ylabel("PC 2")
+  ax.legend(fontsize=7)
+  ax.set_title(title, fontsize=10)
+  return fig

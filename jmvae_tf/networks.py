@@ -9,6 +9,7 @@ networks (e.g. convolutional ones) through the same two classes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Dict, Optional, Sequence
 
 import tensorflow as tf
@@ -93,8 +94,15 @@ class GaussianConditional(keras.Model):
     return self.mean_head(h), gaussian.softplus_variance(self.variance_head(h))
 
 
-def distribution_head(modality: Modality, name: str = "head") -> keras.Sequential:
-  """Dense parameters + the TFP distribution layer for this modality's likelihood.
+# The paper's CelebA decoders: Gaussian with a tanh mean and variance fixed to 1.
+FIXED_VARIANCE = 1.0
+
+
+def distribution_head(
+  modality: Modality, name: str = "head", variance: float = FIXED_VARIANCE
+) -> keras.Sequential:
+  """Dense parameters + the TFP distribution layer for this modality's likelihood
+  (`variance`: that of a GAUSSIAN_FIXED likelihood).
 
   convert_to_tensor_fn is the mean: when a Keras graph needs a tensor it gets the
   expected value, not a stateful sample (sampling is done explicitly, with seeds).
@@ -120,20 +128,30 @@ def distribution_head(modality: Modality, name: str = "head") -> keras.Sequentia
     dist = tfpl.IndependentNormal(shape, convert_to_tensor_fn=mean, name="normal", dtype=HEAD_DTYPE)
   elif modality.kind == GAUSSIAN_FIXED:
     n = modality.size
-    dist = fixed_variance_normal(shape)
+    dist = fixed_variance_normal(shape, variance)
   else:  # Modality validates kinds; this guards new kinds added without a head.
     raise ValueError(f"no decoder head for kind {modality.kind!r}")
   return keras.Sequential([keras.layers.Dense(n, name="params", dtype=HEAD_DTYPE), dist], name=name)
 
 
-def fixed_variance_normal(shape) -> tfpl.DistributionLambda:
-  """N(tanh(mu), 1) per element: the paper's CelebA likelihood (variance fixed to 1)."""
+def fixed_variance_normal(shape, variance: float = FIXED_VARIANCE) -> tfpl.DistributionLambda:
+  """N(tanh(mu), variance) per element: the paper's CelebA likelihood with variance 1.
+
+  A smaller variance weighs reconstruction against the KL terms as a beta-VAE's
+  beta = variance would (-log p = squared error / (2 variance) + a constant).
+  """
+  if not variance > 0:
+    raise ValueError(f"the decoder variance must be positive, got {variance}")
   shape = tuple(shape)
   n = len(shape)
+  scale = float(variance) ** 0.5
 
   def make(params):
     loc = tf.tanh(tf.reshape(params, tf.concat([tf.shape(params)[:-1], shape], 0)))
-    return tfd.Independent(tfd.Normal(loc, tf.ones_like(loc)), reinterpreted_batch_ndims=n)
+    return tfd.Independent(
+      tfd.Normal(loc, tf.fill(tf.shape(loc), tf.constant(scale, loc.dtype))),
+      reinterpreted_batch_ndims=n,
+    )
 
   return tfpl.DistributionLambda(
     make, convert_to_tensor_fn=tfd.Distribution.mean, name="normal_fixed", dtype=HEAD_DTYPE
@@ -179,9 +197,10 @@ def mnist_encoder(modalities: Sequence[Modality], latent_dim: int, name: str) ->
   )
 
 
-def mnist_decoder(modality: Modality, name: str) -> Decoder:
+def mnist_decoder(modality: Modality, name: str, variance: float = FIXED_VARIANCE) -> Decoder:
   """p(x|z): D512R-D512R then D{size} and the modality's distribution layer."""
-  return Decoder(mlp(MNIST_HIDDEN, name=f"{name}_body"), modality, name=name)
+  head = distribution_head(modality, variance=variance)
+  return Decoder(mlp(MNIST_HIDDEN, name=f"{name}_body"), modality, head=head, name=name)
 
 
 def mnist_conditional(latent_dim: int, name: str) -> GaussianConditional:
@@ -194,6 +213,26 @@ def mnist_top_features(name: str) -> keras.layers.Layer:
   return mlp(MNIST_HIDDEN, name=name, flatten=False)
 
 
+def mnist_discriminator(modality: Modality, name: str, style: str = "paper") -> "Discriminator":
+  """D512R-D512R-D1 (sigmoid) on the flattened image, for a VAE-GAN on MNIST-sized data (the
+  paper has none); style "authors": leaky ReLU. Its features are the second layer's."""
+  if style not in DISCRIMINATOR_STYLES:
+    raise ValueError(f"discriminator style must be one of {DISCRIMINATOR_STYLES}, got {style!r}")
+  leaky = style == "authors"
+  layers = [keras.layers.Flatten(name="flatten")]
+  for i, h in enumerate(MNIST_HIDDEN):
+    layers.append(keras.layers.Dense(h, name=f"dense_{i}"))
+    layers.append(
+      keras.layers.LeakyReLU(LEAKY_RELU_SLOPE, name=f"leaky_relu_{i}")
+      if leaky
+      else keras.layers.ReLU(name=f"relu_{i}")
+    )
+  classifier = keras.Sequential(
+    [keras.layers.Dense(1, name="logit", dtype=HEAD_DTYPE)], name=f"{name}_classifier"
+  )
+  return Discriminator(keras.Sequential(layers, name=f"{name}_features"), classifier, name=name)
+
+
 @dataclasses.dataclass(frozen=True)
 class Architecture:
   """The network builders an objective asks for; one instance per data set's networks."""
@@ -203,10 +242,17 @@ class Architecture:
   decoder: Callable[[Modality, str], Decoder]
   conditional: Callable[[int, str], GaussianConditional]
   features: Callable[[str], keras.layers.Layer]
+  # (image modality, name, style) -> Discriminator; only the VAE-GAN asks for one.
+  discriminator: Optional[Callable[[Modality, str, str], "Discriminator"]] = None
 
 
 MNIST_MLP = Architecture(
-  "mnist_mlp", mnist_encoder, mnist_decoder, mnist_conditional, mnist_top_features
+  "mnist_mlp",
+  mnist_encoder,
+  mnist_decoder,
+  mnist_conditional,
+  mnist_top_features,
+  mnist_discriminator,
 )
 ARCHITECTURES = {MNIST_MLP.name: MNIST_MLP}
 
@@ -215,6 +261,16 @@ def get_architecture(name: str) -> Architecture:
   if name not in ARCHITECTURES:
     raise ValueError(f"unknown architecture {name!r}; choose from {sorted(ARCHITECTURES)}")
   return ARCHITECTURES[name]
+
+
+def with_decoder_variance(architecture: Architecture, variance: float) -> Architecture:
+  """`architecture` whose decoders give fixed-variance Gaussian modalities `variance`
+  (the other likelihoods have no fixed variance and are unchanged)."""
+  if variance == FIXED_VARIANCE:
+    return architecture
+  return dataclasses.replace(
+    architecture, decoder=functools.partial(architecture.decoder, variance=variance)
+  )
 
 
 # --- The paper's CelebA architectures (section 4.2) -------------------------------------
@@ -313,7 +369,9 @@ class ChannelGroupsToFlat(keras.layers.Layer):
     return {**super().get_config(), "groups": self.groups}
 
 
-def conv_distribution_head(modality: Modality, name: str = "head") -> keras.Sequential:
+def conv_distribution_head(
+  modality: Modality, name: str = "head", variance: float = FIXED_VARIANCE
+) -> keras.Sequential:
   """The last up-convolution (the paper's DC3 f_mu) and the distribution layer.
 
   The convolution itself gives the parameters, so unlike `distribution_head` there is no
@@ -322,7 +380,7 @@ def conv_distribution_head(modality: Modality, name: str = "head") -> keras.Sequ
   shape = modality.shape
   mean = tfd.Distribution.mean
   if modality.kind == GAUSSIAN_FIXED:
-    groups, dist = 1, fixed_variance_normal(shape)
+    groups, dist = 1, fixed_variance_normal(shape, variance)
   elif modality.kind == BERNOULLI:
     groups = 1
     dist = tfpl.IndependentBernoulli(
@@ -376,17 +434,18 @@ def celeba_vector_decoder_body(name: str) -> keras.Sequential:
   )
 
 
-def celeba_decoder(modality: Modality, name: str) -> Decoder:
+def celeba_decoder(modality: Modality, name: str, variance: float = FIXED_VARIANCE) -> Decoder:
   """p(x|z) = D4096R-DC256BR-DC128BR-DC64BR-DC3 or p(w|z) = D4096R-D512BR-D40, each with
   the modality's likelihood (the paper's CelebA: tanh mean, variance 1)."""
   if is_image(modality):
     return Decoder(
       celeba_image_decoder_body(modality, f"{name}_body"),
       modality,
-      head=conv_distribution_head(modality),
+      head=conv_distribution_head(modality, variance=variance),
       name=name,
     )
-  return Decoder(celeba_vector_decoder_body(f"{name}_body"), modality, name=name)
+  head = distribution_head(modality, variance=variance)
+  return Decoder(celeba_vector_decoder_body(f"{name}_body"), modality, head=head, name=name)
 
 
 def celeba_conditional(latent_dim: int, name: str) -> GaussianConditional:
@@ -401,7 +460,69 @@ def celeba_top_features(name: str) -> keras.layers.Layer:
   return mlp((CELEBA_TRUNK,), name=name, flatten=False)
 
 
+# --- The VAE-GAN's discriminator (section 4.6.3, after Larsen et al. 2016) ---------------
+
+DISCRIMINATOR_STYLES = ("paper", "authors")
+LEAKY_RELU_SLOPE = 0.2
+
+
+class Discriminator(keras.Model):
+  """D(x) of a VAE-GAN: `call` returns (logit [B], features [B, F]).
+
+  D(x) = sigmoid(logit) is the probability that x is real; the losses take the logit
+  (log-sigmoid is exact where sigmoid would round to 0 or 1). The features, the last
+  convolution's output, are the Dis_l(x) that Larsen et al.'s learned similarity compares.
+  """
+
+  def __init__(self, features: keras.layers.Layer, classifier: keras.layers.Layer, name: str):
+    super().__init__(name=name)
+    self.features = features
+    self.classifier = classifier
+
+  def call(self, x, training=None):
+    h = self.features(x, training=training)
+    return self.classifier(h, training=training)[:, 0], h
+
+
+def celeba_discriminator(modality: Modality, name: str, style: str = "paper") -> Discriminator:
+  """C64R-C128BR-C256BR-C256BR-F-D1024R-D1 (sigmoid), the paper's; style "authors": their
+  code's leaky ReLU (slope 0.2) everywhere and no BatchNorm."""
+  if style not in DISCRIMINATOR_STYLES:
+    raise ValueError(f"discriminator style must be one of {DISCRIMINATOR_STYLES}, got {style!r}")
+  if not is_image(modality):
+    raise ValueError(f"the discriminator reads an image; {modality.name!r} is {modality.shape}")
+  leaky = style == "authors"
+
+  def activation(i):
+    if leaky:
+      return keras.layers.LeakyReLU(LEAKY_RELU_SLOPE, name=f"leaky_relu_{i}")
+    return keras.layers.ReLU(name=f"relu_{i}")
+
+  layers = []
+  for i, channels in enumerate(CELEBA_CONV_CHANNELS):
+    layers.append(_conv(channels, f"conv_{i}"))
+    if i > 0 and not leaky:
+      layers.append(keras.layers.BatchNormalization(name=f"bn_{i}"))
+    layers.append(activation(i))
+  layers.append(keras.layers.Flatten(name="flatten"))
+  n = len(CELEBA_CONV_CHANNELS)
+  classifier = keras.Sequential(
+    [
+      keras.layers.Dense(CELEBA_TRUNK, name="dense_0"),
+      activation(n),
+      keras.layers.Dense(1, name="logit", dtype=HEAD_DTYPE),
+    ],
+    name=f"{name}_classifier",
+  )
+  return Discriminator(keras.Sequential(layers, name=f"{name}_features"), classifier, name=name)
+
+
 CELEBA_CONV = Architecture(
-  "celeba_conv", celeba_encoder, celeba_decoder, celeba_conditional, celeba_top_features
+  "celeba_conv",
+  celeba_encoder,
+  celeba_decoder,
+  celeba_conditional,
+  celeba_top_features,
+  celeba_discriminator,
 )
 ARCHITECTURES[CELEBA_CONV.name] = CELEBA_CONV

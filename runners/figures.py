@@ -1,4 +1,5 @@
-r"""The paper's MNIST figures 3, 4 and 5 from trained models, as PNG files and TensorBoard images.
+r"""The paper's figures from trained models, as PNG files and TensorBoard images: MNIST's 3, 4
+and 5, and the faces' (CelebA family) 6, 7, 8 and 9.
 
   python -m runners.figures --data_dir=../shared/data/mnist --output_dir=docs/figures \
       --jmvae_dir=/work/runs/jmvae --hierarchical_jmvae_dir=/work/runs/hierarchical_jmvae \
@@ -11,6 +12,17 @@ Figure 4: single-conditional log p(x~|w) (and log p(w~|x)) against the number of
   which needs no iterative sampling, is the flat line of its q(z|w) estimate.
 Figure 5: the 2-D latent of the test set coloured by label, z ~ q(z|x,w) and z from w alone
   (JMVAE: q(z|x=0,w), the start of iterative sampling; JMVAE-kl: q(z|w)).
+
+Faces (--dataset=celeb_a, --figures=6,7,8,9, any of the model-dir flags, e.g.
+--jmvae_kl_gan_dir=/work/runs/gan --jmvae_kl_dir=/work/runs/jmvae_kl):
+Figure 6: faces generated from the attributes of --num_faces test faces, one row per number of
+  iterative-sampling steps (--steps), and a row from q(z|w) for JMVAE-kl.
+Figure 7: single-conditional log p(x~|w) and log p(w~|x) against the number of steps.
+Figure 8a: the average face p(x|z_mean), z_mean the mean of q(z|w), and --num_random faces from
+  z_mean + sigma * eps, eps ~ N(0, --zeta), where w is test face --base_face's attributes with
+  each of --face_attributes set to 2 (-2 for a "-" name); 8b: a PCA of those latents.
+Figure 9: bi-directional editing of --num_faces test faces, one column per --face_edits edit:
+  x + x'_mean - x_mean (jmvae_tf/editing.py).
 PNGs go to --output_dir, the same images to TensorBoard under --output_dir/logs.
 """
 
@@ -30,7 +42,10 @@ MODEL_FLAGS = {
   "jmvae_dir": ("jmvae", "JMVAE"),
   "hierarchical_jmvae_dir": ("hierarchical_jmvae", "Hierarchical JMVAE"),
   "jmvae_kl_dir": ("jmvae_kl", "JMVAE-kl"),
+  "jmvae_kl_gan_dir": ("jmvae_kl_gan", "JMVAE-kl + VAE-GAN"),
 }
+MNIST_FIGURES = ("3", "4", "5")
+FACE_FIGURES = ("6", "7", "8", "9")
 LATENT2_FLAGS = {
   "jmvae_latent2_dir": ("jmvae", "JMVAE"),
   "jmvae_kl_latent2_dir": ("jmvae_kl", "JMVAE-kl"),
@@ -40,7 +55,7 @@ LATENT2_FLAGS = {
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
   for name, (_, title) in MODEL_FLAGS.items():
-    flags.DEFINE_string(name, None, f"Model dir of a trained {title} (Figures 3 and 4).", **d)
+    flags.DEFINE_string(name, None, f"Model dir of a trained {title} (Figures 3, 4, 6-9).", **d)
   for name, (_, title) in LATENT2_FLAGS.items():
     flags.DEFINE_string(
       name, None, f"Model dir of a {title} trained with --latent_dim=2 (Figure 5).", **d
@@ -67,6 +82,25 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_integer("latent_num_test", 10000, "Figure 5: test examples plotted.", **d)
   flags.DEFINE_integer("batch_size", 500, "Test examples per compiled batch.", **d)
   flags.DEFINE_integer("seed", 0, "Seed of the sampling.", **d)
+  flags.DEFINE_integer("num_faces", 8, "Figures 6 and 9: test faces shown.", **d)
+  flags.DEFINE_list(
+    "face_attributes",
+    ["Smiling", "Eyeglasses", "Wearing_Hat", "Blond_Hair", "Male", "-Young"],
+    'Figure 8: attributes set to 2 (a leading "-": to -2), one column each.',
+    **d,
+  )
+  flags.DEFINE_integer(
+    "base_face", 0, "Figure 8: the test face whose attributes are the base.", **d
+  )
+  flags.DEFINE_integer("num_random", 6, "Figure 8: random faces per attribute.", **d)
+  flags.DEFINE_float("zeta", 0.6, "Figure 8: variance of eps in z_mean + sigma * eps.", **d)
+  flags.DEFINE_list(
+    "face_edits",
+    ["+Smiling", "-Smiling", "+Eyeglasses", "+Wearing_Hat", "+Blond_Hair", "+Male"],
+    "Figure 9: one edit per column.",
+    **d,
+  )
+  flags.DEFINE_float("edit_strength", 1.0, "Figure 9: the value an edited attribute gets.", **d)
   flags.mark_flag_as_required("output_dir", flag_values=fv)
 
 
@@ -85,9 +119,19 @@ def check_args(fv=FLAGS):
   the figures that can be drawn, and one line per asked figure that cannot)."""
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
 
-  unknown = [f for f in fv.figures if f not in ("3", "4", "5")]
+  unknown = [f for f in fv.figures if f not in MNIST_FIGURES + FACE_FIGURES]
   if unknown:
-    raise ValueError(f"--figures: unknown figure(s) {unknown}; choose from 3, 4, 5")
+    raise ValueError(f"--figures: unknown figure(s) {unknown}; choose from 3-9")
+  faces = fv.dataset != "mnist"
+  wrong = [f for f in fv.figures if f in (MNIST_FIGURES if faces else FACE_FIGURES)]
+  if wrong:
+    raise ValueError(
+      f"--figures={','.join(wrong)} cannot be drawn for --dataset={fv.dataset}: Figures 3-5 "
+      "are MNIST's (images and labels), 6-9 the faces' (images and attributes)"
+    )
+  if fv.num_faces < 1 or fv.num_random < 0 or fv.zeta < 0 or fv.base_face < 0:
+    raise ValueError("--num_faces must be >= 1 and --num_random, --zeta, --base_face >= 0")
+  face_edits(fv)
   _int_list("steps", fv.steps)
   _int_list("curve_steps", fv.curve_steps)
   for name in ("curve_num_test", "num_samples", "latent_num_test", "batch_size"):
@@ -107,6 +151,7 @@ def check_args(fv=FLAGS):
       raise ValueError(f"--{name}={d} has latent_dim={config.latent_dim}; Figure 5 needs 2")
     configs[name] = config
   needs = {"3": MODEL_FLAGS, "4": MODEL_FLAGS, "5": LATENT2_FLAGS}
+  needs.update({f: MODEL_FLAGS for f in FACE_FIGURES})
   drawable, missing = [], []
   for figure in fv.figures:
     if any(n in configs for n in needs[figure]):
@@ -116,6 +161,107 @@ def check_args(fv=FLAGS):
   if not drawable:
     raise ValueError("; ".join(missing))
   return configs, drawable, missing
+
+
+def face_edits(fv=FLAGS):
+  """(Figure 8's (name, column, +-2) choices, Figure 9's editing.Edit list), or a ValueError
+  naming an unknown attribute and listing CelebA's."""
+  from jmvae_tf import editing, figures  # pylint: disable=g-import-not-at-top
+  from pipelines.celeba_attributes import ATTRIBUTE_NAMES  # pylint: disable=g-import-not-at-top
+
+  chosen = [
+    (e.name, e.index, e.value)
+    for e in editing.parse_edits(
+      ",".join(fv.face_attributes), ATTRIBUTE_NAMES, figures.FIGURE8_VALUE
+    )
+  ]
+  edits = [
+    editing.parse_edits(item, ATTRIBUTE_NAMES, fv.edit_strength)[0] for item in fv.face_edits
+  ]
+  return chosen, edits
+
+
+def draw_face_figures(data, models, drawable, save, out):
+  """Figures 6-9 for each model in `models` ({title: (key, model)})."""
+  from jmvae_tf import figures  # pylint: disable=g-import-not-at-top
+
+  split = data.held_out_split()
+  faces = next(iter(data.eval_dataset(split, FLAGS.num_faces, num_examples=FLAGS.num_faces)))
+  if "6" in drawable:
+    steps = _int_list("steps", FLAGS.steps)
+    for title, (key, model) in models.items():
+      image, attributes = figures.face_modalities(model)
+      row_names, rows = figures.figure6_rows(
+        model, {attributes: faces[attributes]}, steps, FLAGS.seed
+      )
+      save(
+        figures.draw_figure6(
+          faces[image].numpy(),
+          rows,
+          row_names,
+          f"Figure 6: {title}, faces from the attributes of {FLAGS.num_faces} test faces",
+        ),
+        f"figure6_{key}",
+      )
+  if "7" in drawable:
+    steps = _int_list("curve_steps", FLAGS.curve_steps)
+    n = min(FLAGS.curve_num_test, data.num_examples(split))
+    dataset = data.eval_dataset(split, FLAGS.batch_size, num_examples=n)
+    first = next(iter(models.values()))[1]
+    curves = figures.figure7_curves(
+      {t: m for t, (_, m) in models.items()},
+      dataset,
+      steps,
+      FLAGS.num_samples,
+      FLAGS.seed,
+      figures.face_directions(first),
+    )
+    for name, by_model in curves.items():
+      for title, values in by_model.items():
+        print(
+          f"figure 7: {title} {name}: "
+          + ", ".join(f"K={k}: {v:.1f}" for k, v in zip(steps, values))
+        )
+    save(figures.draw_figure7(curves, steps), "figure7")
+    with open(os.path.join(out, "figure7.json"), "w") as f:
+      json.dump({"steps": steps, "num_examples": n, "curves": curves}, f, indent=2)
+  chosen, edits = face_edits()
+  # JMVAE infers z from w by iterative sampling: as many steps as Figure 6's last row.
+  num_steps = max(_int_list("steps", FLAGS.steps))
+  if "8" in drawable:
+    base_n = FLAGS.base_face + 1
+    base = next(iter(data.eval_dataset(split, base_n, num_examples=base_n)))
+    for title, (key, model) in models.items():
+      _, attributes = figures.face_modalities(model)
+      panels = figures.figure8_faces(
+        model,
+        base[attributes].numpy()[FLAGS.base_face],
+        chosen,
+        FLAGS.num_random,
+        FLAGS.seed,
+        FLAGS.zeta,
+        num_steps=num_steps,
+      )
+      save(
+        figures.draw_figure8a(
+          panels, f"Figure 8a: {title}, test face {FLAGS.base_face}'s attributes, one set to +-2"
+        ),
+        f"figure8a_{key}",
+      )
+      save(figures.draw_figure8b(panels, f"Figure 8b: {title}, PCA of z"), f"figure8b_{key}")
+  if "9" in drawable:
+    for title, (key, model) in models.items():
+      image, _ = figures.face_modalities(model)
+      columns, grid = figures.figure9_grid(model, faces[image].numpy(), edits, num_steps)
+      save(
+        figures.draw_face_grid(
+          grid,
+          [f"face {i}" for i in range(len(grid))],
+          columns,
+          f"Figure 9: {title}, bi-directional editing x + x'_mean - x_mean",
+        ),
+        f"figure9_{key}",
+      )
 
 
 def main(argv):
@@ -158,6 +304,13 @@ def main(argv):
     for n in MODEL_FLAGS
     if n in configs
   }
+  if set(drawable) & set(FACE_FIGURES):
+    try:
+      for _, model in models.values():
+        figures.face_modalities(model)
+    except ValueError as e:  # EditError: not a faces-and-attributes model
+      flagutil.fail(str(e))
+    draw_face_figures(data, models, drawable, save, out)
   if "3" in drawable:
     steps = _int_list("steps", FLAGS.steps)
     classes = data.modalities[1].shape[0]

@@ -288,3 +288,135 @@ def test_save_figure_without_writer_only_writes_the_png(tmp_path, drawn):
     plt.close(fig)
   assert png.startswith(PNG_MAGIC)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
+
+
+# --- figures 6-9: faces and attributes (16x16 faces, the CelebA networks) ------------------
+
+
+def face_model(name, **kw):
+  from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+
+  modalities = (
+    Modality("image", GAUSSIAN_FIXED, (16, 16, 3)),
+    Modality("attributes", GAUSSIAN_FIXED, (40,)),
+  )
+  keras.utils.set_random_seed(0)
+  return config.build_model(
+    config.ModelConfig.make(
+      name, modalities=modalities, architecture="celeba_conv", latent_dim=4, **kw
+    )
+  )
+
+
+@pytest.fixture(scope="module")
+def face_kl():
+  return face_model("jmvae_kl")
+
+
+def face_batch(n=3, seed=0):
+  rng = np.random.default_rng(seed)
+  return {
+    "image": tf.constant(rng.uniform(-1, 1, (n, 16, 16, 3)), tf.float32),
+    "attributes": tf.constant(rng.choice([-1.0, 1.0], (n, 40)), tf.float32),
+  }
+
+
+def test_figure6_rows_start_from_q_z_given_w_for_jmvae_kl(face_kl):
+  attributes = {"attributes": face_batch()["attributes"]}
+  names, rows = figures.figure6_rows(face_kl, attributes, [0, 2], seed=4)
+  assert names == ["q(z|attributes)", "0 steps", "2 steps"]
+  _, direct_seed = split([4, 3], 2)
+  mean, variance = face_kl.subset_encoders["attributes"](attributes, training=False)
+  expected = image_mean(face_kl, draw(mean, variance, direct_seed), attributes)
+  np.testing.assert_allclose(rows[0], expected, atol=1e-5)
+  assert all(r.shape == (3, 16, 16, 3) for r in rows)
+
+
+def test_figure7_curves_are_the_conditional_log_likelihood_means(face_kl):
+  dataset = [face_batch(2, 0), face_batch(2, 1)]
+  directions = figures.face_directions(face_kl)
+  assert [d[2] for d in directions] == ["log p(x~|w)", "log p(w~|x)"]
+  curves = figures.figure7_curves({"kl": face_kl}, dataset, [0, 3], 2, 5, directions)
+  for target, given, name in directions:
+    expected = np.mean(
+      np.concatenate(
+        [
+          evaluation.estimators.conditional_log_likelihood(
+            face_kl, b, target, given, 2, 0, seed=(5, i)
+          ).numpy()
+          for i, b in enumerate(dataset)
+        ]
+      )
+    )
+    assert curves[name]["kl"] == pytest.approx([expected, expected], rel=1e-5)  # flat
+
+
+def test_figure8_z_mean_is_the_encoder_mean_of_the_constructed_w(face_kl):
+  base = face_batch(1)["attributes"].numpy()[0]
+  chosen = [("Smiling", 31, 2.0), ("Male", 20, -2.0)]
+  panels = figures.figure8_faces(face_kl, base, chosen, num_random=5, seed=3, zeta=0.6)
+  eps = tf.random.stateless_normal([5, 4], tf.constant([3, 8], tf.int64)) * np.sqrt(0.6)
+  for panel, (name, column, value) in zip(panels, chosen):
+    assert (panel["name"], panel["value"]) == (name, value)
+    w = base.copy()
+    w[column] = value
+    np.testing.assert_array_equal(panel["w"], w)
+    mean, variance = face_kl.subset_encoders["attributes"](
+      {"attributes": tf.constant(w[None])}, training=False
+    )
+    np.testing.assert_allclose(panel["z_mean"], mean[0], atol=1e-6)
+    np.testing.assert_allclose(panel["sigma"], np.sqrt(variance[0]), atol=1e-6)
+    np.testing.assert_allclose(panel["z_random"], mean + np.sqrt(variance) * eps, atol=1e-5)
+    np.testing.assert_allclose(panel["average"], image_mean(face_kl, mean, {})[0], atol=1e-5)
+    assert panel["random"].shape == (5, 16, 16, 3)
+  assert not np.allclose(panels[0]["average"], panels[1]["average"])
+
+
+def test_pca_2d_recovers_the_directions_of_largest_variance():
+  rng = np.random.default_rng(0)
+  points = rng.normal(size=(200, 3)) * np.array([5.0, 2.0, 0.1])
+  projected, components = figures.pca_2d(points)
+  np.testing.assert_allclose(np.abs(components), [[1, 0, 0], [0, 1, 0]], atol=0.05)
+  assert projected.shape == (200, 2)
+  np.testing.assert_allclose(projected.mean(0), 0, atol=1e-9)
+  assert projected[:, 0].var() > projected[:, 1].var()
+
+
+def test_figure9_output_is_x_plus_edited_minus_original_mean(face_kl):
+  from jmvae_tf import editing
+
+  x = face_batch(2)["image"].numpy()
+  edits = [editing.Edit("Smiling", 31, 1.0), editing.Edit("Eyeglasses", 15, -1.0)]
+  columns, grid = figures.figure9_grid(face_kl, x, edits)
+  assert columns == ["input", "+Smiling", "-Eyeglasses"] and grid.shape == (2, 3, 16, 16, 3)
+  np.testing.assert_array_equal(grid[:, 0], x)
+
+  def mean_face(w):
+    z, _ = face_kl.subset_encoders["attributes"]({"attributes": w}, training=False)
+    return image_mean(face_kl, z, {})
+
+  z_x, _ = face_kl.subset_encoders["image"]({"image": x}, training=False)
+  w = face_kl.decoders["attributes"](z_x, training=False).mean().numpy()
+  for c, edit in enumerate(edits, start=1):
+    edited = w.copy()
+    edited[:, edit.index] = edit.value
+    expected = np.clip(x + mean_face(edited) - mean_face(w), -1, 1)
+    np.testing.assert_allclose(grid[:, c], expected, atol=1e-5)
+
+
+def test_face_figures_draw_and_save(face_kl, tmp_path):
+  faces = face_batch(2)
+  names, rows = figures.figure6_rows(face_kl, {"attributes": faces["attributes"]}, [0], 1)
+  panels = figures.figure8_faces(
+    face_kl, faces["attributes"].numpy()[0], [("Smiling", 31, 2.0)], 2, 0
+  )
+  drawn = {
+    "figure6": figures.draw_figure6(faces["image"].numpy(), rows, names, "6"),
+    "figure7": figures.draw_figure7({"log p(x~|w)": {"kl": [1.0, 1.0]}}, [0, 1]),
+    "figure8a": figures.draw_figure8a(panels, "8a"),
+    "figure8b": figures.draw_figure8b(panels, "8b"),
+  }
+  for name, fig in drawn.items():
+    data = figures.save_figure(fig, str(tmp_path / f"{name}.png"))
+    plt.close(fig)
+    assert data.startswith(PNG_MAGIC) and (tmp_path / f"{name}.png").read_bytes() == data

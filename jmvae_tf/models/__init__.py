@@ -6,6 +6,7 @@ from jmvae_tf.models.conditional import CMMA, CVAE, ConditionalModel, Conditiona
 from jmvae_tf.models.hierarchical import HierarchicalJMVAE, HierarchicalJMVAEOptions
 from jmvae_tf.models.iterative import iterative_impute
 from jmvae_tf.models.jmvae import JMVAE, JMVAEKL, JMVAEKLOptions
+from jmvae_tf.models.jmvae_kl_gan import JMVAEKLGAN, JMVAEKLGANOptions
 
 __all__ = [
   "LOSS",
@@ -14,6 +15,8 @@ __all__ = [
   "JMVAE",
   "JMVAEKL",
   "JMVAEKLOptions",
+  "JMVAEKLGAN",
+  "JMVAEKLGANOptions",
   "HierarchicalJMVAE",
   "HierarchicalJMVAEOptions",
   "ConditionalModel",

@@ -1,0 +1,282 @@
+"""JMVAE-kl with a VAE-GAN image decoder (section 4.6.3, after Larsen et al. 2016).
+
+The image decoder p(x|z) is also a GAN generator, judged by a discriminator D. One
+forward pass per step gives three losses, each applied by its own Adam optimiser to its
+own variables, as in the authors' code (masa-su/jmvae `main_mvaegan_kl_z_x.py`):
+
+  1. encoders q(z|x,w), q(z|x), q(z|w) and the other decoders (p(w|z)): the JMVAE-kl loss
+     ("loss"), its image term the likelihood chosen by `gan_likelihood`;
+  2. the image decoder: gan_gamma * that image term + the generator loss
+     -log D(x~) - log D(x_p) ("decoder_loss");
+  3. the discriminator: -log D(x) - log(1 - D(x~)) - log(1 - D(x_p)) ("gan_discriminator");
+
+with x a real image, x~ the mean of p(x|z), z ~ q(z|x,w) (a reconstruction) and x_p the
+mean of p(x|z_p), z_p drawn as `gan_prior` says. The authors run three forward passes,
+one before each update; here the three gradients come from one pass (one third of the
+work), so the updates are simultaneous rather than in sequence.
+
+Where Larsen et al. (the paper's reference) and the authors' code differ, the paper's
+choice is the default: the image likelihood in the discriminator's feature space,
+-log N(Dis_l(x) | Dis_l(x~), I) ("features"; the authors: "pixels", log p(x|z)); z_p from
+N(0, I) ("normal"; the authors: "uniform" on (-1, 1)); the discriminator with BatchNorm
+and ReLU ("paper"; the authors: leaky ReLU without BatchNorm); Adam beta1 0.9 (the
+authors: 0.5).
+
+The compiled optimiser (the training loop's) updates group 1 and is also the template of
+the other two, which the model owns as attributes, so a checkpoint of the model holds
+all three and a resumed run continues exactly. Inference (posterior, decode, ...) is
+JMVAE-kl's: evaluation, serving, the projector and the figures see no difference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+
+import tensorflow as tf
+import tf_keras as keras
+
+from jmvae_tf import networks
+from jmvae_tf.models.base import LOSS, split_seed
+from jmvae_tf.models.jmvae import JMVAEKL, JMVAEKLOptions
+
+GAN_LIKELIHOODS = ("features", "pixels")
+GAN_PRIORS = ("normal", "uniform")
+DECODER_LOSS = "decoder_loss"
+DISCRIMINATOR_LOSS = "gan_discriminator"
+GENERATOR_LOSS = "gan_generator"
+# Fractions of each batch that D classifies right: real as real, the others as fake.
+ACCURACY_TERMS = ("d_accuracy_real", "d_accuracy_reconstruction", "d_accuracy_prior")
+
+
+@dataclasses.dataclass(frozen=True)
+class JMVAEKLGANOptions(JMVAEKLOptions):
+  """JMVAE-kl's options and the VAE-GAN's; the paper's (Larsen et al.'s) choices first."""
+
+  gan_gamma: float = 1.0  # weight of the image likelihood in the decoder's loss (authors: 1)
+  gan_likelihood: str = "features"  # Larsen et al.'s learned similarity; authors: "pixels"
+  gan_prior: str = "normal"  # z of the generated fakes; authors: "uniform" on (-1, 1)
+  gan_discriminator: str = "paper"  # C64R-C128BR-...; authors: leaky ReLU, no BatchNorm
+  gan_beta1: float = 0.9  # Adam beta1 of all three optimisers; authors: 0.5
+
+  def __post_init__(self):
+    super().__post_init__()
+    if self.gan_gamma < 0:
+      raise ValueError(f"gan_gamma must be >= 0, got {self.gan_gamma}")
+    if self.gan_likelihood not in GAN_LIKELIHOODS:
+      raise ValueError(
+        f"gan_likelihood must be one of {GAN_LIKELIHOODS}, got {self.gan_likelihood!r}"
+      )
+    if self.gan_prior not in GAN_PRIORS:
+      raise ValueError(f"gan_prior must be one of {GAN_PRIORS}, got {self.gan_prior!r}")
+    if self.gan_discriminator not in networks.DISCRIMINATOR_STYLES:
+      raise ValueError(
+        f"gan_discriminator must be one of {networks.DISCRIMINATOR_STYLES}, "
+        f"got {self.gan_discriminator!r}"
+      )
+    if not 0 <= self.gan_beta1 < 1:
+      raise ValueError(f"gan_beta1 must be in [0, 1), got {self.gan_beta1}")
+
+
+class JMVAEKLGAN(JMVAEKL):
+  """JMVAE-kl whose image decoder is also a GAN generator (see the module docstring)."""
+
+  options_class = JMVAEKLGANOptions
+
+  def __init__(
+    self,
+    modalities,
+    latent_dim=64,
+    seed=0,
+    architecture=networks.CELEBA_CONV,
+    gan_gamma: float = 1.0,
+    gan_likelihood: str = "features",
+    gan_prior: str = "normal",
+    gan_discriminator: str = "paper",
+    gan_beta1: float = 0.9,
+    name=None,
+    **jmvae_kl_options,
+  ):
+    """`jmvae_kl_options`: JMVAE-kl's own (alpha, anneal_alpha, alpha_reduction, ...)."""
+    options = JMVAEKLGANOptions(
+      latent_dim=latent_dim,
+      seed=seed,
+      gan_gamma=gan_gamma,
+      gan_likelihood=gan_likelihood,
+      gan_prior=gan_prior,
+      gan_discriminator=gan_discriminator,
+      gan_beta1=gan_beta1,
+      **jmvae_kl_options,
+    )  # validates
+    images = [m for m in modalities if networks.is_image(m)]
+    if len(images) != 1:
+      raise ValueError(
+        "the VAE-GAN needs exactly one image modality (rank 3), got "
+        f"{[(m.name, m.shape) for m in modalities]}"
+      )
+    if architecture.discriminator is None:
+      raise ValueError(
+        f"architecture {architecture.name!r} has no discriminator; the VAE-GAN needs one "
+        f"(e.g. {networks.CELEBA_CONV.name!r})"
+      )
+    super().__init__(modalities, latent_dim, seed, architecture, name=name, **jmvae_kl_options)
+    self.gan_options = options
+    self.image_name = images[0].name
+    self.discriminator = architecture.discriminator(images[0], "discriminator", gan_discriminator)
+    self.features_term = f"nll_{self.image_name}_features"
+    gan_terms = (self.features_term, GENERATOR_LOSS, DECODER_LOSS, DISCRIMINATOR_LOSS)
+    gan_terms += ACCURACY_TERMS
+    self.term_names = self.term_names + gan_terms
+    for term in gan_terms:
+      self.trackers[term] = keras.metrics.Mean(name=term)
+    self.decoder_optimizer = None
+    self.discriminator_optimizer = None
+
+  # --- the objective -------------------------------------------------------------------------
+  def sample_fake_latents(self, n, seed) -> tf.Tensor:
+    """z_p of the generated fakes: N(0, I) or uniform on (-1, 1) (gan_prior)."""
+    shape = tf.stack([n, self.latent_dim])
+    seed = tf.cast(seed, tf.int64)
+    if self.gan_options.gan_prior == "uniform":
+      return tf.random.stateless_uniform(shape, seed, minval=-1.0, maxval=1.0)
+    return tf.random.stateless_normal(shape, seed)
+
+  def discriminate(self, images, training=None):
+    """(logit of D(images) [B], features Dis_l(images) [B, F]), in float32."""
+    logit, features = self.discriminator(images, training=training)
+    return tf.cast(logit, tf.float32), tf.cast(features, tf.float32)
+
+  def loss_terms(self, batch, seed, training=None):
+    posterior_seed, prior_seed = split_seed(seed, 2)
+    layers = self.joint_posterior_layers(batch, training=training)
+    zs = self.sample_posterior(layers, posterior_seed)
+    dists = self.decode(zs[0], training=training)
+    nll = {f"nll_{name}": -dist.log_prob(batch[name]) for name, dist in dists.items()}
+    kl = self.kl_terms(layers, zs, training)
+    regulariser, reg_terms = self.regulariser(batch, layers, training)
+
+    image = self.image_name
+    real = batch[image]
+    reconstruction = dists[image].mean()
+    fake_z = self.sample_fake_latents(tf.shape(real)[0], prior_seed)
+    fake = self.decode(fake_z, names=[image], training=training)[image].mean()
+    logit_real, features_real = self.discriminate(real, training)
+    logit_reconstruction, features_reconstruction = self.discriminate(reconstruction, training)
+    logit_fake, _ = self.discriminate(fake, training)
+
+    # -log N(Dis_l(x) | Dis_l(x~), I): Larsen et al.'s learned similarity.
+    num_features = tf.cast(tf.shape(features_real)[-1], tf.float32)
+    nll_features = 0.5 * tf.reduce_sum(
+      tf.square(features_real - features_reconstruction), axis=-1
+    ) + 0.5 * num_features * math.log(2 * math.pi)
+    image_nll = (
+      nll_features if self.gan_options.gan_likelihood == "features" else nll[f"nll_{image}"]
+    )
+    others = [v for k, v in nll.items() if k != f"nll_{image}"]
+    loss = tf.add_n([image_nll] + others) + self.kl_weight * tf.add_n(list(kl.values()))
+    if regulariser is not None:
+      loss += regulariser
+
+    # -log sigmoid(l) = softplus(-l), -log(1 - sigmoid(l)) = softplus(l).
+    generator = tf.nn.softplus(-logit_reconstruction) + tf.nn.softplus(-logit_fake)
+    discriminator = (
+      tf.nn.softplus(-logit_real)
+      + tf.nn.softplus(logit_reconstruction)
+      + tf.nn.softplus(logit_fake)
+    )
+    right = [logit_real > 0, logit_reconstruction < 0, logit_fake < 0]
+    accuracy = {name: tf.cast(r, tf.float32) for name, r in zip(ACCURACY_TERMS, right)}
+    return {
+      **nll,
+      **kl,
+      **reg_terms,
+      self.features_term: nll_features,
+      GENERATOR_LOSS: generator,
+      DECODER_LOSS: self.gan_options.gan_gamma * image_nll + generator,
+      DISCRIMINATOR_LOSS: discriminator,
+      **accuracy,
+      LOSS: loss,
+    }
+
+  # --- the three variable groups and their optimisers ----------------------------------------
+  @property
+  def image_decoder_variables(self):
+    return self.decoders[self.image_name].trainable_variables
+
+  @property
+  def discriminator_variables(self):
+    return self.discriminator.trainable_variables
+
+  @property
+  def encoder_variables(self):
+    """Everything else: the encoders q(z|x,w), q(z|x), q(z|w) and the other decoders."""
+    others = {v.ref() for v in self.image_decoder_variables + self.discriminator_variables}
+    return [v for v in self.trainable_variables if v.ref() not in others]
+
+  def variable_groups(self):
+    """(encoders + other decoders, image decoder, discriminator): what each optimiser owns."""
+    return self.encoder_variables, self.image_decoder_variables, self.discriminator_variables
+
+  def compile(self, optimizer="adam", jit_compile=False, **kwargs):
+    """The compiled optimiser updates the encoders; the image decoder and the discriminator
+    get copies of it (same class and settings, their own state). All three take beta_1 =
+    gan_beta1 when they have one (Adam)."""
+    super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
+    if hasattr(self.optimizer, "beta_1"):
+      self.optimizer.beta_1 = self.gan_options.gan_beta1
+    config = self.optimizer.get_config()
+    # Attributes of the model, so that a checkpoint of the model holds their state.
+    self.decoder_optimizer = type(self.optimizer).from_config(
+      {**config, "name": "decoder_optimizer"}
+    )
+    self.discriminator_optimizer = type(self.optimizer).from_config(
+      {**config, "name": "discriminator_optimizer"}
+    )
+    for optimizer in self.extra_optimizers:
+      # Made now, not inside a replica's first step (as the training loop does for its own):
+      # the step counter and the learning-rate variable that train_step keeps in step.
+      _ = optimizer.iterations, optimizer.learning_rate
+    # XLA where the base model puts it: around the whole step (Keras') or, under a
+    # distribution strategy, around each replica's forward and backward pass (here).
+    fn = self._gan_loss_and_gradients
+    per_replica_xla = not inspect.ismethod(self._gradients_fn)
+    self._gan_gradients_fn = tf.function(fn, jit_compile=True) if per_replica_xla else fn
+
+  @property
+  def extra_optimizers(self):
+    """The image decoder's and the discriminator's optimisers (made by compile)."""
+    return (self.decoder_optimizer, self.discriminator_optimizer)
+
+  def _follow_learning_rate(self):
+    """The copies take the compiled optimiser's current learning rate (e.g. a resumed run's
+    new --learning_rate, which the training loop sets on the compiled one)."""
+    rate = self.optimizer.learning_rate
+    for optimizer in self.extra_optimizers:
+      if hasattr(optimizer.learning_rate, "assign") and not callable(rate):
+        optimizer.learning_rate.assign(tf.cast(rate, optimizer.learning_rate.dtype))
+
+  def _gan_loss_and_gradients(self, data, seed):
+    with tf.GradientTape(persistent=True) as tape:
+      terms = self.loss_terms(data, seed, training=True)
+      # Per replica: sum over its examples / global batch (gradients are summed across them).
+      losses = [
+        tf.nn.compute_average_loss(terms[n]) for n in (LOSS, DECODER_LOSS, DISCRIMINATOR_LOSS)
+      ]
+    gradients = tuple(
+      tape.gradient(loss, variables) for loss, variables in zip(losses, self.variable_groups())
+    )
+    del tape
+    return terms, gradients
+
+  def train_step(self, data):
+    self._check_batch(data)
+    seed = self.step_seed(self.optimizer.iterations, stream=0)
+    terms, gradients = self._gan_gradients_fn(data, seed)
+    self._follow_learning_rate()
+    optimizers = (self.optimizer,) + self.extra_optimizers
+    for optimizer, grads, variables in zip(optimizers, gradients, self.variable_groups()):
+      optimizer.apply_gradients(zip(grads, variables))
+    results = self._update_metrics(terms)
+    results["kl_weight"] = tf.identity(self.kl_weight)
+    return results
