@@ -111,7 +111,7 @@ def write_png(path: str, image: np.ndarray):
 
 def main(argv=None) -> int:
   parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-  where = parser.add_mutually_exclusive_group(required=True)
+  where = parser.add_mutually_exclusive_group()  # neither is needed for --print_request
   where.add_argument("--saved_model", help="An exported version directory, e.g. BASE/NAME/1.")
   where.add_argument("--server", help="TF Serving's REST address, e.g. http://localhost:8501.")
   parser.add_argument(
@@ -140,6 +140,8 @@ def main(argv=None) -> int:
   if args.print_request:
     print(json.dumps(request_body(label, seed, args.num_steps, True)))
     return 0
+  if not (args.server or args.saved_model):
+    parser.error("give --saved_model (a SavedModel directory) or --server (TF Serving's address)")
   if args.server and not args.model_name:
     parser.error("--server needs --model_name")
   try:
@@ -149,6 +151,9 @@ def main(argv=None) -> int:
       probs = generate_local(args.saved_model, label, seed, args.num_steps)
   except Refused as e:
     print(f"error: the model refused the request: {e}", file=sys.stderr)
+    return 1
+  except urllib.error.URLError as e:  # no server there, or no model of that name
+    print(f"error: cannot reach {args.server} for model {args.model_name!r}: {e}", file=sys.stderr)
     return 1
   write_png(args.output, grid(probs, len(labels)))
   print(f"wrote {len(labels)} x {args.samples_per_label} digits to {args.output}")

@@ -201,7 +201,7 @@ def main(argv):
       extra = "\n\n" + table.accuracy_markdown(rec["attribute_accuracy"], definition.symbols)
     records.append(rec)
     md = table.markdown_table([rec], definition=definition, data=data.provenance)
-    print(md)
+    print(console(md))
     print(
       f"estimator: {rec['estimator']}; {rec['num_examples']} test examples; "
       f"{result['seconds']:.1f} s",
@@ -228,8 +228,13 @@ def main(argv):
     )
     stem = definition.stem
     write_outputs(out, stem, records, md + "\n\n" + settings)
-    print(f"\n{definition.name}\n" + md + "\n" + settings)
+    print(f"\n{definition.name}\n" + console(md) + "\n" + settings)
     print(f"wrote {os.path.join(out, stem + '.md')} and {stem}.json")
+
+
+def console(markdown: str) -> str:
+  """The Markdown written to files, for a terminal: `log p(x~|w)`, not its escaped `\\|`."""
+  return markdown.replace("\\|", "|")
 
 
 if __name__ == "__main__":

@@ -78,6 +78,9 @@ def test_evaluate_prints_and_writes_a_table1_row(model_dirs, data_dir):
   assert all(v < 0 for v in rec["values"].values())
   assert set(rec["iwae"]) == {"image|label", "label|image", "image,label"}
   assert "| JMVAE |" in (d / "evaluation.md").read_text()
+  # Markdown escapes the bar of log p(x~|w) in the file; the console shows it plain.
+  assert "log p(x~\\|w)" in (d / "evaluation.md").read_text()
+  assert "log p(x~|w)" in proc.stdout and "\\|" not in proc.stdout
   assert "data: " not in proc.stdout and "data" not in rec  # MNIST is what Table 1 says
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import socket
 import subprocess
 import sys
 import sysconfig
@@ -751,3 +752,25 @@ def test_signed_ranges_come_from_the_modalities(tmp_path):
     encode, image=image, attributes=_with(attributes, (1, 4), np.nan)
   )
   assert [serving.input_domain(m) for m in modalities] == [("range", (-1.0, 1.0))] * 2
+
+
+def test_client_example_without_a_server_or_a_model_is_one_line(tmp_path):
+  """--print_request needs no model; a --server where none listens is one line, exit 1."""
+  script = REPOSITORY_ROOT / "docs" / "serving_client_example.py"
+  printed = run_outside_project(
+    [sys.executable, str(script), "--print_request", "--labels=3", "--samples_per_label=1"],
+    cwd=tmp_path,
+  )
+  assert printed.returncode == 0, printed.stderr[-2000:]
+  body = json.loads(printed.stdout)
+  assert body["inputs"]["label"] == [[0.0, 0.0, 0.0, 1.0] + [0.0] * 6]
+  with socket.socket() as s:  # a port nobody listens on once it is closed
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+  unreachable = run_outside_project(
+    [sys.executable, str(script), f"--server=http://127.0.0.1:{port}", "--model_name=digits"],
+    cwd=tmp_path,
+  )
+  assert unreachable.returncode == 1
+  lines = unreachable.stderr.strip().splitlines()
+  assert len(lines) == 1 and lines[0].startswith("error: cannot reach http://127.0.0.1:"), lines
