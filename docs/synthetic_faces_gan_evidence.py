@@ -3,7 +3,8 @@ sharpness of reconstructions and of faces generated from attributes, and how oft
 flips the attribute that the model itself reads off the edited face.
 
   python docs/synthetic_faces_gan_evidence.py --data_dir=/tmp/faces \
-      --output_dir=/tmp/evidence JMVAE-kl=runs/synthetic_faces/jmvae_kl "+GAN pixels=runs/synthetic_faces/jmvae_kl_gan"
+      --output_dir=/tmp/evidence JMVAE-kl=runs/synthetic_faces/jmvae_kl \
+      "+GAN pixels=runs/synthetic_faces/jmvae_kl_gan"
 
 Sharpness: the variance of the Laplacian of the grey image (high-frequency content; it also
 counts artefacts), mean over the test faces. Edits: jmvae_tf.editing.edit_success.
