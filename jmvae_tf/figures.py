@@ -68,28 +68,7 @@ def figure4_curves(
   """{direction: {model title: mean eq 11 estimate at each step count}}; batch i draws from
   the seed (seed, i), as `evaluation.table.evaluate` does for one column. `dataset` is read
   once per model, direction and step count: a list or tf.data.Dataset, not an iterator."""
-  if iter(dataset) is dataset:
-    raise ValueError(
-      "figure4_curves reads the data set several times: pass a list or a "
-      "tf.data.Dataset, not an iterator"
-    )
-  curves = {}
-  for title, model in models.items():
-    for target, given, name in DIRECTIONS:
-      imputes = model.uses_iterative_sampling(given)
-      values = []
-      for k in steps if imputes else steps[:1]:
-        total, count = 0.0, 0
-        for i, batch in enumerate(dataset):
-          v = estimators.conditional_log_likelihood(
-            model, batch, target, given, num_samples, k, seed=(seed, i)
-          )
-          total, count = total + float(tf.reduce_sum(v)), count + int(v.shape[0])
-        if not count:
-          raise ValueError("figure4_curves: the data set is empty")
-        values.append(total / count)
-      curves.setdefault(name, {})[title] = values if imputes else values * len(steps)
-  return curves
+  return figure7_curves(models, dataset, steps, num_samples, seed, DIRECTIONS)
 
 
 def figure5_latents(
@@ -243,7 +222,10 @@ def figure7_curves(
   `directions` = [(target, given, name)]; Figure 4's computation (batch i draws from
   (seed, i)) for any modalities. A model that needs no iterative sampling is a flat line."""
   if iter(dataset) is dataset:
-    raise ValueError("figure7_curves reads the data set several times: pass a list or a Dataset")
+    raise ValueError(
+      "the log-likelihood curves read the data set several times: pass a list or a "
+      "tf.data.Dataset, not an iterator"
+    )
   curves: Dict[str, Dict[str, List[float]]] = {}
   for title, model in models.items():
     for target, given, name in directions:
@@ -257,7 +239,7 @@ def figure7_curves(
           )
           total, count = total + float(tf.reduce_sum(v)), count + int(v.shape[0])
         if not count:
-          raise ValueError("figure7_curves: the data set is empty")
+          raise ValueError("the log-likelihood curves: the data set is empty")
         values.append(total / count)
       curves.setdefault(name, {})[title] = values if imputes else values * len(steps)
   return curves
