@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from absl import flags
 from idx_writer import write_idx
-from tiny_runs import write_fake_mnist
+from tiny_runs import read_only_dir, write_fake_mnist
 
 from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality, mnist_modalities
 from pipelines import mnist
@@ -237,19 +237,6 @@ def _idx_with_overflowing_dimensions(directory, tiny_mnist):
   return directory
 
 
-def _read_only_dir(tmp_path):
-  """A directory this process cannot write: a chmod 555 one, or for root (whom modes do
-  not stop) /proc/sys, which the kernel keeps read-only."""
-  directory = tmp_path / "read_only"
-  directory.mkdir()
-  directory.chmod(0o555)
-  if not os.access(directory, os.W_OK):
-    return directory
-  if os.path.isdir("/proc/sys") and not os.access("/proc/sys", os.W_OK):
-    return Path("/proc/sys")
-  pytest.skip("no directory this user cannot write")
-
-
 def run_in_process(monkeypatch, capsys, *args):
   """runners.train's main in this process (no TensorFlow start-up per run): its exit
   status, stdout and stderr."""
@@ -313,7 +300,7 @@ def test_bad_input_is_one_line_before_anything_is_written(
     (tmp_path / "file").write_text("")
     args, model_dir = [], tmp_path / "file" / "run"
   elif args == ["MODEL_DIR_READ_ONLY"]:
-    args, model_dir = [], _read_only_dir(tmp_path) / "jmvae_run"
+    args, model_dir = [], read_only_dir(tmp_path) / "jmvae_run"
   status, _, err = run_in_process(
     monkeypatch,
     capsys,

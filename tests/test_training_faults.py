@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
-from tiny_runs import write_fake_mnist
+from tiny_runs import read_only_dir, write_fake_mnist
 
 from jmvae_tf import config, training
 
@@ -396,21 +396,8 @@ def test_a_model_dir_under_a_file_is_refused_before_anything_is_written(tmp_path
   assert sorted(os.listdir(tmp_path)) == ["file"]
 
 
-def _read_only_dir(tmp_path):
-  """A directory this process cannot write: a chmod 555 one, or for root (whom modes do
-  not stop) /proc/sys, which the kernel keeps read-only."""
-  directory = tmp_path / "read_only"
-  directory.mkdir()
-  directory.chmod(0o555)
-  if not os.access(directory, os.W_OK):
-    return directory
-  if os.path.isdir("/proc/sys") and not os.access("/proc/sys", os.W_OK):
-    return Path("/proc/sys")
-  pytest.skip("no directory this user cannot write")
-
-
 def test_a_read_only_model_dir_parent_is_refused_before_anything_is_written(tmp_path):
-  parent = _read_only_dir(tmp_path)
+  parent = read_only_dir(tmp_path)
   model_dir = str(parent / "jmvae_run")
   with pytest.raises(training.RunDirError, match=f"{parent} is read-only for this user"):
     fit(model_dir, epochs=1)

@@ -3,9 +3,11 @@ saved the way runners.train saves them, for the tests of the runners that read t
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import numpy as np
+import pytest
 import tensorflow as tf
 from idx_writer import write_idx
 
@@ -58,3 +60,16 @@ def train_tiny(
     verbose=0,
   )
   return model_config
+
+
+def read_only_dir(tmp_path):
+  """A directory this process cannot write: a chmod 555 one, or for root (whom modes do
+  not stop) /proc/sys, which the kernel keeps read-only."""
+  directory = tmp_path / "read_only"
+  directory.mkdir()
+  directory.chmod(0o555)
+  if not os.access(directory, os.W_OK):
+    return directory
+  if os.path.isdir("/proc/sys") and not os.access("/proc/sys", os.W_OK):
+    return Path("/proc/sys")
+  pytest.skip("no directory this user cannot write")
