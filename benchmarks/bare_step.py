@@ -13,8 +13,12 @@ runner.
   python benchmarks/bare_step.py --models=jmvae_kl --jit_compile=both
 
 prints one line per (model, jit) with the median examples/s over `--windows` timed
-windows. `train_throughput.py --bare` runs it interleaved with `runners.train` and
-prints runners.train / bare step.
+windows, and one LIMIT line per model: what this CPU could do at best, from two figures
+measured here (numpy's float32 matmul rate and memory copy rate) and the model's size
+(3x rule: 6 FLOPs per kernel weight per example; Adam reads 4 and writes 3 float32 per
+parameter per step), so a rate can be read as a share of the machine.
+`train_throughput.py --bare` runs it interleaved with `runners.train` and prints
+runners.train / bare step, and both as shares of that limit.
 """
 
 from __future__ import annotations
@@ -107,6 +111,59 @@ def make_step(
   return run_steps
 
 
+def machine_rates(repeats: int = 10):
+  """(float32 matmul GFLOP/s, copy GB/s counting bytes read and written), measured with
+  numpy on every usable core: a 2048^3 product, and a 50 MB copy (Adam's working set for
+  JMVAE-kl) split over one thread per core (numpy releases the GIL). Each is the fastest
+  of `repeats` after a warm-up: a limit takes the machine at its best."""
+  import concurrent.futures
+
+  import numpy as np
+
+  from jmvae_tf import hardware
+
+  rng = np.random.default_rng(0)
+  a, b = (rng.random((2048, 2048), dtype=np.float32) for _ in range(2))
+  a @ b
+  times = []
+  for _ in range(repeats):
+    started = time.perf_counter()
+    a @ b
+    times.append(time.perf_counter() - started)
+  gflops = 2 * 2048**3 / min(times) / 1e9
+  cores = hardware.usable_cores()
+  src = rng.random(12_500_000, dtype=np.float32)
+  dst = np.empty_like(src)
+  parts = np.array_split(np.arange(src.size), cores)
+  bounds = [(int(p[0]), int(p[-1]) + 1) for p in parts]
+  with concurrent.futures.ThreadPoolExecutor(cores) as pool:
+
+    def copy():
+      list(pool.map(lambda lo_hi: np.copyto(dst[slice(*lo_hi)], src[slice(*lo_hi)]), bounds))
+
+    copy()
+    times = []
+    for _ in range(repeats):
+      started = time.perf_counter()
+      copy()
+      times.append(time.perf_counter() - started)
+  return gflops, 2 * src.nbytes / min(times) / 1e9
+
+
+def limit_line(model_name, model, batch_size, gflops, copy_gbs):
+  """The LIMIT line: the best this CPU could do for `model` (see the module docstring)."""
+  weights = sum(v.shape.num_elements() for v in model.trainable_variables)
+  kernels = sum(v.shape.num_elements() for v in model.trainable_variables if v.shape.rank == 2)
+  flops = 6 * kernels  # per example: forward 2, backward 4 per kernel weight
+  matmul_s = flops / (gflops * 1e9)  # per example
+  adam_s = 28 * weights / (copy_gbs * 1e9) / batch_size  # per example, at this batch
+  return (
+    f"LIMIT bare_step model={model_name} matmul_gflops={gflops:.0f} copy_gbs={copy_gbs:.1f} "
+    f"mflop_per_example={flops / 1e6:.1f} adam_mb_per_step={28 * weights / 1e6:.1f} "
+    f"matmul_only={1 / matmul_s:.0f} matmul_then_adam={1 / (matmul_s + adam_s):.0f}"
+  )
+
+
 def measure(model_name, jit_compile, args, data):
   import tensorflow as tf
 
@@ -141,7 +198,7 @@ def measure(model_name, jit_compile, args, data):
     run_steps().numpy()  # waits for the last call
     elapsed = time.perf_counter() - started
     rates.append((calls + 1) * args.steps_per_call * args.batch_size / elapsed)
-  return statistics.median(rates), rates, first_call, fused_adam
+  return statistics.median(rates), rates, first_call, fused_adam, model
 
 
 def main():
@@ -192,9 +249,10 @@ def main():
   print(f"intra-op threads: {threads or 'TF default'}", flush=True)
   data = mnist.MnistDataSet(args.data_dir, num_train=args.num_train)
   jits = {"true": (True,), "false": (False,), "both": (False, True)}[args.jit_compile]
+  gflops, copy_gbs = machine_rates()
   for m in models:
     for jit in jits:
-      median, rates, first, fused = measure(m, jit, args, data)
+      median, rates, first, fused, model = measure(m, jit, args, data)
       print(
         f"RESULT bare_step model={m} jit_compile={str(jit).lower()} "
         f"adam={'fused' if fused else 'hand'} "
@@ -202,6 +260,7 @@ def main():
         f"first_call_s={first:.1f}",
         flush=True,
       )
+    print(limit_line(m, model, args.batch_size, gflops, copy_gbs), flush=True)
 
 
 if __name__ == "__main__":

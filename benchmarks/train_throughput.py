@@ -111,7 +111,8 @@ def ours(model, args, variant=""):
 
 
 def bare(model, args):
-  """{jit_compile: examples/s} of benchmarks/bare_step.py for `model` (MNIST networks)."""
+  """({jit_compile: examples/s}, {LIMIT field: value}) of benchmarks/bare_step.py for
+  `model` (MNIST networks)."""
   cmd = [
     sys.executable,
     os.path.join(ROOT, "benchmarks", "bare_step.py"),
@@ -126,7 +127,9 @@ def bare(model, args):
   )
   if not found:
     raise RuntimeError(f"no RESULT line from bare_step.py:\n{out[-2000:]}")
-  return {jit: float(rate) for jit, rate in found}
+  limit = re.search(r"LIMIT bare_step model=\S+ (.*)", out)
+  fields = dict(kv.split("=") for kv in limit.group(1).split()) if limit else {}
+  return {jit: float(rate) for jit, rate in found}, {k: float(v) for k, v in fields.items()}
 
 
 def peer(args):
@@ -215,6 +218,7 @@ def main():
   runs = [(m, v) for m in models for v in variants]
   results = {run: [] for run in runs}
   bare_results = {m: [] for m in models}
+  limits = {m: [] for m in models}
   peer_results = []
   started = time.time()
 
@@ -233,8 +237,9 @@ def main():
           flush=True,
         )
       if args.bare:
-        rates = bare(m, args)
+        rates, limit = bare(m, args)
         bare_results[m].append(rates)
+        limits[m].append(limit)
         print(
           f"round {r + 1}/{args.rounds}  bare step {m:<19} "
           + "  ".join(f"jit={j}: {v:8.0f}" for j, v in sorted(rates.items()))
@@ -294,6 +299,21 @@ def main():
         f"{m}: runners.train / bare step (best, jit={best_jit}) = "
         f"{runner / bare_medians[best_jit]:.2f}  (bare step medians: {shown} examples/s)"
       )
+      if limits[m] and limits[m][0]:
+        # The machine's bound, from numpy's matmul and copy rates measured in each round.
+        bound = statistics.median(lim["matmul_then_adam"] for lim in limits[m])
+        matmul_only = statistics.median(lim["matmul_only"] for lim in limits[m])
+        gflops = statistics.median(lim["matmul_gflops"] for lim in limits[m])
+        gbs = statistics.median(lim["copy_gbs"] for lim in limits[m])
+        print(
+          f"{m}: this CPU's limit {bound:.0f} examples/s (matmuls at {gflops:.0f} GFLOP/s, "
+          f"then Adam's traffic at {gbs:.0f} GB/s; {matmul_only:.0f} for the matmuls alone; "
+          f"bare_step.py LIMIT): runners.train at {runner / bound:.0%}, the bare step at "
+          f"{bare_medians[best_jit] / bound:.0%}"
+        )
+        if peer_results and m == "jmvae_kl":
+          goal = 2.5 * statistics.median(e for e, _ in peer_results)
+          print(f"{m}: 2.5x MultiVae = {goal:.0f} examples/s = {goal / bound:.0%} of that limit")
 
 
 if __name__ == "__main__":
