@@ -382,21 +382,21 @@ def model_dir_lock(model_dir: str):
     os.close(fd)  # releases the lock
 
 
-def _check_writable(model_dir: str):
-  """A local model_dir, or where it would be created (the nearest of its parents that
-  exists), must be a directory this process may write. Root passes os.access everywhere
-  but on read-only file systems: what it cannot write is found by model_dir_lock."""
-  if "://" in model_dir:
+def check_writable(directory: str, flag: str = "--model_dir"):
+  """A local directory, or where it would be created (the nearest of its parents that
+  exists), must be a directory this process may write; else a RunDirError naming `flag`.
+  Runners call it before long work, so its results are not lost at the end. Root passes
+  os.access everywhere but on read-only file systems: what it cannot write there is
+  found when it writes (model_dir_lock, for training)."""
+  if "://" in directory:
     return
-  path = os.path.abspath(model_dir)
+  path = os.path.abspath(directory)
   while not os.path.lexists(path) and os.path.dirname(path) != path:
     path = os.path.dirname(path)
-  if path != os.path.abspath(model_dir) and not os.path.isdir(path):
-    raise RunDirError(f"--model_dir={model_dir} cannot be created: {path} is not a directory")
+  if path != os.path.abspath(directory) and not os.path.isdir(path):
+    raise RunDirError(f"{flag}={directory} cannot be created: {path} is not a directory")
   if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
-    raise RunDirError(
-      f"--model_dir={model_dir} cannot be written: {path} is read-only for this user"
-    )
+    raise RunDirError(f"{flag}={directory} cannot be written: {path} is read-only for this user")
 
 
 def checkpoint_epoch(prefix: str) -> int:
@@ -447,7 +447,7 @@ def check_model_dir(
   """
   if tf.io.gfile.exists(model_dir) and not tf.io.gfile.isdir(model_dir):
     raise RunDirError(f"--model_dir={model_dir} exists and is not a directory")
-  _check_writable(model_dir)
+  check_writable(model_dir)
   checkpoint = latest_checkpoint(model_dir)
   saved = read_model_config(model_dir)
   if saved is not None and checkpoint is not None and saved != config:

@@ -65,6 +65,7 @@ def main(argv):
 
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "projector")
   try:
+    training.check_writable(output_dir, "--output_dir")  # before the embedding work
     model = training.restore_model(FLAGS.model_dir, FLAGS.checkpoint)
     data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
     picture_size = data.display_images("test", 1).shape[1:3]

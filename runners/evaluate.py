@@ -122,6 +122,18 @@ def restore_or_fail(training, model_dir):
     flagutil.fail(str(e))
 
 
+def output_dirs(dirs):
+  """([(directory of each model's evaluation.*, its flag)], (directory of the whole table, its
+  flag) or None): the model dir itself, or --output_dir for a single one; the table goes to
+  --output_dir, else the model dirs' common parent."""
+  if len(dirs) == 1:
+    return [
+      (FLAGS.output_dir, "--output_dir") if FLAGS.output_dir else (dirs[0], "--model_dir")
+    ], None
+  table_dir = FLAGS.output_dir or os.path.commonpath([os.path.abspath(d) for d in dirs])
+  return [(d, "--model_dirs") for d in dirs], (table_dir, "--output_dir")
+
+
 def write_outputs(directory: str, stem: str, records, markdown: str):
   os.makedirs(directory, exist_ok=True)
   with open(os.path.join(directory, f"{stem}.json"), "w") as f:
@@ -157,6 +169,9 @@ def main(argv):
     definition = table.table_for(configs[0].dataset)
     data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
     data.check_split("test", FLAGS.num_test)
+    model_outputs, table_output = output_dirs(dirs)
+    for directory, flag in model_outputs + ([table_output] if table_output else []):
+      training.check_writable(directory, flag)  # before the evaluation, not after it
   except ValueError as e:  # DataError, IdxError, RunDirError: ValueErrors
     flagutil.fail(str(e))
   iterations = definition.iterations if FLAGS.iterations is None else FLAGS.iterations
@@ -170,7 +185,7 @@ def main(argv):
     iwae_batch = max(1, min(FLAGS.batch_size, 20000 // FLAGS.iwae_samples))
     iwae_dataset = data.eval_dataset("test", iwae_batch, FLAGS.data_seed, FLAGS.num_test)
   records = []
-  for d, config in zip(dirs, configs):
+  for d, config, (output, _) in zip(dirs, configs, model_outputs):
     print(
       f"evaluating {config.model} ({d}) for {definition.name} on "
       + (f"{data.provenance}: " if data.provenance else "")
@@ -208,7 +223,7 @@ def main(argv):
       flush=True,
     )
     write_outputs(
-      FLAGS.output_dir if len(dirs) == 1 and FLAGS.output_dir else d,
+      output,
       "evaluation",
       rec,
       md + f"\n\nEstimator: {rec['estimator']}. Test examples: {rec['num_examples']}." + extra,
@@ -218,7 +233,7 @@ def main(argv):
       md = table.markdown_table(records, definition=definition, data=data.provenance)
     except ValueError as e:
       flagutil.fail(str(e))
-    out = FLAGS.output_dir or os.path.commonpath([os.path.abspath(d) for d in dirs])
+    out = table_output[0]
     settings = (
       f"Test examples: {data.check_split('test', FLAGS.num_test)}; "
       f"N = {FLAGS.num_samples} samples of z (eq 11); K = {iterations} "

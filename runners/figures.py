@@ -119,6 +119,7 @@ def check_args(fv=FLAGS):
   the figures that can be drawn, and one line per asked figure that cannot)."""
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
 
+  training.check_writable(fv.output_dir, "--output_dir")  # before anything is drawn
   unknown = [f for f in fv.figures if f not in MNIST_FIGURES + FACE_FIGURES]
   if unknown:
     raise ValueError(f"--figures: unknown figure(s) {unknown}; choose from 3-9")

@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from tiny_runs import train_tiny, write_fake_mnist
+from tiny_runs import read_only_dir, train_tiny, write_fake_mnist
 
 from jmvae_tf import config as config_lib
 from jmvae_tf import training
@@ -169,6 +169,29 @@ def test_evaluate_bad_input_is_one_line(model_dirs, data_dir, args, message):
   assert proc.returncode == 2
   assert message in proc.stderr
   assert len([line for line in proc.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_unwritable_outputs_are_refused_before_any_work(model_dirs, data_dir, tmp_path):
+  """evaluate's results (long work) and figures' PNGs would be lost at the end otherwise."""
+  read_only = read_only_dir(tmp_path)
+  proc = run(
+    "runners.evaluate",
+    f"--model_dir={model_dirs['jmvae']}",
+    f"--data_dir={data_dir}",
+    f"--output_dir={read_only}/table",
+  )
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert f"--output_dir={read_only}/table cannot be written" in proc.stderr
+  assert "evaluating" not in proc.stdout  # refused before any model was evaluated
+  proc = run(
+    "runners.figures",
+    f"--data_dir={data_dir}",
+    f"--output_dir={read_only}",
+    f"--jmvae_dir={model_dirs['jmvae']}",
+  )
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert f"--output_dir={read_only} cannot be written" in proc.stderr
+  assert "Traceback" not in proc.stderr and "wrote" not in proc.stdout
 
 
 def test_evaluate_a_glob_matching_nothing_fails(model_dirs, data_dir, tmp_path):

@@ -23,7 +23,7 @@ import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorboard.plugins import projector as tb_projector
-from tiny_runs import train_tiny, write_fake_mnist
+from tiny_runs import read_only_dir, train_tiny, write_fake_mnist
 
 from jmvae_tf import config as config_lib
 from jmvae_tf import projector, training
@@ -174,6 +174,29 @@ def test_sprite_rules(tmp_path):
       np.zeros((2, 28, 28), np.uint8),
     )
   assert not (tmp_path / "p").exists()
+
+
+def test_embed_runner_refuses_an_unwritable_output_dir(embedded, fake_mnist, tmp_path):
+  model_dir, _ = embedded
+  output_dir = read_only_dir(tmp_path) / "projector"
+  proc = subprocess.run(
+    [
+      sys.executable,
+      "-m",
+      "runners.embed",
+      f"--model_dir={model_dir}",
+      f"--data_dir={fake_mnist}",
+      f"--output_dir={output_dir}",
+    ],
+    cwd=REPOSITORY_ROOT,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
+    capture_output=True,
+    text=True,
+    timeout=240,
+  )
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert f"--output_dir={output_dir} cannot be written" in proc.stderr
+  assert "Traceback" not in proc.stderr
 
 
 def test_embed_runner_refuses_a_sprite_too_large(embedded, fake_mnist, tmp_path):
