@@ -67,7 +67,9 @@ def main():
       steps_per_execution=train_config.steps_per_execution,
     )
   done("build and compile the model")
-  dataset = data.train_dataset(train_config.batch_size, 0, 0)
+  dataset = training.with_input_threads(
+    data.train_dataset(train_config.batch_size, 0, 0), training.input_threads(fv.input_threads)
+  )
   model.fit(dataset, epochs=1, steps_per_epoch=train_config.steps_per_execution, verbose=0)
   done(f"first fit call: tracing + {train_config.steps_per_execution} steps")
   started = time.perf_counter()

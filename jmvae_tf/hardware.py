@@ -19,6 +19,11 @@ rule is one measurement's conclusion (benchmarks/README.md, "Per-machine default
   asked for on a CPU without bfloat16 instructions (AMX or AVX512_BF16; the latter alone
   not measured) and without a GPU, `precision_warning` says it will be slower.
 * strategy: MirroredStrategy only over several GPUs; no strategy on one device.
+* input threads: with no GPU, tf.data runs the input pipeline on a private pool of half
+  the usable cores (at least 1) without autotuning. On 2 cores its shared, autotuned pool
+  took about 9% of JMVAE-kl's training speed from the compute threads; with 1 private
+  thread the runner trained as fast as with no input work at all. With a GPU: tf.data's
+  own autotuned pool (a fast step needs the input to keep up; not measured here).
 """
 
 from __future__ import annotations
@@ -96,6 +101,7 @@ class Defaults:
   """The speed settings for this machine, each with the one-line reason printed at start-up."""
 
   intra_op_threads: int  # 0: TensorFlow's default
+  input_threads: int  # 0: tf.data's own autotuned pool; N: a private pool of N, no autotuning
   jit_compile: bool
   strategy: str
   reasons: Tuple[str, ...]
@@ -108,16 +114,21 @@ def decide(cpu: CpuInfo, num_gpus: int) -> Defaults:
   """The per-machine defaults (see the module docstring for the measurements behind them)."""
   if num_gpus:
     threads, why_threads = 0, f"{num_gpus} GPU(s): TF's default CPU threads"
+    input_threads, why_input = 0, "tf.data autotuned"
   else:
     threads = max(1, cpu.cores // 2)
     why_threads = f"no GPU: intra-op threads {threads} (half of {cpu.cores} cores)"
+    input_threads = threads
+    why_input = f"tf.data on {input_threads} private thread(s), not autotuned"
   jit = False
   why_jit = "XLA off (not measured on GPU)" if num_gpus else "XLA off (CPU: measured slower)"
   strategy = "mirrored" if num_gpus > 1 else "default"
   why_strategy = (
     f"MirroredStrategy over {num_gpus} GPUs" if num_gpus > 1 else "no distribution strategy"
   )
-  return Defaults(threads, jit, strategy, (why_threads, why_jit, why_strategy))
+  return Defaults(
+    threads, input_threads, jit, strategy, (why_threads, why_input, why_jit, why_strategy)
+  )
 
 
 def precision_warning(cpu: CpuInfo, num_gpus: int, precision: str) -> Optional[str]:
@@ -135,6 +146,8 @@ def settings_line(
   num_gpus: int,
   intra_op_threads: int,
   threads_auto: bool,
+  input_threads: int,
+  input_auto: bool,
   jit_compile: bool,
   strategy: str,
   strategy_auto: bool,
@@ -145,10 +158,14 @@ def settings_line(
   auto = " (auto)"
   threads = f"intra-op threads {intra_op_threads or 'TF default'}" + (auto if threads_auto else "")
   strategies = {"default": "no distribution strategy", "mirrored": "MirroredStrategy"}
+  inputs = (
+    f"tf.data threads {input_threads} (no autotuning)" if input_threads else "tf.data autotuned"
+  ) + (auto if input_auto else "")
   parts = [
     cpu.describe(),
     f"{num_gpus} GPU(s)" if num_gpus else "no GPU",
     threads,
+    inputs,
     "XLA on" if jit_compile else "XLA off",
     strategies.get(strategy, f"{strategy} strategy") + (auto if strategy_auto else ""),
     precision,

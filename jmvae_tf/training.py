@@ -113,7 +113,31 @@ def configure_cpu_threads(intra_op: int = -1, inter_op: int = 0) -> tuple:
   return intra_op, inter_op
 
 
-def speed_settings(train_config: TrainConfig, intra_op_flag: int, intra_op: int) -> str:
+def input_threads(flag: int = -1) -> int:
+  """The input pipeline's threads: `flag`, or for -1 (auto) the machine's default
+  (hardware.decide: with no GPU, a private pool of half the cores)."""
+  return machine_defaults().input_threads if flag < 0 else flag
+
+
+def with_input_threads(dataset: tf.data.Dataset, threads: int) -> tf.data.Dataset:
+  """`dataset` run on a private pool of `threads` threads without autotuning, or as it is
+  for 0 (tf.data's shared, autotuned pool). The batches are the same either way: the
+  pipelines are deterministic."""
+  if not threads or dataset is None:
+    return dataset
+  options = tf.data.Options()
+  options.autotune.enabled = False
+  options.threading.private_threadpool_size = threads
+  return dataset.with_options(options)
+
+
+def speed_settings(
+  train_config: TrainConfig,
+  intra_op_flag: int,
+  intra_op: int,
+  input_threads_flag: int = -1,
+  input_threads: int = 0,
+) -> str:
   """runners.train's start-up line: the machine and every speed setting this run uses
   (hardware.settings_line); warns on stderr when the precision asked for will be slower
   here than float32 (bfloat16 without bfloat16 instructions)."""
@@ -130,6 +154,8 @@ def speed_settings(train_config: TrainConfig, intra_op_flag: int, intra_op: int)
     num_gpus,
     intra_op,
     intra_op_flag < 0,
+    input_threads,
+    input_threads_flag < 0,
     train_config.jit_compile,
     strategy,
     train_config.strategy == "auto",
@@ -762,11 +788,13 @@ def train(
   flags_text: Optional[str] = None,
   verbose: int = 1,
   strategy=None,
+  input_threads: int = 0,
 ) -> TrainResult:
   """Trains (or resumes) `model_config` in `model_dir` up to `train_config.epochs` epochs.
 
   train_dataset_fn(start_epoch) returns an infinite dataset of global batches that
   starts at `start_epoch`, so a resumed run reads exactly what it would have read.
+  `input_threads` (with_input_threads) runs it and eval_dataset on a private thread pool.
 
   Every check (check_model_dir: another model, unreadable checkpoints, a resume that
   changes what config.RESUME_RULES fixes) runs before anything is written. The run holds
@@ -861,11 +889,11 @@ def train(
     try:
       with stopper.handling_signals():
         history = model.fit(
-          shard_by_data(train_dataset_fn(initial_epoch)),
+          shard_by_data(with_input_threads(train_dataset_fn(initial_epoch), input_threads)),
           epochs=train_config.epochs,
           initial_epoch=initial_epoch,
           steps_per_epoch=steps_per_epoch,
-          validation_data=shard_by_data(eval_dataset),
+          validation_data=shard_by_data(with_input_threads(eval_dataset, input_threads)),
           validation_freq=train_config.eval_every,
           callbacks=callbacks,
           verbose=verbose,

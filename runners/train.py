@@ -110,6 +110,13 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   )
   flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads; 0: TensorFlow's default.", **d)
   flags.DEFINE_integer(
+    "input_threads",
+    -1,
+    "tf.data threads of the input pipeline, a private pool without autotuning; -1: half "
+    "the cores when there is no GPU, else 0; 0: tf.data's own autotuned pool.",
+    **d,
+  )
+  flags.DEFINE_integer(
     "steps_per_execution", 50, "Training steps per call into the compiled graph.", **d
   )
   flags.DEFINE_enum(
@@ -195,17 +202,20 @@ def main(argv):
     model_config = model_config_from_flags(data, FLAGS)
     data.check_batch_size(train_config.batch_size)
     training.check_model_dir(FLAGS.model_dir, model_config, train_config)
-    settings = training.speed_settings(train_config, FLAGS.intra_op_threads, intra_op)
+    input_threads = training.input_threads(FLAGS.input_threads)
+    settings = training.speed_settings(
+      train_config, FLAGS.intra_op_threads, intra_op, FLAGS.input_threads, input_threads
+    )
     if FLAGS.verbose:
       print(settings, flush=True)
       note = training.warmup_note(train_config.epochs, train_config.warmup_epochs)
       if note:
         print(note, flush=True)
-    _train(training, data, model_config, train_config, strategy)
+    _train(training, data, model_config, train_config, strategy, input_threads)
   print(f"checkpoints and TensorBoard logs in {os.path.abspath(FLAGS.model_dir)}")
 
 
-def _train(training, data, model_config, train_config, strategy=None):
+def _train(training, data, model_config, train_config, strategy=None, input_threads=0):
   held_out = data.held_out_split()
   seed = train_config.data_seed
   probe = next(
@@ -227,6 +237,7 @@ def _train(training, data, model_config, train_config, strategy=None):
       flags_text=flagutil.flags_text(FLAGS, define_flags),
       verbose=FLAGS.verbose,
       strategy=strategy,
+      input_threads=input_threads,
     )
   except training.TrainingDiverged as e:  # a NaN/inf loss or weight: exit status 1
     if FLAGS.verbose == 1:

@@ -87,17 +87,19 @@ def test_describe_cpu_of_missing_file_is_unknown(tmp_path):
 
 def test_cpu_defaults_half_the_cores_no_xla_no_strategy():
   decided = hardware.decide(hardware.parse_cpuinfo(EPYC_AVX2), num_gpus=0)
-  assert decided.intra_op_threads == 2
+  assert decided.intra_op_threads == 2 and decided.input_threads == 2
   assert decided.strategy == "default"
-  assert len(decided.reasons) == 3 and "half of 4 cores" in decided.summary()
+  assert len(decided.reasons) == 4 and "half of 4 cores" in decided.summary()
+  assert "tf.data on 2 private thread(s), not autotuned" in decided.summary()
   one_core = hardware.decide(hardware.parse_cpuinfo(COOPER_LAKE_BF16_ONLY), num_gpus=0)
-  assert one_core.intra_op_threads == 1
+  assert one_core.intra_op_threads == 1 and one_core.input_threads == 1
 
 
 def test_gpu_defaults_keep_tf_threads_and_mirror_only_over_several():
   cpu = hardware.parse_cpuinfo(SAPPHIRE_RAPIDS)
   one = hardware.decide(cpu, num_gpus=1)
   assert one.intra_op_threads == 0 and one.strategy == "default"
+  assert one.input_threads == 0 and "tf.data autotuned" in one.summary()
   several = hardware.decide(cpu, num_gpus=4)
   assert several.strategy == "mirrored" and "4 GPUs" in several.summary()
 
@@ -124,6 +126,8 @@ def test_runner_start_up_line_and_bfloat16_warning(monkeypatch, capsys):
   assert "intra-op threads 2 (auto)" in line and "XLA off" in line
   assert line.endswith("mixed_bfloat16")
   assert "will train slower than float32" in capsys.readouterr().err
-  line = training.speed_settings(config.TrainConfig(jit_compile=True), 1, 1)
+  assert "tf.data autotuned (auto)" in line
+  line = training.speed_settings(config.TrainConfig(jit_compile=True), 1, 1, 1, 1)
   assert "intra-op threads 1;" in line and "XLA on" in line
+  assert "tf.data threads 1 (no autotuning);" in line
   assert "slower" not in capsys.readouterr().err

@@ -13,7 +13,7 @@ from pipelines import mnist
 BATCH = 100
 
 
-def fit(model_dir, train_slice, test_slice, model_config, epochs, **train_kw):
+def fit(model_dir, train_slice, test_slice, model_config, epochs, input_threads=0, **train_kw):
   kw = dict(
     epochs=epochs,
     batch_size=BATCH,
@@ -37,6 +37,7 @@ def fit(model_dir, train_slice, test_slice, model_config, epochs, **train_kw):
     probe_batch=probe,
     flags_text="--model=test\n",
     verbose=0,
+    input_threads=input_threads,
   )
 
 
@@ -105,7 +106,10 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path, 
   straight = fit(tmp_path / "straight", *mnist_slice, model_config, epochs=3, warmup_epochs=2)
   first = fit(tmp_path / "resumed", *mnist_slice, model_config, epochs=2, warmup_epochs=2)
   assert first.initial_epoch == 0
-  resumed = fit(tmp_path / "resumed", *mnist_slice, model_config, epochs=3, warmup_epochs=2)
+  # The input threads may change on resume (the pipeline is deterministic): the same batches.
+  resumed = fit(
+    tmp_path / "resumed", *mnist_slice, model_config, epochs=3, warmup_epochs=2, input_threads=1
+  )
   assert resumed.initial_epoch == 2
   assert float(resumed.model.kl_weight.numpy()) == 1.0  # warm-up state: epoch 2 of 2
   assert int(resumed.model.optimizer.iterations.numpy()) == 3 * 10
@@ -114,6 +118,19 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path, 
   # a finished run asked for no more epochs does nothing
   again = fit(tmp_path / "resumed", *mnist_slice, model_config, epochs=3)
   assert again.history == {}
+
+
+def test_with_input_threads_is_a_private_pool_with_the_same_batches(mnist_slice):
+  train_slice, _ = mnist_slice
+  dataset = mnist.train_dataset(train_slice.images, train_slice.labels, BATCH, seed=3)
+  assert training.with_input_threads(dataset, 0) is dataset  # tf.data's own, autotuned
+  private = training.with_input_threads(dataset, 1)
+  options = private.options()
+  assert options.threading.private_threadpool_size == 1
+  assert options.autotune.enabled is False
+  for a, b in zip(dataset.take(3), private.take(3)):
+    for name in ("image", "label"):
+      np.testing.assert_array_equal(a[name].numpy(), b[name].numpy())
 
 
 def _snapshot(directory):
