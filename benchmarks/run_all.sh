@@ -43,7 +43,7 @@ step() {  # step NUMBER NAME COMMAND...: runs it (if NUMBER is in $STEPS), keeps
   echo
   echo "== $name ($(date -u +%H:%M:%S) UTC): $*"
   "$@" >"$OUT/$name.log" 2>&1 || { echo "FAILED, see $OUT/$name.log"; tail -5 "$OUT/$name.log"; }
-  grep -E '^(RESULT|CPU|\||jmvae|[a-z_]+: (runners|this CPU|2.5x)|round|intra|speed settings| *[0-9.]+ s )' \
+  grep -E '^(RESULT|CPU|\||jmvae|[a-z_]+: (runners|this CPU|2.5x)|round|intra|speed settings| *[0-9.]+ +[0-9.]+  | wall s)' \
     "$OUT/$name.log" || true
 }
 
