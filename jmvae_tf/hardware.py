@@ -159,7 +159,7 @@ def settings_line(
   threads = f"intra-op threads {intra_op_threads or 'TF default'}" + (auto if threads_auto else "")
   strategies = {"default": "no distribution strategy", "mirrored": "MirroredStrategy"}
   inputs = (
-    f"tf.data threads {input_threads} (no autotuning)" if input_threads else "tf.data autotuned"
+    f"tf.data threads {input_threads}, not autotuned" if input_threads else "tf.data autotuned"
   ) + (auto if input_auto else "")
   parts = [
     cpu.describe(),

@@ -129,5 +129,5 @@ def test_runner_start_up_line_and_bfloat16_warning(monkeypatch, capsys):
   assert "tf.data autotuned (auto)" in line
   line = training.speed_settings(config.TrainConfig(jit_compile=True), 1, 1, 1, 1)
   assert "intra-op threads 1;" in line and "XLA on" in line
-  assert "tf.data threads 1 (no autotuning);" in line
+  assert "tf.data threads 1, not autotuned;" in line
   assert "slower" not in capsys.readouterr().err
