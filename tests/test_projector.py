@@ -43,28 +43,32 @@ def fake_mnist(tmp_path_factory) -> Path:
   )
 
 
-@pytest.fixture(scope="module")
-def embedded(tmp_path_factory, fake_mnist):
-  """A tiny JMVAE (iterative sampling) embedded by the runner: (model_dir, output_dir)."""
-  model_dir = tmp_path_factory.mktemp("jmvae")
-  train_tiny(model_dir, "jmvae")
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
-  proc = subprocess.run(
+def run_embed(model_dir, data_dir, *args):
+  """`python -m runners.embed` on `model_dir` and `data_dir` with more flags."""
+  return subprocess.run(
     [
       sys.executable,
       "-m",
       "runners.embed",
       f"--model_dir={model_dir}",
-      f"--data_dir={fake_mnist}",
-      f"--num_examples={NUM_TEST}",
-      "--iterations=2",
-      "--batch_size=16",
+      f"--data_dir={data_dir}",
+      *args,
     ],
     cwd=REPOSITORY_ROOT,
-    env=env,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
     capture_output=True,
     text=True,
     timeout=240,
+  )
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory, fake_mnist):
+  """A tiny JMVAE (iterative sampling) embedded by the runner: (model_dir, output_dir)."""
+  model_dir = tmp_path_factory.mktemp("jmvae")
+  train_tiny(model_dir, "jmvae")
+  proc = run_embed(
+    model_dir, fake_mnist, f"--num_examples={NUM_TEST}", "--iterations=2", "--batch_size=16"
   )
   assert proc.returncode == 0, proc.stderr[-3000:]
   return model_dir, model_dir / "projector"
@@ -179,21 +183,7 @@ def test_sprite_rules(tmp_path):
 def test_embed_runner_refuses_an_unwritable_output_dir(embedded, fake_mnist, tmp_path):
   model_dir, _ = embedded
   output_dir = read_only_dir(tmp_path) / "projector"
-  proc = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "runners.embed",
-      f"--model_dir={model_dir}",
-      f"--data_dir={fake_mnist}",
-      f"--output_dir={output_dir}",
-    ],
-    cwd=REPOSITORY_ROOT,
-    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    capture_output=True,
-    text=True,
-    timeout=240,
-  )
+  proc = run_embed(model_dir, fake_mnist, f"--output_dir={output_dir}")
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert f"--output_dir={output_dir} cannot be written" in proc.stderr
   assert "Traceback" not in proc.stderr
@@ -201,22 +191,7 @@ def test_embed_runner_refuses_an_unwritable_output_dir(embedded, fake_mnist, tmp
 
 def test_embed_runner_refuses_a_sprite_too_large(embedded, fake_mnist, tmp_path):
   model_dir, _ = embedded
-  proc = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "runners.embed",
-      f"--model_dir={model_dir}",
-      f"--data_dir={fake_mnist}",
-      "--num_examples=90000",
-      f"--output_dir={tmp_path / 'o'}",
-    ],
-    cwd=REPOSITORY_ROOT,
-    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    capture_output=True,
-    text=True,
-    timeout=240,
-  )
+  proc = run_embed(model_dir, fake_mnist, "--num_examples=90000", f"--output_dir={tmp_path / 'o'}")
   assert proc.returncode == 2 and "8192" in proc.stderr
   assert not (tmp_path / "o").exists()
 
