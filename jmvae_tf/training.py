@@ -123,7 +123,7 @@ def with_input_threads(dataset: tf.data.Dataset, threads: int) -> tf.data.Datase
   """`dataset` run on a private pool of `threads` threads without autotuning, or as it is
   for 0 (tf.data's shared, autotuned pool). The batches are the same either way: the
   pipelines are deterministic."""
-  if not threads or dataset is None:
+  if not threads or not isinstance(dataset, tf.data.Dataset):
     return dataset
   options = tf.data.Options()
   options.autotune.enabled = False
@@ -410,19 +410,23 @@ def model_dir_lock(model_dir: str):
 
 def check_writable(directory: str, flag: str = "--model_dir"):
   """A local directory, or where it would be created (the nearest of its parents that
-  exists), must be a directory this process may write; else a RunDirError naming `flag`.
+  exists), must be a directory this process may write; else a RunDirError naming `flag`
+  (a flag such as "--output_dir", or what the directory is when no flag named it).
   Runners call it before long work, so its results are not lost at the end. Root passes
   os.access everywhere but on read-only file systems: what it cannot write there is
   found when it writes (model_dir_lock, for training)."""
   if "://" in directory:
     return
+  named = f"{flag}={directory}" if flag.startswith("--") else f"{flag} {directory}"
   path = os.path.abspath(directory)
   while not os.path.lexists(path) and os.path.dirname(path) != path:
     path = os.path.dirname(path)
+  if path == os.path.abspath(directory) and not os.path.isdir(path):
+    raise RunDirError(f"{named} exists and is not a directory")
   if path != os.path.abspath(directory) and not os.path.isdir(path):
-    raise RunDirError(f"{flag}={directory} cannot be created: {path} is not a directory")
+    raise RunDirError(f"{named} cannot be created: {path} is not a directory")
   if os.path.isdir(path) and not os.access(path, os.W_OK | os.X_OK):
-    raise RunDirError(f"{flag}={directory} cannot be written: {path} is read-only for this user")
+    raise RunDirError(f"{named} cannot be written: {path} is read-only for this user")
 
 
 def checkpoint_epoch(prefix: str) -> int:

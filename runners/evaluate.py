@@ -126,12 +126,13 @@ def output_dirs(dirs):
   """([(directory of each model's evaluation.*, its flag)], (directory of the whole table, its
   flag) or None): the model dir itself, or --output_dir for a single one; the table goes to
   --output_dir, else the model dirs' common parent."""
+  model_flag = "--model_dirs" if FLAGS.model_dirs else "--model_dir"
   if len(dirs) == 1:
-    return [
-      (FLAGS.output_dir, "--output_dir") if FLAGS.output_dir else (dirs[0], "--model_dir")
-    ], None
-  table_dir = FLAGS.output_dir or os.path.commonpath([os.path.abspath(d) for d in dirs])
-  return [(d, "--model_dirs") for d in dirs], (table_dir, "--output_dir")
+    return [(FLAGS.output_dir, "--output_dir") if FLAGS.output_dir else (dirs[0], model_flag)], None
+  if FLAGS.output_dir:
+    return [(d, model_flag) for d in dirs], (FLAGS.output_dir, "--output_dir")
+  common = os.path.commonpath([os.path.abspath(d) for d in dirs])
+  return [(d, model_flag) for d in dirs], (common, "the table's directory (set --output_dir)")
 
 
 def write_outputs(directory: str, stem: str, records, markdown: str):

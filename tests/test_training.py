@@ -133,6 +133,17 @@ def test_with_input_threads_is_a_private_pool_with_the_same_batches(mnist_slice)
       np.testing.assert_array_equal(a[name].numpy(), b[name].numpy())
 
 
+def test_check_writable_names_the_flag_and_refuses_a_file(tmp_path):
+  a_file = tmp_path / "a_file"
+  a_file.write_text("x")
+  with pytest.raises(training.RunDirError, match=r"--output_dir=.*a_file exists and is not a"):
+    training.check_writable(str(a_file), "--output_dir")
+  with pytest.raises(training.RunDirError, match=r"^the table's directory .*cannot be created"):
+    training.check_writable(str(a_file / "sub"), "the table's directory")
+  training.check_writable(str(tmp_path / "new" / "dir"), "--output_dir")  # creatable: passes
+  assert not (tmp_path / "new").exists()  # and nothing was made
+
+
 def _snapshot(directory):
   return {
     os.path.join(r, f): (os.path.getsize(os.path.join(r, f)), os.path.getmtime(os.path.join(r, f)))
