@@ -114,6 +114,7 @@ def define_flags(fv: flags.FlagValues = FLAGS):
     -1,
     "tf.data threads of the input pipeline, a private pool without autotuning; -1: half "
     "the cores when there is no GPU, else 0; 0: tf.data's own autotuned pool.",
+    lower_bound=-1,
     **d,
   )
   flags.DEFINE_integer(
