@@ -15,9 +15,10 @@ runner.
 prints one line per (model, jit) with the median examples/s over `--windows` timed
 windows, and one LIMIT line per model: what this CPU could do at best, from two figures
 measured here before and after the timing, the better of each kept (numpy's float32 matmul
-rate and memory copy rate), and the model's size
-(3x rule: 6 FLOPs per kernel weight per example; Adam reads 4 and writes 3 float32 per
-parameter per step), so a rate can be read as a share of the machine.
+rate and memory copy rate), and the model's size (per example 6 FLOPs per kernel weight:
+forward 2, input gradient 2, weight gradient 2; 4 for the layers that read data, whose input
+gradient TensorFlow never computes; Adam reads 4 and writes 3 float32 per parameter per
+step), so a rate can be read as a share of the machine.
 `train_throughput.py --bare` runs it interleaved with `runners.train` and prints
 runners.train / bare step, and both as shares of that limit.
 """
@@ -153,9 +154,15 @@ def machine_rates(repeats: int = 10):
 
 def limit_line(model_name, model, batch_size, gflops, copy_gbs):
   """The LIMIT line: the best this CPU could do for `model` (see the module docstring)."""
+  import numpy as np
+
   weights = sum(v.shape.num_elements() for v in model.trainable_variables)
-  kernels = sum(v.shape.num_elements() for v in model.trainable_variables if v.shape.rank == 2)
-  flops = 6 * kernels  # per example: forward 2, backward 4 per kernel weight
+  kernels = [v for v in model.trainable_variables if v.shape.rank == 2]
+  # A layer reads data when its fan-in is a modality's size (784 or 10 here; the hidden,
+  # latent and concatenated widths differ): no gradient flows to its input.
+  data_sizes = {int(np.prod(m.shape)) for m in model.modality_specs}
+  reads_data = sum(v.shape.num_elements() for v in kernels if v.shape[0] in data_sizes)
+  flops = 6 * sum(v.shape.num_elements() for v in kernels) - 2 * reads_data
   matmul_s = flops / (gflops * 1e9)  # per example
   adam_s = 28 * weights / (copy_gbs * 1e9) / batch_size  # per example, at this batch
   return (

@@ -299,10 +299,11 @@ def main():
         f"{m}: runners.train / bare step (best, jit={best_jit}) = "
         f"{runner / bare_medians[best_jit]:.2f}  (bare step medians: {shown} examples/s)"
       )
-      if limits[m] and limits[m][0]:
+      readings = [lim for lim in limits[m] if lim]  # rounds whose bare step printed LIMIT
+      if readings:
         # The machine's bound, from numpy's matmul and copy rates measured in each round: the
         # round where it showed the most (a limit takes the machine at its best).
-        best = max(limits[m], key=lambda lim: lim["matmul_then_adam"])
+        best = max(readings, key=lambda lim: lim["matmul_then_adam"])
         bound, matmul_only = best["matmul_then_adam"], best["matmul_only"]
         gflops, gbs = best["matmul_gflops"], best["copy_gbs"]
         print(
