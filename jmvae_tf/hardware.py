@@ -21,9 +21,10 @@ rule is one measurement's conclusion (benchmarks/README.md, "Per-machine default
 * strategy: MirroredStrategy only over several GPUs; no strategy on one device.
 * input threads: with no GPU, tf.data runs the input pipeline on a private pool of half
   the usable cores (at least 1) without autotuning. On 2 cores its shared, autotuned pool
-  took about 9% of JMVAE-kl's training speed from the compute threads; with 1 private
-  thread the runner trained as fast as with no input work at all. With a GPU: tf.data's
-  own autotuned pool (a fast step needs the input to keep up; not measured here).
+  slowed JMVAE-kl's training by about 6% (interleaved through the runner; about 9% in an
+  ad-hoc in-process comparison, where 1 private thread trained as fast as no input work at
+  all). With a GPU: tf.data's own autotuned pool (a fast step needs the input to keep up;
+  not measured here).
 """
 
 from __future__ import annotations
