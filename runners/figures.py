@@ -104,6 +104,19 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.mark_flag_as_required("output_dir", flag_values=fv)
 
 
+def report_curves(figure: str, curves, steps, digits: int, out: str, **record):
+  """Prints Figure `figure`'s log-likelihood-against-K curves, one line each, and writes
+  them to figure<figure>.json with the steps and `record`."""
+  for name, by_model in curves.items():
+    for title, values in by_model.items():
+      print(
+        f"figure {figure}: {title} {name}: "
+        + ", ".join(f"K={k}: {v:.{digits}f}" for k, v in zip(steps, values))
+      )
+  with open(os.path.join(out, f"figure{figure}.json"), "w") as f:
+    json.dump({"steps": steps, **record, "curves": curves}, f, indent=2)
+
+
 def _int_list(name, values):
   try:
     out = [int(v) for v in values]
@@ -217,15 +230,8 @@ def draw_face_figures(data, models, drawable, save, out):
       FLAGS.seed,
       figures.face_directions(first),
     )
-    for name, by_model in curves.items():
-      for title, values in by_model.items():
-        print(
-          f"figure 7: {title} {name}: "
-          + ", ".join(f"K={k}: {v:.1f}" for k, v in zip(steps, values))
-        )
     save(figures.draw_figure7(curves, steps), "figure7")
-    with open(os.path.join(out, "figure7.json"), "w") as f:
-      json.dump({"steps": steps, "num_examples": n, "curves": curves}, f, indent=2)
+    report_curves("7", curves, steps, 1, out, num_examples=n)
   chosen, edits = face_edits()
   # JMVAE infers z from w by iterative sampling: as many steps as Figure 6's last row.
   num_steps = max(_int_list("steps", FLAGS.steps))
@@ -333,15 +339,8 @@ def main(argv):
     curves = figures.figure4_curves(
       {t: m for t, (_, m) in models.items()}, dataset, steps, FLAGS.num_samples, FLAGS.seed
     )
-    for name, by_model in curves.items():
-      for title, values in by_model.items():
-        print(
-          f"figure 4: {title} {name}: "
-          + ", ".join(f"K={k}: {v:.3f}" for k, v in zip(steps, values))
-        )
     save(figures.draw_figure4(curves, steps), "figure4")
-    with open(os.path.join(out, "figure4.json"), "w") as f:
-      json.dump({"steps": steps, "curves": curves}, f, indent=2)
+    report_curves("4", curves, steps, 3, out)
   if "5" in drawable:
     n = FLAGS.latent_num_test
     dataset = data.eval_dataset("test", FLAGS.batch_size, num_examples=n)
