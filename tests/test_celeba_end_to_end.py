@@ -5,15 +5,13 @@ and the BatchNorm statistics of the convolutional networks in training and infer
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+from tiny_runs import run_module
 
 from jmvae_tf import config as config_lib
 from jmvae_tf import serving
@@ -21,7 +19,6 @@ from jmvae_tf.evaluation import estimators
 from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
 from pipelines import celeba, synthetic_faces
 
-ROOT = Path(__file__).resolve().parents[1]
 NUM_FACES = 120  # the paper's 90/10 split: 108 train, 12 test
 NUM_TEST = NUM_FACES // 10
 # Tiny sizes on top of the synthetic-faces flagfiles, so each run takes seconds.
@@ -40,15 +37,7 @@ CELEB_A_MODALITIES = (
 
 
 def run(module: str, *args: str):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  proc = subprocess.run(
-    [sys.executable, "-m", module, *args],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
+  proc = run_module(module, *args)
   assert proc.returncode == 0, proc.stderr[-3000:]
   return proc
 

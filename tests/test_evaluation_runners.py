@@ -3,20 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
-from tiny_runs import read_only_dir, train_tiny, write_fake_mnist
+from tiny_runs import read_only_dir, run_module, train_tiny, write_fake_mnist
 
 from jmvae_tf import config as config_lib
 from jmvae_tf import training
 from pipelines import synthetic_faces
 from pipelines.celeba import CelebADataSet
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -40,16 +35,7 @@ def model_dirs(tmp_path_factory, data_dir):
   return {name: root / name for name in runs}
 
 
-def run(module: str, *args: str):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run(
-    [sys.executable, "-m", module, *args],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
+run = run_module
 
 
 def test_evaluate_prints_and_writes_a_table1_row(model_dirs, data_dir):

@@ -23,13 +23,12 @@ import pytest
 import tensorflow as tf
 from google.protobuf import text_format
 from tensorboard.plugins import projector as tb_projector
-from tiny_runs import read_only_dir, train_tiny, write_fake_mnist
+from tiny_runs import read_only_dir, run_module, train_tiny, write_fake_mnist
 
 from jmvae_tf import config as config_lib
 from jmvae_tf import projector, training
 from pipelines import mnist
 
-REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 NUM_TEST = 30
 LATENT = 4
@@ -45,20 +44,8 @@ def fake_mnist(tmp_path_factory) -> Path:
 
 def run_embed(model_dir, data_dir, *args):
   """`python -m runners.embed` on `model_dir` and `data_dir` with more flags."""
-  return subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "runners.embed",
-      f"--model_dir={model_dir}",
-      f"--data_dir={data_dir}",
-      *args,
-    ],
-    cwd=REPOSITORY_ROOT,
-    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
-    capture_output=True,
-    text=True,
-    timeout=240,
+  return run_module(
+    "runners.embed", f"--model_dir={model_dir}", f"--data_dir={data_dir}", *args, timeout=240
   )
 
 

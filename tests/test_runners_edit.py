@@ -3,22 +3,19 @@ bad input: one line, nothing written."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
+from tiny_runs import run_module
 
 from jmvae_tf import config, training
 from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
 from pipelines import celeba, synthetic_faces
 from runners import edit as edit_runner
 
-ROOT = Path(__file__).resolve().parents[1]
 FACES = (
   Modality("image", GAUSSIAN_FIXED, (64, 64, 3)),
   Modality("attributes", GAUSSIAN_FIXED, (40,)),
@@ -67,15 +64,7 @@ def parse(**values):
 
 
 def run(*args):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run(
-    [sys.executable, "-m", "runners.edit", *args],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=300,
-  )
+  return run_module("runners.edit", *args)
 
 
 def test_edits_a_synthetic_face_end_to_end(setup):

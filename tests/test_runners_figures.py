@@ -3,32 +3,18 @@ here; the MNIST figures' runs are in test_evaluation_runners.py."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 import tensorflow as tf
 from absl import flags
 from test_runners_edit import FACES, train_one_step
+from tiny_runs import run_module
 
 from pipelines import synthetic_faces
 from runners import figures as figures_runner
 
-ROOT = Path(__file__).resolve().parents[1]
-
 
 def run(*args):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run(
-    [sys.executable, "-m", "runners.figures", *args],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=600,
-  )
+  return run_module("runners.figures", *args, timeout=600)
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from absl import flags
 from idx_writer import write_idx
-from tiny_runs import read_only_dir, write_fake_mnist
+from tiny_runs import read_only_dir, run_module, write_fake_mnist
 
 from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality, mnist_modalities
 from pipelines import mnist
@@ -33,15 +33,7 @@ MODELS = ["jmvae", "jmvae_kl", "hierarchical_jmvae", "cvae", "cmma"]
 
 
 def run(*args, timeout=300):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run(
-    [sys.executable, "-m", "runners.train", *args],
-    cwd=ROOT,
-    env=env,
-    capture_output=True,
-    text=True,
-    timeout=timeout,
-  )
+  return run_module("runners.train", *args, timeout=timeout)
 
 
 def parse(*args):

@@ -4,6 +4,8 @@ saved the way runners.train saves them, for the tests of the runners that read t
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,6 +16,21 @@ from idx_writer import write_idx
 from jmvae_tf import config as config_lib
 from jmvae_tf import training
 from pipelines import mnist
+
+REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_module(module: str, *args: str, timeout: int = 300) -> subprocess.CompletedProcess:
+  """`python -m module args` from the repository root, as a user runs a runner; TensorFlow's
+  C++ logging quiet, output captured as text."""
+  return subprocess.run(
+    [sys.executable, "-m", module, *args],
+    cwd=REPOSITORY_ROOT,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    capture_output=True,
+    text=True,
+    timeout=timeout,
+  )
 
 
 def write_fake_mnist(directory: Path, num_train: int, num_test: int, seed: int = 0) -> Path:
