@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 import time
 
@@ -237,7 +238,8 @@ def main():
     "--intra_op_threads",
     type=int,
     default=-1,
-    help="TF intra-op threads; -1: the machine's default, as runners.train (0: TF's default)",
+    help="TF intra-op threads; -1: the machine's default for the --jit_compile used, as "
+    "runners.train (0: TF's default)",
   )
   p.add_argument("--inter_op_threads", type=int, default=0)
   args = p.parse_args()
@@ -249,14 +251,22 @@ def main():
     p.error(f"--data_dir={args.data_dir} is not a directory")
 
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+  if args.jit_compile == "both":
+    # Each in its own process: TF's threads are set once, and the auto setting differs
+    # with XLA (hardware.decide).
+    others = [a for a in sys.argv[1:] if not a.startswith("--jit_compile")]
+    for jit in ("false", "true"):
+      subprocess.run([sys.executable, __file__, f"--jit_compile={jit}", *others], check=True)
+    return
 
   from jmvae_tf import training
   from pipelines import mnist
 
-  threads, _ = training.configure_cpu_threads(args.intra_op_threads, args.inter_op_threads)
+  jit = args.jit_compile == "true"
+  threads, _ = training.configure_cpu_threads(args.intra_op_threads, args.inter_op_threads, jit)
   print(f"intra-op threads: {threads or 'TF default'}", flush=True)
   data = mnist.MnistDataSet(args.data_dir, num_train=args.num_train)
-  jits = {"true": (True,), "false": (False,), "both": (False, True)}[args.jit_compile]
+  jits = (jit,)
   before = machine_rates()
   measured = []
   for m in models:

@@ -49,7 +49,7 @@ def main():
   from pipelines import registry
 
   done("import jmvae_tf, pipelines")
-  training.configure_cpu_threads(fv.intra_op_threads, fv.inter_op_threads)
+  training.configure_cpu_threads(fv.intra_op_threads, fv.inter_op_threads, fv.jit_compile)
   train_config = train_runner.train_config_from_flags(fv)
   data = registry.make_dataset(fv.dataset, fv.data_dir, fv.num_train, fv.validation)
   done(f"read the data ({fv.dataset})")

@@ -10,10 +10,15 @@ rule is one measurement's conclusion (benchmarks/README.md, "Per-machine default
   JMVAE family's networks are independent branches; at batch 100 running them side by
   side on the inter-op pool beat splitting each small matmul over every core (measured
   on 2 cores: 1 thread against TF's default of 2; larger machines are not measured).
+  Not under XLA: a compiled step runs its ops one after another, so its only
+  parallelism is within ops, and with --jit_compile=true the auto setting keeps TF's
+  default (all cores). On the 2-core Xeon the runner's XLA step ran 1.47x faster so
+  (5,529 against 3,752 examples/s).
 * XLA (`jit_compile`): off. On CPUs it was slower for JMVAE-kl through the runner on
   both CPUs measured (this project's Xeon with AMX, and the speed issue's AMD EPYC with
-  AVX2), and the bare step with XLA was slower than without on the Xeon. Not measured
-  on a GPU by this project: `--jit_compile=true` to try there.
+  AVX2), and the bare step with XLA was slower than without on the Xeon, also with
+  XLA's best thread setting (0.85-0.90). Not measured on a GPU by this project:
+  `--jit_compile=true` to try there.
 * precision: float32 everywhere (the paper's numbers are float32). mixed_bfloat16 is an
   option: faster on the Xeon with AMX, slower on the AVX2-only EPYC (bfloat16 emulated);
   asked for on a CPU without bfloat16 instructions (AMX or AVX512_BF16; the latter alone
@@ -111,15 +116,23 @@ class Defaults:
     return "; ".join(self.reasons)
 
 
-def decide(cpu: CpuInfo, num_gpus: int) -> Defaults:
-  """The per-machine defaults (see the module docstring for the measurements behind them)."""
+def decide(cpu: CpuInfo, num_gpus: int, jit_compile: bool = False) -> Defaults:
+  """The per-machine defaults (see the module docstring for the measurements behind them);
+  `jit_compile`: whether XLA was asked for, which changes the best intra-op threads."""
   if num_gpus:
     threads, why_threads = 0, f"{num_gpus} GPU(s): TF's default CPU threads"
     input_threads, why_input = 0, "tf.data autotuned"
   else:
-    threads = max(1, cpu.cores // 2)
-    why_threads = f"no GPU: intra-op threads {threads} (half of {cpu.cores} cores)"
-    input_threads = threads
+    half = max(1, cpu.cores // 2)
+    if jit_compile:
+      threads = 0
+      why_threads = (
+        "XLA on the CPU: TF's default intra-op threads (XLA parallelises only within ops)"
+      )
+    else:
+      threads = half
+      why_threads = f"no GPU: intra-op threads {threads} (half of {cpu.cores} cores)"
+    input_threads = half
     why_input = f"tf.data on {input_threads} private thread(s), not autotuned"
   jit = False
   why_jit = "XLA off (not measured on GPU)" if num_gpus else "XLA off (CPU: measured slower)"

@@ -91,21 +91,25 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
   raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
 
 
-def machine_defaults() -> hardware.Defaults:
+def machine_defaults(jit_compile: bool = False) -> hardware.Defaults:
   """The speed defaults for the devices this process sees (jmvae_tf/hardware.py)."""
-  return hardware.decide(hardware.describe_cpu(), len(tf.config.list_physical_devices("GPU")))
+  num_gpus = len(tf.config.list_physical_devices("GPU"))
+  return hardware.decide(hardware.describe_cpu(), num_gpus, jit_compile)
 
 
-def configure_cpu_threads(intra_op: int = -1, inter_op: int = 0) -> tuple:
+def configure_cpu_threads(
+  intra_op: int = -1, inter_op: int = 0, jit_compile: bool = False
+) -> tuple:
   """Sets TensorFlow's CPU thread pools; call before TensorFlow runs any op.
 
   intra_op = -1 (auto): the machine's default (hardware.decide: with no GPU, half the
   usable cores; the JMVAE family's networks are independent branches, and at batch
   100 running them side by side on the inter-op pool beat splitting each small matmul
-  over all cores, benchmarks/README.md). 0 keeps TF's default.
+  over all cores, benchmarks/README.md; under XLA, `jit_compile`, TF's default, since
+  a compiled step parallelises only within ops). 0 keeps TF's default.
   """
   if intra_op < 0:
-    intra_op = machine_defaults().intra_op_threads
+    intra_op = machine_defaults(jit_compile).intra_op_threads
   if intra_op:
     tf.config.threading.set_intra_op_parallelism_threads(intra_op)
   if inter_op:

@@ -105,7 +105,8 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_integer(
     "intra_op_threads",
     -1,
-    "TF intra-op threads; -1: half the cores when there is no GPU, 0: TensorFlow's default.",
+    "TF intra-op threads; -1: half the cores when there is no GPU and no XLA, else "
+    "TensorFlow's default; 0: TensorFlow's default.",
     **d,
   )
   flags.DEFINE_integer("inter_op_threads", 0, "TF inter-op threads; 0: TensorFlow's default.", **d)
@@ -190,7 +191,9 @@ def main(argv):
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
-  intra_op, _ = training.configure_cpu_threads(FLAGS.intra_op_threads, FLAGS.inter_op_threads)
+  intra_op, _ = training.configure_cpu_threads(
+    FLAGS.intra_op_threads, FLAGS.inter_op_threads, FLAGS.jit_compile
+  )
   with flagutil.one_line_errors():  # DataError, IdxError, RunDirError, OSError: one line
     # MultiWorkerMirroredStrategy sets up collective ops, which TensorFlow allows only before
     # it runs any op (reading the data does); training.train makes the other strategies.

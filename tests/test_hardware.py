@@ -95,6 +95,14 @@ def test_cpu_defaults_half_the_cores_no_xla_no_strategy():
   assert one_core.intra_op_threads == 1 and one_core.input_threads == 1
 
 
+def test_cpu_xla_keeps_tf_default_threads_for_its_ops():
+  # A compiled step runs its ops one after another: one intra-op thread would leave it one core.
+  decided = hardware.decide(hardware.parse_cpuinfo(EPYC_AVX2), num_gpus=0, jit_compile=True)
+  assert decided.intra_op_threads == 0
+  assert decided.input_threads == 2  # the input pipeline's pool is unchanged
+  assert "XLA parallelises only within ops" in decided.summary()
+
+
 def test_gpu_defaults_keep_tf_threads_and_mirror_only_over_several():
   cpu = hardware.parse_cpuinfo(SAPPHIRE_RAPIDS)
   one = hardware.decide(cpu, num_gpus=1)

@@ -311,6 +311,28 @@ def test_bad_input_is_one_line_before_anything_is_written(
   assert not model_dir.exists()
 
 
+def test_the_thread_defaults_know_whether_xla_was_asked_for(
+  tmp_path, tiny_mnist, monkeypatch, capsys
+):
+  # Under XLA the auto intra-op threads differ (hardware.decide); the runner must say so.
+  from jmvae_tf import training
+
+  seen = []
+  monkeypatch.setattr(training, "configure_cpu_threads", lambda *a: seen.append(a) or (0, 0))
+  status, _, err = run_in_process(
+    monkeypatch,
+    capsys,
+    "--flagfile=configs/mnist_jmvae_kl.flags",
+    f"--data_dir={tiny_mnist}",
+    f"--model_dir={tmp_path / 'run'}",
+    "--jit_compile=true",
+    "--num_train=200",
+    "--batch_size=100000",  # refused after the threads are set, before any training
+  )
+  assert status == 2 and "batch size 100000" in err
+  assert seen == [(0, 0, True)]
+
+
 # --- SIGINT / SIGTERM ------------------------------------------------------------------------
 
 
