@@ -130,10 +130,9 @@ def edit(fv=FLAGS) -> list:
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
-  try:
+  # EditError, RunDirError, a bad picture, an unwritable --output: one line.
+  with flagutil.one_line_errors():
     lines = edit(FLAGS)
-  except ValueError as e:  # EditError, RunDirError, a bad picture
-    flagutil.fail(str(e))
   print("\n".join(lines))
 
 

@@ -58,13 +58,12 @@ def define_flags(fv: flags.FlagValues = FLAGS):
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
   from jmvae_tf import projector, training  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "projector")
-  try:
+  # RunDirError, DataError, an unreadable checkpoint, a full disk: one line.
+  with flagutil.one_line_errors():
     training.check_writable(output_dir, "--output_dir")  # before the embedding work
     model = training.restore_model(FLAGS.model_dir, FLAGS.checkpoint)
     data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
@@ -75,12 +74,10 @@ def main(argv):
       raise ValueError(f"--num_examples={FLAGS.num_examples}: {e}") from None
     n = data.check_split("test", FLAGS.num_examples)
     images = data.display_images("test", n)
-  except (ValueError, tf.errors.OpError) as e:  # RunDirError, DataError: ValueErrors
-    flagutil.fail(str(e))
-  batches = data.eval_dataset("test", FLAGS.batch_size, FLAGS.data_seed, n)
-  embeddings = projector.embed(
-    model, batches, data.metadata("test", n), images, output_dir, FLAGS.iterations, FLAGS.seed
-  )
+    batches = data.eval_dataset("test", FLAGS.batch_size, FLAGS.data_seed, n)
+    embeddings = projector.embed(
+      model, batches, data.metadata("test", n), images, output_dir, FLAGS.iterations, FLAGS.seed
+    )
   print(
     f"wrote {', '.join(f'{k} {v.shape}' for k, v in embeddings.items())} to "
     f"{os.path.abspath(output_dir)}"

@@ -114,14 +114,6 @@ def model_record(model, config, model_dir, result, columns=None) -> dict:
   return rec
 
 
-def restore_or_fail(training, model_dir):
-  """The restored model, or one line (e.g. a checkpoint with non-finite weights)."""
-  try:
-    return training.restore_model(model_dir)
-  except ValueError as e:  # RunDirError
-    flagutil.fail(str(e))
-
-
 def output_dirs(dirs):
   """([(directory of each model's evaluation.*, its flag)], (directory of the whole table, its
   flag) or None): the model dir itself, or --output_dir for a single one; the table goes to
@@ -147,34 +139,38 @@ def write_outputs(directory: str, stem: str, records, markdown: str):
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
-  # Every check runs before any model is built or evaluated.
+  # DataError, IdxError, RunDirError (e.g. a checkpoint with non-finite weights), an
+  # unwritable or full disk: one line, as for runners.train.
+  with flagutil.one_line_errors():
+    evaluate_all()
+
+
+def evaluate_all():
+  """Checks every input (before any model is built or evaluated), then evaluates each
+  model, writing its table row as it finishes, then the whole table."""
   from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
-  try:
-    check_args()
-    dirs = expand_model_dirs(FLAGS.model_dir, FLAGS.model_dirs)
-    configs = []
-    for d in dirs:
-      config = training.read_model_config(d)
-      if config is None:
-        raise ValueError(f"{d}: no run.json, not a model directory of runners.train")
-      if training.latest_checkpoint(d) is None:
-        raise ValueError(f"{d}: no checkpoint under {training.CKPT_DIR}/")
-      if config.dataset != FLAGS.dataset:
-        raise ValueError(f"{d} was trained on --dataset={config.dataset}, not {FLAGS.dataset}")
-      configs.append(config)
-    from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
-
-    # Every run was trained on FLAGS.dataset (checked above), so they share one table.
-    definition = table.table_for(configs[0].dataset)
-    data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
-    data.check_split("test", FLAGS.num_test)
-    model_outputs, table_output = output_dirs(dirs)
-    for directory, flag in model_outputs + ([table_output] if table_output else []):
-      training.check_writable(directory, flag)  # before the evaluation, not after it
-  except ValueError as e:  # DataError, IdxError, RunDirError: ValueErrors
-    flagutil.fail(str(e))
+  check_args()
+  dirs = expand_model_dirs(FLAGS.model_dir, FLAGS.model_dirs)
+  configs = []
+  for d in dirs:
+    config = training.read_model_config(d)
+    if config is None:
+      raise ValueError(f"{d}: no run.json, not a model directory of runners.train")
+    if training.latest_checkpoint(d) is None:
+      raise ValueError(f"{d}: no checkpoint under {training.CKPT_DIR}/")
+    if config.dataset != FLAGS.dataset:
+      raise ValueError(f"{d} was trained on --dataset={config.dataset}, not {FLAGS.dataset}")
+    configs.append(config)
+  # Every run was trained on FLAGS.dataset (checked above), so they share one table.
+  definition = table.table_for(configs[0].dataset)
+  data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
+  data.check_split("test", FLAGS.num_test)
+  model_outputs, table_output = output_dirs(dirs)
+  for directory, flag in model_outputs + ([table_output] if table_output else []):
+    training.check_writable(directory, flag)  # before the evaluation, not after it
   iterations = definition.iterations if FLAGS.iterations is None else FLAGS.iterations
   # Column names of the predicted attributes: the data set's metadata (CelebA: its 40 names).
   attribute_names = list(data.metadata("test", 1)) if definition.accuracy else None
@@ -194,7 +190,7 @@ def main(argv):
       f"K={iterations}" + (f", IWAE k={FLAGS.iwae_samples}" if FLAGS.iwae_samples else ""),
       flush=True,
     )
-    model = restore_or_fail(training, d)
+    model = training.restore_model(d)
     result = table.evaluate(
       model,
       dataset,
@@ -230,10 +226,7 @@ def main(argv):
       md + f"\n\nEstimator: {rec['estimator']}. Test examples: {rec['num_examples']}." + extra,
     )
   if len(dirs) > 1:
-    try:
-      md = table.markdown_table(records, definition=definition, data=data.provenance)
-    except ValueError as e:
-      flagutil.fail(str(e))
+    md = table.markdown_table(records, definition=definition, data=data.provenance)
     out = table_output[0]
     settings = (
       f"Test examples: {data.check_split('test', FLAGS.num_test)}; "

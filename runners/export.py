@@ -72,11 +72,10 @@ def define_flags(fv: flags.FlagValues = FLAGS):
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
-  import tensorflow as tf  # pylint: disable=g-import-not-at-top
-
   from jmvae_tf import serving, training  # pylint: disable=g-import-not-at-top
 
-  try:
+  # RunDirError, ExportError, an unreadable checkpoint, a full disk: one line.
+  with flagutil.one_line_errors():
     config = training.read_model_config(FLAGS.model_dir)
     if config is None:
       raise training.RunDirError(
@@ -94,8 +93,6 @@ def main(argv):
       run_config_json=config.to_json(),
       limits=serving.ServingLimits(**{name: getattr(FLAGS, name) for name in DEFAULT_LIMITS}),
     )
-  except (ValueError, tf.errors.OpError) as e:  # RunDirError, ExportError; unreadable checkpoints
-    flagutil.fail(str(e))
   print(f"exported {os.path.abspath(path)}")
   print("request limits: " + ", ".join(f"{n}={getattr(FLAGS, n)}" for n in DEFAULT_LIMITS))
   print(

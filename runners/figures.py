@@ -274,13 +274,19 @@ def draw_face_figures(data, models, drawable, save, out):
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
+  # DataError, IdxError, RunDirError (e.g. a checkpoint with non-finite weights), EditError
+  # (not a faces-and-attributes model), a full disk: one line.
+  with flagutil.one_line_errors():
+    draw_all()
+
+
+def draw_all():
+  """Checks the flags and the data, then draws each figure asked for that the models given
+  can draw, as a PNG and a TensorBoard image."""
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
-  try:
-    configs, drawable, missing = check_args()
-    data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
-  except ValueError as e:  # DataError, IdxError: ValueErrors
-    flagutil.fail(str(e))
+  configs, drawable, missing = check_args()
+  data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
   for line in missing:
     print(f"skipping: {line} (--figures={','.join(drawable)} draws the others)")
   import matplotlib  # pylint: disable=g-import-not-at-top
@@ -295,28 +301,19 @@ def main(argv):
   os.makedirs(out, exist_ok=True)
   writer = tf.summary.create_file_writer(os.path.join(out, "logs"))
 
-  def restore(model_dir):
-    try:
-      return training.restore_model(model_dir)
-    except ValueError as e:  # RunDirError: e.g. a checkpoint with non-finite weights
-      flagutil.fail(str(e))
-
   def save(fig, name):
     figures.save_figure(fig, os.path.join(out, f"{name}.png"), writer, name.replace("_", "/", 1))
     plt.close(fig)
     print(f"wrote {os.path.join(out, name + '.png')}")
 
   models = {
-    MODEL_FLAGS[n][1]: (MODEL_FLAGS[n][0], restore(getattr(FLAGS, n)))
+    MODEL_FLAGS[n][1]: (MODEL_FLAGS[n][0], training.restore_model(getattr(FLAGS, n)))
     for n in MODEL_FLAGS
     if n in configs
   }
   if set(drawable) & set(FACE_FIGURES):
-    try:
-      for _, model in models.values():
-        figures.face_modalities(model)
-    except ValueError as e:  # EditError: not a faces-and-attributes model
-      flagutil.fail(str(e))
+    for _, model in models.values():
+      figures.face_modalities(model)  # EditError: not a faces-and-attributes model
     draw_face_figures(data, models, drawable, save, out)
   if "3" in drawable:
     steps = _int_list("steps", FLAGS.steps)
@@ -345,7 +342,9 @@ def main(argv):
     n = FLAGS.latent_num_test
     dataset = data.eval_dataset("test", FLAGS.batch_size, num_examples=n)
     panels = {
-      LATENT2_FLAGS[f][1]: figures.figure5_latents(restore(getattr(FLAGS, f)), dataset, FLAGS.seed)
+      LATENT2_FLAGS[f][1]: figures.figure5_latents(
+        training.restore_model(getattr(FLAGS, f)), dataset, FLAGS.seed
+      )
       for f in LATENT2_FLAGS
       if f in configs
     }

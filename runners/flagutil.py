@@ -97,12 +97,12 @@ def _first_line(text: str) -> str:
 
 
 @contextlib.contextmanager
-def one_line_errors():
+def one_line_errors(interrupted: str = "interrupted by SIGINT"):
   """The runner boundary: what the library reports as bad input (ValueError: DataError,
   IdxError, RunDirError, ...), what the system or TensorFlow refuses that the library did
   not name (OSError, tf.errors.OpError: an unwritable path, a full disk) and a Ctrl-C
-  outside training each end the runner with one line on stderr and no traceback: exit
-  status 2, or 130 for SIGINT. Run it after TensorFlow is imported."""
+  (`interrupted` is its line) each end the runner with one line on stderr and no
+  traceback: exit status 2, or 130 for SIGINT."""
   try:
     yield
   except ValueError as e:
@@ -110,7 +110,7 @@ def one_line_errors():
   except OSError as e:
     fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else _first_line(e))
   except KeyboardInterrupt:
-    print("interrupted by SIGINT before training started or after it ended", file=sys.stderr)
+    print(interrupted, file=sys.stderr)
     sys.exit(130)
   except Exception as e:  # pylint: disable=broad-except
     import tensorflow as tf  # pylint: disable=g-import-not-at-top

@@ -194,7 +194,9 @@ def main(argv):
   intra_op, _ = training.configure_cpu_threads(
     FLAGS.intra_op_threads, FLAGS.inter_op_threads, FLAGS.jit_compile
   )
-  with flagutil.one_line_errors():  # DataError, IdxError, RunDirError, OSError: one line
+  # DataError, IdxError, RunDirError, OSError: one line. A SIGINT during training is the
+  # training loop's (it stops at the next step and saves); this line is for the rest.
+  with flagutil.one_line_errors("interrupted by SIGINT before training started or after it ended"):
     # MultiWorkerMirroredStrategy sets up collective ops, which TensorFlow allows only before
     # it runs any op (reading the data does); training.train makes the other strategies.
     strategy = training.make_strategy("multi_worker") if FLAGS.strategy == "multi_worker" else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -178,6 +179,30 @@ def test_unwritable_outputs_are_refused_before_any_work(model_dirs, data_dir, tm
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert f"--output_dir={read_only} cannot be written" in proc.stderr
   assert "Traceback" not in proc.stderr and "wrote" not in proc.stdout
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_a_full_disk_after_the_evaluation_is_one_line(model_dirs, data_dir, tmp_path):
+  """A write that fails after the checks (here evaluation.json, a link to /dev/full, where
+  every write fails with ENOSPC as on a full disk) ends the runner with one line too."""
+  out = tmp_path / "out"
+  out.mkdir()
+  os.symlink("/dev/full", out / "evaluation.json")
+  proc = run(
+    "runners.evaluate",
+    f"--model_dir={model_dirs['jmvae']}",
+    f"--data_dir={data_dir}",
+    f"--output_dir={out}",
+    "--num_test=10",
+    "--iterations=1",
+    "--num_samples=1",
+    "--noprogress",
+  )
+  assert proc.returncode == 2, proc.stderr[-2000:]
+  assert "evaluating" in proc.stdout  # it failed after the work, not before
+  errors = [line for line in proc.stderr.splitlines() if line.strip()]
+  assert errors[-1].startswith("error:") and "No space left on device" in errors[-1]
+  assert "Traceback" not in proc.stderr
 
 
 def test_evaluate_a_glob_matching_nothing_fails(model_dirs, data_dir, tmp_path):
