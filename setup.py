@@ -28,5 +28,5 @@ setup(
   ),
   python_requires=">=3.10,<3.14",
   install_requires=INSTALL_REQUIRES,
-  extras_require={"test": ["pytest>=8", "ruff==0.17.6"]},
+  extras_require={"test": ["pytest>=8", "pytest-xdist>=3.5", "ruff==0.17.6"]},
 )

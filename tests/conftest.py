@@ -56,7 +56,29 @@ def _two_logical_cpus():
     pass
 
 
-_two_logical_cpus()
+def _quietly(fn):
+  """Runs fn with this process's stderr set aside: TensorFlow's native libraries log while
+  they load and find no GPU, before any log level applies, and under pytest-xdist a
+  worker's stderr reaches the terminal. Shown if fn fails."""
+  import sys
+  import tempfile
+
+  with tempfile.TemporaryFile() as captured:
+    saved = os.dup(2)
+    os.dup2(captured.fileno(), 2)
+    try:
+      fn()
+    except BaseException:
+      os.dup2(saved, 2)
+      captured.seek(0)
+      sys.stderr.write(captured.read().decode(errors="replace"))
+      raise
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+
+
+_quietly(_two_logical_cpus)
 
 
 @pytest.fixture(scope="session")
