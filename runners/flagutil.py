@@ -87,7 +87,7 @@ def quiet_tensorflow(flag_values=flags.FLAGS):
 
 
 def fail(message: str):
-  """One-line error for bad input, before any work starts."""
+  """One-line error (bad input, or a refusal the user can act on): exit status 2."""
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
 
@@ -102,10 +102,14 @@ def one_line_errors(interrupted: str = "interrupted by SIGINT"):
   IdxError, RunDirError, ...), what the system or TensorFlow refuses that the library did
   not name (OSError, tf.errors.OpError: an unwritable path, a full disk) and a Ctrl-C
   (`interrupted` is its line) each end the runner with one line on stderr and no
-  traceback: exit status 2, or 130 for SIGINT."""
+  traceback: exit status 2, or 130 for SIGINT. The project's own errors are one line by
+  design; a ValueError of several lines (TensorFlow's "in user code:" trace of a failing
+  tf.function) is a bug, not bad input, and keeps its traceback."""
   try:
     yield
   except ValueError as e:
+    if len(str(e).strip().splitlines()) > 1:
+      raise
     fail(_first_line(e))
   except OSError as e:
     fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else _first_line(e))
