@@ -106,7 +106,7 @@ def configure_cpu_threads(
   usable cores; the JMVAE family's networks are independent branches, and at batch
   100 running them side by side on the inter-op pool beat splitting each small matmul
   over all cores, benchmarks/README.md; under XLA, `jit_compile`, TF's default, since
-  a compiled step parallelises only within ops). 0 keeps TF's default.
+  a compiled step runs on the intra-op pool alone). 0 keeps TF's default.
   """
   if intra_op < 0:
     intra_op = machine_defaults(jit_compile).intra_op_threads
@@ -503,9 +503,10 @@ def _disk_full(error: BaseException) -> bool:
   )
 
 
-def _write_whole(path: str, text: str):
+def write_whole(path: str, text: str, unchanged: str = "the previous file is unchanged"):
   """Replaces `path` by `text` whole (written aside, then renamed), so a full disk or a
-  crash leaves the previous file; a failure is a RunDirError naming the file."""
+  crash leaves the previous file; a failure is a RunDirError naming the file, then
+  `unchanged` (what the user still has)."""
   temp = path + ".tmp"
   try:
     with tf.io.gfile.GFile(temp, "w") as f:
@@ -515,9 +516,11 @@ def _write_whole(path: str, text: str):
     with contextlib.suppress(OSError, tf.errors.OpError):
       tf.io.gfile.remove(temp)
     full = "the disk is full; " if _disk_full(e) else ""
-    raise RunDirError(
-      f"could not write {path} ({_first_line(e)}): {full}it and the checkpoints are as they were"
-    ) from None
+    raise RunDirError(f"could not write {path} ({_first_line(e)}): {full}{unchanged}") from None
+
+
+# What a failed write of a run file leaves the user (write_run_files).
+RUN_FILES_KEPT = "it and the checkpoints are as they were"
 
 
 def _read_text(path: str) -> Optional[str]:
@@ -535,7 +538,7 @@ def write_run_files(
   start_epoch: int,
 ):
   """Writes run.json, train.json and flags.txt (when `flags_text` is given) for a run that
-  trains on from `start_epoch` finished epochs, each replaced whole (_write_whole).
+  trains on from `start_epoch` finished epochs, each replaced whole (write_whole).
 
   When the settings change and the run before trained epochs that remain (its start <
   `start_epoch`), its flags.txt is first appended to flags_history.txt under a line
@@ -557,14 +560,18 @@ def write_run_files(
     history = _read_text(history_path) or ""
     block = f"# epochs {previous_start + 1}-{start_epoch}\n{old_flags}"
     if not history.endswith(block):  # not already moved by an attempt that failed after
-      _write_whole(history_path, history + block)
+      write_whole(history_path, history + block, RUN_FILES_KEPT)
   # train.json before flags.txt: a rerun after a failure between them sees the new record
   # and the old flags, and moves nothing to the history twice.
   record = {"start_epoch": start_epoch, "train_config": train_config.as_dict()}
-  _write_whole(os.path.join(model_dir, TRAIN_FILE), json.dumps(record, indent=2, sort_keys=True))
+  write_whole(
+    os.path.join(model_dir, TRAIN_FILE),
+    json.dumps(record, indent=2, sort_keys=True),
+    RUN_FILES_KEPT,
+  )
   if flags_text is not None:
-    _write_whole(flags_path, flags_text)
-  _write_whole(os.path.join(model_dir, RUN_FILE), model_config.to_json())
+    write_whole(flags_path, flags_text, RUN_FILES_KEPT)
+  write_whole(os.path.join(model_dir, RUN_FILE), model_config.to_json(), RUN_FILES_KEPT)
 
 
 def make_checkpoint(model: MultimodalVAE, optimizer, epoch: tf.Variable) -> tf.train.Checkpoint:

@@ -128,12 +128,15 @@ def output_dirs(dirs):
 
 
 def write_outputs(directory: str, stem: str, records, markdown: str):
+  """`stem`.json and .md in `directory`, each replaced whole: a full disk leaves the
+  previous files and is a RunDirError naming the file."""
+  from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+
   os.makedirs(directory, exist_ok=True)
-  with open(os.path.join(directory, f"{stem}.json"), "w") as f:
-    json.dump(records, f, indent=2, sort_keys=True)
-  with open(os.path.join(directory, f"{stem}.md"), "w") as f:
-    f.write(markdown + "\n")
-  print(f"wrote {os.path.abspath(os.path.join(directory, stem))}.json and .md")
+  path = os.path.join(directory, stem)
+  training.write_whole(f"{path}.json", json.dumps(records, indent=2, sort_keys=True))
+  training.write_whole(f"{path}.md", markdown + "\n")
+  print(f"wrote {os.path.abspath(path)}.json and .md")
 
 
 def main(argv):

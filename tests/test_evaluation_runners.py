@@ -183,11 +183,13 @@ def test_unwritable_outputs_are_refused_before_any_work(model_dirs, data_dir, tm
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
 def test_a_full_disk_after_the_evaluation_is_one_line(model_dirs, data_dir, tmp_path):
-  """A write that fails after the checks (here evaluation.json, a link to /dev/full, where
-  every write fails with ENOSPC as on a full disk) ends the runner with one line too."""
+  """A write that fails after the checks ends the runner with one line naming the file, and
+  the previous result stays whole. Files are written aside and renamed: here the aside file
+  is a link to /dev/full, where every write fails with ENOSPC as on a full disk."""
   out = tmp_path / "out"
   out.mkdir()
-  os.symlink("/dev/full", out / "evaluation.json")
+  (out / "evaluation.json").write_text('{"earlier": true}')
+  os.symlink("/dev/full", out / "evaluation.json.tmp")
   proc = run(
     "runners.evaluate",
     f"--model_dir={model_dirs['jmvae']}",
@@ -201,8 +203,10 @@ def test_a_full_disk_after_the_evaluation_is_one_line(model_dirs, data_dir, tmp_
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert "evaluating" in proc.stdout  # it failed after the work, not before
   errors = [line for line in proc.stderr.splitlines() if line.strip()]
-  assert errors[-1].startswith("error:") and "No space left on device" in errors[-1]
-  assert "Traceback" not in proc.stderr
+  assert errors[-1].startswith("error:") and "Traceback" not in proc.stderr
+  assert f"could not write {out / 'evaluation.json'}" in errors[-1]
+  assert "the disk is full" in errors[-1]
+  assert json.loads((out / "evaluation.json").read_text()) == {"earlier": True}
 
 
 def test_evaluate_a_glob_matching_nothing_fails(model_dirs, data_dir, tmp_path):
