@@ -13,7 +13,8 @@ runner.
   python benchmarks/bare_step.py --models=jmvae_kl --jit_compile=both
 
 prints one line per (model, jit) with the median examples/s over `--windows` timed
-windows, and one LIMIT line per model: what this CPU could do at best, from two figures
+windows (`--jit_compile=both`: each in its own process, since the default threads differ
+with XLA, each process with its own LIMIT lines), and one LIMIT line per model: what this CPU could do at best, from two figures
 measured here before and after the timing, the better of each kept (numpy's float32 matmul
 rate and memory copy rate), and the model's size (per example 6 FLOPs per kernel weight:
 forward 2, input gradient 2, weight gradient 2; 4 for the layers that read data, whose input
@@ -212,7 +213,7 @@ def measure(model_name, jit_compile, args, data):
 
 def main():
   p = argparse.ArgumentParser(
-    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter, allow_abbrev=False
   )
   p.add_argument(
     "--data_dir",
@@ -254,7 +255,13 @@ def main():
   if args.jit_compile == "both":
     # Each in its own process: TF's threads are set once, and the auto setting differs
     # with XLA (hardware.decide).
-    others = [a for a in sys.argv[1:] if not a.startswith("--jit_compile")]
+    argv, others = list(sys.argv[1:]), []
+    while argv:  # everything but --jit_compile=both / --jit_compile both
+      arg = argv.pop(0)
+      if arg == "--jit_compile":
+        argv.pop(0)
+      elif not arg.startswith("--jit_compile="):
+        others.append(arg)
     for jit in ("false", "true"):
       subprocess.run([sys.executable, __file__, f"--jit_compile={jit}", *others], check=True)
     return

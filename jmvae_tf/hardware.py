@@ -10,10 +10,10 @@ rule is one measurement's conclusion (benchmarks/README.md, "Per-machine default
   JMVAE family's networks are independent branches; at batch 100 running them side by
   side on the inter-op pool beat splitting each small matmul over every core (measured
   on 2 cores: 1 thread against TF's default of 2; larger machines are not measured).
-  Not under XLA: a compiled step runs its ops one after another, so its only
-  parallelism is within ops, and with --jit_compile=true the auto setting keeps TF's
-  default (all cores). On the 2-core Xeon the runner's XLA step ran 1.47x faster so
-  (5,529 against 3,752 examples/s).
+  Not under XLA: a compiled step runs on the intra-op pool alone (the inter-op pool,
+  which gives the uncompiled step its other cores, has nothing to run), so with
+  --jit_compile=true the auto setting keeps TF's default (all cores). On the 2-core
+  Xeon the runner's XLA step ran 1.47x faster so (5,529 against 3,752 examples/s).
 * XLA (`jit_compile`): off. On CPUs it was slower for JMVAE-kl through the runner on
   both CPUs measured (this project's Xeon with AMX, and the speed issue's AMD EPYC with
   AVX2), and the bare step with XLA was slower than without on the Xeon, also with
@@ -127,7 +127,7 @@ def decide(cpu: CpuInfo, num_gpus: int, jit_compile: bool = False) -> Defaults:
     if jit_compile:
       threads = 0
       why_threads = (
-        "XLA on the CPU: TF's default intra-op threads (XLA parallelises only within ops)"
+        "XLA on the CPU: TF's default intra-op threads (a compiled step runs on them alone)"
       )
     else:
       threads = half

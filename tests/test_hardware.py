@@ -96,11 +96,11 @@ def test_cpu_defaults_half_the_cores_no_xla_no_strategy():
 
 
 def test_cpu_xla_keeps_tf_default_threads_for_its_ops():
-  # A compiled step runs its ops one after another: one intra-op thread would leave it one core.
+  # A compiled step runs on the intra-op pool alone: one thread would leave it one core.
   decided = hardware.decide(hardware.parse_cpuinfo(EPYC_AVX2), num_gpus=0, jit_compile=True)
   assert decided.intra_op_threads == 0
   assert decided.input_threads == 2  # the input pipeline's pool is unchanged
-  assert "XLA parallelises only within ops" in decided.summary()
+  assert "a compiled step runs on them alone" in decided.summary()
 
 
 def test_gpu_defaults_keep_tf_threads_and_mirror_only_over_several():
