@@ -12,14 +12,14 @@ runner.
 
   python benchmarks/bare_step.py --models=jmvae_kl --jit_compile=both
 
-prints one line per (model, jit) with the median examples/s over `--windows` timed
-windows (`--jit_compile=both`: each in its own process, since the default threads differ
-with XLA, each process with its own LIMIT lines), and one LIMIT line per model: what this CPU could do at best, from two figures
-measured here before and after the timing, the better of each kept (numpy's float32 matmul
-rate and memory copy rate), and the model's size (per example 6 FLOPs per kernel weight:
-forward 2, input gradient 2, weight gradient 2; 4 for the layers that read data, whose input
-gradient TensorFlow never computes; Adam reads 4 and writes 3 float32 per parameter per
-step), so a rate can be read as a share of the machine.
+prints one line per (model, jit) with the median examples/s over `--windows` timed windows
+(`--jit_compile=both`: each in its own process, since the default threads differ with XLA,
+each process with its own LIMIT lines), and one LIMIT line per model: what this CPU could
+do at best, from two figures measured here before and after the timing, the better of each
+kept (numpy's float32 matmul rate and memory copy rate), and the model's size (per example
+6 FLOPs per kernel weight: forward 2, input gradient 2, weight gradient 2; 4 for the
+layers that read data, whose input gradient TensorFlow never computes; Adam reads 4 and
+writes 3 float32 per parameter per step), so a rate can be read as a share of the machine.
 `train_throughput.py --bare` runs it interleaved with `runners.train` and prints
 runners.train / bare step, and both as shares of that limit.
 """
