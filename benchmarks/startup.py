@@ -66,6 +66,8 @@ def main():
       jit_compile=train_config.jit_compile,
       steps_per_execution=train_config.steps_per_execution,
     )
+    _ = model.optimizer.iterations
+    model.build_optimizer_state()  # as training.train does
   done("build and compile the model")
   dataset = training.with_input_threads(
     data.train_dataset(train_config.batch_size, 0, 0), training.input_threads(fv.input_threads)

@@ -848,13 +848,14 @@ def train(
       # Adam's step counter, made now: the first step's seed reads it, and made inside a
       # replica's step it breaks MirroredStrategy over several devices (uninitialised).
       _ = optimizer.iterations
+      # Adam's moments too, so that the first trace of the training function creates no
+      # variables (which would make tf.function trace it again).
+      model.build_optimizer_state()
       epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
       checkpoint = make_checkpoint(model, optimizer, epoch)
       if checkpoint_path:
-        # The optimiser's slots do not exist yet: their values wait in the restore and
-        # fill the slots when the first step creates them (expect_partial: a run that stops
-        # before its first step leaves them unused, which is no fault). Reading the
-        # learning rate creates its variable, which the restore fills now.
+        # Every variable exists now (the optimisers' slots and learning rates included), so
+        # the restore fills them all at once.
         checkpoint.restore(checkpoint_path).assert_existing_objects_matched().expect_partial()
         restored_rate = np.float32(optimizer.learning_rate.numpy())
     initial_epoch = int(epoch.numpy())

@@ -231,6 +231,23 @@ class MultimodalVAE(keras.Model):
       else self._loss_and_gradients
     )
 
+  def optimizer_groups(self):
+    """[(optimiser, the variables it updates)] for every optimiser train_step applies."""
+    return [(self.optimizer, self.trainable_variables)]
+
+  def build_optimizer_state(self):
+    """Creates every optimiser's state (Adam's moments) now, after compile and before the
+    first step. Made inside the first trace of the training function instead, new variables
+    make tf.function trace that function a second time: about 1.5-2 s more start-up for
+    JMVAE-kl on 2 cores."""
+    for optimizer, variables in self.optimizer_groups():
+      if hasattr(optimizer, "_create_all_weights"):  # tf-keras' legacy OptimizerV2
+        # As its apply_gradients does on the first step (in an init_scope, under its name).
+        with tf.name_scope(optimizer._name):
+          optimizer._create_all_weights(variables)
+      else:
+        optimizer.build(variables)
+
   def _loss_and_gradients(self, data, seed):
     with tf.GradientTape() as tape:
       terms = self.loss_terms(data, seed, training=True)

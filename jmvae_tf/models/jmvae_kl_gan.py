@@ -243,6 +243,9 @@ class JMVAEKLGAN(JMVAEKL):
     per_replica_xla = not inspect.ismethod(self._gradients_fn)
     self._gan_gradients_fn = tf.function(fn, jit_compile=True) if per_replica_xla else fn
 
+  def optimizer_groups(self):
+    return list(zip((self.optimizer,) + self.extra_optimizers, self.variable_groups()))
+
   @property
   def extra_optimizers(self):
     """The image decoder's and the discriminator's optimisers (made by compile)."""
@@ -274,8 +277,7 @@ class JMVAEKLGAN(JMVAEKL):
     seed = self.step_seed(self.optimizer.iterations, stream=0)
     terms, gradients = self._gan_gradients_fn(data, seed)
     self._follow_learning_rate()
-    optimizers = (self.optimizer,) + self.extra_optimizers
-    for optimizer, grads, variables in zip(optimizers, gradients, self.variable_groups()):
+    for (optimizer, variables), grads in zip(self.optimizer_groups(), gradients):
       optimizer.apply_gradients(zip(grads, variables))
     results = self._update_metrics(terms)
     results["kl_weight"] = tf.identity(self.kl_weight)
