@@ -68,14 +68,22 @@ def quiet_tensorflow(flag_values=flags.FLAGS):
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   logging.set_verbosity(logging.WARNING)
   # TensorFlow's native libraries log while they load, before any log level applies: load
-  # them now with the process's stderr set aside, and show it only if the import fails.
+  # them now with the process's stderr set aside.
+  with stderr_set_aside():
+    import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    import tensorflow_probability  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+    import tf_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+
+
+@contextlib.contextmanager
+def stderr_set_aside():
+  """Runs its block with this process's stderr (the file descriptor, so native libraries'
+  output too) set aside; what was written there is shown only if the block fails."""
   with tempfile.TemporaryFile() as captured:
     saved = os.dup(2)
     os.dup2(captured.fileno(), 2)
     try:
-      import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-      import tensorflow_probability  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-      import tf_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
+      yield
     except BaseException:
       os.dup2(saved, 2)
       captured.seek(0)

@@ -59,7 +59,9 @@ def _two_logical_cpus():
 def _quietly(fn):
   """Runs fn with this process's stderr set aside: TensorFlow's native libraries log while
   they load and find no GPU, before any log level applies, and under pytest-xdist a
-  worker's stderr reaches the terminal. Shown if fn fails."""
+  worker's stderr reaches the terminal. Shown if fn fails. (runners.flagutil has the same
+  for the runners; importing the runners package here would set TF_USE_LEGACY_KERAS for
+  every test and every subprocess, including the serving test's "outside the project".)"""
   import sys
   import tempfile
 
