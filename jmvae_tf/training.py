@@ -845,11 +845,10 @@ def train(
       # The step's metrics are already the mean over every replica; Keras' "auto" would sum
       # them over the workers of a multi_worker run (the loss shown N times too large).
       model.distribute_reduction_method = "first"
-      # Adam's step counter, made now: the first step's seed reads it, and made inside a
-      # replica's step it breaks MirroredStrategy over several devices (uninitialised).
-      _ = optimizer.iterations
-      # Adam's moments too, so that the first trace of the training function creates no
-      # variables (which would make tf.function trace it again).
+      # Adam's step counter and moments, made now: the first step's seed reads the counter,
+      # made inside a replica's step it breaks MirroredStrategy over several devices
+      # (uninitialised), and variables made in the first trace of the training function
+      # make tf.function trace it again.
       model.build_optimizer_state()
       epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
       checkpoint = make_checkpoint(model, optimizer, epoch)

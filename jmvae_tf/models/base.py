@@ -236,10 +236,10 @@ class MultimodalVAE(keras.Model):
     return [(self.optimizer, self.trainable_variables)]
 
   def build_optimizer_state(self):
-    """Creates every optimiser's state (Adam's moments) now, after compile and before the
-    first step. Made inside the first trace of the training function instead, new variables
-    make tf.function trace that function a second time: about 1.5-2 s more start-up for
-    JMVAE-kl on 2 cores."""
+    """Creates every optimiser's state (its step counter, hyperparameters and Adam's
+    moments) now, after compile and before the first step. Made inside the first trace of
+    the training function instead, new variables make tf.function trace that function a
+    second time (benchmarks/startup.py --optimizer_state=first_step shows the cost)."""
     for optimizer, variables in self.optimizer_groups():
       if hasattr(optimizer, "_create_all_weights"):  # tf-keras' legacy OptimizerV2
         # As its apply_gradients does on the first step (in an init_scope, under its name).
