@@ -26,11 +26,10 @@ rule is one measurement's conclusion (benchmarks/README.md, "Per-machine default
 * strategy: MirroredStrategy only over several GPUs; no strategy on one device.
 * input threads: with no GPU, tf.data runs the input pipeline on a private pool of half
   the usable cores (at least 1) without autotuning. On 2 cores its shared, autotuned pool
-  slowed JMVAE-kl's training by about 6% (interleaved through the runner; about 9% in an
-  ad-hoc in-process comparison, where 1 private thread trained as fast as no input work at
-  all; a later 2-round sitting did not repeat it, so the gain is within the spread of
-  single rounds). With a GPU: tf.data's own autotuned pool (a fast step needs the input to keep up;
-  not measured here).
+  slowed JMVAE-kl's training by about 6% (4 interleaved rounds through the runner); a
+  later 2-round sitting did not repeat it, so the gain is within the spread of single
+  rounds. With a GPU: tf.data's own autotuned pool (a fast step needs the input to keep
+  up; not measured here).
 """
 
 from __future__ import annotations
