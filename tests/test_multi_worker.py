@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import random
 import re
 import signal
 import socket
@@ -166,12 +167,22 @@ from jmvae_tf import training  # noqa: E402
 
 
 def free_ports(n: int):
-  sockets = [socket.socket() for _ in range(n)]
-  for s in sockets:
-    s.bind(("127.0.0.1", 0))
-  ports = [s.getsockname()[1] for s in sockets]
-  for s in sockets:
-    s.close()
+  """n ports free now, below the kernel's ephemeral range. The workers bind them seconds
+  later (after importing TensorFlow); a port from bind(0) could meanwhile go to another
+  test process's bind(0) or outgoing connection, which only take ephemeral ports."""
+  range_file = Path("/proc/sys/net/ipv4/ip_local_port_range")
+  low = int(range_file.read_text().split()[0]) if range_file.exists() else 32768  # Linux's
+  low = max(low, 10_001)
+  ports = []
+  while len(ports) < n:
+    port = random.SystemRandom().randrange(10_000, low)  # apart from any seeded generator
+    with socket.socket() as s:
+      try:
+        s.bind(("127.0.0.1", port))
+      except OSError:  # in use
+        continue
+    if port not in ports:
+      ports.append(port)
   return ports
 
 

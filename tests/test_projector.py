@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-import socket
+import re
 import subprocess
 import sys
 import time
@@ -183,12 +183,6 @@ def test_embed_runner_refuses_a_sprite_too_large(embedded, fake_mnist, tmp_path)
   assert not (tmp_path / "o").exists()
 
 
-def free_port() -> int:
-  with socket.socket() as s:
-    s.bind(("127.0.0.1", 0))
-    return s.getsockname()[1]
-
-
 def fetch(url: str) -> bytes:
   with urllib.request.urlopen(url, timeout=10) as response:
     return response.read()
@@ -212,16 +206,31 @@ def poll(url: str, ready, proc: subprocess.Popen, timeout: float = 90.0):
   pytest.fail(f"{url} not ready after {timeout}s (last: {last!r})")
 
 
+def serving_port(log_path: Path, proc: subprocess.Popen, timeout: float = 90.0) -> int:
+  """The port TensorBoard chose (`--port=0`), from the line it prints when it serves. Chosen
+  by the server itself, so no other test process can take it between choosing and binding."""
+  deadline = time.monotonic() + timeout
+  while time.monotonic() < deadline:
+    found = re.search(r"TensorBoard \S+ at http://127\.0\.0\.1:(\d+)/", log_path.read_text())
+    if found:
+      return int(found.group(1))
+    if proc.poll() is not None:
+      pytest.fail(f"tensorboard exited with {proc.returncode}: {log_path.read_text()[-2000:]}")
+    time.sleep(0.2)
+  pytest.fail(
+    f"tensorboard printed no serving line after {timeout}s: {log_path.read_text()[-2000:]}"
+  )
+
+
 def test_tensorboard_serves_the_projector(embedded, tmp_path):
   _, output_dir = embedded
-  port = free_port()
   log = open(tmp_path / "tensorboard.log", "w")
   proc = subprocess.Popen(
     [
       str(BIN / "tensorboard"),
       f"--logdir={output_dir}",
       "--host=127.0.0.1",
-      f"--port={port}",
+      "--port=0",
       "--load_fast=false",
     ],
     stdout=log,
@@ -230,6 +239,7 @@ def test_tensorboard_serves_the_projector(embedded, tmp_path):
     env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2"),
   )
   try:
+    port = serving_port(tmp_path / "tensorboard.log", proc)
     base = f"http://127.0.0.1:{port}/data/plugin/projector"
     runs = json.loads(poll(f"{base}/runs", lambda b: b"." in b, proc))
     assert runs == ["."]
