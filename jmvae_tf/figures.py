@@ -19,7 +19,7 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf import gaussian
+from jmvae_tf import gaussian, training
 from jmvae_tf.evaluation import estimators
 from jmvae_tf.models import iterative_impute
 from jmvae_tf.models.base import split_seed
@@ -172,8 +172,7 @@ def save_figure(fig, path: str, writer=None, tag: str = "") -> bytes:
   returns the PNG bytes."""
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-  with open(path, "wb") as f:
-    f.write(buf.getvalue())
+  training.write_whole(path, buf.getvalue())
   if writer is not None:
     with writer.as_default(step=0):
       tf.summary.image(tag, tf.image.decode_png(buf.getvalue(), channels=4)[tf.newaxis])

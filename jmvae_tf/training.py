@@ -503,14 +503,14 @@ def _disk_full(error: BaseException) -> bool:
   )
 
 
-def write_whole(path: str, text: str, unchanged: str = "the previous file is unchanged"):
-  """Replaces `path` by `text` whole (written aside, then renamed), so a full disk or a
-  crash leaves the previous file; a failure is a RunDirError naming the file, then
-  `unchanged` (what the user still has)."""
+def write_whole(path: str, content, unchanged: str = "the previous file is unchanged"):
+  """Replaces `path` by `content` (str or bytes) whole (written aside, then renamed), so a
+  full disk or a crash leaves the previous file; a failure is a RunDirError naming the
+  file, then `unchanged` (what the user still has)."""
   temp = path + ".tmp"
   try:
-    with tf.io.gfile.GFile(temp, "w") as f:
-      f.write(text)
+    with tf.io.gfile.GFile(temp, "wb" if isinstance(content, bytes) else "w") as f:
+      f.write(content)
     tf.io.gfile.rename(temp, path, overwrite=True)
   except (OSError, tf.errors.OpError) as e:
     with contextlib.suppress(OSError, tf.errors.OpError):

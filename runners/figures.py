@@ -113,8 +113,12 @@ def report_curves(figure: str, curves, steps, digits: int, out: str, **record):
         f"figure {figure}: {title} {name}: "
         + ", ".join(f"K={k}: {v:.{digits}f}" for k, v in zip(steps, values))
       )
-  with open(os.path.join(out, f"figure{figure}.json"), "w") as f:
-    json.dump({"steps": steps, **record, "curves": curves}, f, indent=2)
+  from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+
+  training.write_whole(
+    os.path.join(out, f"figure{figure}.json"),
+    json.dumps({"steps": steps, **record, "curves": curves}, indent=2),
+  )
 
 
 def _int_list(name, values):

@@ -2,6 +2,8 @@
 the models' inference API with the seeds the module documents) and their drawings (PNG files
 and TensorBoard images that read back)."""
 
+import os
+
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot is imported anywhere
@@ -12,7 +14,7 @@ import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
 
-from jmvae_tf import config, evaluation, figures, models  # noqa: E402
+from jmvae_tf import config, evaluation, figures, models, training  # noqa: E402
 
 NAMES = ("image", "label")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -288,6 +290,22 @@ def test_save_figure_without_writer_only_writes_the_png(tmp_path, drawn):
     plt.close(fig)
   assert png.startswith(PNG_MAGIC)
   assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+def test_save_figure_that_cannot_be_written_leaves_the_earlier_png(tmp_path, drawn):
+  """The PNG is written aside and renamed (training.write_whole): with the aside file a link
+  to /dev/full (every write fails as on a full disk) the error names the file and the
+  earlier figure stays whole."""
+  (tmp_path / "f.png").write_bytes(PNG_MAGIC + b"earlier")
+  os.symlink("/dev/full", tmp_path / "f.png.tmp")
+  fig = drawn["figure4"]()
+  try:
+    with pytest.raises(training.RunDirError, match=r"could not write .*f\.png .*disk is full"):
+      figures.save_figure(fig, str(tmp_path / "f.png"))
+  finally:
+    plt.close(fig)
+  assert (tmp_path / "f.png").read_bytes() == PNG_MAGIC + b"earlier"
 
 
 # --- figures 6-9: faces and attributes (16x16 faces, the CelebA networks) ------------------
