@@ -10,8 +10,8 @@ of Keras' train function (tracing, plus its first `steps_per_execution` steps).
 Flags are runners.train's (--model_dir is not needed: nothing is written), and
 --optimizer_state=first_step, which leaves Adam's state to the first step as
 `runners.train` did before (its variables, made inside the first trace, make tf.function
-trace the training step again), to compare. The last line gives how many times the
-training step was traced.
+trace the training function again), to compare. The last line gives how many times the
+training function was traced.
 """
 
 from __future__ import annotations
@@ -88,9 +88,6 @@ def main():
   model.fit(dataset, epochs=1, steps_per_epoch=train_config.steps_per_execution, verbose=0)
   steady = time.perf_counter() - started
   del probe, tf
-  # The step, a tf.function of its own without a strategy (MultimodalVAE._step_traced_once);
-  # under one, Keras' function around it.
-  traced = getattr(model.train_function, "step", model.train_tf_function)
   print(f"{'wall s':>7}  {'CPU s':>6}  phase (CPU: this process, all threads; on a busy machine")
   print(
     "                 the CPU seconds of the single-threaded phases are what a quiet one takes)"
@@ -100,8 +97,8 @@ def main():
   print(
     f"{sum(p[1] for p in phases):7.2f}  {sum(p[2] for p in phases):6.2f}  in all; the same "
     f"{train_config.steps_per_execution} steps again: {steady:.2f} s wall, so tracing took "
-    f"about {phases[-1][1] - steady:.2f} s; the training step was traced "
-    f"{traced.experimental_get_tracing_count()} time(s) "
+    f"about {phases[-1][1] - steady:.2f} s; the training function was traced "
+    f"{model.train_tf_function.experimental_get_tracing_count()} time(s) "
     f"(--optimizer_state={fv.optimizer_state})"
   )
 

@@ -225,9 +225,6 @@ class MultimodalVAE(keras.Model):
     Keras' whole-step XLA cannot reach variables mirrored on other devices."""
     whole_step = bool(jit_compile) and not tf.distribute.has_strategy()
     super().compile(optimizer=optimizer, jit_compile=whole_step, **kwargs)
-    # A step that a strategy runs cannot be a tf.function: its merge_call (the gradients'
-    # all-reduce) cannot happen inside one (_step_traced_once).
-    self._step_may_be_a_function = not tf.distribute.has_strategy()
     self._gradients_fn = (
       tf.function(self._loss_and_gradients, jit_compile=True)
       if jit_compile and not whole_step
@@ -250,41 +247,6 @@ class MultimodalVAE(keras.Model):
           optimizer._create_all_weights(variables)
       else:
         optimizer.build(variables)
-
-  def make_train_function(self, force=False):
-    if self.train_function is None or force:
-      self.train_function = self._step_traced_once(super().make_train_function, "train_step")
-    return self.train_function
-
-  def make_test_function(self, force=False):
-    if self.test_function is None or force:
-      self.test_function = self._step_traced_once(super().make_test_function, "test_step")
-    return self.test_function
-
-  def _step_traced_once(self, make_keras_function, step_name: str):
-    """Keras' training (or test) function, with the step traced once, not twice.
-
-    Keras' loop over steps_per_execution starts with its outputs undefined, so autograph
-    traces the loop body once to learn their structure and again inside the while loop:
-    each first call built the step's graph twice (about 0.7 s of JMVAE-kl's start-up;
-    benchmarks/startup.py). Here the step is a tf.function while Keras' function runs, so
-    both graphs call one trace (Keras does the same with each step under XLA). It is an
-    instance attribute only during the call, so nothing saves or tracks it. Under a
-    distribution strategy (several GPUs, workers) Keras' function is left as it is."""
-    keras_function = make_keras_function(force=True)
-    if self.run_eagerly or not getattr(self, "_step_may_be_a_function", False):
-      return keras_function
-    step = tf.function(getattr(self, step_name), reduce_retracing=True)
-
-    def function(*args):
-      self.__dict__[step_name] = step  # what Keras' loop calls as model.<step_name>(data)
-      try:
-        return keras_function(*args)
-      finally:
-        del self.__dict__[step_name]
-
-    function.step = step  # for its tracing count (benchmarks/startup.py, tests)
-    return function
 
   def _loss_and_gradients(self, data, seed):
     with tf.GradientTape() as tape:
