@@ -626,6 +626,9 @@ class CheckpointEveryEpoch(keras.callbacks.Callback):
   Weights that are not all finite are never saved (TrainingDiverged, the earlier
   checkpoints stay); a save that fails for want of space is a RunDirError, with its
   partial files removed. `last_good` is the newest checkpoint known to be sound.
+  `kept_dir`: the model dir whose checkpoints the user keeps, where this process saves into
+  a directory of its own that goes (a worker other than the chief, which saves the same
+  checkpoints); `last_good` then names the chief's.
   """
 
   def __init__(
@@ -634,10 +637,11 @@ class CheckpointEveryEpoch(keras.callbacks.Callback):
     epoch: tf.Variable,
     model_dir: str,
     last_good: Optional[str] = None,
+    kept_dir: Optional[str] = None,
   ):
     super().__init__()
     self.manager, self.epoch, self.model_dir = manager, epoch, model_dir
-    self.last_good = last_good
+    self.last_good, self.kept_dir = last_good, kept_dir
 
   def describe_last_good(self) -> str:
     if self.last_good is None:
@@ -653,7 +657,10 @@ class CheckpointEveryEpoch(keras.callbacks.Callback):
       )
     self.epoch.assign(epoch + 1)
     try:
-      self.last_good = self.manager.save(checkpoint_number=epoch + 1)
+      saved = self.manager.save(checkpoint_number=epoch + 1)
+      self.last_good = (
+        os.path.join(self.kept_dir, CKPT_DIR, os.path.basename(saved)) if self.kept_dir else saved
+      )
     except (tf.errors.ResourceExhaustedError, OSError) as e:
       if isinstance(e, OSError) and e.errno != errno.ENOSPC:
         raise
@@ -889,7 +896,7 @@ def train(
       checkpoint, os.path.join(save_dir, CKPT_DIR), max_to_keep=3
     )
     saver = CheckpointEveryEpoch(
-      manager, epoch, save_dir, last_good=checkpoint_path if chief else None
+      manager, epoch, save_dir, last_good=checkpoint_path, kept_dir=None if chief else model_dir
     )
     stopper = StopOnSignal(saver)
     callbacks = [

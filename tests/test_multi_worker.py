@@ -62,10 +62,12 @@ def configs(strategy: str):
   return model_config, train_config
 
 
-def run_training(model_dir: str, strategy, strategy_name: str, flags_text: str, kill_at=None):
-  """training.train as runners.train calls it, on arrays(); `kill_at`: SIGKILL this process
-  when its input pipeline makes that global step (mid-epoch, by a couple of steps of
-  read-ahead at most)."""
+def run_training(
+  model_dir: str, strategy, strategy_name: str, flags_text: str, kill_at=None, kill_signal=None
+):
+  """training.train as runners.train calls it, on arrays(); `kill_at`: send this process
+  `kill_signal` (SIGKILL unless given) when its input pipeline makes that global step
+  (mid-epoch, by a couple of steps of read-ahead at most)."""
   import tensorflow as tf
 
   from jmvae_tf import training
@@ -81,7 +83,7 @@ def run_training(model_dir: str, strategy, strategy_name: str, flags_text: str, 
 
     def die_at(step):
       if int(step) == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
+        os.kill(os.getpid(), kill_signal or signal.SIGKILL)
       return step
 
     def watched(step, batch):
@@ -122,9 +124,11 @@ def mirrored_main(argv):
 
 
 def worker_main(argv):
-  """python test_multi_worker.py TASK PORT0,PORT1 MODEL_DIR RESULT_JSON [KILL_AT_STEP]"""
+  """python test_multi_worker.py TASK PORT0,PORT1 MODEL_DIR RESULT_JSON [KILL_AT_STEP [SIGNAL]]
+  A SIGINT/SIGTERM that stops training exits as runners.train does: one line, 128 + signal."""
   task, ports, model_dir, result_path = int(argv[0]), argv[1].split(","), argv[2], argv[3]
   kill_at = int(argv[4]) if len(argv) > 4 else None
+  kill_signal = signal.Signals[argv[5]] if len(argv) > 5 else None
   os.environ["TF_CONFIG"] = json.dumps(
     {
       "cluster": {"worker": [f"127.0.0.1:{p}" for p in ports]},
@@ -135,9 +139,18 @@ def worker_main(argv):
 
   training.configure_cpu_threads(1, 2)
   strategy = training.make_strategy("multi_worker")  # before any op runs
-  result = run_training(
-    model_dir, strategy, "multi_worker", f"--strategy=multi_worker\n--task={task}\n", kill_at
-  )
+  try:
+    result = run_training(
+      model_dir,
+      strategy,
+      "multi_worker",
+      f"--strategy=multi_worker\n--task={task}\n",
+      kill_at,
+      kill_signal,
+    )
+  except training.TrainingInterrupted as e:
+    print(f"interrupted: {e}", file=sys.stderr, flush=True)
+    sys.exit(128 + e.signum)
   Path(result_path).write_text(
     json.dumps(
       {
@@ -186,8 +199,9 @@ def free_ports(n: int):
   return ports
 
 
-def launch(model_dir: Path, work: Path, name: str, kill_at=None):
-  """Starts both workers (worker 0 is the chief); returns [(process, result path)]."""
+def launch(model_dir: Path, work: Path, name: str, kill_at=None, kill_signal="SIGKILL"):
+  """Starts both workers (worker 0 is the chief); returns [(process, result path)].
+  `kill_at`: worker 1 sends itself `kill_signal` at that global step."""
   ports = ",".join(str(p) for p in free_ports(2))
   procs = []
   for task in (0, 1):
@@ -196,7 +210,7 @@ def launch(model_dir: Path, work: Path, name: str, kill_at=None):
     result = work / f"result-{name}-{task}.json"
     args = [sys.executable, "-u", __file__, str(task), ports, str(model_dir), str(result)]
     if kill_at is not None and task == 1:
-      args.append(str(kill_at))
+      args += [str(kill_at), kill_signal]
     env = dict(os.environ, TMPDIR=str(temp), TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="-1")
     env.pop("TF_CONFIG", None)
     log = open(work / f"log-{name}-{task}.txt", "w")
@@ -328,6 +342,32 @@ def test_two_workers_train_as_two_replicas_and_resume_after_one_is_killed(tmp_pa
   assert not [p for p in (work / "tmp-restarted-1").iterdir() if p.name.startswith("jmvae-")]
   leftovers = [p.name for p in (work / "tmp-killed-1").iterdir() if p.name.startswith("jmvae-")]
   assert len(leftovers) == 1 and leftovers[0].startswith("jmvae-worker-"), leftovers
+
+
+def test_a_sigterm_to_one_worker_stops_it_at_the_next_step_and_the_chief_fails(tmp_path):
+  """Worker 1 alone gets SIGTERM in epoch 3 (as when one machine is preempted): it stops at
+  its next step boundary with the one line runners.train prints (exit 143); the chief cannot
+  go on alone and fails at its next all-reduce (exit 1). The epochs finished before stay
+  saved: checkpoint 2 is the latest, whole, as the resume test above restarts from."""
+  model_dir, work = tmp_path / "model", tmp_path / "work"
+  work.mkdir()
+  procs = launch(model_dir, work, "sigterm", kill_at=KILL_AT_STEP, kill_signal="SIGTERM")
+  assert finish(procs[1:], timeout=LAUNCH_TIMEOUT_S) == [128 + signal.SIGTERM], tail(
+    work, "sigterm"
+  )
+  log = (work / "log-sigterm-1.txt").read_text()
+  assert "interrupted: stopped by SIGTERM in epoch 3 after step" in log, log[-2500:]
+  # The checkpoint it names is the chief's, in --model_dir: its own copy goes as it exits.
+  kept = f"the last good checkpoint {model_dir / 'ckpt' / 'ckpt-2'} is kept: a rerun with "
+  assert kept + "this --model_dir starts at epoch 3" in log, log[-2500:]
+  chief_exit = finish(procs[:1], timeout=CHIEF_ALONE_S)
+  assert chief_exit == [1] and "Collective ops is aborted" in tail(work, "sigterm"), (
+    chief_exit,
+    tail(work, "sigterm"),
+  )
+  latest = training.latest_checkpoint(str(model_dir))
+  assert latest and latest.endswith("ckpt-2"), (latest, tail(work, "sigterm"))
+  assert checkpoint_tensors(latest)  # readable whole
 
 
 def test_a_worker_other_than_the_chief_writes_nothing_to_the_model_dir(tmp_path, monkeypatch):
