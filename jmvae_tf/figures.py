@@ -172,7 +172,7 @@ def save_figure(fig, path: str, writer=None, tag: str = "") -> bytes:
   returns the PNG bytes."""
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-  training.write_whole(path, buf.getvalue())
+  training.write_whole(path, buf.getvalue(), training.OUTPUT_KEPT)
   if writer is not None:
     with writer.as_default(step=0):
       tf.summary.image(tag, tf.image.decode_png(buf.getvalue(), channels=4)[tf.newaxis])

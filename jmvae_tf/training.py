@@ -503,10 +503,11 @@ def _disk_full(error: BaseException) -> bool:
   )
 
 
-def write_whole(path: str, content, unchanged: str = "the previous file is unchanged"):
+def write_whole(path: str, content: str | bytes, unchanged: str = "the previous file is unchanged"):
   """Replaces `path` by `content` (str or bytes) whole (written aside, then renamed), so a
   full disk or a crash leaves the previous file; a failure is a RunDirError naming the
   file, then `unchanged` (what the user still has)."""
+  path = os.fspath(path)
   temp = path + ".tmp"
   try:
     with tf.io.gfile.GFile(temp, "wb" if isinstance(content, bytes) else "w") as f:
@@ -521,6 +522,8 @@ def write_whole(path: str, content, unchanged: str = "the previous file is uncha
 
 # What a failed write of a run file leaves the user (write_run_files).
 RUN_FILES_KEPT = "it and the checkpoints are as they were"
+# ... and of an output that may be new (a figure, an edited face).
+OUTPUT_KEPT = "any earlier file of that name is unchanged"
 
 
 def _read_text(path: str) -> Optional[str]:

@@ -117,7 +117,7 @@ def edit(fv=FLAGS) -> list:
   result = editing.bidirectional_edit(model, face[tf.newaxis], edits, fv.num_steps)
   after = editing.attributes_from_image(model, result["edited"], fv.num_steps).numpy()[0]
   picture = editing.side_by_side(face.numpy(), result["reconstruction"][0], result["edited"][0])
-  training.write_whole(fv.output, tf.io.encode_png(picture).numpy())
+  training.write_whole(fv.output, tf.io.encode_png(picture).numpy(), training.OUTPUT_KEPT)
   lines = [
     f"{e.label}: read off the input {result['attributes'][0, e.index]:+.2f}, "
     f"off the edit {after[e.index]:+.2f} (set to {e.value:+.1f})"

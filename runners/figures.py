@@ -118,6 +118,7 @@ def report_curves(figure: str, curves, steps, digits: int, out: str, **record):
   training.write_whole(
     os.path.join(out, f"figure{figure}.json"),
     json.dumps({"steps": steps, **record, "curves": curves}, indent=2),
+    training.OUTPUT_KEPT,
   )
 
 

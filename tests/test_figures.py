@@ -292,7 +292,7 @@ def test_save_figure_without_writer_only_writes_the_png(tmp_path, drawn):
   assert sorted(p.name for p in tmp_path.iterdir()) == ["f.png"]
 
 
-@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
+@pytest.mark.skipif(not os.access("/dev/full", os.W_OK), reason="needs /dev/full (Linux)")
 def test_save_figure_that_cannot_be_written_leaves_the_earlier_png(tmp_path, drawn):
   """The PNG is written aside and renamed (training.write_whole): with the aside file a link
   to /dev/full (every write fails as on a full disk) the error names the file and the
@@ -306,6 +306,7 @@ def test_save_figure_that_cannot_be_written_leaves_the_earlier_png(tmp_path, dra
   finally:
     plt.close(fig)
   assert (tmp_path / "f.png").read_bytes() == PNG_MAGIC + b"earlier"
+  assert not os.path.lexists(tmp_path / "f.png.tmp")  # the aside file goes
 
 
 # --- figures 6-9: faces and attributes (16x16 faces, the CelebA networks) ------------------

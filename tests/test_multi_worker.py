@@ -150,7 +150,11 @@ def worker_main(argv):
     )
   except training.TrainingInterrupted as e:
     print(f"interrupted: {e}", file=sys.stderr, flush=True)
-    sys.exit(128 + e.signum)
+    status = 128 + e.signum
+  else:
+    status = None
+  if status is not None:
+    sys.exit(status)  # outside the except clause, as runners.train exits
   Path(result_path).write_text(
     json.dumps(
       {
@@ -180,23 +184,29 @@ from jmvae_tf import training  # noqa: E402
 
 
 def free_ports(n: int):
-  """n ports free now, below the kernel's ephemeral range. The workers bind them seconds
+  """n ports free now, outside the kernel's ephemeral range. The workers bind them seconds
   later (after importing TensorFlow); a port from bind(0) could meanwhile go to another
   test process's bind(0) or outgoing connection, which only take ephemeral ports."""
   range_file = Path("/proc/sys/net/ipv4/ip_local_port_range")
-  low = int(range_file.read_text().split()[0]) if range_file.exists() else 32768  # Linux's
-  low = max(low, 10_001)
+  low, high = map(int, range_file.read_text().split()) if range_file.exists() else (32768, 60999)
+  gaps = [(start, end) for start, end in ((10_000, low), (high + 1, 65_536)) if end - start > 1000]
+  if not gaps:  # the whole range is ephemeral: the kernel's choice is the best there is
+    gaps = [(0, 1)]
+  rng = random.SystemRandom()  # apart from any seeded generator
   ports = []
-  while len(ports) < n:
-    port = random.SystemRandom().randrange(10_000, low)  # apart from any seeded generator
+  for _ in range(1000):
+    start, end = max(gaps, key=lambda gap: gap[1] - gap[0])
     with socket.socket() as s:
       try:
-        s.bind(("127.0.0.1", port))
+        s.bind(("", rng.randrange(start, end)))  # every address, as the gRPC server binds
       except OSError:  # in use
         continue
+      port = s.getsockname()[1]
     if port not in ports:
       ports.append(port)
-  return ports
+    if len(ports) == n:
+      return ports
+  raise RuntimeError(f"no {n} free ports found")
 
 
 def launch(model_dir: Path, work: Path, name: str, kill_at=None, kill_signal="SIGKILL"):
@@ -272,6 +282,21 @@ def start_two_replicas(model_dir: Path, work: Path):
   return proc, result, log
 
 
+def chief_fails_alone(procs, work: Path, name: str, model_dir: Path) -> str:
+  """The chief cannot go on without worker 1: its next all-reduce fails ("Collective ops is
+  aborted by: ... Connection reset by peer", or "Socket closed") and it exits with that
+  error by itself, status 1; it is not killed here. Returns the latest checkpoint, which
+  must be the last finished epoch's, ckpt-2."""
+  chief_exit = finish(procs[:1], timeout=CHIEF_ALONE_S)
+  assert chief_exit == [1] and "Collective ops is aborted" in tail(work, name), (
+    chief_exit,
+    tail(work, name),
+  )
+  latest = training.latest_checkpoint(str(model_dir))
+  assert latest and latest.endswith("ckpt-2"), (latest, tail(work, name))
+  return latest
+
+
 def assert_same_checkpoint(prefix: str, expected_prefix: str):
   got, want = checkpoint_tensors(prefix), checkpoint_tensors(expected_prefix)
   assert set(got) == set(want)
@@ -297,15 +322,7 @@ def test_two_workers_train_as_two_replicas_and_resume_after_one_is_killed(tmp_pa
   ).read_text()[-2500:]
   expected_history = json.loads(mirrored[1].read_text())["history"]
   assert finish(killed[1:], timeout=LAUNCH_TIMEOUT_S) == [-signal.SIGKILL], tail(work, "killed")
-  # The chief cannot go on alone: its next all-reduce fails ("Collective ops is aborted by:
-  # ... Connection reset by peer") and it exits with that error; it is not killed here.
-  chief_exit = finish(killed[:1], timeout=CHIEF_ALONE_S)
-  assert chief_exit == [1] and "Collective ops is aborted" in tail(work, "killed"), (
-    chief_exit,
-    tail(work, "killed"),
-  )
-  latest = training.latest_checkpoint(str(model_dir))
-  assert latest and latest.endswith("ckpt-2"), (latest, tail(work, "killed"))
+  latest = chief_fails_alone(killed, work, "killed", model_dir)
   assert_same_checkpoint(latest, str(expected_dir / "ckpt" / "ckpt-2"))
 
   restarted = launch(model_dir, work, "restarted")
@@ -360,14 +377,9 @@ def test_a_sigterm_to_one_worker_stops_it_at_the_next_step_and_the_chief_fails(t
   # The checkpoint it names is the chief's, in --model_dir: its own copy goes as it exits.
   kept = f"the last good checkpoint {model_dir / 'ckpt' / 'ckpt-2'} is kept: a rerun with "
   assert kept + "this --model_dir starts at epoch 3" in log, log[-2500:]
-  chief_exit = finish(procs[:1], timeout=CHIEF_ALONE_S)
-  assert chief_exit == [1] and "Collective ops is aborted" in tail(work, "sigterm"), (
-    chief_exit,
-    tail(work, "sigterm"),
-  )
-  latest = training.latest_checkpoint(str(model_dir))
-  assert latest and latest.endswith("ckpt-2"), (latest, tail(work, "sigterm"))
-  assert checkpoint_tensors(latest)  # readable whole
+  assert checkpoint_tensors(chief_fails_alone(procs, work, "sigterm", model_dir))  # reads whole
+  # A SIGTERM, unlike a SIGKILL, leaves time to remove the worker's own copy.
+  assert not [p for p in (work / "tmp-sigterm-1").iterdir() if p.name.startswith("jmvae-")]
 
 
 def test_a_worker_other_than_the_chief_writes_nothing_to_the_model_dir(tmp_path, monkeypatch):

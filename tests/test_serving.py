@@ -764,13 +764,13 @@ def test_client_example_without_a_server_or_a_model_is_one_line(tmp_path):
   assert printed.returncode == 0, printed.stderr[-2000:]
   body = json.loads(printed.stdout)
   assert body["inputs"]["label"] == [[0.0, 0.0, 0.0, 1.0] + [0.0] * 6]
-  with socket.socket() as s:  # a port nobody listens on once it is closed
+  with socket.socket() as s:  # bound but not listening: refused, and no one else can take it
     s.bind(("127.0.0.1", 0))
     port = s.getsockname()[1]
-  unreachable = run_outside_project(
-    [sys.executable, str(script), f"--server=http://127.0.0.1:{port}", "--model_name=digits"],
-    cwd=tmp_path,
-  )
+    unreachable = run_outside_project(
+      [sys.executable, str(script), f"--server=http://127.0.0.1:{port}", "--model_name=digits"],
+      cwd=tmp_path,
+    )
   assert unreachable.returncode == 1
   lines = unreachable.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: cannot reach http://127.0.0.1:"), lines
