@@ -150,6 +150,9 @@ class TrainConfig:
   precision: str = "float32"  # or "mixed_bfloat16": hidden layers in bfloat16 (AMX/TPU/GPU)
   num_train: Optional[int] = None  # training examples read (None: not recorded)
   data_options: Tuple[str, ...] = ()  # the data set's options, "key=value", sorted
+  # Batches over which BatchNorm's moving statistics are recomputed after the last epoch (0:
+  # Keras' moving averages as they are; training.recalibrate_batchnorm).
+  recalibrate_batchnorm: int = 0
 
   def __post_init__(self):
     for name in ("epochs", "batch_size", "eval_every", "steps_per_execution"):
@@ -165,6 +168,12 @@ class TrainConfig:
       raise ValueError(f"adam_epsilon must be positive, got {self.adam_epsilon}")
     if self.clipnorm is not None and self.clipnorm <= 0:
       raise ValueError(f"clipnorm must be positive, got {self.clipnorm}")
+    if self.recalibrate_batchnorm < 0:
+      raise ValueError(f"recalibrate_batchnorm must be >= 0, got {self.recalibrate_batchnorm}")
+    if self.recalibrate_batchnorm and self.strategy in ("mirrored", "multi_worker"):
+      raise ValueError(
+        f"recalibrate_batchnorm runs on one replica, not with strategy {self.strategy!r}"
+      )
     if self.num_train is not None and self.num_train < 1:
       raise ValueError(f"num_train must be at least 1, got {self.num_train}")
     object.__setattr__(self, "data_options", tuple(sorted(self.data_options)))
@@ -208,6 +217,10 @@ RESUME_RULES: Dict[str, Tuple[bool, str]] = {
     True,
     "applied: the restored optimiser takes the new value from the resumed epoch on, "
     "recorded in train.json and flags_history.txt",
+  ),
+  "recalibrate_batchnorm": (
+    True,
+    "what inference normalises with after the last epoch, not what is learned",
   ),
   "batch_size": (False, "changes the steps, the data order and the gradient noise"),
   "adam_epsilon": (False, "changes the optimiser whose state the checkpoint holds"),

@@ -26,6 +26,7 @@ import contextlib
 import dataclasses
 import errno
 import fcntl
+import itertools
 import json
 import os
 import re
@@ -35,7 +36,8 @@ import socket
 import sys
 import tempfile
 import threading
-from typing import Callable, Dict, List, Optional, Sequence
+import time
+from typing import Callable, Dict, Iterable, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -609,7 +611,77 @@ def restore_model(model_dir: str, checkpoint: Optional[str] = None) -> Multimoda
   return model
 
 
+# --- BatchNorm statistics ----------------------------------------------------------------
+
+
+def batchnorm_layers(model: keras.Model) -> List[keras.layers.BatchNormalization]:
+  return [m for m in model.submodules if isinstance(m, keras.layers.BatchNormalization)]
+
+
+def recalibrate_batchnorm(model: MultimodalVAE, batches: Iterable[Dict], seed: int = 0) -> int:
+  """Sets every BatchNorm layer's moving mean and variance to the average of its batch
+  statistics over `batches` (training-mode passes of the model's loss terms, the inputs
+  the layers normalise in training; a layer used more than once a pass, as the VAE-GAN's
+  decoder and discriminator are, averages every use). The exponential moving averages
+  that inference uses (Keras' momentum 0.99) still hold about 5% of their initial values
+  after 300 steps and lag the weights, so short runs evaluate much blurrier than they
+  train (docs/CELEBA.md). No weight changes. Runs eagerly. Returns how many batches were
+  read (0 with no BatchNorm layer)."""
+  layers = batchnorm_layers(model)
+  if not layers:
+    return 0
+  momenta = [layer.momentum for layer in layers]
+
+  def averaging(layer):
+    uses = [0]
+
+    def call(*args, **kwargs):  # the moving average of n values with weight 1/n: their mean
+      if tf.executing_eagerly():  # not Keras' symbolic calls that infer output shapes
+        uses[0] += 1
+        layer.momentum = (uses[0] - 1) / uses[0]
+      return type(layer).call(layer, *args, **kwargs)
+
+    return call
+
+  count = 0
+  for layer in layers:  # Keras' __call__ looks up layer.call each time; not tracked
+    layer.__dict__["call"] = averaging(layer)
+  try:
+    for count, batch in enumerate(batches, start=1):
+      step_seed = tf.random.experimental.stateless_fold_in(
+        tf.constant([seed, 0x5EED], tf.int64), count
+      )
+      model.loss_terms(batch, step_seed, training=True)
+  finally:
+    for layer, momentum in zip(layers, momenta):
+      del layer.__dict__["call"]
+      layer.momentum = momentum
+  return count
+
+
 # --- callbacks ---------------------------------------------------------------------------
+
+
+class RecalibrateBatchNorm(keras.callbacks.Callback):
+  """After the last epoch, before it is saved: recalibrate_batchnorm over the first
+  `num_batches` batches that `batches_fn()` gives. Put it before the saver."""
+
+  def __init__(self, batches_fn: Callable[[], Iterable[Dict]], num_batches: int, seed: int):
+    super().__init__()
+    self.batches_fn, self.num_batches, self.seed = batches_fn, num_batches, seed
+
+  def on_epoch_end(self, epoch, logs=None):
+    params = self.params or {}
+    if epoch + 1 == params.get("epochs"):
+      started = time.monotonic()
+      batches = itertools.islice(iter(self.batches_fn()), self.num_batches)
+      read = recalibrate_batchnorm(self.model, batches, self.seed)
+      if params.get("verbose") and read:
+        print(
+          f"BatchNorm statistics recomputed over {read} batches of epoch {epoch + 1} "
+          f"({time.monotonic() - started:.1f} s)",
+          flush=True,
+        )
 
 
 class WarmUp(keras.callbacks.Callback):
@@ -839,6 +911,11 @@ def train(
     # Under the lock: the directory is now ours, so look again and clear interrupted saves.
     checkpoint_path = check_model_dir(model_dir, model_config, train_config)
     strategy = strategy or make_strategy(train_config.strategy)
+    if train_config.recalibrate_batchnorm and strategy.num_replicas_in_sync > 1:
+      raise ValueError(
+        f"recalibrate_batchnorm runs on one replica; this strategy has "
+        f"{strategy.num_replicas_in_sync}"
+      )
     chief = is_chief(strategy)
     for path in remove_partial_saves(model_dir) if chief else []:
       _warn(f"removed {path}, left by an interrupted save")
@@ -902,11 +979,16 @@ def train(
       manager, epoch, save_dir, last_good=checkpoint_path, kept_dir=None if chief else model_dir
     )
     stopper = StopOnSignal(saver)
-    callbacks = [
-      WarmUp(train_config.warmup_epochs),
-      StopOnDivergence(saver),
-      saver,
-    ]
+    callbacks = [WarmUp(train_config.warmup_epochs), StopOnDivergence(saver)]
+    if train_config.recalibrate_batchnorm:  # before the saver: the last checkpoint holds it
+      callbacks.append(
+        RecalibrateBatchNorm(
+          lambda: train_dataset_fn(train_config.epochs - 1),  # the last epoch's batches
+          train_config.recalibrate_batchnorm,
+          model_config.seed,
+        )
+      )
+    callbacks.append(saver)
     if chief:  # summaries need no other worker: only the chief writes them
       callbacks.append(keras.callbacks.TensorBoard(log_dir, histogram_freq=0, write_graph=False))
       callbacks.append(summaries.Summaries(log_dir, model_config, train_config, probe_batch))

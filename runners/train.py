@@ -121,6 +121,15 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_integer(
     "steps_per_execution", 50, "Training steps per call into the compiled graph.", **d
   )
+  flags.DEFINE_integer(
+    "recalibrate_batchnorm",
+    0,
+    "After the last epoch, set BatchNorm's moving statistics (what inference normalises "
+    "with) to their average over this many training batches; 0: Keras' moving averages, "
+    "which lag short runs (docs/CELEBA.md). One replica only.",
+    lower_bound=0,
+    **d,
+  )
   flags.DEFINE_enum(
     "precision",
     "float32",
@@ -179,6 +188,7 @@ def train_config_from_flags(fv=FLAGS, data=None):
     steps_per_execution=fv.steps_per_execution,
     strategy=fv.strategy,
     precision=fv.precision,
+    recalibrate_batchnorm=fv.recalibrate_batchnorm,
     **recorded,
   )
 

@@ -265,6 +265,11 @@ BAD_INPUTS = {
   "clipnorm_negative": (["--clipnorm=-1"], ["clipnorm must be positive, got -1.0"]),
   "adam_epsilon_negative": (["--adam_epsilon=-1"], ["adam_epsilon must be positive"]),
   "learning_rate_0": (["--learning_rate=0"], ["learning_rate must be positive"]),
+  "recalibrate_batchnorm_negative": (["--recalibrate_batchnorm=-1"], ["recalibrate_batchnorm"]),
+  "recalibrate_batchnorm_mirrored": (
+    ["--recalibrate_batchnorm=5", "--strategy=mirrored"],
+    ["recalibrate_batchnorm runs on one replica, not with strategy 'mirrored'"],
+  ),
   "alpha_negative": (["--alpha=-1"], ["alpha"]),
   "num_layers_0": (["--model=hierarchical_jmvae", "--num_layers=0"], ["num_layers >= 2, got 0"]),
   "cvae_target_is_condition": (

@@ -192,3 +192,103 @@ def test_model_dir_contents_and_summaries(tmp_path, mnist_slice):
 def test_restore_model_errors(tmp_path):
   with pytest.raises(training.RunDirError, match="run.json"):
     training.restore_model(str(tmp_path))
+
+
+# --- BatchNorm statistics ------------------------------------------------------------------
+
+
+class _Normalised(keras.Model):
+  """The least a model needs for recalibrate_batchnorm: BatchNorm layers and loss_terms."""
+
+  def __init__(self):
+    super().__init__()
+    self.norm = keras.layers.BatchNormalization()
+    self.seen = []
+
+  def loss_terms(self, batch, seed, training=None):
+    self.seen.append(seed.numpy().tolist())
+    # Used twice a pass, as the VAE-GAN's decoder and discriminator are.
+    return {"loss": [self.norm(batch[k], training=training) for k in ("x", "y")]}
+
+
+def test_recalibrate_batchnorm_sets_the_average_of_the_batch_statistics():
+  """The moving mean and variance become the means over every use, in every batch, of the
+  batch's mean and (biased) variance, computed here with numpy; momentum is as it was;
+  each batch gets its own seed."""
+  rng = np.random.default_rng(0)
+  batches = [
+    {
+      k: tf.constant(rng.normal(3.0 * i + j, 1.0 + i, (20, 5)), tf.float32)
+      for j, k in enumerate("xy")
+    }
+    for i in range(4)
+  ]
+  model = _Normalised()
+  model.norm.build((None, 5))
+  assert training.recalibrate_batchnorm(model, iter(batches), seed=3) == 4
+  xs = [b[k].numpy() for b in batches for k in "xy"]
+  np.testing.assert_allclose(
+    model.norm.moving_mean.numpy(), np.mean([x.mean(0) for x in xs], 0), rtol=1e-5
+  )
+  np.testing.assert_allclose(
+    model.norm.moving_variance.numpy(), np.mean([x.var(0) for x in xs], 0), rtol=1e-5
+  )
+  assert model.norm.momentum == 0.99
+  assert len({tuple(s) for s in model.seen}) == 4
+
+
+def test_recalibrate_batchnorm_without_batchnorm_reads_nothing():
+  model = config.build_model(config.ModelConfig.make("jmvae", latent_dim=2))  # MNIST MLPs
+  assert not training.batchnorm_layers(model)
+  assert training.recalibrate_batchnorm(model, iter([{"never": "read"}])) == 0
+
+
+def _face_batches(steps_per_epoch):
+  """train_dataset_fn for 16x16 faces with 40 attributes: batch `step` is a function of
+  the global step alone, so a run starting at any epoch reads what it would have read."""
+
+  def make(step):
+    seed = tf.stack([tf.constant(11, tf.int64), step])
+    return {
+      "image": tf.random.stateless_uniform([8, 16, 16, 3], seed, -1.0, 1.0),
+      "attributes": tf.where(tf.random.stateless_uniform([8, 40], seed + 1) < 0.5, -1.0, 1.0),
+    }
+
+  return lambda start_epoch: tf.data.Dataset.range(start_epoch * steps_per_epoch, 10**6).map(make)
+
+
+def test_recalibrated_run_learns_the_same_weights_and_saves_averaged_statistics(tmp_path):
+  """--recalibrate_batchnorm changes no weight; the last checkpoint holds BatchNorm
+  statistics that recalibrate_batchnorm gives on the last epoch's first batches, not
+  Keras' moving averages."""
+  from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+
+  model_config = config.ModelConfig.make(
+    "jmvae_kl",
+    modalities=(
+      Modality("image", GAUSSIAN_FIXED, (16, 16, 3)),
+      Modality("attributes", GAUSSIAN_FIXED, (40,)),
+    ),
+    architecture="celeba_conv",
+    latent_dim=4,
+  )
+  steps, batches = 3, _face_batches(3)
+  models = {}
+  for k in (0, 2):
+    train_config = config.TrainConfig(
+      epochs=2, batch_size=8, warmup_epochs=1, steps_per_execution=1, recalibrate_batchnorm=k
+    )
+    model_dir = str(tmp_path / f"recalibrate{k}")
+    training.train(model_config, train_config, model_dir, batches, steps, verbose=0)
+    models[k] = training.restore_model(model_dir)  # what the last checkpoint holds
+  plain, recalibrated = models[0], models[2]
+  for a, b in zip(plain.trainable_variables, recalibrated.trainable_variables):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.name)
+  moving = lambda m: [v.numpy() for v in m.non_trainable_variables if "moving" in v.name]  # noqa: E731
+  before = moving(plain)
+  assert len(before) == 2 * len(training.batchnorm_layers(plain)) > 0
+  last_epoch = list(batches(1).take(2))
+  assert training.recalibrate_batchnorm(plain, last_epoch, model_config.seed) == 2
+  for want, got, old in zip(moving(plain), moving(recalibrated), before):
+    np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
+    assert not np.allclose(got, old, rtol=1e-3)  # not the moving averages

@@ -453,6 +453,7 @@ def test_resume_rules_cover_every_train_setting_and_allow_what_does_not_change_l
     "jit_compile",
     "strategy",
     "learning_rate",
+    "recalibrate_batchnorm",
   }
   documented = (ROOT / "docs" / "RELIABILITY.md").read_text()
   assert all(f"`--{name}`" in documented for name in fields)  # the table there is this one
