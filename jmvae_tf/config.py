@@ -172,7 +172,8 @@ class TrainConfig:
       raise ValueError(f"recalibrate_batchnorm must be >= 0, got {self.recalibrate_batchnorm}")
     if self.recalibrate_batchnorm and self.strategy in ("mirrored", "multi_worker"):
       raise ValueError(
-        f"recalibrate_batchnorm runs on one replica, not with strategy {self.strategy!r}"
+        f"recalibrate_batchnorm runs on one replica, not with strategy {self.strategy!r}; "
+        "train with --strategy=one_device to use it"
       )
     if self.num_train is not None and self.num_train < 1:
       raise ValueError(f"num_train must be at least 1, got {self.num_train}")

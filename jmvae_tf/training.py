@@ -93,6 +93,28 @@ def make_strategy(name: str = "auto") -> tf.distribute.Strategy:
   raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
 
 
+def check_recalibration(train_config: TrainConfig, strategy=None):
+  """Refuses train_config.recalibrate_batchnorm where training would run on several
+  replicas (`strategy`, or the one train_config.strategy makes here), before anything is
+  read or written."""
+  if not train_config.recalibrate_batchnorm:
+    return
+  if strategy is not None:
+    several = strategy.num_replicas_in_sync > 1
+    what = f"{type(strategy).__name__} has {strategy.num_replicas_in_sync} replicas"
+  else:
+    name = train_config.strategy
+    if name == "auto":
+      name = machine_defaults(train_config.jit_compile).strategy
+    several = name in ("mirrored", "multi_worker")
+    what = f"strategy {train_config.strategy!r} is {name!r} here"
+  if several:
+    raise ValueError(
+      f"recalibrate_batchnorm runs on one replica, but {what}; train with "
+      "--strategy=one_device to use it"
+    )
+
+
 def machine_defaults(jit_compile: bool = False) -> hardware.Defaults:
   """The speed defaults for the devices this process sees (jmvae_tf/hardware.py)."""
   num_gpus = len(tf.config.list_physical_devices("GPU"))
@@ -625,8 +647,11 @@ def recalibrate_batchnorm(model: MultimodalVAE, batches: Iterable[Dict], seed: i
   decoder and discriminator are, averages every use). The exponential moving averages
   that inference uses (Keras' momentum 0.99) still hold about 5% of their initial values
   after 300 steps and lag the weights, so short runs evaluate much blurrier than they
-  train (docs/CELEBA.md). No weight changes. Runs eagerly. Returns how many batches were
-  read (0 with no BatchNorm layer)."""
+  train (docs/CELEBA.md). No weight changes. The variances are those Keras' moving averages
+  take: the batch variance for dense inputs, with Bessel's correction for fused (image)
+  ones. Runs eagerly. Returns how many batches were read (0 with no BatchNorm layer)."""
+  if not tf.executing_eagerly():
+    raise RuntimeError("recalibrate_batchnorm counts each layer's uses eagerly; call it eagerly")
   layers = batchnorm_layers(model)
   if not layers:
     return 0
@@ -643,6 +668,10 @@ def recalibrate_batchnorm(model: MultimodalVAE, batches: Iterable[Dict], seed: i
 
     return call
 
+  statistics = [v for layer in layers for v in (layer.moving_mean, layer.moving_variance)]
+  earlier = [v.numpy() for v in statistics]
+  for v in statistics:  # the first use's update, v - (v - value) * 1, is then exactly value
+    v.assign(tf.zeros_like(v))
   count = 0
   for layer in layers:  # Keras' __call__ looks up layer.call each time; not tracked
     layer.__dict__["call"] = averaging(layer)
@@ -656,6 +685,9 @@ def recalibrate_batchnorm(model: MultimodalVAE, batches: Iterable[Dict], seed: i
     for layer, momentum in zip(layers, momenta):
       del layer.__dict__["call"]
       layer.momentum = momentum
+    if not count:  # no batch read: the statistics as they were
+      for v, value in zip(statistics, earlier):
+        v.assign(value)
   return count
 
 
@@ -664,24 +696,29 @@ def recalibrate_batchnorm(model: MultimodalVAE, batches: Iterable[Dict], seed: i
 
 class RecalibrateBatchNorm(keras.callbacks.Callback):
   """After the last epoch, before it is saved: recalibrate_batchnorm over the first
-  `num_batches` batches that `batches_fn()` gives. Put it before the saver."""
+  `num_batches` batches (at most an epoch's) that `batches_fn()` gives. Put it before the
+  saver."""
 
   def __init__(self, batches_fn: Callable[[], Iterable[Dict]], num_batches: int, seed: int):
     super().__init__()
     self.batches_fn, self.num_batches, self.seed = batches_fn, num_batches, seed
+    self.done = ""
 
   def on_epoch_end(self, epoch, logs=None):
     params = self.params or {}
     if epoch + 1 == params.get("epochs"):
       started = time.monotonic()
-      batches = itertools.islice(iter(self.batches_fn()), self.num_batches)
+      num_batches = min(self.num_batches, params.get("steps") or self.num_batches)
+      batches = itertools.islice(iter(self.batches_fn()), num_batches)
       read = recalibrate_batchnorm(self.model, batches, self.seed)
-      if params.get("verbose") and read:
-        print(
-          f"BatchNorm statistics recomputed over {read} batches of epoch {epoch + 1} "
-          f"({time.monotonic() - started:.1f} s)",
-          flush=True,
-        )
+      self.done = (
+        f"BatchNorm statistics recomputed over {read} batches of epoch {epoch + 1} "
+        f"({time.monotonic() - started:.1f} s)"
+      )
+
+  def on_train_end(self, logs=None):  # after Keras' own line for the epoch
+    if self.done and (self.params or {}).get("verbose"):
+      print(self.done, flush=True)
 
 
 class WarmUp(keras.callbacks.Callback):
@@ -900,6 +937,7 @@ def train(
   TrainingInterrupted (StopOnSignal); a full disk is a RunDirError.
   """
   check_model_dir(model_dir, model_config, train_config)  # refuses, touching nothing
+  check_recalibration(train_config, strategy)
   # The workers of one multi-worker run share the directory: only other runs are locked out,
   # by its chief.
   lock = (
@@ -911,11 +949,6 @@ def train(
     # Under the lock: the directory is now ours, so look again and clear interrupted saves.
     checkpoint_path = check_model_dir(model_dir, model_config, train_config)
     strategy = strategy or make_strategy(train_config.strategy)
-    if train_config.recalibrate_batchnorm and strategy.num_replicas_in_sync > 1:
-      raise ValueError(
-        f"recalibrate_batchnorm runs on one replica; this strategy has "
-        f"{strategy.num_replicas_in_sync}"
-      )
     chief = is_chief(strategy)
     for path in remove_partial_saves(model_dir) if chief else []:
       _warn(f"removed {path}, left by an interrupted save")
@@ -980,7 +1013,9 @@ def train(
     )
     stopper = StopOnSignal(saver)
     callbacks = [WarmUp(train_config.warmup_epochs), StopOnDivergence(saver)]
-    if train_config.recalibrate_batchnorm:  # before the saver: the last checkpoint holds it
+    if train_config.recalibrate_batchnorm and not batchnorm_layers(model):
+      _warn(f"recalibrate_batchnorm: {model_config.model} has no BatchNorm layer; ignored")
+    elif train_config.recalibrate_batchnorm:  # before the saver: the last checkpoint holds it
       callbacks.append(
         RecalibrateBatchNorm(
           lambda: train_dataset_fn(train_config.epochs - 1),  # the last epoch's batches

@@ -211,6 +211,7 @@ def main(argv):
     # it runs any op (reading the data does); training.train makes the other strategies.
     strategy = training.make_strategy("multi_worker") if FLAGS.strategy == "multi_worker" else None
     train_config = train_config_from_flags(FLAGS)  # the cheap checks first
+    training.check_recalibration(train_config, strategy)
     data = registry.make_dataset(
       FLAGS.dataset, FLAGS.data_dir, FLAGS.num_train, FLAGS.validation, FLAGS.data_options
     )

@@ -1,5 +1,6 @@
 """The training driver on a slice of the real MNIST: loss falls, resume, checkpoints, summaries."""
 
+import dataclasses
 import os
 
 import numpy as np
@@ -211,27 +212,39 @@ class _Normalised(keras.Model):
     return {"loss": [self.norm(batch[k], training=training) for k in ("x", "y")]}
 
 
-def test_recalibrate_batchnorm_sets_the_average_of_the_batch_statistics():
+@pytest.mark.parametrize(
+  "shape, fused, ddof",
+  [((20, 5), False, 0), ((4, 3, 3, 5), True, 1)],  # dense; images, as the conv networks'
+)
+def test_recalibrate_batchnorm_sets_the_average_of_the_batch_statistics(shape, fused, ddof):
   """The moving mean and variance become the means over every use, in every batch, of the
-  batch's mean and (biased) variance, computed here with numpy; momentum is as it was;
+  batch's mean and variance (as Keras' moving averages take it: fused, with Bessel's
+  correction), computed here with numpy, whatever they were before; momentum is as it was;
   each batch gets its own seed."""
   rng = np.random.default_rng(0)
   batches = [
     {
-      k: tf.constant(rng.normal(3.0 * i + j, 1.0 + i, (20, 5)), tf.float32)
+      k: tf.constant(rng.normal(3.0 * i + j, 1.0 + i, shape), tf.float32)
       for j, k in enumerate("xy")
     }
     for i in range(4)
   ]
   model = _Normalised()
-  model.norm.build((None, 5))
+  model.norm.build((None,) + shape[1:])
+  assert model.norm.fused == fused  # the path under test
+  model.norm.moving_mean.assign(tf.fill([5], 1e3))  # not averaged in: replaced
+  model.norm.moving_variance.assign(tf.fill([5], 1e3))
+  assert training.recalibrate_batchnorm(model, iter([]), seed=3) == 0  # nothing to average
+  np.testing.assert_array_equal(model.norm.moving_variance.numpy(), np.full(5, 1e3, np.float32))
   assert training.recalibrate_batchnorm(model, iter(batches), seed=3) == 4
-  xs = [b[k].numpy() for b in batches for k in "xy"]
+  xs = [b[k].numpy().reshape(-1, 5) for b in batches for k in "xy"]
   np.testing.assert_allclose(
     model.norm.moving_mean.numpy(), np.mean([x.mean(0) for x in xs], 0), rtol=1e-5
   )
   np.testing.assert_allclose(
-    model.norm.moving_variance.numpy(), np.mean([x.var(0) for x in xs], 0), rtol=1e-5
+    model.norm.moving_variance.numpy(),
+    np.mean([x.var(0, ddof=ddof) for x in xs], 0),
+    rtol=1e-5,
   )
   assert model.norm.momentum == 0.99
   assert len({tuple(s) for s in model.seen}) == 4
@@ -287,8 +300,43 @@ def test_recalibrated_run_learns_the_same_weights_and_saves_averaged_statistics(
   moving = lambda m: [v.numpy() for v in m.non_trainable_variables if "moving" in v.name]  # noqa: E731
   before = moving(plain)
   assert len(before) == 2 * len(training.batchnorm_layers(plain)) > 0
+  for v in plain.non_trainable_variables:  # so that equality below means replaced
+    if "moving" in v.name:
+      v.assign(tf.fill(v.shape, 1e3))
   last_epoch = list(batches(1).take(2))
   assert training.recalibrate_batchnorm(plain, last_epoch, model_config.seed) == 2
   for want, got, old in zip(moving(plain), moving(recalibrated), before):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert not np.allclose(got, old, rtol=1e-3)  # not the moving averages
+
+
+def test_recalibration_on_several_replicas_is_refused_before_anything_is_written(
+  tmp_path, monkeypatch
+):
+  """--strategy=auto picks MirroredStrategy where there are several GPUs: refused before the
+  model dir is made, naming what to do instead; explicit names in TrainConfig itself."""
+  auto = config.TrainConfig(epochs=1, batch_size=8, recalibrate_batchnorm=2)
+  real = training.machine_defaults
+  several_gpus = lambda jit_compile=False: dataclasses.replace(
+    real(jit_compile), strategy="mirrored"
+  )  # noqa: E731
+  monkeypatch.setattr(training, "machine_defaults", several_gpus)
+  model_config = config.ModelConfig.make("jmvae", latent_dim=2)
+  with pytest.raises(
+    ValueError, match="'auto' is 'mirrored' here; train with --strategy=one_device"
+  ):
+    training.train(model_config, auto, str(tmp_path / "m"), _face_batches(1), 1, verbose=0)
+  assert not (tmp_path / "m").exists()
+  with pytest.raises(ValueError, match="not with strategy 'multi_worker'"):
+    config.TrainConfig(strategy="multi_worker", recalibrate_batchnorm=2)
+
+
+def test_recalibration_of_a_model_without_batchnorm_is_a_warning(tmp_path, capsys):
+  model_config = config.ModelConfig.make("jmvae", latent_dim=2)  # MNIST MLPs
+  train_config = config.TrainConfig(epochs=1, batch_size=50, recalibrate_batchnorm=2)
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (100, 28, 28), dtype=np.uint8)
+  labels = rng.integers(0, 10, 100).astype(np.uint8)
+  batches = lambda start: mnist.train_dataset(images, labels, 50, 0, start)  # noqa: E731
+  training.train(model_config, train_config, str(tmp_path / "m"), batches, 2, verbose=0)
+  assert "recalibrate_batchnorm: jmvae has no BatchNorm layer; ignored" in capsys.readouterr().err
