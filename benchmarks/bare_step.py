@@ -266,11 +266,11 @@ def main():
       subprocess.run([sys.executable, __file__, f"--jit_compile={jit}", *others], check=True)
     return
 
-  from jmvae_tf import training
+  from jmvae_tf import runtime
   from pipelines import mnist
 
   jit = args.jit_compile == "true"
-  threads, _ = training.configure_cpu_threads(args.intra_op_threads, args.inter_op_threads, jit)
+  threads, _ = runtime.configure_cpu_threads(args.intra_op_threads, args.inter_op_threads, jit)
   print(f"intra-op threads: {threads or 'TF default'}", flush=True)
   data = mnist.MnistDataSet(args.data_dir, num_train=args.num_train)
   jits = (jit,)

@@ -41,15 +41,18 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   from jmvae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from jmvae_tf import training
+  from jmvae_tf import run_dir  # pylint: disable=g-import-not-at-top
   from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
   from pipelines import mnist  # pylint: disable=g-import-not-at-top
 
   if FLAGS.model_dir:
-    model = training.restore_model(FLAGS.model_dir)
-    name = training.read_model_config(FLAGS.model_dir).model
+    model = run_dir.restore_model(FLAGS.model_dir)
+    name = run_dir.read_model_config(FLAGS.model_dir).model
   else:
-    model, name = config_lib.build_model(config_lib.ModelConfig.make(FLAGS.model)), FLAGS.model
+    model_config = config_lib.ModelConfig.make(
+      FLAGS.model, mnist.mnist_modalities(), "mnist_mlp", "mnist"
+    )
+    model, name = config_lib.build_model(model_config), FLAGS.model
   if FLAGS.data_dir:
     arrays = mnist.load_arrays(FLAGS.data_dir)
     images, labels = arrays.test_images[: FLAGS.num_test], arrays.test_labels[: FLAGS.num_test]

@@ -55,11 +55,11 @@ def main():
   import tensorflow as tf
 
   done("parse the flags; import tensorflow, tensorflow_probability, tf_keras")
-  from jmvae_tf import config, training  # noqa: F401
+  from jmvae_tf import config, runtime, training
   from pipelines import registry
 
   done("import jmvae_tf, pipelines")
-  training.configure_cpu_threads(fv.intra_op_threads, fv.inter_op_threads, fv.jit_compile)
+  runtime.configure_cpu_threads(fv.intra_op_threads, fv.inter_op_threads, fv.jit_compile)
   train_config = train_runner.train_config_from_flags(fv)
   data = registry.make_dataset(fv.dataset, fv.data_dir, fv.num_train, fv.validation)
   done(f"read the data ({fv.dataset})")
@@ -67,25 +67,25 @@ def main():
   probe = next(iter(data.eval_dataset(held_out, 1000, seed=0, num_examples=1000)))
   done("probe batch (1,000 held-out examples)")
   model_config = train_runner.model_config_from_flags(data, fv)
-  strategy = training.make_strategy(train_config.strategy)
+  strategy = runtime.make_strategy(train_config.run.strategy)
   with strategy.scope():
-    with training.precision_policy(train_config.precision):
+    with runtime.precision_policy(train_config.fixed.precision):
       model = config.build_model(model_config)
     model.compile(
       optimizer=training.make_optimizer(train_config),
-      jit_compile=train_config.jit_compile,
-      steps_per_execution=train_config.steps_per_execution,
+      jit_compile=train_config.run.jit_compile,
+      steps_per_execution=train_config.run.steps_per_execution,
     )
     if fv.optimizer_state == "before":
       model.build_optimizer_state()  # as training.train does
   done("build and compile the model")
-  dataset = training.with_input_threads(
-    data.train_dataset(train_config.batch_size, 0, 0), training.input_threads(fv.input_threads)
+  dataset = runtime.with_input_threads(
+    data.train_dataset(train_config.fixed.batch_size, 0, 0), runtime.input_threads(fv.input_threads)
   )
-  model.fit(dataset, epochs=1, steps_per_epoch=train_config.steps_per_execution, verbose=0)
-  done(f"first fit call: tracing + {train_config.steps_per_execution} steps")
+  model.fit(dataset, epochs=1, steps_per_epoch=train_config.run.steps_per_execution, verbose=0)
+  done(f"first fit call: tracing + {train_config.run.steps_per_execution} steps")
   started = time.perf_counter()
-  model.fit(dataset, epochs=1, steps_per_epoch=train_config.steps_per_execution, verbose=0)
+  model.fit(dataset, epochs=1, steps_per_epoch=train_config.run.steps_per_execution, verbose=0)
   steady = time.perf_counter() - started
   del probe, tf
   print(f"{'wall s':>7}  {'CPU s':>6}  phase (CPU: this process, all threads; on a busy machine")
@@ -96,7 +96,7 @@ def main():
     print(f"{wall:7.2f}  {cpu:6.2f}  {name}")
   print(
     f"{sum(p[1] for p in phases):7.2f}  {sum(p[2] for p in phases):6.2f}  in all; the same "
-    f"{train_config.steps_per_execution} steps again: {steady:.2f} s wall, so tracing took "
+    f"{train_config.run.steps_per_execution} steps again: {steady:.2f} s wall, so tracing took "
     f"about {phases[-1][1] - steady:.2f} s; the training function was traced "
     f"{model.train_tf_function.experimental_get_tracing_count()} time(s) "
     f"(--optimizer_state={fv.optimizer_state})"

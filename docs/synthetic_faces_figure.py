@@ -34,13 +34,13 @@ def main(argv):
   import matplotlib  # pylint: disable=g-import-not-at-top
 
   matplotlib.use("Agg")
-  from jmvae_tf import figures, gaussian, training  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import figures, gaussian, run_dir  # pylint: disable=g-import-not-at-top
   from jmvae_tf.models.base import split_seed  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   models = []
   for model_dir in FLAGS.model_dir:  # every check before any drawing
-    model = training.restore_model(model_dir)
+    model = run_dir.restore_model(model_dir)
     if IMAGE not in model.generated_modalities:
       raise app.UsageError(f"{model_dir}: its model does not generate the image")
     # Rows are labelled by run directory: it names the run, Keras' model name does not.
@@ -63,7 +63,13 @@ def main(argv):
     names += [f"{prefix}from q(z|x,w)", f"{prefix}from w alone"]
   what = data.provenance or "test faces"
   title = f"{models[0][0]}: {what}" if len(models) == 1 else what
-  fig = figures.draw_figure3(rows, names, [""] * FLAGS.num_faces, title)
+  fig = figures.draw_figure3(
+    rows,
+    names,
+    [""] * FLAGS.num_faces,
+    title,
+    next(m for m in data.modalities if m.is_image).likelihood.value_range,
+  )
   figures.save_figure(fig, FLAGS.output)
   print(f"wrote {FLAGS.output}")
 

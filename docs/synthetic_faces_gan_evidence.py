@@ -23,7 +23,7 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 
-from jmvae_tf import editing, figures, training  # noqa: E402
+from jmvae_tf import editing, figures, run_dir  # noqa: E402
 from pipelines import celeba  # noqa: E402
 from pipelines.celeba_attributes import ATTRIBUTE_NAMES  # noqa: E402
 
@@ -73,7 +73,7 @@ def main():
   rows, names = [faces[: args.shown]], ["test face"]
   for item in args.models:
     title, model_dir = item.split("=", 1)
-    model = training.restore_model(model_dir)
+    model = run_dir.restore_model(model_dir)
     rec = batched(functools.partial(editing.reconstruct, model), faces)
     gen = batched(functools.partial(editing.image_from_attributes, model), attributes)
     result = {
@@ -94,7 +94,11 @@ def main():
   with open(os.path.join(args.output_dir, "evidence.json"), "w") as f:
     json.dump(results, f, indent=2)
   fig = figures.draw_face_grid(
-    np.stack(rows), names, [], "test faces, reconstructions and faces from their attributes"
+    np.stack(rows),
+    names,
+    [],
+    "test faces, reconstructions and faces from their attributes",
+    next(m for m in data.modalities if m.is_image).likelihood.value_range,
   )
   figures.save_figure(fig, os.path.join(args.output_dir, "sharpness.png"))
 

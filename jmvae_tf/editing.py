@@ -19,8 +19,6 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf.networks import is_image
-
 # The value an edit gives an attribute: the data's own {-1, 1}.
 EDIT_VALUE = 1.0
 
@@ -68,7 +66,7 @@ def parse_edits(spec: str, attribute_names: Sequence[str], strength: float = EDI
 
 def face_modalities(model, num_attributes: Optional[int] = None) -> Tuple[str, str]:
   """(image modality, attribute modality) of `model`, or an EditError saying what it lacks."""
-  images = [m for m in model.modality_specs if is_image(m)]
+  images = [m for m in model.modality_specs if m.is_image]
   vectors = [m for m in model.modality_specs if len(m.shape) == 1]
   if len(images) != 1:
     raise EditError(
@@ -81,10 +79,9 @@ def face_modalities(model, num_attributes: Optional[int] = None) -> Tuple[str, s
       f"{[(m.name, m.shape) for m in model.modality_specs]}"
     )
   for given in ((images[0].name,), (vectors[0].name,)):
-    try:
-      model.check_given(given)
-    except ValueError as e:
-      raise EditError(f"the model cannot infer z from {given[0]} alone: {e}") from None
+    if not model.can_infer(given):
+      problem = model.inference_problem(given)
+      raise EditError(f"the model cannot infer z from {given[0]} alone: {problem}")
   missing = {images[0].name, vectors[0].name} - set(model.generated_modalities)
   if missing:
     raise EditError(f"the model does not generate {sorted(missing)}; editing needs both")
@@ -129,7 +126,7 @@ def apply_edits(attributes, edits: Sequence[Edit]) -> tf.Tensor:
 
 def bidirectional_edit(model, images, edits: Sequence[Edit], num_steps: int = 0) -> Dict:
   """The paper's Figure 9 for a batch of faces x in [-1, 1]: returns arrays
-  {attributes: w, edited_attributes: w', reconstruction, x_mean, edited_mean,
+  {w, w_edited: w', reconstruction, x_mean, edited_mean,
   edited: clip(x + x'_mean - x_mean, -1, 1)} (see the module docstring)."""
   images = tf.convert_to_tensor(images, tf.float32)
   w = attributes_from_image(model, images, num_steps)
@@ -138,8 +135,8 @@ def bidirectional_edit(model, images, edits: Sequence[Edit], num_steps: int = 0)
   x_edited_mean = image_from_attributes(model, w_edited, num_steps)
   edited = tf.clip_by_value(images + x_edited_mean - x_mean, -1.0, 1.0)
   return {
-    "attributes": w.numpy(),
-    "edited_attributes": w_edited.numpy(),
+    "w": w.numpy(),
+    "w_edited": w_edited.numpy(),
     "reconstruction": reconstruct(model, images, num_steps).numpy(),
     "x_mean": x_mean.numpy(),
     "edited_mean": x_edited_mean.numpy(),

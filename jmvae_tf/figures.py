@@ -19,13 +19,31 @@ from typing import Dict, Iterable, List, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf import gaussian, training
+from jmvae_tf import gaussian
 from jmvae_tf.evaluation import estimators
+from jmvae_tf.evaluation.table import paper_symbols
+from jmvae_tf.files import OUTPUT_KEPT, write_whole
+from jmvae_tf.likelihoods import to_unit
 from jmvae_tf.models import iterative_impute
 from jmvae_tf.models.base import split_seed
 
 Batch = Dict[str, tf.Tensor]
-DIRECTIONS = (("image", ("label",), "log p(x~|w)"), ("label", ("image",), "log p(w~|x)"))
+Direction = Tuple[str, Tuple[str, ...], str]  # (target, given, its name)
+
+
+def single_conditionals(model) -> List[Direction]:
+  """Each modality the model generates given all the others, where it can infer z from them,
+  named in the paper's symbols: log p(x~|w) and log p(w~|x) for two modalities."""
+  names = model.modality_names
+  symbols = paper_symbols(names)
+  out = []
+  for target in names:
+    given = tuple(n for n in names if n != target)
+    if given and target in model.generated_modalities and model.can_infer(given):
+      out.append(
+        (target, given, f"log p({symbols[target]}~|{','.join(symbols[g] for g in given)})")
+      )
+  return out
 
 
 # --- values --------------------------------------------------------------------------------
@@ -65,14 +83,16 @@ def figure4_curves(
   num_samples: int,
   seed: int,
 ) -> Dict[str, Dict[str, List[float]]]:
-  """{direction: {model title: mean eq 11 estimate at each step count}}; batch i draws from
-  the seed (seed, i), as `evaluation.table.evaluate` does for one column. `dataset` is read
-  once per model, direction and step count: a list or tf.data.Dataset, not an iterator."""
-  return figure7_curves(models, dataset, steps, num_samples, seed, DIRECTIONS)
+  """{direction: {model title: mean eq 11 estimate at each step count}} for the single
+  conditionals of the first model (log p(x~|w), log p(w~|x)); batch i draws from the seed
+  (seed, i), as `evaluation.table.evaluate` does for one column. `dataset` is read once per
+  model, direction and step count: a list or tf.data.Dataset, not an iterator."""
+  directions = single_conditionals(next(iter(models.values())))
+  return figure7_curves(models, dataset, steps, num_samples, seed, directions)
 
 
 def figure5_latents(
-  model, dataset: Iterable[Batch], seed: int, given: Sequence[str] = ("label",)
+  model, dataset: Iterable[Batch], seed: int, given: Sequence[str]
 ) -> Tuple[np.ndarray, np.ndarray, str]:
   """(z ~ q(z|all), z from `given` alone with no iterative-sampling step, how the latter
   was drawn), one row per example; batch i draws from split((seed, i))."""
@@ -83,26 +103,28 @@ def figure5_latents(
     alone.append(gaussian.sample(*model.posterior(batch, given, num_steps=0), s[1]).numpy())
   if not joint:
     raise ValueError("figure5_latents: the data set is empty")
-  missing = [m for m in model.modality_names if m not in given]
-  if model.uses_iterative_sampling(given):
-    how = f"q(z|{','.join(f'{m}=0' for m in missing)},{','.join(given)})"
-  else:
-    how = f"q(z|{','.join(given)})"
+  how = model.describe_inference(given, 0)
   return np.concatenate(joint), np.concatenate(alone), how
 
 
 # --- drawings ------------------------------------------------------------------------------
 
 
-def as_picture(x: np.ndarray) -> np.ndarray:
-  """An image for imshow: a trailing channel of 1 dropped, [-1, 1] data mapped to [0, 1]."""
-  x = np.asarray(x)
-  if x.shape[-1] == 1:
-    x = x[..., 0]
-  return (x + 1) / 2 if x.min() < 0 else x
+def as_picture(x: np.ndarray, value_range: Tuple[float, float]) -> np.ndarray:
+  """An image for imshow: `value_range` mapped to [0, 1], a trailing channel of 1 dropped."""
+  x = to_unit(x, value_range)
+  return x[..., 0] if x.shape[-1] == 1 else x
 
 
-def draw_figure3(rows: Sequence[np.ndarray], row_names: Sequence[str], column_names, title: str):
+def draw_figure3(
+  rows: Sequence[np.ndarray],
+  row_names: Sequence[str],
+  column_names,
+  title: str,
+  value_range: Tuple[float, float],
+):
+  """`rows` of pictures whose values lie in `value_range` (the modality's likelihood's
+  picture_range)."""
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   cols = len(column_names)
@@ -110,7 +132,7 @@ def draw_figure3(rows: Sequence[np.ndarray], row_names: Sequence[str], column_na
   for r, (row, name) in enumerate(zip(rows, row_names)):
     for c in range(cols):
       ax = axes[r, c]
-      ax.imshow(as_picture(row[c]), cmap="gray", vmin=0, vmax=1)
+      ax.imshow(as_picture(row[c], value_range), cmap="gray", vmin=0, vmax=1)
       ax.set_xticks([]), ax.set_yticks([])
       if r == 0:
         ax.set_title(str(column_names[c]), fontsize=9)
@@ -143,8 +165,9 @@ def draw_figure4(curves: Dict[str, Dict[str, List[float]]], steps: Sequence[int]
 
 
 def draw_figure5(
-  panels_by_model: Dict[str, Tuple[np.ndarray, np.ndarray, str]], labels: np.ndarray
+  panels_by_model: Dict[str, Tuple[np.ndarray, np.ndarray, str]], classes: np.ndarray
 ):
+  """Each model's two latents, coloured by the examples' classes (ints 0-9)."""
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   fig, axes = plt.subplots(
@@ -157,13 +180,13 @@ def draw_figure5(
   for r, (title, (joint, alone, how)) in enumerate(panels_by_model.items()):
     both = np.concatenate([joint, alone])
     low, high = both.min(0) - 0.2, both.max(0) + 0.2  # one scale per row: a collapse shows
-    for ax, z, name in ((axes[r, 0], joint, "q(z|x,w)"), (axes[r, 1], alone, how)):
-      sc = ax.scatter(z[:, 0], z[:, 1], c=labels, cmap="tab10", s=2, vmin=-0.5, vmax=9.5)
-      ax.set_title(f"{title}: z ~ {name}", fontsize=10)
+    for ax, z, name in ((axes[r, 0], joint, "z ~ q(z|x,w)"), (axes[r, 1], alone, how)):
+      sc = ax.scatter(z[:, 0], z[:, 1], c=classes, cmap="tab10", s=2, vmin=-0.5, vmax=9.5)
+      ax.set_title(f"{title}: {name}", fontsize=10)
       ax.set_xlim(low[0], high[0]), ax.set_ylim(low[1], high[1])
       ax.set_xlabel("z1"), ax.set_ylabel("z2")
-    fig.colorbar(sc, ax=axes[r, :].tolist(), ticks=range(10), label="label")
-  fig.suptitle(f"Figure 5: 2-D latent of {len(labels)} test images", fontsize=11)
+    fig.colorbar(sc, ax=axes[r, :].tolist(), ticks=range(10), label="class")
+  fig.suptitle(f"Figure 5: 2-D latent of {len(classes)} test examples", fontsize=11)
   return fig
 
 
@@ -172,7 +195,7 @@ def save_figure(fig, path: str, writer=None, tag: str = "") -> bytes:
   returns the PNG bytes."""
   buf = io.BytesIO()
   fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-  training.write_whole(path, buf.getvalue(), training.OUTPUT_KEPT)
+  write_whole(path, buf.getvalue(), OUTPUT_KEPT)
   if writer is not None:
     with writer.as_default(step=0):
       tf.summary.image(tag, tf.image.decode_png(buf.getvalue(), channels=4)[tf.newaxis])
@@ -244,10 +267,10 @@ def figure7_curves(
   return curves
 
 
-def face_directions(model) -> List[Tuple[str, Tuple[str, ...], str]]:
+def face_directions(model) -> List[Direction]:
   """Figure 7's directions for a faces-and-attributes model: log p(x~|w) and log p(w~|x)."""
-  image, attributes = face_modalities(model)
-  return [(image, (attributes,), "log p(x~|w)"), (attributes, (image,), "log p(w~|x)")]
+  face_modalities(model)  # an EditError for another model
+  return single_conditionals(model)
 
 
 def figure8_faces(
@@ -321,15 +344,15 @@ def figure9_grid(
   return ["input"] + [edit.label for edit in edits], np.stack(columns, axis=1)
 
 
-def face_picture(x: np.ndarray) -> np.ndarray:
-  """A face in [-1, 1] as an RGB picture in [0, 1] for imshow."""
-  return np.clip((np.asarray(x, np.float32) + 1) / 2, 0, 1)
-
-
 def draw_face_grid(
-  grid: np.ndarray, row_names: Sequence[str], column_names: Sequence[str], title: str
+  grid: np.ndarray,
+  row_names: Sequence[str],
+  column_names: Sequence[str],
+  title: str,
+  value_range: Tuple[float, float],
 ):
-  """grid [rows, columns, H, W, C] of faces in [-1, 1]."""
+  """grid [rows, columns, H, W, C] of faces with values in `value_range` (the image
+  modality's likelihood's picture_range; CelebA's: [-1, 1])."""
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
 
   rows, cols = grid.shape[:2]
@@ -337,7 +360,7 @@ def draw_face_grid(
   for r in range(rows):
     for c in range(cols):
       ax = axes[r, c]
-      ax.imshow(face_picture(grid[r, c]))
+      ax.imshow(to_unit(grid[r, c], value_range))
       ax.set_xticks([]), ax.set_yticks([])
       if r == 0 and column_names:
         ax.set_title(str(column_names[c]), fontsize=7)
@@ -348,11 +371,15 @@ def draw_face_grid(
 
 
 def draw_figure6(
-  faces: np.ndarray, rows: Sequence[np.ndarray], row_names: Sequence[str], title: str
+  faces: np.ndarray,
+  rows: Sequence[np.ndarray],
+  row_names: Sequence[str],
+  title: str,
+  value_range: Tuple[float, float],
 ):
   """The test faces on top, then one row of generated faces per row name."""
   grid = np.stack([np.asarray(faces)] + [np.asarray(r) for r in rows], axis=0)
-  return draw_face_grid(grid, ["test face"] + list(row_names), [], title)
+  return draw_face_grid(grid, ["test face"] + list(row_names), [], title, value_range)
 
 
 def draw_figure7(curves: Dict[str, Dict[str, List[float]]], steps: Sequence[int]):
@@ -364,12 +391,14 @@ def draw_figure7(curves: Dict[str, Dict[str, List[float]]], steps: Sequence[int]
   return fig
 
 
-def draw_figure8a(panels: Sequence[Dict[str, np.ndarray]], title: str):
+def draw_figure8a(
+  panels: Sequence[Dict[str, np.ndarray]], title: str, value_range: Tuple[float, float]
+):
   """One column per chosen attribute: its average face on top, the random faces below."""
   grid = np.stack([np.concatenate([p["average"][np.newaxis], p["random"]]) for p in panels], 1)
   names = [f"{'+' if p['value'] > 0 else '-'}{p['name']}" for p in panels]
   row_names = ["average"] + [f"random {i + 1}" for i in range(grid.shape[0] - 1)]
-  return draw_face_grid(grid, row_names, names, title)
+  return draw_face_grid(grid, row_names, names, title, value_range)
 
 
 def draw_figure8b(panels: Sequence[Dict[str, np.ndarray]], title: str):

@@ -13,20 +13,14 @@ import functools
 from typing import Callable, Dict, Optional, Sequence
 
 import tensorflow as tf
-import tensorflow_probability as tfp
 import tf_keras as keras
 
 from jmvae_tf import gaussian
-from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED, Modality
-
-tfd = tfp.distributions
-tfpl = tfp.layers
+from jmvae_tf.likelihoods import FIXED_VARIANCE, HEAD_DTYPE
+from jmvae_tf.modalities import Modality
+from jmvae_tf.options import DISCRIMINATOR_STYLES
 
 MNIST_HIDDEN = (512, 512)
-# Heads and likelihoods always compute in float32: under a mixed-precision policy only
-# the hidden layers run in bfloat16/float16, and log-densities summed over 784 pixels
-# or the Gaussian parameters never lose precision.
-HEAD_DTYPE = "float32"
 
 
 def mlp(hidden: Sequence[int], name: str, flatten: bool = True) -> keras.Sequential:
@@ -81,7 +75,8 @@ class GaussianEncoder(keras.Model):
 
 
 class GaussianConditional(keras.Model):
-  """p(z_l | z_{l+1}) or a conditional prior p(z | w): an MLP with Gaussian heads."""
+  """p(z_l | z_{l+1}) or a conditional prior p(z | w): an MLP with Gaussian heads. Like
+  GaussianEncoder, its features (what the heads read) and heads can be called apart."""
 
   def __init__(self, body: keras.layers.Layer, latent_dim: int, name: str):
     super().__init__(name=name)
@@ -89,72 +84,28 @@ class GaussianConditional(keras.Model):
     self.mean_head = keras.layers.Dense(latent_dim, name="mean", dtype=HEAD_DTYPE)
     self.variance_head = keras.layers.Dense(latent_dim, name="variance", dtype=HEAD_DTYPE)
 
-  def call(self, inputs, training=None):
-    h = self.body(inputs, training=training)
+  def features(self, inputs, training=None) -> tf.Tensor:
+    return self.body(inputs, training=training)
+
+  def heads(self, h: tf.Tensor):
     return self.mean_head(h), gaussian.softplus_variance(self.variance_head(h))
 
-
-# The paper's CelebA decoders: Gaussian with a tanh mean and variance fixed to 1.
-FIXED_VARIANCE = 1.0
+  def call(self, inputs, training=None):
+    return self.heads(self.features(inputs, training=training))
 
 
 def distribution_head(
   modality: Modality, name: str = "head", variance: float = FIXED_VARIANCE
 ) -> keras.Sequential:
-  """Dense parameters + the TFP distribution layer for this modality's likelihood
-  (`variance`: that of a GAUSSIAN_FIXED likelihood).
-
-  convert_to_tensor_fn is the mean: when a Keras graph needs a tensor it gets the
-  expected value, not a stateful sample (sampling is done explicitly, with seeds).
-  """
-  shape = modality.shape
-  mean = tfd.Distribution.mean
-  if modality.kind == BERNOULLI:
-    n = tfpl.IndependentBernoulli.params_size(shape)
-    dist = tfpl.IndependentBernoulli(
-      shape, convert_to_tensor_fn=mean, name="bernoulli", dtype=HEAD_DTYPE
-    )
-  elif modality.kind == CATEGORICAL:
-    if len(shape) != 1:
-      raise ValueError(
-        f"categorical modality {modality.name!r} needs shape (num_classes,), got {shape}"
-      )
-    n = tfpl.OneHotCategorical.params_size(shape[0])
-    dist = tfpl.OneHotCategorical(
-      shape[0], convert_to_tensor_fn=mean, name="categorical", dtype=HEAD_DTYPE
-    )
-  elif modality.kind == GAUSSIAN:
-    n = tfpl.IndependentNormal.params_size(shape)
-    dist = tfpl.IndependentNormal(shape, convert_to_tensor_fn=mean, name="normal", dtype=HEAD_DTYPE)
-  elif modality.kind == GAUSSIAN_FIXED:
-    n = modality.size
-    dist = fixed_variance_normal(shape, variance)
-  else:  # Modality validates kinds; this guards new kinds added without a head.
-    raise ValueError(f"no decoder head for kind {modality.kind!r}")
-  return keras.Sequential([keras.layers.Dense(n, name="params", dtype=HEAD_DTYPE), dist], name=name)
-
-
-def fixed_variance_normal(shape, variance: float = FIXED_VARIANCE) -> tfpl.DistributionLambda:
-  """N(tanh(mu), variance) per element: the paper's CelebA likelihood with variance 1.
-
-  A smaller variance weighs reconstruction against the KL terms as a beta-VAE's
-  beta = variance would (-log p = squared error / (2 variance) + a constant).
-  """
-  if not variance > 0:
-    raise ValueError(f"the decoder variance must be positive, got {variance}")
-  shape = tuple(shape)
-  n = len(shape)
-  scale = float(variance) ** 0.5
-
-  def make(params):
-    loc = tf.tanh(tf.reshape(params, tf.concat([tf.shape(params)[:-1], shape], 0)))
-    return tfd.Independent(
-      tfd.Normal(loc, tf.fill(tf.shape(loc), tf.constant(scale, loc.dtype))),
-      reinterpreted_batch_ndims=n,
-    )
-
-  return tfpl.DistributionLambda(
-    make, convert_to_tensor_fn=tfd.Distribution.mean, name="normal_fixed", dtype=HEAD_DTYPE
+  """Dense parameters + the distribution layer of the modality's likelihood (`variance`: that
+  of a fixed-variance Gaussian one)."""
+  likelihood = modality.likelihood
+  return keras.Sequential(
+    [
+      keras.layers.Dense(likelihood.params_size(modality.shape), name="params", dtype=HEAD_DTYPE),
+      likelihood.distribution_layer(modality.shape, variance),
+    ],
+    name=name,
   )
 
 
@@ -181,8 +132,6 @@ class Decoder(keras.Model):
 
 
 # --- The paper's MNIST architectures (section 4.2) --------------------------------------
-
-BranchFactory = Callable[[Modality, str], keras.layers.Layer]
 
 
 def mnist_branch(modality: Modality, name: str) -> keras.layers.Layer:
@@ -289,11 +238,6 @@ CELEBA_TRUNK = 1024  # the D1024R after the branches
 CELEBA_UPSAMPLING = 2 ** (len(CELEBA_DECONV_CHANNELS) + 1)
 
 
-def is_image(modality: Modality) -> bool:
-  """Rank-3 (height, width, channels) modalities get convolutional networks."""
-  return len(modality.shape) == 3
-
-
 def _conv(channels: int, name: str, transpose: bool = False, **kwargs) -> keras.layers.Layer:
   """4x4 stride-2 'same' (de)convolution: pad 1, so 64 -> 32 (or 32 -> 64)."""
   cls = keras.layers.Conv2DTranspose if transpose else keras.layers.Conv2D
@@ -332,7 +276,7 @@ def celeba_vector_branch(name: str) -> keras.Sequential:
 
 
 def celeba_branch(modality: Modality, name: str) -> keras.layers.Layer:
-  return celeba_image_branch(name) if is_image(modality) else celeba_vector_branch(name)
+  return celeba_image_branch(name) if modality.is_image else celeba_vector_branch(name)
 
 
 def celeba_encoder(modalities: Sequence[Modality], latent_dim: int, name: str) -> GaussianEncoder:
@@ -374,28 +318,21 @@ def conv_distribution_head(
 ) -> keras.Sequential:
   """The last up-convolution (the paper's DC3 f_mu) and the distribution layer.
 
-  The convolution itself gives the parameters, so unlike `distribution_head` there is no
-  Dense over H*W*C outputs; like it, parameters and likelihood stay in HEAD_DTYPE.
+  The convolution itself gives the parameters (the likelihood's `conv_groups` per element), so
+  unlike `distribution_head` there is no Dense over H*W*C outputs; like it, parameters and
+  likelihood stay in HEAD_DTYPE.
   """
-  shape = modality.shape
-  mean = tfd.Distribution.mean
-  if modality.kind == GAUSSIAN_FIXED:
-    groups, dist = 1, fixed_variance_normal(shape, variance)
-  elif modality.kind == BERNOULLI:
-    groups = 1
-    dist = tfpl.IndependentBernoulli(
-      shape, convert_to_tensor_fn=mean, name="bernoulli", dtype=HEAD_DTYPE
-    )
-  elif modality.kind == GAUSSIAN:
-    groups = 2
-    dist = tfpl.IndependentNormal(shape, convert_to_tensor_fn=mean, name="normal", dtype=HEAD_DTYPE)
-  else:
+  likelihood = modality.likelihood
+  groups = likelihood.conv_groups
+  if groups is None:
     raise ValueError(
       f"no convolutional decoder head for {modality.name!r} of kind {modality.kind!r}"
     )
-  params = _conv(groups * shape[-1], "params", transpose=True, dtype=HEAD_DTYPE)
+  params = _conv(groups * modality.shape[-1], "params", transpose=True, dtype=HEAD_DTYPE)
   flat = ChannelGroupsToFlat(groups, name="flat_params", dtype=HEAD_DTYPE)
-  return keras.Sequential([params, flat, dist], name=name)
+  return keras.Sequential(
+    [params, flat, likelihood.distribution_layer(modality.shape, variance)], name=name
+  )
 
 
 def celeba_image_decoder_body(modality: Modality, name: str) -> keras.Sequential:
@@ -437,7 +374,7 @@ def celeba_vector_decoder_body(name: str) -> keras.Sequential:
 def celeba_decoder(modality: Modality, name: str, variance: float = FIXED_VARIANCE) -> Decoder:
   """p(x|z) = D4096R-DC256BR-DC128BR-DC64BR-DC3 or p(w|z) = D4096R-D512BR-D40, each with
   the modality's likelihood (the paper's CelebA: tanh mean, variance 1)."""
-  if is_image(modality):
+  if modality.is_image:
     return Decoder(
       celeba_image_decoder_body(modality, f"{name}_body"),
       modality,
@@ -462,7 +399,6 @@ def celeba_top_features(name: str) -> keras.layers.Layer:
 
 # --- The VAE-GAN's discriminator (section 4.6.3, after Larsen et al. 2016) ---------------
 
-DISCRIMINATOR_STYLES = ("paper", "authors")
 LEAKY_RELU_SLOPE = 0.2
 
 
@@ -489,7 +425,7 @@ def celeba_discriminator(modality: Modality, name: str, style: str = "paper") ->
   code's leaky ReLU (slope 0.2) everywhere and no BatchNorm."""
   if style not in DISCRIMINATOR_STYLES:
     raise ValueError(f"discriminator style must be one of {DISCRIMINATOR_STYLES}, got {style!r}")
-  if not is_image(modality):
+  if not modality.is_image:
     raise ValueError(f"the discriminator reads an image; {modality.name!r} is {modality.shape}")
   leaky = style == "authors"
 

@@ -57,9 +57,7 @@ def encoders(
   names = model.modality_names
   fns = {JOINT: lambda batch, seed: model.posterior(batch, names)[0]}
   for name in names:
-    try:
-      model.check_given([name])
-    except ValueError:
+    if not model.can_infer([name]):
       continue
 
     def from_one(batch, seed, name=name):
@@ -144,9 +142,7 @@ def write_projector(
 ) -> str:
   """Writes the checkpoint, metadata, sprite and projector config; returns output_dir.
 
-  `metadata`: named columns, one value per example (e.g. {"label": labels})."""
-  if not isinstance(metadata, dict):
-    metadata = {"label": metadata}
+  `metadata`: named columns, one value per example (a data set's `metadata`)."""
   images = np.asarray(images)
   if not embeddings:
     raise ValueError("write_projector: no embeddings")

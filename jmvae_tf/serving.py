@@ -36,9 +36,9 @@ Outputs are named after the modality: `<name>_probs` (Bernoulli / categorical) o
 Every input is checked in the graph before any work (an InvalidArgumentError whose text
 TF Serving returns to the client): the batch size, `num_samples` and `num_steps` against
 the export's ServingLimits (recorded in the `limits` signature and
-assets.extra/limits.json), and each modality's values against what its likelihood
-models (input_domain): finite; Bernoulli in [0, 1]; tanh-mean Gaussian in [-1, 1];
-categorical one-hot.
+assets.extra/limits.json), and each modality's values against what its likelihood models
+(`Likelihood.domain`, jmvae_tf/likelihoods.py): finite; Bernoulli in [0, 1]; tanh-mean
+Gaussian in [-1, 1]; categorical one-hot.
 """
 
 from __future__ import annotations
@@ -47,15 +47,16 @@ import dataclasses
 import json
 import os
 import re
-import tempfile
+import uuid
 from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 
 from jmvae_tf import gaussian
-from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, GAUSSIAN_FIXED, Modality
+from jmvae_tf.modalities import Modality
 from jmvae_tf.models import MultimodalVAE
 from jmvae_tf.models.base import split_seed
+from jmvae_tf.options import ServingLimits
 
 Batch = Dict[str, tf.Tensor]
 SEED_SPEC = tf.TensorSpec([2], tf.int64, name="seed")
@@ -70,57 +71,11 @@ class ExportError(ValueError):
   """The export cannot be written (e.g. the version already exists)."""
 
 
-@dataclasses.dataclass(frozen=True)
-class ServingLimits:
-  """The most one request may ask of an export; beyond them it is refused, in the graph.
-
-  Work grows with batch size x num_steps (iterative sampling) and with num_samples, so
-  without bounds one request could hold a server for days. The defaults allow 10 times
-  the paper's 100 rounds of iterative sampling (Table 1) and batches far larger than
-  interactive use needs; runners.export sets them (--max_batch_size, ...).
-  """
-
-  max_batch_size: int = 1024
-  max_num_samples: int = 1024
-  max_num_steps: int = 1000
-
-  def __post_init__(self):
-    for name, value in dataclasses.asdict(self).items():
-      if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-        raise ExportError(f"{name} must be a positive integer, got {value!r}")
-
-  def to_json(self) -> str:
-    return json.dumps(dataclasses.asdict(self), indent=2) + "\n"
+def limits_json(limits: ServingLimits) -> str:
+  return json.dumps(dataclasses.asdict(limits), indent=2) + "\n"
 
 
 # --- plain functions over the model's public methods -------------------------------------
-
-
-def distribution_outputs(dist, modality: Modality, seed: tf.Tensor) -> Dict[str, tf.Tensor]:
-  """The parameters of p(modality|z) and one stateless sample, as float32 tensors.
-
-  Samples are drawn here with tf.random.stateless_* (int64 seeds) rather than with
-  TFP's `sample`, whose stateless seeds must be int32.
-  """
-  if modality.kind == BERNOULLI:
-    probs = dist.mean()
-    sample = tf.cast(
-      tf.random.stateless_uniform(tf.shape(probs), seed, dtype=probs.dtype) < probs, tf.float32
-    )
-    return {"probs": probs, "sample": sample}
-  if modality.kind == CATEGORICAL:
-    logits = dist.logits_parameter()
-    classes = tf.random.stateless_categorical(logits, 1, seed)[:, 0]
-    return {
-      "probs": tf.nn.softmax(logits),
-      "sample": tf.one_hot(classes, modality.shape[0], dtype=tf.float32),
-    }
-  mean, stddev = dist.mean(), dist.stddev()  # GAUSSIAN, GAUSSIAN_FIXED
-  return {
-    "mean": mean,
-    "stddev": stddev,
-    "sample": mean + stddev * tf.random.stateless_normal(tf.shape(mean), seed, dtype=mean.dtype),
-  }
 
 
 def prefixed(name: str, outputs: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
@@ -135,7 +90,7 @@ def decode_outputs(
   dists = model.decode(z, batch, names=names)
   outputs = {"z": z}
   for name, s in zip(names, split_seed(seed, len(names))):
-    outputs.update(prefixed(name, distribution_outputs(dists[name], specs[name], s)))
+    outputs.update(prefixed(name, specs[name].likelihood.serving_outputs(dists[name], s)))
   return outputs
 
 
@@ -181,14 +136,6 @@ def modality_spec(modality: Modality) -> tf.TensorSpec:
   return tf.TensorSpec((None,) + modality.shape, tf.float32, name=modality.name)
 
 
-def _can_infer(model: MultimodalVAE, given: Sequence[str]) -> bool:
-  try:
-    model.check_given(given)
-  except ValueError:
-    return False
-  return True
-
-
 def from_one_modality(model: MultimodalVAE, given: Modality) -> Tuple[Callable, List, str]:
   """fn(value, seed, num_steps) -> (batch, mean, variance) of z from `given` alone, and the
   extra inputs the signatures take (num_steps only where the model samples iteratively)."""
@@ -226,7 +173,7 @@ def model_signatures(model: MultimodalVAE, x: Modality, w: Modality) -> List[Sig
   )
 
   for given, target, direction in ((w, x, "x_from_w"), (x, w, "w_from_x")):
-    if not _can_infer(model, [given.name]):
+    if not model.can_infer([given.name]):
       continue
     specs.extend(one_modality_signatures(model, given, target, direction))
 
@@ -306,21 +253,6 @@ def one_modality_signatures(
   return specs
 
 
-def input_domain(modality: Modality) -> Tuple[str, Optional[Tuple[float, float]]]:
-  """What a value of `modality` may be, from its likelihood (the modality's metadata, not
-  the model): ("one-hot", None) for categorical; ("range", (low, high)) for Bernoulli
-  (probabilities of 1, so [0, 1]: binary or grey MNIST pixels) and the tanh-mean Gaussian
-  (whose mean cannot leave [-1, 1]: CelebA's scaled pixels and attributes);
-  ("finite", None) for a Gaussian with a learned variance, which any real value fits."""
-  if modality.kind == CATEGORICAL:
-    return "one-hot", None
-  if modality.kind == BERNOULLI:
-    return "range", (0.0, 1.0)
-  if modality.kind == GAUSSIAN_FIXED:
-    return "range", (-1.0, 1.0)
-  return "finite", None
-
-
 def _require(condition: tf.Tensor, message: str, *values: tf.Tensor):
   """An assert op failing with `message` ("{}" filled with `values`), one line; TF
   Serving returns it as "assertion failed: [message]"."""
@@ -343,25 +275,12 @@ def modality_checks(value: tf.Tensor, modality: Modality, limits: ServingLimits)
     finite = _require(
       tf.reduce_all(tf.math.is_finite(value)), f"{name}: values must be finite (no NaN or inf)"
     )
-  kind, bounds = input_domain(modality)
   with tf.control_dependencies([finite]):
-    if kind == "one-hot":
-      rows = tf.reshape(value, [batch, -1])
-      one_hot = tf.reduce_all((rows == 0.0) | (rows == 1.0)) & tf.reduce_all(
-        tf.reduce_sum(rows, axis=-1) == 1.0
-      )
-      domain = _require(one_hot, f"{name}: each example must be one-hot (a single 1, the rest 0)")
-    elif kind == "range":
-      low, high = bounds
-      domain = _require(
-        tf.reduce_all((value >= low) & (value <= high)),
-        f"{name}: values must be in [{low:g}, {high:g}]; got min {{}} and max {{}}",
-        tf.reduce_min(value),
-        tf.reduce_max(value),
-      )
-    else:
+    domain = modality.likelihood.domain(name, value)  # what its likelihood models
+    if domain is None:
       return [size, finite]
-  return [size, finite, domain]
+    condition, message, values = domain
+    return [size, finite, _require(condition, message, *values)]
 
 
 def count_checks(value: tf.Tensor, name: str, limit: int) -> List:
@@ -502,6 +421,28 @@ def next_version(model_base: str) -> int:
   return versions[-1] + 1 if versions else 1
 
 
+SAVED_MODEL_FILE = "saved_model.pb"
+
+
+def move_tree(source: str, target: str):
+  """Moves the directory `source` to `target` (which must not exist). A local directory is
+  renamed, at once. Elsewhere (gs://, ram://, where a directory is a prefix of its files'
+  names) each file is renamed on its own, saved_model.pb last: whoever loads the SavedModel
+  finds its graph only once the variables and assets are all there."""
+  if "://" not in source:
+    os.rename(source, target)
+    return
+  files = []
+  for directory, _, names in tf.io.gfile.walk(source):
+    files += [os.path.join(directory, n) for n in names]
+  files.sort(key=lambda f: os.path.basename(f) == SAVED_MODEL_FILE)
+  for file in files:
+    moved = target + file[len(source) :]
+    tf.io.gfile.makedirs(os.path.dirname(moved))
+    tf.io.gfile.rename(file, moved)
+  tf.io.gfile.rmtree(source)
+
+
 def export(
   model: MultimodalVAE,
   export_base: str,
@@ -516,7 +457,8 @@ def export(
   The SavedModel is written into a hidden sibling directory and renamed into place,
   so TF Serving (which polls the numeric directories) never sees half an export; an
   existing version is never overwritten. `limits` (default ServingLimits()) bound what
-  one request may ask; they are written to assets.extra/limits.json too.
+  one request may ask; they are written to assets.extra/limits.json too. `export_base` may
+  be any tf.io.gfile path (a local folder, gs://..., TensorFlow's in-memory ram://).
   """
   if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
     raise ExportError(f"model name {name!r} must be letters, digits, '_', '.' or '-'")
@@ -532,22 +474,24 @@ def export(
     )
   module = ServingModule(model, modalities, limits)
   tf.io.gfile.makedirs(model_base)
-  staging = tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=model_base)
+  # Written aside under a hidden name, which TF Serving does not poll, then moved into place.
+  staging = os.path.join(model_base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
   try:
     tf.saved_model.save(module, staging, signatures=module.signatures())
     extra = os.path.join(staging, "assets.extra")
     tf.io.gfile.makedirs(extra)
+    files = {LIMITS_FILE: limits_json(module.serving_limits)}
     if run_config_json is not None:
-      with tf.io.gfile.GFile(os.path.join(extra, "run.json"), "w") as f:
-        f.write(run_config_json)
-    with tf.io.gfile.GFile(os.path.join(extra, LIMITS_FILE), "w") as f:
-      f.write(module.serving_limits.to_json())
-    with tf.io.gfile.GFile(os.path.join(extra, "signatures.txt"), "w") as f:
-      f.write(f"{DEFAULT_SIGNATURE} = {module.default_signature}\n")
-      f.write("".join(f"{n}: {module.signature_docs[n]}\n" for n in module.function_names))
+      files["run.json"] = run_config_json
+    files["signatures.txt"] = f"{DEFAULT_SIGNATURE} = {module.default_signature}\n" + "".join(
+      f"{n}: {module.signature_docs[n]}\n" for n in module.function_names
+    )
+    for name, text in files.items():
+      with tf.io.gfile.GFile(os.path.join(extra, name), "w") as f:
+        f.write(text)
     if tf.io.gfile.exists(path):  # another export took this version meanwhile
       raise ExportError(f"{path} appeared during the export; not overwritten")
-    os.rename(staging, path)
+    move_tree(staging, path)
   finally:
     if tf.io.gfile.exists(staging):
       tf.io.gfile.rmtree(staging)

@@ -37,7 +37,8 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, Modality
+from jmvae_tf.likelihoods import to_uint8
+from jmvae_tf.modalities import Modality
 from jmvae_tf.models.base import split_seed, tile_batch
 
 Batch = Dict[str, tf.Tensor]
@@ -61,13 +62,7 @@ TRAIN_HPARAMS = (
 
 
 def is_picture(modality: Modality) -> bool:
-  return len(modality.shape) == 3 and modality.shape[-1] in (1, 3)
-
-
-def to_uint8(x: np.ndarray, signed: bool) -> np.ndarray:
-  """Model-range pixels ([0, 1], or [-1, 1] when `signed`) as uint8."""
-  x = (np.asarray(x, np.float32) + 1) / 2 if signed else np.asarray(x, np.float32)
-  return np.round(np.clip(x, 0, 1) * 255).astype(np.uint8)
+  return modality.is_image and modality.shape[-1] in (1, 3)
 
 
 def grid(rows: Sequence[np.ndarray], pad: int = PAD, fill: int = 255) -> np.ndarray:
@@ -89,14 +84,6 @@ class Picture:
   description: str
 
 
-def _accepts(model, given: Sequence[str]) -> bool:
-  try:
-    model.check_given(given)
-  except ValueError:
-    return False
-  return True
-
-
 def _posterior_draws(model, batch: Batch, given: Sequence[str], n: int, seed) -> tf.Tensor:
   """n draws of z_1 per example given `given` ([n*B, D], sample-major)."""
   seed_infer, seed_draw = split_seed(seed, 2)
@@ -109,14 +96,10 @@ def _condition_columns(model, display: Batch, given: Sequence[str]) -> Tuple[Bat
   """(the given modalities' values, one column each; whether the columns are the held-out
   examples; what the columns are)."""
   specs = {m.name: m for m in model.modality_specs}
-  if len(given) == 1 and specs[given[0]].kind == CATEGORICAL:
-    size = specs[given[0]].shape[-1]
-    classes = min(size, MAX_CLASSES)
-    return (
-      {given[0]: tf.eye(size, dtype=tf.float32)[:classes]},
-      False,
-      f"{given[0]} = 0..{classes - 1}",
-    )
+  classes = specs[given[0]].likelihood.classes(specs[given[0]].shape) if len(given) == 1 else None
+  if classes is not None:
+    shown = classes[:MAX_CLASSES]
+    return {given[0]: tf.constant(shown)}, False, f"{given[0]} = 0..{len(shown) - 1}"
   return {g: display[g] for g in given}, True, f"{', '.join(given)} of the examples in row 1"
 
 
@@ -129,29 +112,29 @@ def pictures(model, display: Batch, seed: int = 0) -> List[Picture]:
   for index, name in enumerate(model.generated_modalities):
     if not is_picture(specs[name]):
       continue
-    # Data range from the modality: Bernoulli means in [0, 1]; real data as the examples are.
-    signed = specs[name].kind != BERNOULLI and float(tf.reduce_min(display[name])) < 0
-    originals = to_uint8(display[name], signed)
+    # The range drawn black..white: the likelihood's, or where it has none the examples'.
+    value_range = specs[name].likelihood.picture_range(display[name])
+    originals = to_uint8(display[name], value_range)
     seeds = split_seed(tf.constant([seed, index], tf.int64), 3)
 
     rows, how = [originals], ["row 1: held-out examples"]
     for given in dict.fromkeys((everything, (name,))):  # (name,) once when it is everything
-      if not _accepts(model, given):
+      if not model.can_infer(given):
         continue
       steps = ITERATIVE_STEPS if model.uses_iterative_sampling(given) else 0
       z, _ = model.posterior(display, given, seeds[0], steps)
-      rows.append(to_uint8(model.decode(z, display, names=[name])[name].mean(), signed))
+      rows.append(to_uint8(model.decode(z, display, names=[name])[name].mean(), value_range))
       how.append(
         f"row {len(rows)}: p({name}|z) at the mean of {model.describe_inference(given, steps)}"
       )
     out.append(Picture(f"{name}/reconstructed", grid(rows), "; ".join(how)))
 
     given = tuple(sorted(m for m in everything if m != name))
-    if given and _accepts(model, given):
+    if given and model.can_infer(given):
       columns, with_examples, what = _condition_columns(model, display, given)
       z = _posterior_draws(model, columns, given, NUM_DRAWS, seeds[1])
       mean = model.decode(z, tile_batch(columns, NUM_DRAWS), names=[name])[name].mean()
-      drawn = to_uint8(mean, signed).reshape((NUM_DRAWS, -1) + originals.shape[1:])
+      drawn = to_uint8(mean, value_range).reshape((NUM_DRAWS, -1) + originals.shape[1:])
       rows = ([originals] if with_examples else []) + list(drawn)
       steps = ITERATIVE_STEPS if model.uses_iterative_sampling(given) else 0
       description = (
@@ -163,7 +146,7 @@ def pictures(model, display: Batch, seed: int = 0) -> List[Picture]:
     if not model.conditioning_modalities:
       z = model.sample_prior(NUM_DRAWS * len(originals), seeds[2])
       mean = model.decode(z, names=[name])[name].mean()
-      drawn = to_uint8(mean, signed).reshape((NUM_DRAWS, -1) + originals.shape[1:])
+      drawn = to_uint8(mean, value_range).reshape((NUM_DRAWS, -1) + originals.shape[1:])
       description = f"z ~ p(z), the mean of p({name}|z)"
       out.append(Picture(f"{name}/from_prior", grid(list(drawn)), description))
   return out
@@ -174,7 +157,8 @@ def hparams(model_config, train_config) -> Dict[str, object]:
   and the training settings that change what is learned (None values left out)."""
   values = {"model": model_config.model, "dataset": model_config.dataset}
   values.update(dataclasses.asdict(model_config.options))
-  values.update({k: getattr(train_config, k) for k in TRAIN_HPARAMS})
+  settings = train_config.as_dict()
+  values.update({k: settings[k] for k in TRAIN_HPARAMS})
   return {k: v for k, v in values.items() if isinstance(v, (bool, int, float, str))}
 
 
@@ -199,9 +183,9 @@ class Summaries(keras.callbacks.Callback):
     self.log_dir = log_dir
     self.writer = tf.summary.create_file_writer(os.path.join(log_dir, "train"))
     self.model_config, self.train_config = model_config, train_config
-    self.batch_size = train_config.batch_size
+    self.batch_size = train_config.fixed.batch_size
     self.probe_batch = probe_batch
-    self.image_every = max(1, image_every or train_config.eval_every)
+    self.image_every = max(1, image_every or train_config.run.eval_every)
     self.display = None
     if probe_batch is not None:
       self.display = {k: v[:NUM_EXAMPLES] for k, v in probe_batch.items()}
@@ -233,7 +217,7 @@ class Summaries(keras.callbacks.Callback):
           "examples_per_second", self._steps * self.batch_size / (self._last - self._start)
         )
       if self.probe_batch is not None:
-        mean, _ = self.model.encode(self.probe_batch, training=False)
+        mean, _ = self.model.posterior(self.probe_batch, self.model.modality_names)
         tf.summary.histogram("latent_mean", mean)
       last = epoch + 1 == (self.params or {}).get("epochs")
       if self.display is not None and ((epoch + 1) % self.image_every == 0 or last):

@@ -64,7 +64,8 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.modalities import Modality
 from pipelines import datasets
 from pipelines.celeba_attributes import ATTRIBUTE_NAMES
 from pipelines.datasets import DataError

@@ -75,6 +75,11 @@ class DataSet(abc.ABC):
     """Named columns describing the first examples of `split` (e.g. "label"), one
     value per example: the Projector's metadata."""
 
+  def classes(self, split: str, num_examples: int) -> Optional[np.ndarray]:
+    """The class (an int) of each of the first examples of `split`, for a data set whose
+    examples have one (MNIST's digits); None for one whose do not."""
+    return None
+
   # --- shared ----------------------------------------------------------------------------
   def steps_per_epoch(self, batch_size: int) -> int:
     """Full training batches per epoch."""

@@ -19,7 +19,8 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, Modality
+from jmvae_tf.likelihoods import BERNOULLI, CATEGORICAL
+from jmvae_tf.modalities import Modality
 from pipelines import datasets
 from pipelines.datasets import DataError
 from pipelines.idx import IdxError, PathLike, read_idx
@@ -41,6 +42,14 @@ TFDS_NAMES = ("mnist", "fashion_mnist")
 # so that the training bits, the eval bits and the order are independent.
 _TRAIN_BITS_STREAM = 0x5EED_B175
 _EVAL_BITS_STREAM = 0x0E7A_B175
+
+
+def mnist_modalities(num_classes: int = NUM_CLASSES, image_shape=IMAGE_SIZE + (1,)):
+  """The paper's MNIST pair: x = binarised image, w = one-hot label."""
+  return (
+    Modality("image", BERNOULLI, image_shape),
+    Modality("label", CATEGORICAL, (num_classes,)),
+  )
 
 
 # --------------------------------------------------------------------------
@@ -384,10 +393,7 @@ class MnistDataSet(datasets.DataSet):
   @property
   def modalities(self) -> tuple[Modality, ...]:
     height, width = self.splits.train.images.shape[1:]
-    return (
-      Modality("image", BERNOULLI, (height, width, 1)),
-      Modality("label", CATEGORICAL, (NUM_CLASSES,)),
-    )
+    return mnist_modalities(NUM_CLASSES, (height, width, 1))
 
   def _part(self, split_name: str) -> Optional[LabelledImages]:
     return getattr(self.splits, split_name)
@@ -412,7 +418,10 @@ class MnistDataSet(datasets.DataSet):
     return self._part(split).images[: self.check_split(split, num_examples)]
 
   def metadata(self, split: str, num_examples: int) -> dict[str, np.ndarray]:
-    return {"label": self._part(split).labels[: self.check_split(split, num_examples)]}
+    return {"label": self.classes(split, num_examples)}
+
+  def classes(self, split: str, num_examples: int) -> np.ndarray:
+    return self._part(split).labels[: self.check_split(split, num_examples)].astype(np.int64)
 
 
 class FashionMnistDataSet(MnistDataSet):

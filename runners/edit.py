@@ -85,14 +85,11 @@ def read_image(path: str, crop: str):
     ) from None
 
 
-def run_crop(model_dir: str, asked) -> str:
+def run_crop(run, asked) -> str:
   """--crop, else the crop the run was trained with, else the paper's."""
-  from jmvae_tf import training  # pylint: disable=g-import-not-at-top
-
   if asked:
     return asked
-  record = training.read_train_record(model_dir) if os.path.isdir(model_dir) else None
-  options = dict(o.split("=", 1) for o in (record[0].data_options if record else ()) if "=" in o)
+  options = dict(o.split("=", 1) for o in run.data_options if "=" in o)
   return options.get("crop", "paper")
 
 
@@ -102,11 +99,12 @@ def edit(fv=FLAGS) -> list:
   edits = check_args(fv)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  from jmvae_tf import editing, training  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import editing, files, run_dir  # pylint: disable=g-import-not-at-top
   from pipelines.celeba_attributes import ATTRIBUTE_NAMES  # pylint: disable=g-import-not-at-top
 
-  face = read_image(fv.image, run_crop(fv.model_dir, fv.crop))
-  model = training.restore_model(fv.model_dir)
+  run = run_dir.load_run(fv.model_dir)
+  face = read_image(fv.image, run_crop(run, fv.crop))
+  model = run.restore()
   image_name, _ = editing.face_modalities(model, len(ATTRIBUTE_NAMES))
   expected = next(m.shape for m in model.modality_specs if m.name == image_name)
   if tuple(face.shape) != tuple(expected):
@@ -117,9 +115,9 @@ def edit(fv=FLAGS) -> list:
   result = editing.bidirectional_edit(model, face[tf.newaxis], edits, fv.num_steps)
   after = editing.attributes_from_image(model, result["edited"], fv.num_steps).numpy()[0]
   picture = editing.side_by_side(face.numpy(), result["reconstruction"][0], result["edited"][0])
-  training.write_whole(fv.output, tf.io.encode_png(picture).numpy(), training.OUTPUT_KEPT)
+  files.write_whole(fv.output, tf.io.encode_png(picture).numpy(), files.OUTPUT_KEPT)
   lines = [
-    f"{e.label}: read off the input {result['attributes'][0, e.index]:+.2f}, "
+    f"{e.label}: read off the input {result['w'][0, e.index]:+.2f}, "
     f"off the edit {after[e.index]:+.2f} (set to {e.value:+.1f})"
     for e in edits
   ]

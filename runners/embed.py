@@ -58,14 +58,14 @@ def define_flags(fv: flags.FlagValues = FLAGS):
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
-  from jmvae_tf import projector, training  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import files, projector, run_dir  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "projector")
   # RunDirError, DataError, an unreadable checkpoint, a full disk: one line.
   with flagutil.one_line_errors():
-    training.check_writable(output_dir, "--output_dir")  # before the embedding work
-    model = training.restore_model(FLAGS.model_dir, FLAGS.checkpoint)
+    files.check_writable(output_dir, "--output_dir")  # before the embedding work
+    model = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint).restore()
     data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
     picture_size = data.display_images("test", 1).shape[1:3]
     try:

@@ -129,13 +129,13 @@ def output_dirs(dirs):
 
 def write_outputs(directory: str, stem: str, records, markdown: str):
   """`stem`.json and .md in `directory`, each replaced whole: a full disk leaves the
-  previous files and is a RunDirError naming the file."""
-  from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+  previous files and is a WriteError naming the file."""
+  from jmvae_tf import files  # pylint: disable=g-import-not-at-top
 
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, stem)
-  training.write_whole(f"{path}.json", json.dumps(records, indent=2, sort_keys=True))
-  training.write_whole(f"{path}.md", markdown + "\n")
+  files.write_whole(f"{path}.json", json.dumps(records, indent=2, sort_keys=True))
+  files.write_whole(f"{path}.md", markdown + "\n")
   print(f"wrote {os.path.abspath(path)}.json and .md")
 
 
@@ -151,29 +151,24 @@ def main(argv):
 def evaluate_all():
   """Checks every input (before any model is built or evaluated), then evaluates each
   model, writing its table row as it finishes, then the whole table."""
-  from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import files, run_dir  # pylint: disable=g-import-not-at-top
   from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   check_args()
   dirs = expand_model_dirs(FLAGS.model_dir, FLAGS.model_dirs)
-  configs = []
-  for d in dirs:
-    config = training.read_model_config(d)
-    if config is None:
-      raise ValueError(f"{d}: no run.json, not a model directory of runners.train")
-    if training.latest_checkpoint(d) is None:
-      raise ValueError(f"{d}: no checkpoint under {training.CKPT_DIR}/")
+  runs = [run_dir.load_run(d) for d in dirs]
+  configs = [run.config for run in runs]
+  for d, config in zip(dirs, configs):
     if config.dataset != FLAGS.dataset:
       raise ValueError(f"{d} was trained on --dataset={config.dataset}, not {FLAGS.dataset}")
-    configs.append(config)
   # Every run was trained on FLAGS.dataset (checked above), so they share one table.
-  definition = table.table_for(configs[0].dataset)
+  definition = table.table_for(configs[0].dataset, configs[0].modality_names)
   data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
   data.check_split("test", FLAGS.num_test)
   model_outputs, table_output = output_dirs(dirs)
   for directory, flag in model_outputs + ([table_output] if table_output else []):
-    training.check_writable(directory, flag)  # before the evaluation, not after it
+    files.check_writable(directory, flag)  # before the evaluation, not after it
   iterations = definition.iterations if FLAGS.iterations is None else FLAGS.iterations
   # Column names of the predicted attributes: the data set's metadata (CelebA: its 40 names).
   attribute_names = list(data.metadata("test", 1)) if definition.accuracy else None
@@ -185,7 +180,8 @@ def evaluate_all():
     iwae_batch = max(1, min(FLAGS.batch_size, 20000 // FLAGS.iwae_samples))
     iwae_dataset = data.eval_dataset("test", iwae_batch, FLAGS.data_seed, FLAGS.num_test)
   records = []
-  for d, config, (output, _) in zip(dirs, configs, model_outputs):
+  for d, run, (output, _) in zip(dirs, runs, model_outputs):
+    config = run.config
     print(
       f"evaluating {config.model} ({d}) for {definition.name} on "
       + (f"{data.provenance}: " if data.provenance else "")
@@ -193,7 +189,7 @@ def evaluate_all():
       f"K={iterations}" + (f", IWAE k={FLAGS.iwae_samples}" if FLAGS.iwae_samples else ""),
       flush=True,
     )
-    model = training.restore_model(d)
+    model = run.restore()
     result = table.evaluate(
       model,
       dataset,

@@ -17,12 +17,10 @@ import os
 
 from absl import app, flags
 
+from jmvae_tf import options
 from runners import flagutil
 
 FLAGS = flags.FLAGS
-# jmvae_tf.serving.ServingLimits' defaults (this runner imports TensorFlow only after parsing;
-# tests/test_serving.py checks they agree).
-DEFAULT_LIMITS = {"max_batch_size": 1024, "max_num_samples": 1024, "max_num_steps": 1000}
 
 
 def define_flags(fv: flags.FlagValues = FLAGS):
@@ -45,59 +43,35 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_string(
     "checkpoint", None, "Checkpoint prefix to export; default: the latest in MODEL_DIR/ckpt.", **d
   )
-  flags.DEFINE_integer(
-    "max_batch_size",
-    DEFAULT_LIMITS["max_batch_size"],
-    "Most examples one request may send (larger batches are refused).",
-    lower_bound=1,
-    **d,
-  )
-  flags.DEFINE_integer(
-    "max_num_samples",
-    DEFAULT_LIMITS["max_num_samples"],
-    "Most draws one `sample` request may ask for.",
-    lower_bound=1,
-    **d,
-  )
-  flags.DEFINE_integer(
-    "max_num_steps",
-    DEFAULT_LIMITS["max_num_steps"],
-    "Most rounds of iterative sampling one request may ask for (JMVAE, hierarchical JMVAE).",
-    lower_bound=1,
-    **d,
-  )
+  flagutil.define_option_flags([options.ServingLimits], fv)
   flags.mark_flags_as_required(["model_dir", "export_dir"], flag_values=fv)
 
 
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
-  from jmvae_tf import serving, training  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import run_dir, serving  # pylint: disable=g-import-not-at-top
 
   # RunDirError, ExportError, an unreadable checkpoint, a full disk: one line.
   with flagutil.one_line_errors():
-    config = training.read_model_config(FLAGS.model_dir)
-    if config is None:
-      raise training.RunDirError(
-        f"--model_dir={FLAGS.model_dir} has no {training.RUN_FILE}: "
-        "not a model directory of runners.train"
-      )
-    name = FLAGS.name or config.model
-    model = training.restore_model(FLAGS.model_dir, FLAGS.checkpoint)
+    limits = options.ServingLimits(**flagutil.option_values(options.ServingLimits, FLAGS))
+    run = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+    name = FLAGS.name or run.config.model
     path = serving.export(
-      model,
+      run.restore(),
       FLAGS.export_dir,
       name,
       FLAGS.version,
-      modalities=config.modalities,
-      run_config_json=config.to_json(),
-      limits=serving.ServingLimits(**{name: getattr(FLAGS, name) for name in DEFAULT_LIMITS}),
+      modalities=run.config.modalities,
+      run_config_json=run.config.to_json(),
+      limits=limits,
     )
-  print(f"exported {os.path.abspath(path)}")
-  print("request limits: " + ", ".join(f"{n}={getattr(FLAGS, n)}" for n in DEFAULT_LIMITS))
+  local = lambda p: p if "://" in p else os.path.abspath(p)
+  print(f"exported {local(path)}")
+  print("request limits: " + ", ".join(f"{n}={v}" for n, v in vars(limits).items()))
   print(
     f"serve it: tensorflow_model_server --rest_api_port=8501 --model_name={name} "
-    f"--model_base_path={os.path.abspath(os.path.join(FLAGS.export_dir, name))}"
+    f"--model_base_path={local(os.path.join(FLAGS.export_dir, name))}"
   )
 
 

@@ -33,30 +33,25 @@ import os
 
 from absl import app, flags
 
+from jmvae_tf import registry
 from runners import flagutil
 
 FLAGS = flags.FLAGS
 
-# Flag -> the model type its directory must hold, and which figures use it.
-MODEL_FLAGS = {
-  "jmvae_dir": ("jmvae", "JMVAE"),
-  "hierarchical_jmvae_dir": ("hierarchical_jmvae", "Hierarchical JMVAE"),
-  "jmvae_kl_dir": ("jmvae_kl", "JMVAE-kl"),
-  "jmvae_kl_gan_dir": ("jmvae_kl_gan", "JMVAE-kl + VAE-GAN"),
-}
+# Flag -> the model its directory must hold (Figures 3, 4, 6-9; the latent2 ones: Figure 5).
+MODEL_FLAGS = {f"{m}_dir": m for m in ("jmvae", "hierarchical_jmvae", "jmvae_kl", "jmvae_kl_gan")}
 MNIST_FIGURES = ("3", "4", "5")
 FACE_FIGURES = ("6", "7", "8", "9")
-LATENT2_FLAGS = {
-  "jmvae_latent2_dir": ("jmvae", "JMVAE"),
-  "jmvae_kl_latent2_dir": ("jmvae_kl", "JMVAE-kl"),
-}
+LATENT2_FLAGS = {f"{m}_latent2_dir": m for m in ("jmvae", "jmvae_kl")}
 
 
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
-  for name, (_, title) in MODEL_FLAGS.items():
+  for name, model in MODEL_FLAGS.items():
+    title = registry.title(model)
     flags.DEFINE_string(name, None, f"Model dir of a trained {title} (Figures 3, 4, 6-9).", **d)
-  for name, (_, title) in LATENT2_FLAGS.items():
+  for name, model in LATENT2_FLAGS.items():
+    title = registry.title(model)
     flags.DEFINE_string(
       name, None, f"Model dir of a {title} trained with --latent_dim=2 (Figure 5).", **d
     )
@@ -113,12 +108,12 @@ def report_curves(figure: str, curves, steps, digits: int, out: str, **record):
         f"figure {figure}: {title} {name}: "
         + ", ".join(f"K={k}: {v:.{digits}f}" for k, v in zip(steps, values))
       )
-  from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import files  # pylint: disable=g-import-not-at-top
 
-  training.write_whole(
+  files.write_whole(
     os.path.join(out, f"figure{figure}.json"),
     json.dumps({"steps": steps, **record, "curves": curves}, indent=2),
-    training.OUTPUT_KEPT,
+    files.OUTPUT_KEPT,
   )
 
 
@@ -133,11 +128,11 @@ def _int_list(name, values):
 
 
 def check_args(fv=FLAGS):
-  """Checks every flag and model dir; returns ({flag: ModelConfig} of the dirs given,
+  """Checks every flag and model dir; returns ({flag: run_dir.Run} of the dirs given,
   the figures that can be drawn, and one line per asked figure that cannot)."""
-  from jmvae_tf import training  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import files, run_dir  # pylint: disable=g-import-not-at-top
 
-  training.check_writable(fv.output_dir, "--output_dir")  # before anything is drawn
+  files.check_writable(fv.output_dir, "--output_dir")  # before anything is drawn
   unknown = [f for f in fv.figures if f not in MNIST_FIGURES + FACE_FIGURES]
   if unknown:
     raise ValueError(f"--figures: unknown figure(s) {unknown}; choose from 3-9")
@@ -156,30 +151,32 @@ def check_args(fv=FLAGS):
   for name in ("curve_num_test", "num_samples", "latent_num_test", "batch_size"):
     if getattr(fv, name) < 1:
       raise ValueError(f"--{name} must be at least 1, got {getattr(fv, name)}")
-  configs = {}
-  for name, (model, _) in {**MODEL_FLAGS, **LATENT2_FLAGS}.items():
+  runs = {}
+  for name, model in {**MODEL_FLAGS, **LATENT2_FLAGS}.items():
     d = getattr(fv, name)
     if not d:
       continue
-    config = training.read_model_config(d)
-    if config is None or training.latest_checkpoint(d) is None:
-      raise ValueError(f"--{name}={d} is not a trained model dir (no run.json or no checkpoint)")
+    try:
+      run = run_dir.load_run(d)
+    except run_dir.RunDirError as e:
+      raise ValueError(f"--{name}={d} is not a trained model dir: {e}") from None
+    config = run.config
     if config.model != model:
       raise ValueError(f"--{name}={d} holds a {config.model} model, expected {model}")
     if name in LATENT2_FLAGS and config.latent_dim != 2:
       raise ValueError(f"--{name}={d} has latent_dim={config.latent_dim}; Figure 5 needs 2")
-    configs[name] = config
+    runs[name] = run
   needs = {"3": MODEL_FLAGS, "4": MODEL_FLAGS, "5": LATENT2_FLAGS}
   needs.update({f: MODEL_FLAGS for f in FACE_FIGURES})
   drawable, missing = [], []
   for figure in fv.figures:
-    if any(n in configs for n in needs[figure]):
+    if any(n in runs for n in needs[figure]):
       drawable.append(figure)
     else:
       missing.append(f"Figure {figure} needs at least one of --" + ", --".join(needs[figure]))
   if not drawable:
     raise ValueError("; ".join(missing))
-  return configs, drawable, missing
+  return runs, drawable, missing
 
 
 def face_edits(fv=FLAGS):
@@ -206,6 +203,10 @@ def draw_face_figures(data, models, drawable, save, out):
 
   split = data.held_out_split()
   faces = next(iter(data.eval_dataset(split, FLAGS.num_faces, num_examples=FLAGS.num_faces)))
+  first = next(iter(models.values()))[1]
+  image_name, _ = figures.face_modalities(first)
+  image_spec = next(m for m in data.modalities if m.name == image_name)
+  value_range = image_spec.likelihood.picture_range(faces[image_name])
   if "6" in drawable:
     steps = _int_list("steps", FLAGS.steps)
     for title, (key, model) in models.items():
@@ -219,6 +220,7 @@ def draw_face_figures(data, models, drawable, save, out):
           rows,
           row_names,
           f"Figure 6: {title}, faces from the attributes of {FLAGS.num_faces} test faces",
+          value_range,
         ),
         f"figure6_{key}",
       )
@@ -226,7 +228,6 @@ def draw_face_figures(data, models, drawable, save, out):
     steps = _int_list("curve_steps", FLAGS.curve_steps)
     n = min(FLAGS.curve_num_test, data.num_examples(split))
     dataset = data.eval_dataset(split, FLAGS.batch_size, num_examples=n)
-    first = next(iter(models.values()))[1]
     curves = figures.figure7_curves(
       {t: m for t, (_, m) in models.items()},
       dataset,
@@ -256,7 +257,9 @@ def draw_face_figures(data, models, drawable, save, out):
       )
       save(
         figures.draw_figure8a(
-          panels, f"Figure 8a: {title}, test face {FLAGS.base_face}'s attributes, one set to +-2"
+          panels,
+          f"Figure 8a: {title}, test face {FLAGS.base_face}'s attributes, one set to +-2",
+          value_range,
         ),
         f"figure8a_{key}",
       )
@@ -271,6 +274,7 @@ def draw_face_figures(data, models, drawable, save, out):
           [f"face {i}" for i in range(len(grid))],
           columns,
           f"Figure 9: {title}, bi-directional editing x + x'_mean - x_mean",
+          value_range,
         ),
         f"figure9_{key}",
       )
@@ -288,19 +292,20 @@ def main(argv):
 def draw_all():
   """Checks the flags and the data, then draws each figure asked for that the models given
   can draw, as a PNG and a TensorBoard image."""
-  from pipelines import registry  # pylint: disable=g-import-not-at-top
+  from pipelines import registry as data_registry  # pylint: disable=g-import-not-at-top
 
-  configs, drawable, missing = check_args()
-  data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
+  runs, drawable, missing = check_args()
+  data = data_registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
   for line in missing:
     print(f"skipping: {line} (--figures={','.join(drawable)} draws the others)")
   import matplotlib  # pylint: disable=g-import-not-at-top
 
   matplotlib.use("Agg")
   import matplotlib.pyplot as plt  # pylint: disable=g-import-not-at-top
+  import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  from jmvae_tf import figures, training  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import figures  # pylint: disable=g-import-not-at-top
 
   out = FLAGS.output_dir
   os.makedirs(out, exist_ok=True)
@@ -312,26 +317,31 @@ def draw_all():
     print(f"wrote {os.path.join(out, name + '.png')}")
 
   models = {
-    MODEL_FLAGS[n][1]: (MODEL_FLAGS[n][0], training.restore_model(getattr(FLAGS, n)))
+    registry.title(MODEL_FLAGS[n]): (MODEL_FLAGS[n], runs[n].restore())
     for n in MODEL_FLAGS
-    if n in configs
+    if n in runs
   }
+  # The data set's modalities in the paper's order: x (the image), w (the label).
+  x, w = data.modalities[:2]
   if set(drawable) & set(FACE_FIGURES):
     for _, model in models.values():
       figures.face_modalities(model)  # EditError: not a faces-and-attributes model
     draw_face_figures(data, models, drawable, save, out)
   if "3" in drawable:
     steps = _int_list("steps", FLAGS.steps)
-    classes = data.modalities[1].shape[0]
-    labels = {"label": tf.one_hot(tf.range(classes), classes)}
+    classes = w.likelihood.classes(w.shape)  # one column per class of w
     for title, (key, model) in models.items():
-      row_names, rows = figures.figure3_rows(model, labels, "image", steps, FLAGS.seed)
+      row_names, rows = figures.figure3_rows(
+        model, {w.name: tf.constant(classes)}, x.name, steps, FLAGS.seed
+      )
       save(
         figures.draw_figure3(
           rows,
           row_names,
-          list(range(classes)),
-          f"Figure 3: {title}, images from labels 0-{classes - 1} by iterative-sampling steps",
+          list(range(len(classes))),
+          f"Figure 3: {title}, {x.name} from {w.name} 0-{len(classes) - 1} by "
+          "iterative-sampling steps",
+          x.likelihood.picture_range(np.concatenate(rows)),
         ),
         f"figure3_{key}",
       )
@@ -347,13 +357,13 @@ def draw_all():
     n = FLAGS.latent_num_test
     dataset = data.eval_dataset("test", FLAGS.batch_size, num_examples=n)
     panels = {
-      LATENT2_FLAGS[f][1]: figures.figure5_latents(
-        training.restore_model(getattr(FLAGS, f)), dataset, FLAGS.seed
+      registry.title(LATENT2_FLAGS[f]): figures.figure5_latents(
+        runs[f].restore(), dataset, FLAGS.seed, given=(w.name,)
       )
       for f in LATENT2_FLAGS
-      if f in configs
+      if f in runs
     }
-    save(figures.draw_figure5(panels, data.metadata("test", n)["label"]), "figure5")
+    save(figures.draw_figure5(panels, data.classes("test", n)), "figure5")
   writer.flush()
 
 

@@ -4,9 +4,12 @@ flags every runner that reads data defines (once, here)."""
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 import tempfile
+import typing
+from typing import Iterable
 
 from absl import flags, logging
 
@@ -35,6 +38,55 @@ def define_data_flags(fv: flags.FlagValues):
     "Options of the data set as key=value,... (e.g. celeb_a: crop=center,split=official).",
     **d,
   )
+
+
+def _flag_type(hint) -> tuple:
+  """(the base type, whether None is allowed) of a field's type hint."""
+  args = [a for a in typing.get_args(hint) if a is not type(None)]
+  if typing.get_origin(hint) is typing.Union and len(args) == 1:
+    return args[0], True
+  return hint, False
+
+
+def define_option_flags(
+  options_classes: Iterable[type], fv: flags.FlagValues, skip: Iterable[str] = ()
+):
+  """A flag for every field of the options dataclasses (jmvae_tf/options.py) that is one,
+  with the field's default, help, choices and lower bound: the options are their one source.
+  A field shared by several classes (latent_dim) is defined once."""
+  defined = set(skip)
+  for cls in options_classes:
+    hints = typing.get_type_hints(cls)
+    for field in dataclasses.fields(cls):
+      if field.name in defined or not field.metadata.get("flag", False):
+        continue
+      defined.add(field.name)
+      kind, _ = _flag_type(hints[field.name])
+      kwargs = dict(flag_values=fv)
+      if "lower_bound" in field.metadata:
+        kwargs["lower_bound"] = field.metadata["lower_bound"]
+      default, help_text = field.default, field.metadata["help"]
+      if "choices" in field.metadata:
+        flags.DEFINE_enum(field.name, default, list(field.metadata["choices"]), help_text, **kwargs)
+      elif kind is bool:
+        flags.DEFINE_bool(field.name, default, help_text, flag_values=fv)
+      elif kind is int:
+        flags.DEFINE_integer(field.name, default, help_text, **kwargs)
+      elif kind is float:
+        flags.DEFINE_float(field.name, default, help_text, **kwargs)
+      elif kind is str:
+        flags.DEFINE_string(field.name, default, help_text, flag_values=fv)
+      else:
+        raise TypeError(f"{cls.__name__}.{field.name}: no flag for type {kind}")
+
+
+def option_values(options_class: type, fv: flags.FlagValues, skip: Iterable[str] = ()) -> dict:
+  """{field: the flag's value} for the fields of `options_class` that are flags."""
+  return {
+    f.name: fv[f.name].value
+    for f in dataclasses.fields(options_class)
+    if f.metadata.get("flag", False) and f.name not in set(skip)
+  }
 
 
 def flags_text(fv: flags.FlagValues, define_flags) -> str:
@@ -100,7 +152,7 @@ def fail(message: str):
   sys.exit(2)
 
 
-def _first_line(text: str) -> str:
+def _first_line(text) -> str:
   return (str(text).strip().splitlines() or [""])[0]
 
 

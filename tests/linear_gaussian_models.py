@@ -12,8 +12,9 @@ import math
 import numpy as np
 import tf_keras as keras
 
-from jmvae_tf import gaussian, models, networks
-from jmvae_tf.modalities import GAUSSIAN, Modality
+from jmvae_tf import gaussian, models, networks, options
+from jmvae_tf.likelihoods import GAUSSIAN
+from jmvae_tf.modalities import Modality
 
 MODALITIES = (Modality("w", GAUSSIAN, (1,)), Modality("x", GAUSSIAN, (1,)))
 
@@ -106,8 +107,10 @@ def jmvae_joint():
 
 def build_jmvae(kl: bool):
   """JMVAE (kl=False) or JMVAE-kl with the exact posteriors as encoders."""
-  cls = models.JMVAEKL if kl else models.JMVAE
-  model = cls(MODALITIES, latent_dim=1, architecture=LINEAR).initialize()
+  cls, opts = (
+    (models.JMVAEKL, options.JMVAEKLOptions) if kl else (models.JMVAE, options.ModelOptions)
+  )
+  model = cls(MODALITIES, opts(latent_dim=1), LINEAR).initialize()
   set_decoder(model.decoders["x"], [A], B, SX)
   set_decoder(model.decoders["w"], [C], D, SW)
   mean, cov = jmvae_joint()
@@ -140,7 +143,9 @@ def hierarchical_joint():
 
 def build_hierarchical():
   """Hierarchical JMVAE whose q(z1|x,w), q(z2|x,w) are the exact marginal posteriors."""
-  model = models.HierarchicalJMVAE(MODALITIES, latent_dim=1, architecture=LINEAR).initialize()
+  model = models.HierarchicalJMVAE(
+    MODALITIES, options.HierarchicalJMVAEOptions(latent_dim=1), LINEAR
+  ).initialize()
   set_decoder(model.decoders["x"], [A], B, SX)
   set_decoder(model.decoders["w"], [C], D, SW)
   mean, cov = hierarchical_joint()
@@ -159,7 +164,7 @@ ALPHA, BETA, TAU = 0.5, 0.1, 0.3
 
 def build_cvae():
   model = models.CVAE(
-    MODALITIES, target="x", condition="w", latent_dim=1, architecture=LINEAR
+    MODALITIES, options.ConditionalOptions(latent_dim=1, target="x", condition="w"), LINEAR
   ).initialize()
   set_decoder(model.decoder, [A, E], B, SX)  # decoder input [z, w]
   post_var = 1.0 / (1.0 + A * A / SX**2)
@@ -170,7 +175,7 @@ def build_cvae():
 
 def build_cmma():
   model = models.CMMA(
-    MODALITIES, target="x", condition="w", latent_dim=1, architecture=LINEAR
+    MODALITIES, options.ConditionalOptions(latent_dim=1, target="x", condition="w"), LINEAR
   ).initialize()
   set_decoder(model.decoder, [A], B, SX)
   set_gaussian_heads(model.prior_encoder, [ALPHA], BETA, TAU)

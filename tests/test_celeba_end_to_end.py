@@ -16,7 +16,8 @@ from tiny_runs import run_module
 from jmvae_tf import config as config_lib
 from jmvae_tf import serving
 from jmvae_tf.evaluation import estimators
-from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.modalities import Modality
 from pipelines import celeba, synthetic_faces
 
 NUM_FACES = 120  # the paper's 90/10 split: 108 train, 12 test

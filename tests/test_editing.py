@@ -9,7 +9,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 from jmvae_tf import config, editing
-from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.modalities import Modality
 from pipelines.celeba_attributes import ATTRIBUTE_NAMES
 
 FACES = (
@@ -21,9 +22,7 @@ FACES = (
 def build(model="jmvae_kl", modalities=FACES, architecture="celeba_conv", **options):
   keras.utils.set_random_seed(0)
   return config.build_model(
-    config.ModelConfig.make(
-      model, modalities=modalities, architecture=architecture, latent_dim=4, **options
-    )
+    config.ModelConfig.make(model, modalities, architecture, "celeb_a", latent_dim=4, **options)
   )
 
 
@@ -90,8 +89,8 @@ def test_bidirectional_edit_is_x_plus_edited_minus_original_mean(model):
   w_edited = w.copy()
   w_edited[:, ATTRIBUTE_NAMES.index("Smiling")] = 1.0
   w_edited[:, ATTRIBUTE_NAMES.index("Eyeglasses")] = -1.0
-  np.testing.assert_allclose(result["attributes"], w, atol=1e-6)
-  np.testing.assert_array_equal(result["edited_attributes"], w_edited)
+  np.testing.assert_allclose(result["w"], w, atol=1e-6)
+  np.testing.assert_array_equal(result["w_edited"], w_edited)
   x_mean = independent_image_mean(model, w)
   x_edited = independent_image_mean(model, w_edited)
   np.testing.assert_allclose(result["x_mean"], x_mean, atol=1e-5)
@@ -100,7 +99,7 @@ def test_bidirectional_edit_is_x_plus_edited_minus_original_mean(model):
   assert not np.allclose(result["edited"], x)  # the edit changed the faces
   # Untouched attributes keep the values read off the picture.
   others = [i for i in range(40) if ATTRIBUTE_NAMES[i] not in ("Smiling", "Eyeglasses")]
-  np.testing.assert_array_equal(result["edited_attributes"][:, others], w[:, others])
+  np.testing.assert_array_equal(result["w_edited"][:, others], w[:, others])
 
 
 def test_an_edit_that_changes_nothing_returns_the_picture(model):

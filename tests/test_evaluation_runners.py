@@ -10,7 +10,10 @@ import pytest
 from tiny_runs import read_only_dir, run_module, train_tiny, write_fake_mnist
 
 from jmvae_tf import config as config_lib
-from jmvae_tf import training
+from jmvae_tf import (
+  options,
+  training,
+)
 from pipelines import synthetic_faces
 from pipelines.celeba import CelebADataSet
 
@@ -80,7 +83,7 @@ def synthetic_faces_run(tmp_path_factory):
   model_config = config_lib.ModelConfig.make(
     "jmvae_kl", data.modalities, data.architecture, data.name, latent_dim=2
   )
-  train_config = config_lib.TrainConfig(
+  train_config = options.TrainConfig.make(
     epochs=1, batch_size=4, warmup_epochs=0, steps_per_execution=1, strategy="default"
   )
   model_dir = tmp_path_factory.mktemp("runs") / "jmvae_kl"

@@ -13,8 +13,9 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import tensorflow as tf  # noqa: E402
 import tf_keras as keras  # noqa: E402
+from model_configs import mnist_config
 
-from jmvae_tf import config, evaluation, figures, models, training  # noqa: E402
+from jmvae_tf import config, evaluation, figures, files, models  # noqa: E402
 
 NAMES = ("image", "label")
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -30,7 +31,7 @@ def random_batch(n=6, seed=0):
 
 def build(name, latent_dim=4, **kw):
   keras.utils.set_random_seed(0)
-  return config.build_model(config.ModelConfig.make(name, latent_dim=latent_dim, **kw))
+  return config.build_model(mnist_config(name, latent_dim=latent_dim, **kw))
 
 
 @pytest.fixture(scope="module")
@@ -96,7 +97,10 @@ def test_figure3_jmvae_rows_are_the_decoded_states_of_one_chain(jmvae):
   # the 0-step row starts from x = 0 (no library imputation involved in this check)
   zero = {"image": tf.zeros([5, 28, 28, 1]), "label": given["label"]}
   chain_seed, _ = split([4, 3], 2)
-  z = draw(*jmvae.encode(zero), tf.random.experimental.stateless_fold_in(chain_seed, 0))
+  z = draw(
+    *jmvae.joint_posterior_layers(zero, training=False)[0],
+    tf.random.experimental.stateless_fold_in(chain_seed, 0),
+  )
   np.testing.assert_allclose(rows[0], image_mean(jmvae, z, zero), rtol=1e-5, atol=1e-6)
   assert all(0.0 <= r.min() and r.max() <= 1.0 for r in rows)  # Bernoulli means
   assert not np.allclose(rows[0], rows[2])  # the chain moved
@@ -188,19 +192,19 @@ def test_figure5_latents_jmvae_from_zero_filled_image(latent2):
   start of iterative sampling) with split((seed, i))[1], so it ignores the image."""
   model = latent2["JMVAE"]
   dataset = [random_batch(6, 0), random_batch(4, 1)]
-  joint, alone, how = figures.figure5_latents(model, dataset, seed=7)
+  joint, alone, how = figures.figure5_latents(model, dataset, seed=7, given=("label",))
   assert joint.shape == (10, 2) and alone.shape == (10, 2)
-  assert how == "q(z|image=0,label)"
+  assert how == "image from 0 by iterative sampling, K=0, then z ~ q(z|image,label)"
   want_joint, want_alone = [], []
   for i, batch in enumerate(dataset):
     s = split([7, i], 2)
-    want_joint.append(draw(*model.encode(batch, training=False), s[0]).numpy())
+    want_joint.append(draw(*model.joint_posterior_layers(batch, training=False)[0], s[0]).numpy())
     zero = {"image": tf.zeros_like(batch["image"]), "label": batch["label"]}
-    want_alone.append(draw(*model.encode(zero, training=False), s[1]).numpy())
+    want_alone.append(draw(*model.joint_posterior_layers(zero, training=False)[0], s[1]).numpy())
   np.testing.assert_allclose(joint, np.concatenate(want_joint), rtol=1e-5, atol=1e-6)
   np.testing.assert_allclose(alone, np.concatenate(want_alone), rtol=1e-5, atol=1e-6)
   other_images = [dict(b, image=1.0 - b["image"]) for b in dataset]
-  joint2, alone2, _ = figures.figure5_latents(model, other_images, seed=7)
+  joint2, alone2, _ = figures.figure5_latents(model, other_images, seed=7, given=("label",))
   np.testing.assert_allclose(alone2, alone, rtol=1e-5, atol=1e-6)
   assert not np.allclose(joint2, joint)
 
@@ -209,11 +213,14 @@ def test_figure5_latents_jmvae_kl_from_its_label_encoder(latent2):
   """JMVAE-kl: z from w alone is drawn from its own q(z|w)."""
   model = latent2["JMVAE-kl"]
   dataset = [random_batch(5, 2)]
-  joint, alone, how = figures.figure5_latents(model, dataset, seed=3)
-  assert how == "q(z|label)"
+  joint, alone, how = figures.figure5_latents(model, dataset, seed=3, given=("label",))
+  assert how == "z ~ q(z|label)"
   s = split([3, 0], 2)
   np.testing.assert_allclose(
-    joint, draw(*model.encode(dataset[0], training=False), s[0]), rtol=1e-5, atol=1e-6
+    joint,
+    draw(*model.joint_posterior_layers(dataset[0], training=False)[0], s[0]),
+    rtol=1e-5,
+    atol=1e-6,
   )
   mean, variance = model.subset_encoders["label"](dataset[0], training=False)
   np.testing.assert_allclose(alone, draw(mean, variance, s[1]), rtol=1e-5, atol=1e-6)
@@ -248,10 +255,13 @@ def drawn(jmvae, jmvae_kl, latent2):
     {"JMVAE": jmvae, "JMVAE-kl": jmvae_kl}, [random_batch(4)], steps, num_samples=2, seed=0
   )
   batch = random_batch(8)
-  panels = {title: figures.figure5_latents(m, [batch], seed=0) for title, m in latent2.items()}
+  panels = {
+    title: figures.figure5_latents(m, [batch], seed=0, given=("label",))
+    for title, m in latent2.items()
+  }
   labels = np.argmax(batch["label"].numpy(), -1)
   return {
-    "figure3": lambda: figures.draw_figure3(rows, names, list(range(4)), "Figure 3"),
+    "figure3": lambda: figures.draw_figure3(rows, names, list(range(4)), "Figure 3", (0.0, 1.0)),
     "figure4": lambda: figures.draw_figure4(curves, steps),
     "figure5": lambda: figures.draw_figure5(panels, labels),
   }
@@ -294,14 +304,14 @@ def test_save_figure_without_writer_only_writes_the_png(tmp_path, drawn):
 
 @pytest.mark.skipif(not os.access("/dev/full", os.W_OK), reason="needs /dev/full (Linux)")
 def test_save_figure_that_cannot_be_written_leaves_the_earlier_png(tmp_path, drawn):
-  """The PNG is written aside and renamed (training.write_whole): with the aside file a link
+  """The PNG is written aside and renamed (files.write_whole): with the aside file a link
   to /dev/full (every write fails as on a full disk) the error names the file and the
   earlier figure stays whole."""
   (tmp_path / "f.png").write_bytes(PNG_MAGIC + b"earlier")
   os.symlink("/dev/full", tmp_path / "f.png.tmp")
   fig = drawn["figure4"]()
   try:
-    with pytest.raises(training.RunDirError, match=r"could not write .*f\.png .*disk is full"):
+    with pytest.raises(files.WriteError, match=r"could not write .*f\.png .*disk is full"):
       figures.save_figure(fig, str(tmp_path / "f.png"))
   finally:
     plt.close(fig)
@@ -313,7 +323,8 @@ def test_save_figure_that_cannot_be_written_leaves_the_earlier_png(tmp_path, dra
 
 
 def face_model(name, **kw):
-  from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+  from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+  from jmvae_tf.modalities import Modality
 
   modalities = (
     Modality("image", GAUSSIAN_FIXED, (16, 16, 3)),
@@ -321,9 +332,7 @@ def face_model(name, **kw):
   )
   keras.utils.set_random_seed(0)
   return config.build_model(
-    config.ModelConfig.make(
-      name, modalities=modalities, architecture="celeba_conv", latent_dim=4, **kw
-    )
+    config.ModelConfig.make(name, modalities, "celeba_conv", "celeb_a", latent_dim=4, **kw)
   )
 
 
@@ -430,9 +439,9 @@ def test_face_figures_draw_and_save(face_kl, tmp_path):
     face_kl, faces["attributes"].numpy()[0], [("Smiling", 31, 2.0)], 2, 0
   )
   drawn = {
-    "figure6": figures.draw_figure6(faces["image"].numpy(), rows, names, "6"),
+    "figure6": figures.draw_figure6(faces["image"].numpy(), rows, names, "6", (-1.0, 1.0)),
     "figure7": figures.draw_figure7({"log p(x~|w)": {"kl": [1.0, 1.0]}}, [0, 1]),
-    "figure8a": figures.draw_figure8a(panels, "8a"),
+    "figure8a": figures.draw_figure8a(panels, "8a", (-1.0, 1.0)),
     "figure8b": figures.draw_figure8b(panels, "8b"),
   }
   for name, fig in drawn.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_configs import mnist_config
 
 from jmvae_tf import config as config_lib
 from jmvae_tf.models import iterative_impute
@@ -18,7 +19,7 @@ BATCH = {
 
 @pytest.fixture(scope="module", params=["jmvae", "hierarchical_jmvae", "jmvae_kl"])
 def model(request):
-  return config_lib.build_model(config_lib.ModelConfig.make(request.param, latent_dim=4))
+  return config_lib.build_model(mnist_config(request.param, latent_dim=4))
 
 
 def test_missing_image_is_resampled_and_the_label_kept(model):
@@ -69,6 +70,6 @@ def test_posterior_from_one_modality_is_the_joint_encoder_on_the_imputed_batch(m
 
 
 def test_conditional_models_are_refused():
-  cvae = config_lib.build_model(config_lib.ModelConfig.make("cvae", latent_dim=4))
+  cvae = config_lib.build_model(mnist_config("cvae", latent_dim=4))
   with pytest.raises(ValueError, match="joint model"):
     iterative_impute(cvae, BATCH, "image", iterations=1, seed=(0, 0))

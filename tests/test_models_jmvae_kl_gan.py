@@ -11,12 +11,25 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+from model_configs import mnist_config
 
-from jmvae_tf import config, gaussian, models, networks, serving, training
+from jmvae_tf import (
+  callbacks,
+  config,
+  gaussian,
+  models,
+  networks,
+  options,
+  run_dir,
+  serving,
+  training,
+)
 from jmvae_tf.evaluation import table
-from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality, mnist_modalities
+from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.modalities import Modality
 from jmvae_tf.models.base import split_seed
-from jmvae_tf.models.jmvae_kl_gan import JMVAEKLGANOptions
+from jmvae_tf.options import JMVAEKLGANOptions
+from pipelines.mnist import mnist_modalities
 
 # 16x16: the smallest images the CelebA networks take (four stride-2 layers).
 MODALITIES = (
@@ -88,18 +101,16 @@ def test_bad_options_are_value_errors_naming_them(option, value):
 def test_needs_an_architecture_with_a_discriminator_and_an_image():
   no_discriminator = dataclasses.replace(networks.MNIST_MLP, discriminator=None)
   with pytest.raises(ValueError, match="no discriminator"):
-    models.JMVAEKLGAN(mnist_modalities(), latent_dim=2, architecture=no_discriminator)
+    models.JMVAEKLGAN(mnist_modalities(), JMVAEKLGANOptions(latent_dim=2), no_discriminator)
   vectors = (Modality("a", GAUSSIAN_FIXED, (5,)), Modality("b", GAUSSIAN_FIXED, (3,)))
   with pytest.raises(ValueError, match="exactly one image modality"):
     config.build_model(
-      config.ModelConfig.make(
-        "jmvae_kl_gan", modalities=vectors, architecture="celeba_conv", latent_dim=2
-      )
+      config.ModelConfig.make("jmvae_kl_gan", vectors, "celeba_conv", "celeb_a", latent_dim=2)
     )
 
 
 def test_mnist_networks_have_an_mlp_discriminator():
-  model = config.build_model(config.ModelConfig.make("jmvae_kl_gan", latent_dim=2))
+  model = config.build_model(mnist_config("jmvae_kl_gan", latent_dim=2))
   model.compile(optimizer=keras.optimizers.legacy.Adam(1e-3))
   rng = np.random.default_rng(0)
   batch = {
@@ -299,7 +310,7 @@ def face_data(n=8, seed=0, nan=False):
 
 
 def run_training(model_dir, epochs, nan=False):
-  train_config = config.TrainConfig(
+  train_config = options.TrainConfig.make(
     epochs=epochs,
     batch_size=4,
     learning_rate=1e-3,
@@ -320,7 +331,7 @@ def run_training(model_dir, epochs, nan=False):
 
 
 def checkpoint_values(model_dir):
-  reader = tf.train.load_checkpoint(training.latest_checkpoint(str(model_dir)))
+  reader = tf.train.load_checkpoint(run_dir.find_checkpoint(str(model_dir)))
   return {
     name: reader.get_tensor(name)
     for name in reader.get_variable_to_shape_map()
@@ -357,9 +368,9 @@ def test_divergence_stops_with_the_last_good_checkpoint_kept(resumed_runs, tmp_p
   model_dir = tmp_path / "diverging"
   shutil.copytree(resumed_runs / "straight", model_dir)
   before = checkpoint_values(model_dir)
-  with pytest.raises(training.TrainingDiverged, match="non-finite loss term.*ckpt-2 is kept"):
+  with pytest.raises(callbacks.TrainingDiverged, match="non-finite loss term.*ckpt-2 is kept"):
     run_training(model_dir, epochs=3, nan=True)
-  assert training.latest_checkpoint(str(model_dir)).endswith("ckpt-2")
+  assert run_dir.find_checkpoint(str(model_dir)).endswith("ckpt-2")
   after = checkpoint_values(model_dir)
   for name in before:
     np.testing.assert_array_equal(before[name], after[name], err_msg=name)
@@ -369,14 +380,19 @@ def test_divergence_stops_with_the_last_good_checkpoint_kept(resumed_runs, tmp_p
 
 
 def test_evaluate_and_export_a_trained_model(resumed_runs, tmp_path):
-  model = training.restore_model(str(resumed_runs / "straight"))
+  model = run_dir.restore_model(str(resumed_runs / "straight"))
   assert isinstance(model, models.JMVAEKLGAN)
   dataset = tf.data.Dataset.from_tensor_slices(face_data(6, seed=1)).batch(3)
   result = table.evaluate(
-    model, dataset, table.TABLE2_COLUMNS, num_samples=2, iterations=2, progress=False
+    model,
+    dataset,
+    table.TABLE2.bind(model.modality_names).columns,
+    num_samples=2,
+    iterations=2,
+    progress=False,
   )
   assert result["num_examples"] == 6
-  assert set(result["values"]) == {c.key for c in table.TABLE2_COLUMNS}
+  assert set(result["values"]) == {c.key for c in table.TABLE2.bind(model.modality_names).columns}
   assert all(np.isfinite(v) for v in result["values"].values())
   path = serving.export(model, str(tmp_path), "gan")
   loaded = tf.saved_model.load(path)

@@ -5,7 +5,7 @@ Each worker is this file run as a script (`python tests/test_multi_worker.py ...
 sets TF_CONFIG, makes the MultiWorkerMirroredStrategy before TensorFlow runs any op, as
 runners.train does, and calls training.train on a small slice of random digits through
 the real MNIST pipeline (pipelines.mnist.train_dataset), so the workers read the global
-batches a one-process run reads and keep their halves (training.shard_by_data).
+batches a one-process run reads and keep their halves (runtime.shard_by_data).
 
 The comparison is a one-process run with the same global batch split over the same two
 replicas (MirroredStrategy over two logical CPUs, in a process of its own): a replica draws its own
@@ -48,10 +48,12 @@ def arrays():
 
 
 def configs(strategy: str):
-  from jmvae_tf import config
+  from model_configs import mnist_config
 
-  model_config = config.ModelConfig.make("jmvae_kl", latent_dim=4)
-  train_config = config.TrainConfig(
+  from jmvae_tf import options
+
+  model_config = mnist_config("jmvae_kl", latent_dim=4)
+  train_config = options.TrainConfig.make(
     epochs=EPOCHS,
     batch_size=BATCH,
     warmup_epochs=2,
@@ -113,11 +115,11 @@ def mirrored_main(argv):
   model_dir, result_path = argv
   import tensorflow as tf
 
-  from jmvae_tf import training
+  from jmvae_tf import runtime
 
   (cpu,) = tf.config.list_physical_devices("CPU")
   tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-  training.configure_cpu_threads(1, 2)
+  runtime.configure_cpu_threads(1, 2)
   strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
   result = run_training(model_dir, strategy, "mirrored", "--strategy=mirrored\n")
   Path(result_path).write_text(json.dumps({"history": result.history}))
@@ -135,10 +137,11 @@ def worker_main(argv):
       "task": {"type": "worker", "index": task},
     }
   )
-  from jmvae_tf import training
 
-  training.configure_cpu_threads(1, 2)
-  strategy = training.make_strategy("multi_worker")  # before any op runs
+  from jmvae_tf import callbacks, runtime
+
+  runtime.configure_cpu_threads(1, 2)
+  strategy = runtime.make_strategy("multi_worker")  # before any op runs
   try:
     result = run_training(
       model_dir,
@@ -148,7 +151,7 @@ def worker_main(argv):
       kill_at,
       kill_signal,
     )
-  except training.TrainingInterrupted as e:
+  except callbacks.TrainingInterrupted as e:
     print(f"interrupted: {e}", file=sys.stderr, flush=True)
     status = 128 + e.signum
   else:
@@ -159,7 +162,7 @@ def worker_main(argv):
     json.dumps(
       {
         "pid": os.getpid(),
-        "chief": training.is_chief(strategy),
+        "chief": runtime.is_chief(strategy),
         "initial_epoch": result.initial_epoch,
         "history": result.history,
       }
@@ -180,7 +183,7 @@ if __name__ == "__main__":
 
 import tensorflow as tf  # noqa: E402
 
-from jmvae_tf import training  # noqa: E402
+from jmvae_tf import run_dir, training  # noqa: E402
 
 
 def free_ports(n: int):
@@ -292,7 +295,7 @@ def chief_fails_alone(procs, work: Path, name: str, model_dir: Path) -> str:
     chief_exit,
     tail(work, name),
   )
-  latest = training.latest_checkpoint(str(model_dir))
+  latest = run_dir.find_checkpoint(str(model_dir))
   assert latest and latest.endswith("ckpt-2"), (latest, tail(work, name))
   return latest
 
@@ -332,7 +335,7 @@ def test_two_workers_train_as_two_replicas_and_resume_after_one_is_killed(tmp_pa
   assert [r["initial_epoch"] for r in results] == [2, 2]
   assert "Resuming from" in (work / "log-restarted-0.txt").read_text()
   assert_same_checkpoint(
-    training.latest_checkpoint(str(model_dir)), str(expected_dir / "ckpt" / "ckpt-3")
+    run_dir.find_checkpoint(str(model_dir)), str(expected_dir / "ckpt" / "ckpt-3")
   )
   # Each epoch's loss (Keras' logs: the mean over both workers' examples): epochs 1-2 from
   # the killed launch's summaries, epoch 3 from the restarted one's.

@@ -6,14 +6,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 
 from jmvae_tf import networks
-from jmvae_tf.modalities import (
-  BERNOULLI,
-  CATEGORICAL,
-  GAUSSIAN,
-  GAUSSIAN_FIXED,
-  Modality,
-  mnist_modalities,
-)
+from jmvae_tf.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED
+from jmvae_tf.modalities import Modality
+from pipelines.mnist import mnist_modalities
 
 IMAGE, LABEL = mnist_modalities()
 
@@ -116,14 +111,14 @@ def test_fixed_variance_head_with_another_variance():
   """variance=v: N(tanh(params), v) per element, log-density by hand; v <= 0 refused."""
   m = Modality("attributes", GAUSSIAN_FIXED, (6,))
   params = tf.reshape(tf.linspace(-2.0, 2.0, 12), [2, 6])
-  dist = networks.fixed_variance_normal(m.shape, variance=0.25)(params)
+  dist = m.likelihood.distribution_layer(m.shape, variance=0.25)(params)
   x = tf.ones([2, 6])
   mean = np.tanh(params.numpy())
   np.testing.assert_allclose(dist.stddev().numpy(), 0.5)
   by_hand = np.sum(-0.5 * np.log(2 * np.pi * 0.25) - (1.0 - mean) ** 2 / (2 * 0.25), axis=1)
   np.testing.assert_allclose(dist.log_prob(x).numpy(), by_hand, rtol=1e-5)
   with pytest.raises(ValueError, match="variance must be positive"):
-    networks.fixed_variance_normal(m.shape, variance=0.0)
+    m.likelihood.distribution_layer(m.shape, variance=0.0)
 
 
 def test_bad_modalities_are_refused():

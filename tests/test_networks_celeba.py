@@ -11,7 +11,8 @@ import tensorflow_probability as tfp
 import tf_keras as keras
 
 from jmvae_tf import networks
-from jmvae_tf.modalities import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED, Modality
+from jmvae_tf.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED
+from jmvae_tf.modalities import Modality
 
 IMAGE = Modality("image", GAUSSIAN_FIXED, (64, 64, 3))
 ATTRIBUTES = Modality("attributes", GAUSSIAN_FIXED, (40,))
@@ -216,8 +217,10 @@ def test_channel_groups_keep_each_pixel_parameters_together():
 def test_shapes_it_cannot_produce_are_refused():
   with pytest.raises(ValueError, match="divisible by 16"):
     networks.CELEBA_CONV.decoder(Modality("x", GAUSSIAN_FIXED, (60, 64, 3)), "p")
+  with pytest.raises(ValueError, match="categorical modality 'x' needs shape"):
+    Modality("x", CATEGORICAL, (16, 16, 3))
   with pytest.raises(ValueError, match="no convolutional decoder head"):
-    networks.CELEBA_CONV.decoder(Modality("x", CATEGORICAL, (16, 16, 3)), "p")
+    networks.conv_distribution_head(Modality("x", CATEGORICAL, (3,)))
 
 
 def test_heads_stay_float32_under_mixed_precision():

@@ -22,11 +22,15 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from google.protobuf import text_format
+from model_configs import mnist_config
 from tensorboard.plugins import projector as tb_projector
 from tiny_runs import read_only_dir, run_module, train_tiny, write_fake_mnist
 
 from jmvae_tf import config as config_lib
-from jmvae_tf import projector, training
+from jmvae_tf import (
+  projector,
+  run_dir,
+)
 from pipelines import mnist
 
 BIN = Path(sys.executable).parent
@@ -93,11 +97,11 @@ def test_projector_files_parse(embedded, fake_mnist):
   assert not sprite[5 * 28 :, :, 0].any()  # padding after the last digit
 
   # The joint embedding is the mean of q(z|x,w) on the binarised test set (as training evaluates it).
-  model = training.restore_model(str(model_dir))
+  model = run_dir.restore_model(str(model_dir))
   batch = next(iter(mnist.eval_dataset(images, labels, NUM_TEST, seed=0)))
   np.testing.assert_allclose(
     reader.get_tensor(keys["z_joint"]),
-    model.encode(batch, training=False)[0],
+    model.joint_posterior_layers(batch, training=False)[0][0],
     rtol=1e-5,
     atol=1e-5,
   )
@@ -114,7 +118,7 @@ def test_projector_files_parse(embedded, fake_mnist):
   ],
 )
 def test_embeddings_of_every_model(name, expected):
-  model = config_lib.build_model(config_lib.ModelConfig.make(name, latent_dim=LATENT))
+  model = config_lib.build_model(mnist_config(name, latent_dim=LATENT))
   rng = np.random.default_rng(0)
   batches = [
     {
@@ -129,7 +133,10 @@ def test_embeddings_of_every_model(name, expected):
     assert value.shape == (7, LATENT) and value.dtype == np.float32
   joined = {k: tf.concat([b[k] for b in batches], 0) for k in batches[0]}
   np.testing.assert_allclose(
-    means["z_joint"], model.encode(joined, training=False)[0], rtol=1e-5, atol=1e-5
+    means["z_joint"],
+    model.joint_posterior_layers(joined, training=False)[0][0],
+    rtol=1e-5,
+    atol=1e-5,
   )
   if name == "jmvae_kl":
     np.testing.assert_allclose(
@@ -161,7 +168,7 @@ def test_sprite_rules(tmp_path):
     projector.write_projector(
       str(tmp_path / "p"),
       {"z": np.zeros((3, 2), np.float32)},
-      [1, 2],
+      {"label": [1, 2]},
       np.zeros((2, 28, 28), np.uint8),
     )
   assert not (tmp_path / "p").exists()

@@ -11,8 +11,13 @@ import tensorflow as tf
 from absl import flags
 from tiny_runs import run_module
 
-from jmvae_tf import config, training
-from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+from jmvae_tf import (
+  config,
+  options,
+  training,
+)
+from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.modalities import Modality
 from pipelines import celeba, synthetic_faces
 from runners import edit as edit_runner
 
@@ -26,7 +31,7 @@ def train_one_step(model_dir: Path, modalities, architecture: str) -> Path:
   model_config = config.ModelConfig.make(
     "jmvae_kl", modalities=modalities, architecture=architecture, dataset="celeb_a", latent_dim=4
   )
-  train_config = config.TrainConfig(
+  train_config = options.TrainConfig.make(
     epochs=1, batch_size=2, warmup_epochs=0, steps_per_execution=1, strategy="default"
   )
   rng = np.random.default_rng(0)

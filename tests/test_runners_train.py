@@ -18,8 +18,10 @@ from absl import flags
 from idx_writer import write_idx
 from tiny_runs import read_only_dir, run_module, write_fake_mnist
 
-from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality, mnist_modalities
+from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.modalities import Modality
 from pipelines import mnist
+from pipelines.mnist import mnist_modalities
 from runners import flagutil
 from runners import train as train_runner
 
@@ -320,10 +322,10 @@ def test_the_thread_defaults_know_whether_xla_was_asked_for(
   tmp_path, tiny_mnist, monkeypatch, capsys
 ):
   # Under XLA the auto intra-op threads differ (hardware.decide); the runner must say so.
-  from jmvae_tf import training
+  from jmvae_tf import runtime
 
   seen = []
-  monkeypatch.setattr(training, "configure_cpu_threads", lambda *a: seen.append(a) or (0, 0))
+  monkeypatch.setattr(runtime, "configure_cpu_threads", lambda *a: seen.append(a) or (0, 0))
   status, _, err = run_in_process(
     monkeypatch,
     capsys,

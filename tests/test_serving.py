@@ -23,7 +23,11 @@ import pytest
 import tensorflow as tf
 from tiny_runs import train_tiny
 
-from jmvae_tf import gaussian, serving, training
+from jmvae_tf import (
+  gaussian,
+  run_dir,
+  serving,
+)
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -120,7 +124,7 @@ def exports(tmp_path_factory):
   result = {}
   for name in MODELS:
     model_config = train_tiny(root / "models" / name, name)
-    model = training.restore_model(str(root / "models" / name))
+    model = run_dir.restore_model(str(root / "models" / name))
     path = serving.export(
       model,
       str(root / "export"),
@@ -257,7 +261,7 @@ def test_signatures_agree_with_the_public_methods(name, exports):
   close = dict(rtol=1e-5, atol=1e-5)
 
   encoded = module.encode(batch["image"], batch["label"])
-  mean, variance = model.encode(batch, training=False)
+  mean, variance = model.joint_posterior_layers(batch, training=False)[0]
   np.testing.assert_allclose(encoded["mean"], mean, **close)
   np.testing.assert_allclose(encoded["variance"], variance, **close)
   if name == "hierarchical_jmvae":
@@ -280,7 +284,9 @@ def test_signatures_agree_with_the_public_methods(name, exports):
     zero = module.encode_image(batch["image"], tf.constant([1, 2], tf.int64), tf.constant(0))
     np.testing.assert_allclose(
       zero["mean"],
-      model.encode({"image": batch["image"], "label": tf.zeros([BATCH, 10])})[0],
+      model.joint_posterior_layers(
+        {"image": batch["image"], "label": tf.zeros([BATCH, 10])}, training=False
+      )[0][0],
       **close,
     )
 
@@ -331,7 +337,9 @@ def test_generation_by_iterative_sampling_follows_the_model_and_the_seed(exports
   zero = module.encode_image(image, seed, tf.constant(0))
   np.testing.assert_allclose(
     zero["mean"],
-    model.encode({"image": image, "label": tf.zeros([BATCH, 10])})[0],
+    model.joint_posterior_layers({"image": image, "label": tf.zeros([BATCH, 10])}, training=False)[
+      0
+    ][0],
     rtol=1e-5,
     atol=1e-5,
   )
@@ -608,11 +616,16 @@ def test_limits_are_recorded_in_the_export(exports, small_limits):
     (path / "assets.extra" / "signatures.txt").read_text()
   )
   # The default export carries the defaults, which are the export runner's flag defaults.
+  from absl import flags
+
   from runners import export as export_runner
 
   default = json.loads((exports["cvae"][2] / "assets.extra" / serving.LIMITS_FILE).read_text())
-  assert default == dataclasses.asdict(serving.ServingLimits()) == export_runner.DEFAULT_LIMITS
-  with pytest.raises(serving.ExportError, match="max_num_steps must be a positive integer"):
+  fv = flags.FlagValues()
+  export_runner.define_flags(fv)
+  assert default == dataclasses.asdict(serving.ServingLimits())
+  assert default == {name: fv[name].default for name in default}
+  with pytest.raises(ValueError, match="max_num_steps must be a positive integer"):
     serving.ServingLimits(max_num_steps=0)
 
 
@@ -725,13 +738,16 @@ def test_signed_ranges_come_from_the_modalities(tmp_path):
   """Tanh-mean Gaussian modalities (CelebA's pixels and attributes, here small) take values
   in [-1, 1], from their likelihood: the same model code, other bounds."""
   from jmvae_tf import config as config_lib
-  from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+  from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+  from jmvae_tf.modalities import Modality
 
   modalities = (
     Modality("image", GAUSSIAN_FIXED, (4, 4, 3)),
     Modality("attributes", GAUSSIAN_FIXED, (5,)),
   )
-  model_config = config_lib.ModelConfig.make("jmvae_kl", modalities, latent_dim=2, dataset="faces")
+  model_config = config_lib.ModelConfig.make(
+    "jmvae_kl", modalities, "mnist_mlp", "faces", latent_dim=2
+  )
   model = config_lib.build_model(model_config)
   loaded = tf.saved_model.load(serving.export(model, str(tmp_path), "faces", modalities=modalities))
   encode = loaded.signatures["encode"]
@@ -740,7 +756,9 @@ def test_signed_ranges_come_from_the_modalities(tmp_path):
   image[0, 0, 0, 0], image[0, 0, 0, 1] = -1.0, 1.0
   attributes = rng.choice([-1.0, 1.0], (3, 5)).astype(np.float32)
   got = encode(image=tf.constant(image), attributes=tf.constant(attributes))
-  mean, _ = model.encode({"image": image, "attributes": attributes}, training=False)
+  mean, _ = model.joint_posterior_layers(
+    {"image": image, "attributes": attributes}, training=False
+  )[0]
   np.testing.assert_allclose(got["mean"], mean, rtol=1e-5, atol=1e-6)
   assert "image: values must be in [-1, 1]; got min" in refusal(
     encode, image=_with(image, (2, 1, 1, 2), 1.5), attributes=attributes
@@ -751,7 +769,7 @@ def test_signed_ranges_come_from_the_modalities(tmp_path):
   assert "attributes: values must be finite" in refusal(
     encode, image=image, attributes=_with(attributes, (1, 4), np.nan)
   )
-  assert [serving.input_domain(m) for m in modalities] == [("range", (-1.0, 1.0))] * 2
+  assert [m.likelihood.value_range for m in modalities] == [(-1.0, 1.0)] * 2
 
 
 def test_client_example_without_a_server_or_a_model_is_one_line(tmp_path):

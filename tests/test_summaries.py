@@ -9,12 +9,14 @@ import io
 import numpy as np
 import pytest
 import tensorflow as tf
+from model_configs import mnist_config
 from PIL import Image
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
+from jmvae_tf import callbacks, options, summaries, training
 from jmvae_tf import config as config_lib
-from jmvae_tf import summaries, training
-from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.modalities import Modality
 
 BATCH = 8
 EPOCHS = 2
@@ -46,7 +48,7 @@ def faces_like(n: int, rng):
 
 
 def train_tiny(model_dir, model_config, data, epochs=EPOCHS, eval_every=1, warmup_epochs=2):
-  train_config = config_lib.TrainConfig(
+  train_config = options.TrainConfig.make(
     epochs=epochs,
     batch_size=BATCH,
     warmup_epochs=warmup_epochs,
@@ -96,7 +98,7 @@ def pictures(model_dir):
 @pytest.fixture(scope="module")
 def jmvae_kl_run(tmp_path_factory):
   model_dir = tmp_path_factory.mktemp("jmvae_kl")
-  model_config = config_lib.ModelConfig.make("jmvae_kl", latent_dim=4, alpha=0.5)
+  model_config = mnist_config("jmvae_kl", latent_dim=4, alpha=0.5)
   train_config = train_tiny(
     model_dir, model_config, mnist_like(4 * BATCH, np.random.default_rng(0))
   )
@@ -138,9 +140,9 @@ def test_hparams_session_holds_the_run_settings(jmvae_kl_run):
   }
   assert logged["model"] == "jmvae_kl" and logged["dataset"] == "mnist"
   assert logged["latent_dim"] == 4 and logged["alpha"] == 0.5
-  assert logged["warmup_epochs"] == train_config.warmup_epochs == 2
+  assert logged["warmup_epochs"] == train_config.fixed.warmup_epochs == 2
   assert logged["batch_size"] == BATCH
-  assert logged["learning_rate"] == pytest.approx(train_config.learning_rate)
+  assert logged["learning_rate"] == pytest.approx(train_config.run.learning_rate)
   assert "clipnorm" not in logged  # None: not a value the dashboard can show
   # The metrics TensorBoard pairs with it: the final losses of train/ and validation/.
   for group in ("train", "validation"):
@@ -159,7 +161,7 @@ def test_kl_weight_is_logged_once_per_epoch(jmvae_kl_run):
     for _, tag, v in read_events(model_dir / "logs" / "train")
     if tag == "epoch_kl_weight"
   ]
-  assert values == [training.warmup_weight(e, 2) for e in range(EPOCHS)]
+  assert values == [callbacks.warmup_weight(e, 2) for e in range(EPOCHS)]
 
 
 @pytest.mark.parametrize(
@@ -173,7 +175,7 @@ def test_kl_weight_is_logged_once_per_epoch(jmvae_kl_run):
   ],
 )
 def test_one_way_models_draw_only_what_they_generate(tmp_path, model, options, expected):
-  model_config = config_lib.ModelConfig.make(model, latent_dim=4, **options)
+  model_config = mnist_config(model, latent_dim=4, **options)
   train_tiny(tmp_path, model_config, mnist_like(4 * BATCH, np.random.default_rng(1)), epochs=1)
   found = pictures(tmp_path)
   assert set(found) == expected
@@ -184,7 +186,7 @@ def test_one_way_models_draw_only_what_they_generate(tmp_path, model, options, e
 def test_faces_from_the_attributes_of_held_out_faces(tmp_path):
   # JMVAE imputes the missing image by iterative sampling; the faces' modalities and
   # the MNIST networks keep the run tiny (the pictures depend only on the modalities).
-  model_config = config_lib.ModelConfig.make("jmvae", FACES, dataset="celeb_a", latent_dim=4)
+  model_config = config_lib.ModelConfig.make("jmvae", FACES, "mnist_mlp", "celeb_a", latent_dim=4)
   data = faces_like(4 * BATCH, np.random.default_rng(2))
   train_tiny(tmp_path, model_config, data, epochs=3, eval_every=2)
   found = pictures(tmp_path)

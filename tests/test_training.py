@@ -7,8 +7,18 @@ import numpy as np
 import pytest
 import tensorflow as tf
 import tf_keras as keras
+from model_configs import mnist_config
 
-from jmvae_tf import config, training
+from jmvae_tf import (
+  batchnorm,
+  callbacks,
+  config,
+  files,
+  options,
+  run_dir,
+  runtime,
+  training,
+)
 from pipelines import mnist
 
 BATCH = 100
@@ -24,7 +34,7 @@ def fit(model_dir, train_slice, test_slice, model_config, epochs, input_threads=
     steps_per_execution=5,
   )
   kw.update(train_kw)
-  train_config = config.TrainConfig(**kw)
+  train_config = options.TrainConfig.make(**kw)
   probe = next(iter(mnist.eval_dataset(test_slice.images[:100], test_slice.labels[:100], 100)))
   return training.train(
     model_config,
@@ -58,7 +68,7 @@ def test_loss_falls_for_every_model(tmp_path, mnist_slice, name, extra):
   result = fit(
     tmp_path,
     *mnist_slice,
-    config.ModelConfig.make(name, **extra),
+    mnist_config(name, **extra),
     epochs=3,
     jit_compile=(name == "jmvae_kl"),
   )
@@ -71,7 +81,7 @@ def test_mixed_bfloat16_trains_with_float32_heads(tmp_path, mnist_slice):
   result = fit(
     tmp_path,
     *mnist_slice,
-    config.ModelConfig.make("jmvae_kl"),
+    mnist_config("jmvae_kl"),
     epochs=2,
     precision="mixed_bfloat16",
   )
@@ -86,16 +96,16 @@ def test_mixed_bfloat16_trains_with_float32_heads(tmp_path, mnist_slice):
 
 
 def test_warmup_weight_rises_linearly():
-  assert [training.warmup_weight(e, 4) for e in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
-  assert training.warmup_weight(0, 0) == 1.0
+  assert [callbacks.warmup_weight(e, 4) for e in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
+  assert callbacks.warmup_weight(0, 0) == 1.0
 
 
 def test_warmup_note_only_for_runs_that_end_inside_the_warm_up():
-  assert "weight 0" in training.warmup_note(1, 5)  # --epochs=1: no KL term at all
-  assert "ends at epoch 3 with weight 0.4" in training.warmup_note(3, 5)
-  assert "weight 0.8" in training.warmup_note(5, 5)
-  assert training.warmup_note(6, 5) is None  # epoch 6 trains with weight 1
-  assert training.warmup_note(1, 0) is None
+  assert "weight 0" in callbacks.warmup_note(1, 5)  # --epochs=1: no KL term at all
+  assert "ends at epoch 3 with weight 0.4" in callbacks.warmup_note(3, 5)
+  assert "weight 0.8" in callbacks.warmup_note(5, 5)
+  assert callbacks.warmup_note(6, 5) is None  # epoch 6 trains with weight 1
+  assert callbacks.warmup_note(1, 0) is None
 
 
 def _weights(model):
@@ -103,7 +113,7 @@ def _weights(model):
 
 
 def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path, mnist_slice):
-  model_config = config.ModelConfig.make("jmvae_kl")
+  model_config = mnist_config("jmvae_kl")
   straight = fit(tmp_path / "straight", *mnist_slice, model_config, epochs=3, warmup_epochs=2)
   first = fit(tmp_path / "resumed", *mnist_slice, model_config, epochs=2, warmup_epochs=2)
   assert first.initial_epoch == 0
@@ -124,8 +134,8 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path, 
 def test_with_input_threads_is_a_private_pool_with_the_same_batches(mnist_slice):
   train_slice, _ = mnist_slice
   dataset = mnist.train_dataset(train_slice.images, train_slice.labels, BATCH, seed=3)
-  assert training.with_input_threads(dataset, 0) is dataset  # tf.data's own, autotuned
-  private = training.with_input_threads(dataset, 1)
+  assert runtime.with_input_threads(dataset, 0) is dataset  # tf.data's own, autotuned
+  private = runtime.with_input_threads(dataset, 1)
   options = private.options()
   assert options.threading.private_threadpool_size == 1
   assert options.autotune.enabled is False
@@ -137,11 +147,11 @@ def test_with_input_threads_is_a_private_pool_with_the_same_batches(mnist_slice)
 def test_check_writable_names_the_flag_and_refuses_a_file(tmp_path):
   a_file = tmp_path / "a_file"
   a_file.write_text("x")
-  with pytest.raises(training.RunDirError, match=r"--output_dir=.*a_file exists and is not a"):
-    training.check_writable(str(a_file), "--output_dir")
-  with pytest.raises(training.RunDirError, match=r"^the table's directory .*cannot be created"):
-    training.check_writable(str(a_file / "sub"), "the table's directory")
-  training.check_writable(str(tmp_path / "new" / "dir"), "--output_dir")  # creatable: passes
+  with pytest.raises(files.WriteError, match=r"--output_dir=.*a_file exists and is not a"):
+    files.check_writable(str(a_file), "--output_dir")
+  with pytest.raises(files.WriteError, match=r"^the table's directory .*cannot be created"):
+    files.check_writable(str(a_file / "sub"), "the table's directory")
+  files.check_writable(str(tmp_path / "new" / "dir"), "--output_dir")  # creatable: passes
   assert not (tmp_path / "new").exists()  # and nothing was made
 
 
@@ -154,22 +164,22 @@ def _snapshot(directory):
 
 
 def test_model_dir_of_another_model_is_refused_and_left_alone(tmp_path, mnist_slice):
-  fit(tmp_path, *mnist_slice, config.ModelConfig.make("jmvae"), epochs=1)
+  fit(tmp_path, *mnist_slice, mnist_config("jmvae"), epochs=1)
   before = _snapshot(tmp_path)
   with pytest.raises(
-    training.RunDirError, match="different model .--model 'jmvae' vs 'cvae'; saved vs asked"
+    run_dir.RunDirError, match="different model .--model 'jmvae' vs 'cvae'; saved vs asked"
   ):
-    fit(tmp_path, *mnist_slice, config.ModelConfig.make("cvae"), epochs=2)
-  with pytest.raises(training.RunDirError, match="latent_dim"):
-    fit(tmp_path, *mnist_slice, config.ModelConfig.make("jmvae", latent_dim=2), epochs=2)
+    fit(tmp_path, *mnist_slice, mnist_config("cvae"), epochs=2)
+  with pytest.raises(run_dir.RunDirError, match="latent_dim"):
+    fit(tmp_path, *mnist_slice, mnist_config("jmvae", latent_dim=2), epochs=2)
   assert _snapshot(tmp_path) == before
 
 
 def test_model_dir_contents_and_summaries(tmp_path, mnist_slice):
-  fit(tmp_path, *mnist_slice, config.ModelConfig.make("jmvae"), epochs=2, warmup_epochs=2)
-  assert config.ModelConfig.from_json((tmp_path / training.RUN_FILE).read_text()).model == "jmvae"
-  assert (tmp_path / training.FLAGS_FILE).read_text() == "--model=test\n"
-  assert training.latest_checkpoint(str(tmp_path)).endswith("ckpt-2")
+  fit(tmp_path, *mnist_slice, mnist_config("jmvae"), epochs=2, warmup_epochs=2)
+  assert config.ModelConfig.from_json((tmp_path / run_dir.RUN_FILE).read_text()).model == "jmvae"
+  assert (tmp_path / run_dir.FLAGS_FILE).read_text() == "--model=test\n"
+  assert run_dir.find_checkpoint(str(tmp_path)).endswith("ckpt-2")
   tags = {}
   for event_file in tf.io.gfile.glob(str(tmp_path / "logs" / "train" / "events.*")):
     for event in tf.compat.v1.train.summary_iterator(event_file):
@@ -186,13 +196,13 @@ def test_model_dir_contents_and_summaries(tmp_path, mnist_slice):
     "latent_mean",
   ]:
     assert tag in tags, sorted(tags)
-  restored = training.restore_model(str(tmp_path))
+  restored = run_dir.restore_model(str(tmp_path))
   assert restored.latent_dim == 64
 
 
 def test_restore_model_errors(tmp_path):
-  with pytest.raises(training.RunDirError, match="run.json"):
-    training.restore_model(str(tmp_path))
+  with pytest.raises(run_dir.RunDirError, match="run.json"):
+    run_dir.restore_model(str(tmp_path))
 
 
 # --- BatchNorm statistics ------------------------------------------------------------------
@@ -234,9 +244,9 @@ def test_recalibrate_batchnorm_sets_the_average_of_the_batch_statistics(shape, f
   assert model.norm.fused == fused  # the path under test
   model.norm.moving_mean.assign(tf.fill([5], 1e3))  # not averaged in: replaced
   model.norm.moving_variance.assign(tf.fill([5], 1e3))
-  assert training.recalibrate_batchnorm(model, iter([]), seed=3) == 0  # nothing to average
+  assert batchnorm.recalibrate_batchnorm(model, iter([]), seed=3) == 0  # nothing to average
   np.testing.assert_array_equal(model.norm.moving_variance.numpy(), np.full(5, 1e3, np.float32))
-  assert training.recalibrate_batchnorm(model, iter(batches), seed=3) == 4
+  assert batchnorm.recalibrate_batchnorm(model, iter(batches), seed=3) == 4
   xs = [b[k].numpy().reshape(-1, 5) for b in batches for k in "xy"]
   np.testing.assert_allclose(
     model.norm.moving_mean.numpy(), np.mean([x.mean(0) for x in xs], 0), rtol=1e-5
@@ -251,9 +261,9 @@ def test_recalibrate_batchnorm_sets_the_average_of_the_batch_statistics(shape, f
 
 
 def test_recalibrate_batchnorm_without_batchnorm_reads_nothing():
-  model = config.build_model(config.ModelConfig.make("jmvae", latent_dim=2))  # MNIST MLPs
-  assert not training.batchnorm_layers(model)
-  assert training.recalibrate_batchnorm(model, iter([{"never": "read"}])) == 0
+  model = config.build_model(mnist_config("jmvae", latent_dim=2))  # MNIST MLPs
+  assert not batchnorm.batchnorm_layers(model)
+  assert batchnorm.recalibrate_batchnorm(model, iter([{"never": "read"}])) == 0
 
 
 def _face_batches(steps_per_epoch):
@@ -274,7 +284,8 @@ def test_recalibrated_run_learns_the_same_weights_and_saves_averaged_statistics(
   """--recalibrate_batchnorm changes no weight; the last checkpoint holds BatchNorm
   statistics that recalibrate_batchnorm gives on the last epoch's first batches, not
   Keras' moving averages."""
-  from jmvae_tf.modalities import GAUSSIAN_FIXED, Modality
+  from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+  from jmvae_tf.modalities import Modality
 
   model_config = config.ModelConfig.make(
     "jmvae_kl",
@@ -283,28 +294,29 @@ def test_recalibrated_run_learns_the_same_weights_and_saves_averaged_statistics(
       Modality("attributes", GAUSSIAN_FIXED, (40,)),
     ),
     architecture="celeba_conv",
+    dataset="celeb_a",
     latent_dim=4,
   )
   steps, batches = 3, _face_batches(3)
   models = {}
   for k in (0, 2):
-    train_config = config.TrainConfig(
+    train_config = options.TrainConfig.make(
       epochs=2, batch_size=8, warmup_epochs=1, steps_per_execution=1, recalibrate_batchnorm=k
     )
     model_dir = str(tmp_path / f"recalibrate{k}")
     training.train(model_config, train_config, model_dir, batches, steps, verbose=0)
-    models[k] = training.restore_model(model_dir)  # what the last checkpoint holds
+    models[k] = run_dir.restore_model(model_dir)  # what the last checkpoint holds
   plain, recalibrated = models[0], models[2]
   for a, b in zip(plain.trainable_variables, recalibrated.trainable_variables):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.name)
   moving = lambda m: [v.numpy() for v in m.non_trainable_variables if "moving" in v.name]  # noqa: E731
   before = moving(plain)
-  assert len(before) == 2 * len(training.batchnorm_layers(plain)) > 0
+  assert len(before) == 2 * len(batchnorm.batchnorm_layers(plain)) > 0
   for v in plain.non_trainable_variables:  # so that equality below means replaced
     if "moving" in v.name:
       v.assign(tf.fill(v.shape, 1e3))
   last_epoch = list(batches(1).take(2))
-  assert training.recalibrate_batchnorm(plain, last_epoch, model_config.seed) == 2
+  assert batchnorm.recalibrate_batchnorm(plain, last_epoch, model_config.seed) == 2
   for want, got, old in zip(moving(plain), moving(recalibrated), before):
     np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)
     assert not np.allclose(got, old, rtol=1e-3)  # not the moving averages
@@ -315,25 +327,26 @@ def test_recalibration_on_several_replicas_is_refused_before_anything_is_written
 ):
   """--strategy=auto picks MirroredStrategy where there are several GPUs: refused before the
   model dir is made, naming what to do instead; explicit names in TrainConfig itself."""
-  auto = config.TrainConfig(epochs=1, batch_size=8, recalibrate_batchnorm=2)
-  real = training.machine_defaults
+  auto = options.TrainConfig.make(epochs=1, batch_size=8, recalibrate_batchnorm=2)
+  real = runtime.machine_defaults
   several_gpus = lambda jit_compile=False: dataclasses.replace(
     real(jit_compile), strategy="mirrored"
   )  # noqa: E731
-  monkeypatch.setattr(training, "machine_defaults", several_gpus)
-  model_config = config.ModelConfig.make("jmvae", latent_dim=2)
+  monkeypatch.setattr(runtime, "machine_defaults", several_gpus)
+  model_config = mnist_config("jmvae", latent_dim=2)
   with pytest.raises(
     ValueError, match="'auto' is 'mirrored' here; train with --strategy=one_device"
   ):
     training.train(model_config, auto, str(tmp_path / "m"), _face_batches(1), 1, verbose=0)
   assert not (tmp_path / "m").exists()
-  with pytest.raises(ValueError, match="not with strategy 'multi_worker'"):
-    config.TrainConfig(strategy="multi_worker", recalibrate_batchnorm=2)
+  named = options.TrainConfig.make(strategy="multi_worker", recalibrate_batchnorm=2)
+  with pytest.raises(ValueError, match="not with strategy 'multi_worker'; train with"):
+    runtime.check_recalibration(named)
 
 
 def test_recalibration_of_a_model_without_batchnorm_is_a_warning(tmp_path, capsys):
-  model_config = config.ModelConfig.make("jmvae", latent_dim=2)  # MNIST MLPs
-  train_config = config.TrainConfig(epochs=1, batch_size=50, recalibrate_batchnorm=2)
+  model_config = mnist_config("jmvae", latent_dim=2)  # MNIST MLPs
+  train_config = options.TrainConfig.make(epochs=1, batch_size=50, recalibrate_batchnorm=2)
   rng = np.random.default_rng(0)
   images = rng.integers(0, 256, (100, 28, 28), dtype=np.uint8)
   labels = rng.integers(0, 10, 100).astype(np.uint8)

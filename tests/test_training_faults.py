@@ -18,13 +18,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+import tf_keras as keras
+from model_configs import mnist_config
 from tiny_runs import read_only_dir, write_fake_mnist
 
-from jmvae_tf import config, training
+from jmvae_tf import callbacks, config, files, options, run_dir, training
 
 ROOT = Path(__file__).resolve().parents[1]
 BATCH, STEPS = 8, 3
-MODEL = config.ModelConfig.make("jmvae", latent_dim=4)
+MODEL = mnist_config("jmvae", latent_dim=4)
 
 
 def _data(epochs, poison=None):
@@ -47,7 +49,7 @@ def fit(model_dir, epochs, poison=None, flags_text=None, **train_kw):
   kw.update(train_kw)
   return training.train(
     MODEL,
-    config.TrainConfig(**kw),
+    options.TrainConfig.make(**kw),
     str(model_dir),
     lambda start: (
       tf.data.Dataset.from_tensor_slices(data).batch(BATCH).skip(start * STEPS).repeat()
@@ -59,7 +61,7 @@ def fit(model_dir, epochs, poison=None, flags_text=None, **train_kw):
 
 
 def ckpt(model_dir, n):
-  return str(Path(model_dir) / training.CKPT_DIR / f"ckpt-{n}")
+  return str(Path(model_dir) / run_dir.CKPT_DIR / f"ckpt-{n}")
 
 
 def all_finite(prefix):
@@ -70,7 +72,7 @@ def all_finite(prefix):
 
 def checkpoints_on_disk(model_dir):
   return sorted(
-    p.name[: -len(".index")] for p in (Path(model_dir) / training.CKPT_DIR).glob("*.index")
+    p.name[: -len(".index")] for p in (Path(model_dir) / run_dir.CKPT_DIR).glob("*.index")
   )
 
 
@@ -96,7 +98,7 @@ def truncate_data(model_dir, n):
 
 
 def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_path):
-  with pytest.raises(training.TrainingDiverged) as diverged:
+  with pytest.raises(callbacks.TrainingDiverged) as diverged:
     fit(tmp_path, epochs=4, poison=(3, 2))
   message = str(diverged.value)
   assert "\n" not in message
@@ -106,10 +108,10 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
   # nothing of epoch 3 was saved; what was saved is finite and is what resumes and restores
   assert checkpoints_on_disk(tmp_path) == ["ckpt-1", "ckpt-2"]
   assert all(all_finite(ckpt(tmp_path, n)) for n in (1, 2))
-  assert training.find_checkpoint(str(tmp_path)) == ckpt(tmp_path, 2)
-  training.restore_model(str(tmp_path))
+  assert run_dir.find_checkpoint(str(tmp_path)) == ckpt(tmp_path, 2)
+  run_dir.restore_model(str(tmp_path))
   # the run's lock went with it
-  with open(tmp_path / training.LOCK_FILE) as f:
+  with open(tmp_path / run_dir.LOCK_FILE) as f:
     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
@@ -117,35 +119,35 @@ def test_non_finite_weights_are_never_saved(tmp_path):
   """The loss of an epoch's last step is computed before its update: the weights are
   checked again before the save."""
   fit(tmp_path, epochs=1)
-  model = training.build_model(MODEL)
-  model.compile(optimizer=training.make_optimizer(config.TrainConfig()))
+  model = config.build_model(MODEL)
+  model.compile(optimizer=training.make_optimizer(options.TrainConfig.make()))
   epoch = tf.Variable(0, dtype=tf.int64)
   manager = tf.train.CheckpointManager(
-    training.make_checkpoint(model, model.optimizer, epoch),
-    str(tmp_path / training.CKPT_DIR),
+    run_dir.make_checkpoint(model, model.optimizer, epoch),
+    str(tmp_path / run_dir.CKPT_DIR),
     max_to_keep=3,
   )
-  saver = training.CheckpointEveryEpoch(manager, epoch, str(tmp_path), ckpt(tmp_path, 1))
+  saver = callbacks.CheckpointEveryEpoch(manager, epoch, str(tmp_path), ckpt(tmp_path, 1))
   saver.set_model(model)
   kernel = model.trainable_variables[0]
   kernel.assign(tf.fill(kernel.shape, np.inf))
-  with pytest.raises(training.TrainingDiverged, match="epoch 2: its weights are not all finite"):
+  with pytest.raises(callbacks.TrainingDiverged, match="epoch 2: its weights are not all finite"):
     saver.on_epoch_end(1)
   assert checkpoints_on_disk(tmp_path) == ["ckpt-1"]
 
 
 def test_restore_model_refuses_a_checkpoint_with_non_finite_weights(tmp_path):
   fit(tmp_path, epochs=1)
-  model = training.restore_model(str(tmp_path))
+  model = run_dir.restore_model(str(tmp_path))
   kernel = model.trainable_variables[0]
   kernel.assign(tf.fill(kernel.shape, np.nan))
   manager = tf.train.CheckpointManager(
-    tf.train.Checkpoint(model=model), str(tmp_path / training.CKPT_DIR), max_to_keep=3
+    tf.train.Checkpoint(model=model), str(tmp_path / run_dir.CKPT_DIR), max_to_keep=3
   )
   assert manager.save(checkpoint_number=2).endswith("ckpt-2")
-  with pytest.raises(training.RunDirError, match="ckpt-2 holds non-finite weights"):
-    training.restore_model(str(tmp_path))
-  training.restore_model(str(tmp_path), ckpt(tmp_path, 1))  # an earlier one is fine
+  with pytest.raises(run_dir.RunDirError, match="ckpt-2 holds non-finite weights"):
+    run_dir.restore_model(str(tmp_path))
+  run_dir.restore_model(str(tmp_path), ckpt(tmp_path, 1))  # an earlier one is fine
 
 
 def test_runner_exits_1_with_one_line_when_the_loss_is_not_finite(tmp_path):
@@ -188,14 +190,14 @@ def test_missing_index_resumes_from_the_one_before(tmp_path, capsys):
   older = {n: file_bytes(tmp_path, n) for n in (1, 2)}
   os.remove(ckpt(tmp_path, 3) + ".index")
   capsys.readouterr()
-  assert training.find_checkpoint(str(tmp_path)) == ckpt(tmp_path, 2)
+  assert run_dir.find_checkpoint(str(tmp_path)) == ckpt(tmp_path, 2)
   warning = capsys.readouterr().err
   assert "skipped unreadable checkpoint(s) ckpt-3 (no .index file); using ckpt-2" in warning
   result = fit(tmp_path, epochs=3)
   assert result.initial_epoch == 2  # not a fresh start over the intact checkpoints
   assert {n: file_bytes(tmp_path, n) for n in (1, 2)} == older
-  assert training.find_checkpoint(str(tmp_path)) == ckpt(tmp_path, 3)
-  assert training.checkpoint_problem(ckpt(tmp_path, 3)) is None
+  assert run_dir.find_checkpoint(str(tmp_path)) == ckpt(tmp_path, 3)
+  assert run_dir.checkpoint_problem(ckpt(tmp_path, 3)) is None
 
 
 def test_truncated_data_falls_back_in_training_and_in_restore_model(tmp_path, capsys):
@@ -203,18 +205,18 @@ def test_truncated_data_falls_back_in_training_and_in_restore_model(tmp_path, ca
   first = file_bytes(tmp_path, 1)
   truncate_data(tmp_path, 2)
   capsys.readouterr()
-  model = training.restore_model(str(tmp_path))
+  model = run_dir.restore_model(str(tmp_path))
   assert "ckpt-2 (IndexError" in capsys.readouterr().err
-  reference = training.restore_model(str(tmp_path), ckpt(tmp_path, 1))
+  reference = run_dir.restore_model(str(tmp_path), ckpt(tmp_path, 1))
   for a, b in zip(model.variables, reference.variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
-  with pytest.raises(training.RunDirError, match="ckpt-2 is unreadable: IndexError"):
-    training.restore_model(str(tmp_path), ckpt(tmp_path, 2))  # asked for by name: no fallback
-  assert training.check_model_dir(str(tmp_path), MODEL) == ckpt(tmp_path, 1)
+  with pytest.raises(run_dir.RunDirError, match="ckpt-2 is unreadable: IndexError"):
+    run_dir.restore_model(str(tmp_path), ckpt(tmp_path, 2))  # asked for by name: no fallback
+  assert run_dir.check_model_dir(str(tmp_path), MODEL) == ckpt(tmp_path, 1)
   result = fit(tmp_path, epochs=2)
   assert result.initial_epoch == 1
   assert file_bytes(tmp_path, 1) == first
-  assert training.find_checkpoint(str(tmp_path)) == ckpt(tmp_path, 2)  # saved again, whole
+  assert run_dir.find_checkpoint(str(tmp_path)) == ckpt(tmp_path, 2)  # saved again, whole
 
 
 def test_a_directory_of_unreadable_checkpoints_is_an_error_not_a_fresh_start(tmp_path):
@@ -224,11 +226,11 @@ def test_a_directory_of_unreadable_checkpoints_is_an_error_not_a_fresh_start(tmp
   before = snapshot(tmp_path)
   expected = "no readable checkpoint under ckpt/: ckpt-2 .IndexError.*; ckpt-1 .no .index file."
   for attempt in (
-    lambda: training.check_model_dir(str(tmp_path), MODEL),
-    lambda: training.restore_model(str(tmp_path)),
+    lambda: run_dir.check_model_dir(str(tmp_path), MODEL),
+    lambda: run_dir.restore_model(str(tmp_path)),
     lambda: fit(tmp_path, epochs=3),
   ):
-    with pytest.raises(training.RunDirError, match=expected):
+    with pytest.raises(run_dir.RunDirError, match=expected):
       attempt()
   assert snapshot(tmp_path) == before
 
@@ -238,7 +240,7 @@ def test_a_partial_save_left_by_a_crash_is_removed_before_training(tmp_path, cap
   partial = tmp_path / "ckpt" / "ckpt-2_temp_0123abcd"
   partial.mkdir()
   (partial / "part-00000-of-00001.data-00000-of-00001").write_bytes(b"\0" * 100)
-  assert training.check_model_dir(str(tmp_path), MODEL) == ckpt(tmp_path, 1)
+  assert run_dir.check_model_dir(str(tmp_path), MODEL) == ckpt(tmp_path, 1)
   assert partial.exists()  # checking touches nothing
   result = fit(tmp_path, epochs=2)
   assert result.initial_epoch == 1
@@ -269,7 +271,7 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_earlier_checkpoints
     raise error
 
   monkeypatch.setattr(tf.train.CheckpointManager, "save", save_until_the_disk_is_full)
-  with pytest.raises(training.RunDirError) as full:
+  with pytest.raises(run_dir.RunDirError) as full:
     fit(tmp_path, epochs=2)
   message = str(full.value)
   assert "\n" not in message
@@ -288,22 +290,22 @@ def test_a_full_disk_during_a_save_is_one_line_and_keeps_the_earlier_checkpoints
 
 def test_a_second_run_on_a_directory_in_use_is_refused_and_writes_nothing(tmp_path):
   fit(tmp_path, epochs=1)
-  owner = (tmp_path / training.LOCK_FILE).read_text().split()
+  owner = (tmp_path / run_dir.LOCK_FILE).read_text().split()
   assert owner == [socket.gethostname(), str(os.getpid())]
-  with open(tmp_path / training.LOCK_FILE, "r+") as held:  # another run, as the kernel sees it
+  with open(tmp_path / run_dir.LOCK_FILE, "r+") as held:  # another run, as the kernel sees it
     fcntl.flock(held, fcntl.LOCK_EX | fcntl.LOCK_NB)
     held.truncate(0)
     held.write("otherhost 4242\n")
     held.flush()
     before = snapshot(tmp_path)
     with pytest.raises(
-      training.RunDirError, match="in use by another training run .otherhost 4242, holding"
+      run_dir.RunDirError, match="in use by another training run .otherhost 4242, holding"
     ):
       fit(tmp_path, epochs=2)
     assert snapshot(tmp_path) == before
   # once the holder is gone the run goes ahead, and lets go of the lock when it returns
   assert fit(tmp_path, epochs=2).initial_epoch == 1
-  with open(tmp_path / training.LOCK_FILE) as f:
+  with open(tmp_path / run_dir.LOCK_FILE) as f:
     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
@@ -316,7 +318,7 @@ def test_a_lock_held_by_another_process_refuses_a_fresh_directory_run(tmp_path):
       sys.executable,
       "-c",
       "import fcntl, os, sys, time\n"
-      f"f = open({str(model_dir / training.LOCK_FILE)!r}, 'w')\n"
+      f"f = open({str(model_dir / run_dir.LOCK_FILE)!r}, 'w')\n"
       "fcntl.flock(f, fcntl.LOCK_EX)\n"
       "f.write(f'childhost {os.getpid()}'); f.flush()\n"
       "print('locked', flush=True)\n"
@@ -327,9 +329,9 @@ def test_a_lock_held_by_another_process_refuses_a_fresh_directory_run(tmp_path):
   )
   try:
     assert holder.stdout.readline().strip() == "locked"
-    with pytest.raises(training.RunDirError, match=f"childhost {holder.pid}"):
+    with pytest.raises(run_dir.RunDirError, match=f"childhost {holder.pid}"):
       fit(model_dir, epochs=1)
-    assert sorted(os.listdir(model_dir)) == [training.LOCK_FILE]
+    assert sorted(os.listdir(model_dir)) == [run_dir.LOCK_FILE]
   finally:
     holder.kill()
     holder.wait()
@@ -340,7 +342,7 @@ def test_a_lock_held_by_another_process_refuses_a_fresh_directory_run(tmp_path):
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
-@pytest.mark.parametrize("name", [training.FLAGS_FILE, training.TRAIN_FILE, training.RUN_FILE])
+@pytest.mark.parametrize("name", [run_dir.FLAGS_FILE, run_dir.TRAIN_FILE, run_dir.RUN_FILE])
 def test_a_full_disk_while_writing_the_run_files_is_one_line_and_loses_nothing(tmp_path, name):
   """Each file is written aside and renamed: here the aside file is /dev/full, where every
   write fails with ENOSPC, as on a full disk."""
@@ -348,7 +350,7 @@ def test_a_full_disk_while_writing_the_run_files_is_one_line_and_loses_nothing(t
   old = (tmp_path / name).read_bytes()
   first = file_bytes(tmp_path, 1)
   os.symlink("/dev/full", tmp_path / f"{name}.tmp")
-  with pytest.raises(training.RunDirError) as full:
+  with pytest.raises(files.WriteError) as full:
     fit(tmp_path, epochs=2, flags_text="--epochs=2\n")
   message = str(full.value)
   assert "\n" not in message
@@ -357,7 +359,7 @@ def test_a_full_disk_while_writing_the_run_files_is_one_line_and_loses_nothing(t
   assert (tmp_path / name).read_bytes() == old  # whole, as it was
   assert file_bytes(tmp_path, 1) == first and checkpoints_on_disk(tmp_path) == ["ckpt-1"]
   assert fit(tmp_path, epochs=2, flags_text="--epochs=2\n").initial_epoch == 1  # disk freed
-  history = (tmp_path / training.FLAGS_HISTORY_FILE).read_text()
+  history = (tmp_path / run_dir.FLAGS_HISTORY_FILE).read_text()
   assert history == "# epochs 1-1\n--epochs=1\n"  # once, however many tries
 
 
@@ -371,14 +373,14 @@ def test_a_full_disk_while_writing_tensorboard_events_is_one_line(tmp_path, monk
       None, None, f"{tmp_path}/logs/train/events.out.tfevents.1.v2; No space left on device"
     )
 
-  monkeypatch.setattr(training.keras.callbacks.TensorBoard, "on_epoch_end", disk_full)
-  with pytest.raises(training.RunDirError) as full:
+  monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", disk_full)
+  with pytest.raises(run_dir.RunDirError) as full:
     fit(tmp_path, epochs=2)
   message = str(full.value)
   assert "\n" not in message and "No space left on device" in message and "disk full" in message
   assert f"the last good checkpoint {ckpt(tmp_path, 2)} is kept" in message, message
   assert checkpoints_on_disk(tmp_path) == ["ckpt-1", "ckpt-2"]
-  assert all(training.checkpoint_problem(ckpt(tmp_path, n)) is None for n in (1, 2))
+  assert all(run_dir.checkpoint_problem(ckpt(tmp_path, n)) is None for n in (1, 2))
 
 
 # --- a model_dir that cannot be written --------------------------------------------------
@@ -388,10 +390,10 @@ def test_a_model_dir_under_a_file_is_refused_before_anything_is_written(tmp_path
   (tmp_path / "file").write_text("")
   model_dir = str(tmp_path / "file" / "run")
   expected = f"--model_dir={model_dir} cannot be created: {tmp_path / 'file'} is not a directory"
-  with pytest.raises(training.RunDirError, match=expected):
-    training.check_model_dir(model_dir, MODEL)
-  with pytest.raises(training.RunDirError, match="cannot be created or written .*Error"):
-    with training.model_dir_lock(model_dir):  # the first write, should the check be skipped
+  with pytest.raises(run_dir.RunDirError, match=expected):
+    run_dir.check_model_dir(model_dir, MODEL)
+  with pytest.raises(run_dir.RunDirError, match="cannot be created or written .*Error"):
+    with run_dir.model_dir_lock(model_dir):  # the first write, should the check be skipped
       pass
   assert sorted(os.listdir(tmp_path)) == ["file"]
 
@@ -399,14 +401,14 @@ def test_a_model_dir_under_a_file_is_refused_before_anything_is_written(tmp_path
 def test_a_read_only_model_dir_parent_is_refused_before_anything_is_written(tmp_path):
   parent = read_only_dir(tmp_path)
   model_dir = str(parent / "jmvae_run")
-  with pytest.raises(training.RunDirError, match=f"{parent} is read-only for this user"):
+  with pytest.raises(run_dir.RunDirError, match=f"{parent} is read-only for this user"):
     fit(model_dir, epochs=1)
   assert not os.path.exists(model_dir)
 
 
 def test_a_missing_model_dir_parent_is_created(tmp_path):
   model_dir = tmp_path / "a" / "b" / "run"
-  assert training.check_model_dir(str(model_dir), MODEL) is None
+  assert run_dir.check_model_dir(str(model_dir), MODEL) is None
   assert fit(model_dir, epochs=1).initial_epoch == 0
   assert checkpoints_on_disk(model_dir) == ["ckpt-1"]
 
@@ -430,22 +432,21 @@ def test_a_missing_model_dir_parent_is_created(tmp_path):
 def test_a_resume_that_changes_the_optimisation_or_the_data_is_refused(tmp_path, field, value):
   fit(tmp_path, epochs=1, num_train=96)
   before = snapshot(tmp_path)
-  saved = config.TrainConfig.from_dict(
-    json.loads((tmp_path / training.TRAIN_FILE).read_text())["train_config"]
-  )
-  with pytest.raises(training.RunDirError) as refused:
+  saved = options.TrainConfig.from_dict(
+    json.loads((tmp_path / run_dir.TRAIN_FILE).read_text())["train_config"]
+  ).as_dict()
+  with pytest.raises(run_dir.RunDirError) as refused:
     fit(tmp_path, epochs=2, **{"num_train": 96, field: value})
   message = str(refused.value)
   assert "\n" not in message
-  assert f"(--{field} {getattr(saved, field)!r} vs {value!r}; saved vs asked)" in message
+  assert f"(--{field} {saved[field]!r} vs {value!r}; saved vs asked)" in message
   assert snapshot(tmp_path) == before  # refused before anything is written
-  assert not config.RESUME_RULES[field][0]
+  assert field in options.FixedSettings.field_names()
 
 
 def test_resume_rules_cover_every_train_setting_and_allow_what_does_not_change_learning():
-  fields = {f.name for f in config.dataclasses.fields(config.TrainConfig)}
-  assert set(config.RESUME_RULES) == fields
-  may = {name for name, (may_change, _) in config.RESUME_RULES.items() if may_change}
+  fields = set(options.FixedSettings.field_names()) | set(options.RunSettings.field_names())
+  may = set(options.RunSettings.field_names())
   assert may == {
     "epochs",
     "eval_every",
@@ -457,20 +458,20 @@ def test_resume_rules_cover_every_train_setting_and_allow_what_does_not_change_l
   }
   documented = (ROOT / "docs" / "RELIABILITY.md").read_text()
   assert all(f"`--{name}`" in documented for name in fields)  # the table there is this one
-  saved = config.TrainConfig(epochs=2, batch_size=8)
-  asked = config.TrainConfig(epochs=5, batch_size=8, eval_every=1, learning_rate=1e-4)
+  saved = options.TrainConfig.make(epochs=2, batch_size=8)
+  asked = options.TrainConfig.make(epochs=5, batch_size=8, eval_every=1, learning_rate=1e-4)
   assert saved.resume_conflicts(asked) == {}
-  assert saved.resume_conflicts(config.TrainConfig(batch_size=4, data_seed=3)) == {
+  assert saved.resume_conflicts(options.TrainConfig.make(batch_size=4, data_seed=3)) == {
     "batch_size": (8, 4),
     "data_seed": (0, 3),
   }
   # a run trained through the library, which records no num_train, resumes from the runner
-  assert saved.resume_conflicts(config.TrainConfig(batch_size=8, num_train=96)) == {}
+  assert saved.resume_conflicts(options.TrainConfig.make(batch_size=8, num_train=96)) == {}
 
 
 def test_a_finished_run_asked_for_no_more_epochs_is_left_alone_whatever_the_settings(tmp_path):
   fit(tmp_path, epochs=2, flags_text="--epochs=2\n")
-  lock = str(tmp_path / training.LOCK_FILE)  # names the latest owner, who took it
+  lock = str(tmp_path / run_dir.LOCK_FILE)  # names the latest owner, who took it
   before = snapshot(tmp_path)
   result = fit(tmp_path, epochs=2, batch_size=4, flags_text="--epochs=2\n--batch_size=4\n")
   assert result.history == {} and result.initial_epoch == 2
@@ -506,27 +507,25 @@ def test_a_new_learning_rate_on_resume_is_applied_and_recorded(tmp_path):
   assert all(changed)  # epoch 3 took other steps: the rate was used
   # recorded: flags.txt and train.json describe the newest checkpoints, the history the rest
   run = tmp_path / "new_rate"
-  assert (run / training.FLAGS_FILE).read_text() == "--learning_rate=0.0005\n"
-  assert (run / training.FLAGS_HISTORY_FILE).read_text() == (
-    "# epochs 1-2\n--learning_rate=0.001\n"
-  )
-  record = json.loads((run / training.TRAIN_FILE).read_text())
+  assert (run / run_dir.FLAGS_FILE).read_text() == "--learning_rate=0.0005\n"
+  assert (run / run_dir.FLAGS_HISTORY_FILE).read_text() == ("# epochs 1-2\n--learning_rate=0.001\n")
+  record = json.loads((run / run_dir.TRAIN_FILE).read_text())
   assert record["start_epoch"] == 2 and record["train_config"]["learning_rate"] == 5e-4
   # another change (here of --epochs alone) moves these flags to the history in turn
   fit(run, epochs=4, learning_rate=5e-4, flags_text="--learning_rate=0.0005\n--epochs=4\n")
-  assert (run / training.FLAGS_HISTORY_FILE).read_text() == (
+  assert (run / run_dir.FLAGS_HISTORY_FILE).read_text() == (
     "# epochs 1-2\n--learning_rate=0.001\n# epochs 3-3\n--learning_rate=0.0005\n"
   )
-  assert json.loads((run / training.TRAIN_FILE).read_text())["start_epoch"] == 3
+  assert json.loads((run / run_dir.TRAIN_FILE).read_text())["start_epoch"] == 3
 
 
 def test_a_directory_from_before_train_json_keeps_its_flags_in_the_history(tmp_path):
   fit(tmp_path, epochs=2, flags_text="--epochs=2\n")
-  os.remove(tmp_path / training.TRAIN_FILE)  # as runners.train wrote directories before it
+  os.remove(tmp_path / run_dir.TRAIN_FILE)  # as runners.train wrote directories before it
   assert fit(tmp_path, epochs=3, flags_text="--epochs=3\n").initial_epoch == 2
-  assert (tmp_path / training.FLAGS_HISTORY_FILE).read_text() == "# epochs 1-2\n--epochs=2\n"
-  assert (tmp_path / training.FLAGS_FILE).read_text() == "--epochs=3\n"
-  assert json.loads((tmp_path / training.TRAIN_FILE).read_text())["start_epoch"] == 2
+  assert (tmp_path / run_dir.FLAGS_HISTORY_FILE).read_text() == "# epochs 1-2\n--epochs=2\n"
+  assert (tmp_path / run_dir.FLAGS_FILE).read_text() == "--epochs=3\n"
+  assert json.loads((tmp_path / run_dir.TRAIN_FILE).read_text())["start_epoch"] == 2
 
 
 # --- SIGINT / SIGTERM -----------------------------------------------------------------------
@@ -544,10 +543,10 @@ def _signal_at(monkeypatch, signum, epoch, step):
 
   def on_epoch_begin(self, e, logs=None):
     self._epoch_now = e + 1
-    self.model.kl_weight.assign(training.warmup_weight(e, self.warmup_epochs))
+    self.model.kl_weight.assign(callbacks.warmup_weight(e, self.warmup_epochs))
 
-  monkeypatch.setattr(training.WarmUp, "on_train_batch_end", on_train_batch_end, raising=False)
-  monkeypatch.setattr(training.WarmUp, "on_epoch_begin", on_epoch_begin)
+  monkeypatch.setattr(callbacks.WarmUp, "on_train_batch_end", on_train_batch_end, raising=False)
+  monkeypatch.setattr(callbacks.WarmUp, "on_epoch_begin", on_epoch_begin)
   return seen
 
 
@@ -562,7 +561,7 @@ def test_a_signal_mid_epoch_stops_at_the_next_step_and_the_rerun_resumes_exactly
   straight = fit(tmp_path / "straight", epochs=3)
   handler = signal.getsignal(signum)
   seen = _signal_at(monkeypatch, signum, epoch=2, step=2)
-  with pytest.raises(training.TrainingInterrupted) as stopped:
+  with pytest.raises(callbacks.TrainingInterrupted) as stopped:
     fit(tmp_path / "run", epochs=3)
   name = signal.Signals(signum).name
   assert stopped.value.signum == signum
@@ -577,14 +576,14 @@ def test_a_signal_mid_epoch_stops_at_the_next_step_and_the_rerun_resumes_exactly
   resumed = fit(tmp_path / "run", epochs=3)  # the lock went with the interrupted run
   assert resumed.initial_epoch == 1
   # the same settings trained every checkpoint: one record, from epoch 0, and no history
-  assert json.loads((tmp_path / "run" / training.TRAIN_FILE).read_text())["start_epoch"] == 0
-  assert not (tmp_path / "run" / training.FLAGS_HISTORY_FILE).exists()
+  assert json.loads((tmp_path / "run" / run_dir.TRAIN_FILE).read_text())["start_epoch"] == 0
+  assert not (tmp_path / "run" / run_dir.FLAGS_HISTORY_FILE).exists()
   for a, b in zip(_weights(straight.model), _weights(resumed.model)):
     np.testing.assert_array_equal(a, b)  # bit for bit
 
 
 def test_a_signal_in_the_last_step_of_an_epoch_saves_that_epoch_first(tmp_path, monkeypatch):
   _signal_at(monkeypatch, signal.SIGTERM, epoch=2, step=STEPS)
-  with pytest.raises(training.TrainingInterrupted, match="at the end of epoch 2; .*epoch 3$"):
+  with pytest.raises(callbacks.TrainingInterrupted, match="at the end of epoch 2; .*epoch 3$"):
     fit(tmp_path, epochs=4)
   assert checkpoints_on_disk(tmp_path) == ["ckpt-1", "ckpt-2"]

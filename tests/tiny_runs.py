@@ -12,9 +12,13 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from idx_writer import write_idx
+from model_configs import mnist_config
 
 from jmvae_tf import config as config_lib
-from jmvae_tf import training
+from jmvae_tf import (
+  options,
+  training,
+)
 from pipelines import mnist
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -56,8 +60,8 @@ def train_tiny(
   **model_kwargs,
 ) -> config_lib.ModelConfig:
   """A few training steps on random binary data, saved like runners.train saves a run."""
-  model_config = config_lib.ModelConfig.make(model, latent_dim=latent_dim, **model_kwargs)
-  train_config = config_lib.TrainConfig(
+  model_config = mnist_config(model, latent_dim=latent_dim, **model_kwargs)
+  train_config = options.TrainConfig.make(
     epochs=1, batch_size=batch_size, warmup_epochs=0, steps_per_execution=1, strategy="default"
   )
   rng = np.random.default_rng(0)

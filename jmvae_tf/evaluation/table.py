@@ -16,6 +16,7 @@ Nothing here looks at a model's class: only the inference API (`check_given`,
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import time
 from typing import Dict, Iterable, List, Mapping, Optional, Sequence, Tuple
 
@@ -23,12 +24,20 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from jmvae_tf import gaussian
+from jmvae_tf import gaussian, registry
 from jmvae_tf.evaluation import estimators
 from jmvae_tf.models.base import split_seed
 
-# The paper's symbols for the MNIST modalities (Table 1's default).
-SYMBOLS = {"image": "x", "label": "w"}
+# The paper's symbols for the modalities of a two-modality data set, by position: x the first
+# (the image), w the second (the label or the attributes).
+PAPER_SYMBOLS = ("x", "w")
+
+
+def paper_symbols(modality_names: Sequence[str]) -> Dict[str, str]:
+  """{modality name: the paper's symbol} for two modalities; the names themselves for more."""
+  names = list(modality_names)
+  symbols = PAPER_SYMBOLS if len(names) == len(PAPER_SYMBOLS) else names
+  return dict(zip(names, symbols))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,16 +56,27 @@ class Column:
     return self.target in self.given
 
   def title(self, prefix: str = "", symbols: Optional[Mapping[str, str]] = None) -> str:
-    symbols = SYMBOLS if symbols is None else symbols
-    sym = lambda n: symbols.get(n, n)
+    sym = lambda n: (symbols or {}).get(n, n)
     # The paper writes the target's own modality last: log p(x~|w,x).
     given = sorted(self.given, key=lambda n: (n == self.target, n))
     return f"{prefix}log p({sym(self.target)}~|{','.join(sym(g) for g in given)})"
 
+  def renamed(self, names: Mapping[str, str]) -> "Column":
+    return Column(names[self.target], tuple(names[g] for g in self.given))
 
-def paper_columns(x: str, w: str) -> Tuple[Column, ...]:
-  """The paper's four columns for modalities x and w: x|w, w|x, x|w,x, w|x,w."""
-  return (Column(x, (w,)), Column(w, (x,)), Column(x, (x, w)), Column(w, (x, w)))
+
+def conditional_columns(modality_names: Sequence[str]) -> Tuple[Column, ...]:
+  """Every conditional of each modality: given each non-empty subset of the others (single
+  conditionals, smallest subsets first), then given all of them, itself included (the
+  multi-conditional). For x and w: the paper's x|w, w|x, x|w,x, w|x,w."""
+  names = list(modality_names)
+  singles = [
+    Column(target, subset)
+    for target in names
+    for r in range(1, len(names))
+    for subset in itertools.combinations([n for n in names if n != target], r)
+  ]
+  return tuple(singles + [Column(target, tuple(names)) for target in names])
 
 
 @dataclasses.dataclass(frozen=True)
@@ -70,7 +90,8 @@ class Accuracy:
 
 @dataclasses.dataclass(frozen=True)
 class TableDefinition:
-  """One of the paper's tables: what its columns are and what the paper reported."""
+  """One of the paper's tables: what its columns are and what the paper reported. Written in
+  the paper's symbols (x, w); `bind` gives it for a data set's modality names."""
 
   name: str  # "Table 1"
   stem: str  # file stem of the whole table: table1.json / table1.md
@@ -88,91 +109,91 @@ class TableDefinition:
   def title(self, column: Column, prefix: str = "") -> str:
     return column.title(prefix, self.symbols)
 
-
-MODEL_TITLES = {
-  "cvae": "CVAE",
-  "cmma": "CMMA",
-  "jmvae": "JMVAE",
-  "jmvae_kl": "JMVAE-kl",
-  "hierarchical_jmvae": "Hierarchical JMVAE",
-  "jmvae_kl_gan": "JMVAE-kl + VAE-GAN",
-}
-ROW_ORDER = ("cvae", "cmma", "jmvae", "jmvae_kl", "hierarchical_jmvae", "jmvae_kl_gan")
+  def bind(self, modality_names: Sequence[str]) -> "TableDefinition":
+    """This table for modalities named `modality_names`, in the order of its symbols."""
+    if len(modality_names) != len(self.symbols):
+      raise ValueError(
+        f"{self.name} has {len(self.symbols)} modalities ({', '.join(self.symbols.values())}); "
+        f"got {list(modality_names)}"
+      )
+    names = dict(zip(self.symbols, modality_names))
+    column_keys = {c.key: c.renamed(names).key for c in self.columns}
+    return dataclasses.replace(
+      self,
+      symbols={names[s]: sym for s, sym in self.symbols.items()},
+      columns=tuple(c.renamed(names) for c in self.columns),
+      paper={
+        row: {column_keys[k]: v for k, v in values.items()} for row, values in self.paper.items()
+      },
+      accuracy=self.accuracy
+      and Accuracy(names[self.accuracy.target], tuple(names[g] for g in self.accuracy.given)),
+    )
 
 
 def _paper_numbers(columns: Sequence[Column], rows: Mapping[str, Sequence[float]]):
   return {row: dict(zip((c.key for c in columns), vals)) for row, vals in rows.items()}
 
 
-TABLE1_COLUMNS = paper_columns("image", "label")
-JOINT_KEY = "image,label"  # the IWAE joint log p(x,w) of Table 1
-
-# Table 1 of the paper (MNIST, test set), by row and column key.
-PAPER_TABLE1 = _paper_numbers(
-  TABLE1_COLUMNS,
-  {
-    "cvae": (-448.8, -5.293, -70.42, -5.304),
-    "cmma": (-451.1, -0.2971, -69.89, -0.002574),
-    "jmvae": (-747.1, -0.2286, -69.57, -0.2026),
-    "jmvae_kl": (-422.35, -0.2628, -76.94, -0.1874),
-    "hierarchical_jmvae": (-475.5, -2.640, -196.9, -0.4456),
-  },
-)
-
-TABLE2_COLUMNS = paper_columns("image", "attributes")
-# Table 2 of the paper (CelebA, test set).
-PAPER_TABLE2 = _paper_numbers(
-  TABLE2_COLUMNS,
-  {
-    "cvae": (-6825, -44.28, -4031, -44.28),
-    "cmma": (-6920, -44.57, -4026, -38.74),
-    "jmvae": (-48763, -43.97, -4026, -43.43),
-    "jmvae_kl": (-6852, -44.13, -4089, -43.83),
-    "hierarchical_jmvae": (-7355, -47.61, -4901, -47.32),
-  },
-)
+PAPER_COLUMNS = conditional_columns(PAPER_SYMBOLS)
 
 TABLE1 = TableDefinition(
-  "Table 1", "table1", {"image": "x", "label": "w"}, TABLE1_COLUMNS, PAPER_TABLE1, iterations=100
+  "Table 1",
+  "table1",
+  {s: s for s in PAPER_SYMBOLS},
+  PAPER_COLUMNS,
+  # Table 1 of the paper (MNIST, test set), by row and column key.
+  _paper_numbers(
+    PAPER_COLUMNS,
+    {
+      "cvae": (-448.8, -5.293, -70.42, -5.304),
+      "cmma": (-451.1, -0.2971, -69.89, -0.002574),
+      "jmvae": (-747.1, -0.2286, -69.57, -0.2026),
+      "jmvae_kl": (-422.35, -0.2628, -76.94, -0.1874),
+      "hierarchical_jmvae": (-475.5, -2.640, -196.9, -0.4456),
+    },
+  ),
+  iterations=100,
 )
 # Fashion-MNIST has Table 1's layout; the paper reported no numbers for it.
 TABLE1_FASHION = dataclasses.replace(TABLE1, paper={})
 TABLE2 = TableDefinition(
   "Table 2",
   "table2",
-  {"image": "x", "attributes": "w"},
-  TABLE2_COLUMNS,
-  PAPER_TABLE2,
+  {s: s for s in PAPER_SYMBOLS},
+  PAPER_COLUMNS,
+  # Table 2 of the paper (CelebA, test set).
+  _paper_numbers(
+    PAPER_COLUMNS,
+    {
+      "cvae": (-6825, -44.28, -4031, -44.28),
+      "cmma": (-6920, -44.57, -4026, -38.74),
+      "jmvae": (-48763, -43.97, -4026, -43.43),
+      "jmvae_kl": (-6852, -44.13, -4089, -43.83),
+      "hierarchical_jmvae": (-7355, -47.61, -4901, -47.32),
+    },
+  ),
   iterations=40,
-  accuracy=Accuracy("attributes", ("image",)),
+  accuracy=Accuracy("w", ("x",)),  # the attributes predicted from the image
 )
 TABLES = {"mnist": TABLE1, "fashion_mnist": TABLE1_FASHION, "celeb_a": TABLE2}
 
 
-def table_for(dataset: str) -> TableDefinition:
-  """The table a run on `dataset` (its config.dataset) belongs to."""
+def table_for(dataset: str, modality_names: Sequence[str]) -> TableDefinition:
+  """The table a run on `dataset` (its config.dataset) belongs to, for its modalities."""
   if dataset not in TABLES:
     raise ValueError(f"no table for data set {dataset!r}; tables exist for {sorted(TABLES)}")
-  return TABLES[dataset]
+  return TABLES[dataset].bind(modality_names)
 
 
 def _can_generate(model, target: str, given: Sequence[str]) -> bool:
-  try:
-    model.check_given(given)
-  except ValueError:
-    return False
-  return target in model.generated_modalities
-
-
-def _all_columns() -> List[Column]:
-  return list(dict.fromkeys(c for t in TABLES.values() for c in t.columns))
+  return model.can_infer(given) and target in model.generated_modalities
 
 
 def columns_for(model, columns: Optional[Sequence[Column]] = None) -> List[Column]:
   """The columns this model can fill: all for the JMVAE family, its own direction for CVAE/CMMA.
 
-  `columns` defaults to every table's columns (only those on the model's modalities pass)."""
-  columns = _all_columns() if columns is None else columns
+  `columns` defaults to every conditional of the model's modalities (conditional_columns)."""
+  columns = conditional_columns(model.modality_names) if columns is None else columns
   return [c for c in columns if _can_generate(model, c.target, c.given)]
 
 
@@ -398,7 +419,7 @@ def merge_rows(records: Iterable[Dict]) -> Dict[str, Dict]:
       for key, value in rec.get(part, {}).items():
         if key in row[part]:
           raise ValueError(
-            f"two model dirs give {MODEL_TITLES.get(rec['model'], rec['model'])} "
+            f"two model dirs give {registry.title(rec['model'])} "
             f"{part} {key}: {row['sources'][(part, key)]} and {rec['model_dir']}"
           )
         row[part][key] = value
@@ -416,8 +437,8 @@ def _fmt(v: Optional[float]) -> str:
 
 def markdown_table(
   records: Sequence[Dict],
+  definition: TableDefinition,
   with_paper: bool = True,
-  definition: TableDefinition = TABLE1,
   data: str = "",
 ) -> str:
   """The table as Markdown: ours, with the paper's number in parentheses; IWAE and the
@@ -425,7 +446,8 @@ def markdown_table(
   on where the table's name would mislead (a data set's `provenance`, e.g. the synthetic
   stand-in for CelebA): a first line says so, and the note under the table too."""
   rows = merge_rows(records)
-  order = [r for r in ROW_ORDER if r in rows] + sorted(r for r in rows if r not in ROW_ORDER)
+  order = [r for r in registry.MODEL_NAMES if r in rows]
+  order += sorted(r for r in rows if r not in registry.MODEL_NAMES)
   columns = definition.columns
   esc = lambda t: t.replace("|", "\\|")  # a bar inside a cell would end it
   head = "| model | " + " | ".join(esc(definition.title(c)) for c in columns) + " |"
@@ -436,7 +458,7 @@ def markdown_table(
       ours = rows[r]["values"].get(c.key)
       paper = definition.paper.get(r, {}).get(c.key)
       cells.append(_fmt(ours) + (f" ({_fmt(paper)})" if with_paper and paper is not None else ""))
-    lines.append(f"| {MODEL_TITLES.get(r, r)} | " + " | ".join(cells) + " |")
+    lines.append(f"| {registry.title(r)} | " + " | ".join(cells) + " |")
   text = "\n".join(lines)
   if data:
     text = f"data: {data}\n\n" + text
@@ -459,7 +481,7 @@ def markdown_table(
       iw = rows[r]["iwae"]
       if iw:
         lines.append(
-          f"| {MODEL_TITLES.get(r, r)} | "
+          f"| {registry.title(r)} | "
           + " | ".join(_fmt(iw.get(c.key)) for c in iw_cols)
           + f" | {_fmt(iw.get(definition.joint_key))} |"
         )
@@ -473,8 +495,7 @@ def markdown_table(
     for r in order:
       for result in rows[r]["accuracy"]:
         lines.append(
-          f"| {MODEL_TITLES.get(r, r)} | {result['mean_accuracy']:.4f} | "
-          f"{result['mean_majority']:.4f} |"
+          f"| {registry.title(r)} | {result['mean_accuracy']:.4f} | {result['mean_majority']:.4f} |"
         )
     text += "\n\n" + "\n".join(lines)
   return text

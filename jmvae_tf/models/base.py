@@ -10,7 +10,9 @@ Inference API (B examples, D = latent_dim, seeds are stateless int [2]):
   modality_names           every modality the model reads, in the config's order
   generated_modalities     those with a decoder p(.|z)
   conditioning_modalities  those it only conditions on (CVAE/CMMA's condition)
+  can_infer(given)         whether z can be inferred from the modalities `given`
   check_given(given)       the sorted tuple, or a ValueError saying what it cannot do
+  inference_subsets()      every set of modalities z can be inferred from
   uses_iterative_sampling(given)  whether inferring z from `given` runs eq 6
   posterior_layers(batch, given, seed, num_steps)  [(mean, variance)] over z_1..z_L
                            from the modalities `given` (any non-empty subset the
@@ -24,20 +26,22 @@ Inference API (B examples, D = latent_dim, seeds are stateless int [2]):
   describe_inference(given, num_steps)   one line for reports
 
 Everything in the API runs in inference mode (BatchNorm uses its moving
-statistics). A subclass builds its networks, names its loss terms and implements
-`loss_terms`, `joint_posterior_layers` and whichever API methods differ.
+statistics). A subclass builds its networks, names its loss terms (`loss_term_names`) and
+implements `loss_terms`, `joint_posterior_layers`, `inference_problem` (what it can infer
+from) and whichever API methods differ.
 """
 
 from __future__ import annotations
 
-import dataclasses
+import itertools
 from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras as keras
 
-from jmvae_tf import gaussian
+from jmvae_tf import gaussian, networks
 from jmvae_tf.modalities import Modality
+from jmvae_tf.options import ModelOptions
 
 Batch = Dict[str, tf.Tensor]
 Layers = List[Tuple[tf.Tensor, tf.Tensor]]
@@ -49,52 +53,40 @@ def split_seed(seed, n: int):
   return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n), axis=0)
 
 
+def _sorted_names(given) -> Tuple[str, ...]:
+  return (given,) if isinstance(given, str) else tuple(sorted(set(given)))
+
+
 def tile_batch(batch: Batch, n: int) -> Batch:
   """Every tensor of `batch` tiled n times, sample-major (see gaussian.tile_samples)."""
   return {name: gaussian.tile_samples(value, n) for name, value in batch.items()}
 
 
-@dataclasses.dataclass(frozen=True)
-class ModelOptions:
-  """What every objective is configured by; subclasses add their own fields."""
-
-  latent_dim: int = 64
-  seed: int = 0
-  # Variance of the decoders' fixed-variance Gaussian likelihoods (the paper's CelebA: 1);
-  # smaller weighs reconstruction more against the KL terms. No effect on other likelihoods.
-  # Keyword-only, so subclasses' positional fields keep their places; the architecture's
-  # decoders take it (config.build_model), not the model.
-  decoder_variance: float = dataclasses.field(default=1.0, kw_only=True)
-
-  def __post_init__(self):
-    if self.latent_dim < 1:
-      raise ValueError(f"latent_dim must be positive, got {self.latent_dim}")
-    if not self.decoder_variance > 0:
-      raise ValueError(f"decoder_variance must be positive, got {self.decoder_variance}")
-
-
 class MultimodalVAE(keras.Model):
   """Base of JMVAE, JMVAEKL, HierarchicalJMVAE, CVAE and CMMA (see the module docstring).
 
-  `options_class` is the model's config dataclass: the options it uses, and only
-  those, are what `runners.train` records and compares on resume.
+  A model is built from its modalities, its options (`jmvae_tf/options.py`; it keeps them as
+  `options`) and an architecture (`jmvae_tf/networks.py`), whose decoders take the options'
+  decoder variance.
   """
-
-  options_class = ModelOptions
 
   def __init__(
     self,
     modalities: Sequence[Modality],
-    latent_dim: int,
-    term_names: Sequence[str],
-    seed: int = 0,
+    options: ModelOptions,
+    architecture: Optional[networks.Architecture] = None,
     name=None,
   ):
     super().__init__(name=name)
-    self.term_names = tuple(term_names)
+    if not isinstance(options, ModelOptions):
+      raise TypeError(f"{type(self).__name__} takes a ModelOptions, got {type(options).__name__}")
     self.modality_specs = tuple(modalities)
-    self.latent_dim = int(latent_dim)
-    self.seed = int(seed)
+    self.options = options.bind(self.modality_names)
+    self.latent_dim = int(options.latent_dim)
+    self.seed = int(options.seed)
+    self.architecture = networks.with_decoder_variance(
+      architecture or networks.MNIST_MLP, options.decoder_variance
+    )
     # Weight of the KL-to-prior terms; a callback raises it from 0 to 1 (warm-up).
     # A variable (not a Python float) so it is checkpointed and changes retrace nothing.
     self.kl_weight = tf.Variable(
@@ -104,9 +96,16 @@ class MultimodalVAE(keras.Model):
       name="kl_weight",
       aggregation=tf.VariableAggregation.ONLY_FIRST_REPLICA,
     )
-    self.trackers = {n: keras.metrics.Mean(name=n) for n in (LOSS,) + tuple(self.term_names)}
+    self.term_names = tuple(self.loss_term_names())
+    self.trackers = {n: keras.metrics.Mean(name=n) for n in (LOSS,) + self.term_names}
+    self.per_replica_jit = False
 
   # --- what subclasses implement -----------------------------------------------------------
+  def loss_term_names(self) -> Sequence[str]:
+    """The names of the per-example terms `loss_terms` reports besides the total (called by
+    the constructor, which has set modality_specs and options)."""
+    raise NotImplementedError
+
   def loss_terms(self, batch: Batch, seed: tf.Tensor, training=None) -> Dict[str, tf.Tensor]:
     """Per-example terms ([B] each) of the loss, including the total under "loss"."""
     raise NotImplementedError
@@ -132,14 +131,38 @@ class MultimodalVAE(keras.Model):
   def conditioning_modalities(self) -> Tuple[str, ...]:
     return ()
 
-  def check_given(self, given: Sequence[str]) -> Tuple[str, ...]:
-    given = (given,) if isinstance(given, str) else tuple(sorted(set(given)))
+  def inference_problem(self, given: Tuple[str, ...]) -> Optional[str]:
+    """Why z cannot be inferred from `given` (some of the model's modalities, sorted), or None:
+    what a subclass overrides to say what it infers from. Here: from all of them only."""
+    if set(given) != set(self.modality_names):
+      return f"{self.name} infers z from all of {self.modality_names} only"
+    return None
+
+  def _problem(self, given: Tuple[str, ...]) -> Optional[str]:
     unknown = [g for g in given if g not in self.modality_names]
     if unknown or not given:
-      raise ValueError(
+      return (
         f"{self.name}: given must name some of the modalities {self.modality_names}, got {given}"
       )
+    return self.inference_problem(given)
+
+  def can_infer(self, given: Sequence[str]) -> bool:
+    """Whether z can be inferred from the modalities `given`."""
+    return self._problem(_sorted_names(given)) is None
+
+  def check_given(self, given: Sequence[str]) -> Tuple[str, ...]:
+    """`given` sorted, or a ValueError saying why z cannot be inferred from it."""
+    given = _sorted_names(given)
+    problem = self._problem(given)
+    if problem is not None:
+      raise ValueError(problem)
     return given
+
+  def inference_subsets(self) -> List[Tuple[str, ...]]:
+    """Every non-empty set of modalities z can be inferred from, smallest first."""
+    names = self.modality_names
+    subsets = [c for r in range(1, len(names) + 1) for c in itertools.combinations(names, r)]
+    return [tuple(sorted(s)) for s in subsets if self.can_infer(s)]
 
   def uses_iterative_sampling(self, given: Sequence[str]) -> bool:
     return False
@@ -147,18 +170,12 @@ class MultimodalVAE(keras.Model):
   def posterior_layers(
     self, batch: Batch, given: Sequence[str], seed=(0, 0), num_steps=0
   ) -> Layers:
-    given = self.check_given(given)
-    if set(given) != set(self.modality_names):
-      raise ValueError(f"{self.name} infers z from all of {self.modality_names} only")
+    self.check_given(given)
     return self.joint_posterior_layers(batch, training=False)
 
   def posterior(self, batch: Batch, given: Sequence[str], seed=(0, 0), num_steps=0):
     """(mean, variance) of the Gaussian over z_1 given the modalities `given`."""
     return self.posterior_layers(batch, given, seed, num_steps)[0]
-
-  def encode(self, batch: Batch, training=None):
-    """(mean, variance) of q(z_1 | every modality)."""
-    return self.joint_posterior_layers(batch, training=training)[0]
 
   def latent_draws(self, layers: Layers, n: int, seed) -> tf.Tensor:
     mean, variance = layers[0]
@@ -225,11 +242,13 @@ class MultimodalVAE(keras.Model):
     Keras' whole-step XLA cannot reach variables mirrored on other devices."""
     whole_step = bool(jit_compile) and not tf.distribute.has_strategy()
     super().compile(optimizer=optimizer, jit_compile=whole_step, **kwargs)
-    self._gradients_fn = (
-      tf.function(self._loss_and_gradients, jit_compile=True)
-      if jit_compile and not whole_step
-      else self._loss_and_gradients
-    )
+    self.per_replica_jit = bool(jit_compile) and not whole_step
+    self._gradients_fn = self.per_replica(self._loss_and_gradients)
+
+  def per_replica(self, fn):
+    """`fn` (a replica's forward and backward pass) compiled with XLA where `compile` put XLA
+    there, under a distribution strategy; else as it is."""
+    return tf.function(fn, jit_compile=True) if self.per_replica_jit else fn
 
   def optimizer_groups(self):
     """[(optimiser, the variables it updates)] for every optimiser train_step applies."""

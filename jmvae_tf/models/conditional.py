@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import Sequence
-
 import tensorflow as tf
 import tf_keras as keras
 
 from jmvae_tf import gaussian
-from jmvae_tf.modalities import Modality, by_name
-from jmvae_tf.models.base import LOSS, ModelOptions, MultimodalVAE
-from jmvae_tf.networks import MNIST_MLP, Architecture
-
-
-@dataclasses.dataclass(frozen=True)
-class ConditionalOptions(ModelOptions):
-  target: str = "image"  # the modality generated
-  condition: str = "label"  # the modality conditioned on
-
-  def __post_init__(self):
-    super().__post_init__()
-    if self.target == self.condition:
-      raise ValueError(f"target and condition must differ, both are {self.target!r}")
+from jmvae_tf.modalities import by_name
+from jmvae_tf.models.base import LOSS, MultimodalVAE
 
 
 class ConditionalModel(MultimodalVAE):
@@ -34,31 +19,18 @@ class ConditionalModel(MultimodalVAE):
   generated, so the model has no z from the target alone and no unconditional prior.
   """
 
-  options_class = ConditionalOptions
-
-  def __init__(
-    self,
-    modalities: Sequence[Modality],
-    target: str,
-    condition: str,
-    latent_dim=64,
-    seed=0,
-    architecture: Architecture = MNIST_MLP,
-    name=None,
-  ):
-    ConditionalOptions(latent_dim, seed, target, condition)  # validates
-    self.target_spec = by_name(modalities, target)
-    self.condition_spec = by_name(modalities, condition)
-    super().__init__(
-      (self.target_spec, self.condition_spec),
-      latent_dim,
-      (f"nll_{target}", "kl_prior"),
-      seed,
-      name=name,
+  def __init__(self, modalities, options, architecture=None, name=None):
+    options = options.bind([m.name for m in modalities])
+    self.target_spec = by_name(modalities, options.target)
+    self.condition_spec = by_name(modalities, options.condition)
+    super().__init__((self.target_spec, self.condition_spec), options, architecture, name=name)
+    self.target, self.condition = options.target, options.condition
+    self.joint_encoder = self.architecture.encoder(
+      self.modality_specs, self.latent_dim, "joint_encoder"
     )
-    self.architecture = architecture
-    self.target, self.condition = target, condition
-    self.joint_encoder = architecture.encoder(self.modality_specs, self.latent_dim, "joint_encoder")
+
+  def loss_term_names(self):
+    return (f"nll_{self.options.target}", "kl_prior")
 
   def prior(self, batch, training=None):
     """(mean, variance) of the prior over z, which may read batch[condition]."""
@@ -84,14 +56,13 @@ class ConditionalModel(MultimodalVAE):
   def joint_posterior_layers(self, batch, training=None):
     return [self.joint_encoder(batch, training=training)]
 
-  def check_given(self, given):
-    given = super().check_given(given)
+  def inference_problem(self, given):
     if self.condition not in given:
-      raise ValueError(
+      return (
         f"{type(self).__name__} models {self.target} | {self.condition} only; "
         f"it cannot infer z from {','.join(given)} without {self.condition}"
       )
-    return given
+    return None
 
   def posterior_layers(self, batch, given, seed=(0, 0), num_steps=0):
     given = self.check_given(given)
@@ -121,11 +92,9 @@ class CVAE(ConditionalModel):
 
   prior_description = "N(0,I); the decoder reads the condition"
 
-  def __init__(
-    self, modalities, target, condition, latent_dim=64, seed=0, architecture=MNIST_MLP, name=None
-  ):
-    super().__init__(modalities, target, condition, latent_dim, seed, architecture, name=name)
-    self.decoder = architecture.decoder(self.target_spec, f"decoder_{target}")
+  def __init__(self, modalities, options, architecture=None, name=None):
+    super().__init__(modalities, options, architecture, name=name)
+    self.decoder = self.architecture.decoder(self.target_spec, f"decoder_{self.target}")
     self.flatten = keras.layers.Flatten()
 
   def prior(self, batch, training=None):
@@ -145,14 +114,12 @@ class CMMA(ConditionalModel):
 
   prior_description = "p(z|condition)"
 
-  def __init__(
-    self, modalities, target, condition, latent_dim=64, seed=0, architecture=MNIST_MLP, name=None
-  ):
-    super().__init__(modalities, target, condition, latent_dim, seed, architecture, name=name)
-    self.prior_encoder = architecture.encoder(
-      [self.condition_spec], self.latent_dim, f"prior_{condition}"
+  def __init__(self, modalities, options, architecture=None, name=None):
+    super().__init__(modalities, options, architecture, name=name)
+    self.prior_encoder = self.architecture.encoder(
+      [self.condition_spec], self.latent_dim, f"prior_{self.condition}"
     )
-    self.decoder = architecture.decoder(self.target_spec, f"decoder_{target}")
+    self.decoder = self.architecture.decoder(self.target_spec, f"decoder_{self.target}")
 
   def prior(self, batch, training=None):
     return self.prior_encoder(batch, training=training)

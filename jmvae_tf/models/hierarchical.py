@@ -2,26 +2,14 @@
 
 from __future__ import annotations
 
-import dataclasses
-from typing import List, Sequence
+from typing import List
 
 import tensorflow as tf
 
 from jmvae_tf import gaussian
-from jmvae_tf.modalities import Modality
-from jmvae_tf.models.base import ModelOptions, split_seed
+from jmvae_tf.models.base import split_seed
 from jmvae_tf.models.jmvae import JMVAE
-from jmvae_tf.networks import MNIST_MLP, Architecture, GaussianConditional
-
-
-@dataclasses.dataclass(frozen=True)
-class HierarchicalJMVAEOptions(ModelOptions):
-  num_layers: int = 2  # stochastic layers L
-
-  def __post_init__(self):
-    super().__post_init__()
-    if self.num_layers < 2:
-      raise ValueError(f"hierarchical JMVAE needs num_layers >= 2, got {self.num_layers}")
+from jmvae_tf.networks import GaussianConditional
 
 
 class HierarchicalJMVAE(JMVAE):
@@ -34,29 +22,22 @@ class HierarchicalJMVAE(JMVAE):
   each with one sample of z_{l+1} ~ q(z_{l+1}|x,w).
   """
 
-  options_class = HierarchicalJMVAEOptions
-
-  def __init__(
-    self,
-    modalities: Sequence[Modality],
-    latent_dim: int = 64,
-    seed: int = 0,
-    architecture: Architecture = MNIST_MLP,
-    num_layers: int = 2,
-    name=None,
-  ):
-    HierarchicalJMVAEOptions(latent_dim, seed, num_layers)  # validates
-    self.num_layers = int(num_layers)
-    super().__init__(modalities, latent_dim, seed, architecture, name=name)
+  def __init__(self, modalities, options, architecture=None, name=None):
+    super().__init__(modalities, options, architecture, name=name)
+    architecture = self.architecture
     # z_l (l >= 2) from h_l = features(h_{l-1}); z_1 from the joint encoder's h_1.
     self.upper_encoders = [
       GaussianConditional(architecture.features(f"h{l}"), self.latent_dim, f"encoder_z{l}")
-      for l in range(2, num_layers + 1)
+      for l in range(2, self.num_layers + 1)
     ]
     # p(z_l | z_{l+1}) for l = 1..L-1.
     self.priors = [
-      architecture.conditional(self.latent_dim, f"prior_z{l}") for l in range(1, num_layers)
+      architecture.conditional(self.latent_dim, f"prior_z{l}") for l in range(1, self.num_layers)
     ]
+
+  @property
+  def num_layers(self) -> int:
+    return self.options.num_layers
 
   # --- the latent chain ----------------------------------------------------------------------
   def kl_term_names(self):
@@ -66,8 +47,8 @@ class HierarchicalJMVAE(JMVAE):
     h = self.joint_encoder.features(batch, training=training)
     layers = [self.joint_encoder.heads(h)]
     for encoder in self.upper_encoders:
-      h = encoder.body(h, training=training)
-      layers.append((encoder.mean_head(h), gaussian.softplus_variance(encoder.variance_head(h))))
+      h = encoder.features(h, training=training)
+      layers.append(encoder.heads(h))
     return layers
 
   def sample_posterior(self, layers, seed):

@@ -4,19 +4,27 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
 from jmvae_tf import gaussian
-from jmvae_tf.modalities import Modality
+from jmvae_tf.modalities import subset_name
 from jmvae_tf.models import iterative
-from jmvae_tf.models.base import LOSS, Batch, Layers, ModelOptions, MultimodalVAE
-from jmvae_tf.networks import MNIST_MLP, Architecture
+from jmvae_tf.models.base import LOSS, Batch, Layers, MultimodalVAE
 
 
-def subset_key(names: Sequence[str]) -> str:
-  return "+".join(sorted(names))
+@dataclasses.dataclass
+class Forward:
+  """One pass of JMVAE's objective: what its loss is made of (per-example tensors)."""
+
+  layers: Layers  # q(z_l | every modality), l = 1..L
+  zs: List[tf.Tensor]  # one draw of each layer
+  dists: Dict[str, object]  # p(m | z_1) for each generated modality m
+  nll: Dict[str, tf.Tensor]  # -log p(m | z_1), by modality
+  kl: Dict[str, tf.Tensor]  # the KL terms, weighted by kl_weight
+  regulariser: Optional[tf.Tensor]  # weighted, added to the loss (JMVAE-kl's alpha terms)
+  regulariser_terms: Dict[str, tf.Tensor]  # its unweighted terms
 
 
 class JMVAE(MultimodalVAE):
@@ -28,33 +36,24 @@ class JMVAE(MultimodalVAE):
   modalities z is inferred by iterative sampling (eq 6) of the one missing modality.
   """
 
-  options_class = ModelOptions
-
-  def __init__(
-    self,
-    modalities: Sequence[Modality],
-    latent_dim: int = 64,
-    seed: int = 0,
-    architecture: Architecture = MNIST_MLP,
-    name=None,
-  ):
-    terms = (
-      tuple(f"nll_{m.name}" for m in modalities)
-      + self.kl_term_names()
-      + self.regulariser_term_names(modalities)
+  def __init__(self, modalities, options, architecture=None, name=None):
+    super().__init__(modalities, options, architecture, name=name)
+    self.joint_encoder = self.architecture.encoder(
+      self.modality_specs, self.latent_dim, "joint_encoder"
     )
-    super().__init__(modalities, latent_dim, terms, seed, name=name)
-    self.architecture = architecture
-    self.joint_encoder = architecture.encoder(self.modality_specs, self.latent_dim, "joint_encoder")
     self.decoders = {
-      m.name: architecture.decoder(m, f"decoder_{m.name}") for m in self.modality_specs
+      m.name: self.architecture.decoder(m, f"decoder_{m.name}") for m in self.modality_specs
     }
 
   # --- the objective: what variants override -------------------------------------------------
+  def loss_term_names(self):
+    nll = tuple(f"nll_{m.name}" for m in self.modality_specs)
+    return nll + self.kl_term_names() + self.regulariser_term_names()
+
   def kl_term_names(self) -> Tuple[str, ...]:
     return ("kl_prior",)
 
-  def regulariser_term_names(self, modalities) -> Tuple[str, ...]:
+  def regulariser_term_names(self) -> Tuple[str, ...]:
     return ()
 
   def sample_posterior(self, layers: Layers, seed) -> List[tf.Tensor]:
@@ -71,19 +70,29 @@ class JMVAE(MultimodalVAE):
     """(weighted per-example total added to the loss, its unweighted terms); none here."""
     return None, {}
 
-  def loss_terms(self, batch, seed, training=None):
+  def forward(self, batch: Batch, seed, training=None) -> Forward:
+    """The objective's parts for `batch`, z drawn with the stateless `seed`."""
     layers = self.joint_posterior_layers(batch, training=training)
     zs = self.sample_posterior(layers, seed)
-    nll = {
-      f"nll_{name}": -dist.log_prob(batch[name])
-      for name, dist in self.decode(zs[0], training=training).items()
-    }
+    dists = self.decode(zs[0], training=training)
+    nll = {name: -dist.log_prob(batch[name]) for name, dist in dists.items()}
     kl = self.kl_terms(layers, zs, training)
-    loss = tf.add_n(list(nll.values())) + self.kl_weight * tf.add_n(list(kl.values()))
-    regulariser, reg_terms = self.regulariser(batch, layers, training)
-    if regulariser is not None:
-      loss += regulariser
-    return {**nll, **kl, **reg_terms, LOSS: loss}
+    regulariser, regulariser_terms = self.regulariser(batch, layers, training)
+    return Forward(layers, zs, dists, nll, kl, regulariser, regulariser_terms)
+
+  def total_loss(self, forward: Forward, nll: Optional[Dict[str, tf.Tensor]] = None):
+    """sum of the likelihood terms (`nll`, default forward's) + kl_weight * KL + regulariser."""
+    nll = forward.nll if nll is None else nll
+    loss = tf.add_n(list(nll.values())) + self.kl_weight * tf.add_n(list(forward.kl.values()))
+    return loss if forward.regulariser is None else loss + forward.regulariser
+
+  def reported_terms(self, forward: Forward) -> Dict[str, tf.Tensor]:
+    nll = {f"nll_{name}": value for name, value in forward.nll.items()}
+    return {**nll, **forward.kl, **forward.regulariser_terms}
+
+  def loss_terms(self, batch, seed, training=None):
+    forward = self.forward(batch, seed, training)
+    return {**self.reported_terms(forward), LOSS: self.total_loss(forward)}
 
   # --- networks ------------------------------------------------------------------------------
   def joint_posterior_layers(self, batch: Batch, training=None) -> Layers:
@@ -94,11 +103,14 @@ class JMVAE(MultimodalVAE):
     return {name: self.decoders[name](z, training=training) for name in names}
 
   # --- inference -----------------------------------------------------------------------------
-  def _missing(self, given: Tuple[str, ...]) -> str:
-    missing = [m for m in self.modality_names if m not in given]
-    if len(missing) != 1:
-      raise ValueError(f"iterative sampling fills one missing modality; {missing} are missing")
-    return missing[0]
+  def _missing(self, given: Tuple[str, ...]) -> List[str]:
+    return [m for m in self.modality_names if m not in given]
+
+  def inference_problem(self, given):
+    missing = self._missing(given)
+    if len(missing) > 1:
+      return f"iterative sampling fills one missing modality; {missing} are missing"
+    return None
 
   def uses_iterative_sampling(self, given):
     return set(self.check_given(given)) != set(self.modality_names)
@@ -107,7 +119,7 @@ class JMVAE(MultimodalVAE):
     given = self.check_given(given)
     if set(given) == set(self.modality_names):
       return self.joint_posterior_layers(batch, training=False)
-    imputed = iterative.iterative_impute(self, batch, self._missing(given), num_steps, seed)
+    imputed = iterative.iterative_impute(self, batch, self._missing(given)[0], num_steps, seed)
     return self.joint_posterior_layers(imputed, training=False)
 
   def describe_inference(self, given, num_steps):
@@ -115,25 +127,9 @@ class JMVAE(MultimodalVAE):
     if not self.uses_iterative_sampling(given):
       return f"z ~ q(z|{','.join(given)})"
     return (
-      f"{self._missing(given)} from 0 by iterative sampling, K={num_steps}, "
+      f"{self._missing(given)[0]} from 0 by iterative sampling, K={num_steps}, "
       f"then z ~ q(z|{','.join(self.modality_names)})"
     )
-
-
-@dataclasses.dataclass(frozen=True)
-class JMVAEKLOptions(ModelOptions):
-  """JMVAE-kl's options; the paper's choices are the defaults."""
-
-  alpha: float = 1.0  # arXiv / MultiVae: 0.1
-  anneal_alpha: bool = False  # MultiVae warms the alpha terms up too
-  alpha_reduction: str = "sum"  # later Tars code: "mean"
-
-  def __post_init__(self):
-    super().__post_init__()
-    if self.alpha < 0:
-      raise ValueError(f"alpha must be >= 0, got {self.alpha}")
-    if self.alpha_reduction not in ("sum", "mean"):
-      raise ValueError(f"alpha_reduction must be 'sum' or 'mean', got {self.alpha_reduction!r}")
 
 
 class JMVAEKL(JMVAE):
@@ -144,40 +140,26 @@ class JMVAEKL(JMVAE):
   inference from a subset reads its encoder (no iterative sampling).
   """
 
-  options_class = JMVAEKLOptions
-
-  def __init__(
-    self,
-    modalities,
-    latent_dim=64,
-    seed=0,
-    architecture=MNIST_MLP,
-    alpha: float = 1.0,
-    anneal_alpha: bool = False,
-    alpha_reduction: str = "sum",
-    name=None,
-  ):
-    JMVAEKLOptions(latent_dim, seed, alpha, anneal_alpha, alpha_reduction)  # validates
+  def __init__(self, modalities, options, architecture=None, name=None):
     if len(modalities) < 2:
       raise ValueError("JMVAE-kl needs at least two modalities")
-    super().__init__(modalities, latent_dim, seed, architecture, name=name)
-    self.alpha = float(alpha)
-    self.anneal_alpha = bool(anneal_alpha)
-    self.alpha_reduction = alpha_reduction
+    super().__init__(modalities, options, architecture, name=name)
+    # Keyed "a+b": the checkpoint's names of the encoders.
     self.subset_encoders = {
-      subset_key(s): architecture.encoder(
-        [m for m in self.modality_specs if m.name in s], self.latent_dim, f"encoder_{subset_key(s)}"
+      subset_name(s): self.architecture.encoder(
+        [m for m in self.modality_specs if m.name in s],
+        self.latent_dim,
+        f"encoder_{subset_name(s)}",
       )
-      for s in self.proper_subsets(self.modality_specs)
+      for s in self.proper_subsets()
     }
 
-  @staticmethod
-  def proper_subsets(modalities):
-    names = [m.name for m in modalities]
+  def proper_subsets(self) -> List[Tuple[str, ...]]:
+    names = self.modality_names
     return [c for r in range(1, len(names)) for c in itertools.combinations(names, r)]
 
-  def regulariser_term_names(self, modalities):
-    return tuple(f"kl_joint_{subset_key(s)}" for s in self.proper_subsets(modalities))
+  def regulariser_term_names(self):
+    return tuple(f"kl_joint_{subset_name(s)}" for s in self.proper_subsets())
 
   def regulariser(self, batch, layers, training=None):
     mean, variance = layers[0]
@@ -186,10 +168,13 @@ class JMVAEKL(JMVAE):
       m_s, v_s = encoder(batch, training=training)
       terms[f"kl_joint_{key}"] = gaussian.kl_divergence(mean, variance, m_s, v_s)
     total = tf.add_n(list(terms.values()))
-    if self.alpha_reduction == "mean":
+    if self.options.alpha_reduction == "mean":
       total = total / len(terms)
-    weight = self.alpha * (self.kl_weight if self.anneal_alpha else 1.0)
+    weight = self.options.alpha * (self.kl_weight if self.options.anneal_alpha else 1.0)
     return weight * total, terms
+
+  def inference_problem(self, given):
+    return None  # an encoder for every subset
 
   def uses_iterative_sampling(self, given):
     self.check_given(given)
@@ -199,4 +184,4 @@ class JMVAEKL(JMVAE):
     given = self.check_given(given)
     if set(given) == set(self.modality_names):
       return self.joint_posterior_layers(batch, training=False)
-    return [self.subset_encoders[subset_key(given)](batch, training=False)]
+    return [self.subset_encoders[subset_name(given)](batch, training=False)]

@@ -30,19 +30,14 @@ JMVAE-kl's: evaluation, serving, the projector and the figures see no difference
 
 from __future__ import annotations
 
-import dataclasses
-import inspect
 import math
 
 import tensorflow as tf
-import tf_keras as keras
 
 from jmvae_tf import networks
 from jmvae_tf.models.base import LOSS, split_seed
-from jmvae_tf.models.jmvae import JMVAEKL, JMVAEKLOptions
+from jmvae_tf.models.jmvae import JMVAEKL
 
-GAN_LIKELIHOODS = ("features", "pixels")
-GAN_PRIORS = ("normal", "uniform")
 DECODER_LOSS = "decoder_loss"
 DISCRIMINATOR_LOSS = "gan_discriminator"
 GENERATOR_LOSS = "gan_generator"
@@ -50,95 +45,45 @@ GENERATOR_LOSS = "gan_generator"
 ACCURACY_TERMS = ("d_accuracy_real", "d_accuracy_reconstruction", "d_accuracy_prior")
 
 
-@dataclasses.dataclass(frozen=True)
-class JMVAEKLGANOptions(JMVAEKLOptions):
-  """JMVAE-kl's options and the VAE-GAN's; the paper's (Larsen et al.'s) choices first."""
-
-  gan_gamma: float = 1.0  # weight of the image likelihood in the decoder's loss (authors: 1)
-  gan_likelihood: str = "features"  # Larsen et al.'s learned similarity; authors: "pixels"
-  gan_prior: str = "normal"  # z of the generated fakes; authors: "uniform" on (-1, 1)
-  gan_discriminator: str = "paper"  # C64R-C128BR-...; authors: leaky ReLU, no BatchNorm
-  gan_beta1: float = 0.9  # Adam beta1 of all three optimisers; authors: 0.5
-
-  def __post_init__(self):
-    super().__post_init__()
-    if self.gan_gamma < 0:
-      raise ValueError(f"gan_gamma must be >= 0, got {self.gan_gamma}")
-    if self.gan_likelihood not in GAN_LIKELIHOODS:
-      raise ValueError(
-        f"gan_likelihood must be one of {GAN_LIKELIHOODS}, got {self.gan_likelihood!r}"
-      )
-    if self.gan_prior not in GAN_PRIORS:
-      raise ValueError(f"gan_prior must be one of {GAN_PRIORS}, got {self.gan_prior!r}")
-    if self.gan_discriminator not in networks.DISCRIMINATOR_STYLES:
-      raise ValueError(
-        f"gan_discriminator must be one of {networks.DISCRIMINATOR_STYLES}, "
-        f"got {self.gan_discriminator!r}"
-      )
-    if not 0 <= self.gan_beta1 < 1:
-      raise ValueError(f"gan_beta1 must be in [0, 1), got {self.gan_beta1}")
-
-
 class JMVAEKLGAN(JMVAEKL):
-  """JMVAE-kl whose image decoder is also a GAN generator (see the module docstring)."""
+  """JMVAE-kl whose image decoder is also a GAN generator (see the module docstring); its
+  options are a JMVAEKLGANOptions."""
 
-  options_class = JMVAEKLGANOptions
-
-  def __init__(
-    self,
-    modalities,
-    latent_dim=64,
-    seed=0,
-    architecture=networks.CELEBA_CONV,
-    gan_gamma: float = 1.0,
-    gan_likelihood: str = "features",
-    gan_prior: str = "normal",
-    gan_discriminator: str = "paper",
-    gan_beta1: float = 0.9,
-    name=None,
-    **jmvae_kl_options,
-  ):
-    """`jmvae_kl_options`: JMVAE-kl's own (alpha, anneal_alpha, alpha_reduction, ...)."""
-    options = JMVAEKLGANOptions(
-      latent_dim=latent_dim,
-      seed=seed,
-      gan_gamma=gan_gamma,
-      gan_likelihood=gan_likelihood,
-      gan_prior=gan_prior,
-      gan_discriminator=gan_discriminator,
-      gan_beta1=gan_beta1,
-      **jmvae_kl_options,
-    )  # validates
-    images = [m for m in modalities if networks.is_image(m)]
+  def __init__(self, modalities, options, architecture=None, name=None):
+    images = [m for m in modalities if m.is_image]
     if len(images) != 1:
       raise ValueError(
         "the VAE-GAN needs exactly one image modality (rank 3), got "
         f"{[(m.name, m.shape) for m in modalities]}"
       )
+    architecture = architecture or networks.CELEBA_CONV
     if architecture.discriminator is None:
       raise ValueError(
         f"architecture {architecture.name!r} has no discriminator; the VAE-GAN needs one "
         f"(e.g. {networks.CELEBA_CONV.name!r})"
       )
-    super().__init__(modalities, latent_dim, seed, architecture, name=name, **jmvae_kl_options)
-    self.gan_options = options
     self.image_name = images[0].name
-    self.discriminator = architecture.discriminator(images[0], "discriminator", gan_discriminator)
-    self.features_term = f"nll_{self.image_name}_features"
-    gan_terms = (self.features_term, GENERATOR_LOSS, DECODER_LOSS, DISCRIMINATOR_LOSS)
-    gan_terms += ACCURACY_TERMS
-    self.term_names = self.term_names + gan_terms
-    for term in gan_terms:
-      self.trackers[term] = keras.metrics.Mean(name=term)
+    super().__init__(modalities, options, architecture, name=name)
+    self.discriminator = architecture.discriminator(
+      images[0], "discriminator", options.gan_discriminator
+    )
     self.decoder_optimizer = None
     self.discriminator_optimizer = None
+
+  @property
+  def features_term(self) -> str:
+    return f"nll_{self.image_name}_features"
+
+  def loss_term_names(self):
+    gan_terms = (self.features_term, GENERATOR_LOSS, DECODER_LOSS, DISCRIMINATOR_LOSS)
+    return super().loss_term_names() + gan_terms + ACCURACY_TERMS
 
   # --- the objective -------------------------------------------------------------------------
   def sample_fake_latents(self, n, seed) -> tf.Tensor:
     """z_p of the generated fakes: N(0, I) or uniform on (-1, 1) (gan_prior)."""
     shape = tf.stack([n, self.latent_dim])
     seed = tf.cast(seed, tf.int64)
-    if self.gan_options.gan_prior == "uniform":
+    if self.options.gan_prior == "uniform":
       return tf.random.stateless_uniform(shape, seed, minval=-1.0, maxval=1.0)
     return tf.random.stateless_normal(shape, seed)
 
@@ -149,16 +94,10 @@ class JMVAEKLGAN(JMVAEKL):
 
   def loss_terms(self, batch, seed, training=None):
     posterior_seed, prior_seed = split_seed(seed, 2)
-    layers = self.joint_posterior_layers(batch, training=training)
-    zs = self.sample_posterior(layers, posterior_seed)
-    dists = self.decode(zs[0], training=training)
-    nll = {f"nll_{name}": -dist.log_prob(batch[name]) for name, dist in dists.items()}
-    kl = self.kl_terms(layers, zs, training)
-    regulariser, reg_terms = self.regulariser(batch, layers, training)
-
+    forward = self.forward(batch, posterior_seed, training)
     image = self.image_name
     real = batch[image]
-    reconstruction = dists[image].mean()
+    reconstruction = forward.dists[image].mean()
     fake_z = self.sample_fake_latents(tf.shape(real)[0], prior_seed)
     fake = self.decode(fake_z, names=[image], training=training)[image].mean()
     logit_real, features_real = self.discriminate(real, training)
@@ -170,13 +109,8 @@ class JMVAEKLGAN(JMVAEKL):
     nll_features = 0.5 * tf.reduce_sum(
       tf.square(features_real - features_reconstruction), axis=-1
     ) + 0.5 * num_features * math.log(2 * math.pi)
-    image_nll = (
-      nll_features if self.gan_options.gan_likelihood == "features" else nll[f"nll_{image}"]
-    )
-    others = [v for k, v in nll.items() if k != f"nll_{image}"]
-    loss = tf.add_n([image_nll] + others) + self.kl_weight * tf.add_n(list(kl.values()))
-    if regulariser is not None:
-      loss += regulariser
+    image_nll = nll_features if self.options.gan_likelihood == "features" else forward.nll[image]
+    loss = self.total_loss(forward, {**forward.nll, image: image_nll})
 
     # -log sigmoid(l) = softplus(-l), -log(1 - sigmoid(l)) = softplus(l).
     generator = tf.nn.softplus(-logit_reconstruction) + tf.nn.softplus(-logit_fake)
@@ -188,12 +122,10 @@ class JMVAEKLGAN(JMVAEKL):
     right = [logit_real > 0, logit_reconstruction < 0, logit_fake < 0]
     accuracy = {name: tf.cast(r, tf.float32) for name, r in zip(ACCURACY_TERMS, right)}
     return {
-      **nll,
-      **kl,
-      **reg_terms,
+      **self.reported_terms(forward),
       self.features_term: nll_features,
       GENERATOR_LOSS: generator,
-      DECODER_LOSS: self.gan_options.gan_gamma * image_nll + generator,
+      DECODER_LOSS: self.options.gan_gamma * image_nll + generator,
       DISCRIMINATOR_LOSS: discriminator,
       **accuracy,
       LOSS: loss,
@@ -224,7 +156,7 @@ class JMVAEKLGAN(JMVAEKL):
     gan_beta1 when they have one (Adam)."""
     super().compile(optimizer=optimizer, jit_compile=jit_compile, **kwargs)
     if hasattr(self.optimizer, "beta_1"):
-      self.optimizer.beta_1 = self.gan_options.gan_beta1
+      self.optimizer.beta_1 = self.options.gan_beta1
     config = self.optimizer.get_config()
     # Attributes of the model, so that a checkpoint of the model holds their state.
     self.decoder_optimizer = type(self.optimizer).from_config(
@@ -239,9 +171,7 @@ class JMVAEKLGAN(JMVAEKL):
       _ = optimizer.iterations, optimizer.learning_rate
     # XLA where the base model puts it: around the whole step (Keras') or, under a
     # distribution strategy, around each replica's forward and backward pass (here).
-    fn = self._gan_loss_and_gradients
-    per_replica_xla = not inspect.ismethod(self._gradients_fn)
-    self._gan_gradients_fn = tf.function(fn, jit_compile=True) if per_replica_xla else fn
+    self._gan_gradients_fn = self.per_replica(self._gan_loss_and_gradients)
 
   def optimizer_groups(self):
     return list(zip((self.optimizer,) + self.extra_optimizers, self.variable_groups()))
