@@ -43,6 +43,7 @@ Gaussian in [-1, 1]; categorical one-hot.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -434,13 +435,25 @@ def move_tree(source: str, target: str):
     return
   files = []
   for directory, _, names in tf.io.gfile.walk(source):
-    files += [os.path.join(directory, n) for n in names]
+    # exists(): ram:// lists "assets/.extra" for the files of "assets.extra/" (a prefix match).
+    files += [f for f in (os.path.join(directory, n) for n in names) if tf.io.gfile.exists(f)]
   files.sort(key=lambda f: os.path.basename(f) == SAVED_MODEL_FILE)
   for file in files:
     moved = target + file[len(source) :]
     tf.io.gfile.makedirs(os.path.dirname(moved))
     tf.io.gfile.rename(file, moved)
-  tf.io.gfile.rmtree(source)
+  remove_tree(source)
+
+
+def remove_tree(path: str):
+  """tf.io.gfile.rmtree, also where (ram://) a directory lists the files of a sibling its name
+  prefixes ("assets" those of "assets.extra"): the longer names go first."""
+  if "://" not in path:
+    tf.io.gfile.rmtree(path)
+    return
+  for directory in sorted((d for d, _, _ in tf.io.gfile.walk(path)), reverse=True):
+    with contextlib.suppress(tf.errors.NotFoundError):
+      tf.io.gfile.rmtree(directory)
 
 
 def export(
@@ -494,5 +507,5 @@ def export(
     move_tree(staging, path)
   finally:
     if tf.io.gfile.exists(staging):
-      tf.io.gfile.rmtree(staging)
+      remove_tree(staging)
   return path

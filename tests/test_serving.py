@@ -364,6 +364,34 @@ def test_versions_are_never_overwritten(exports, tmp_path):
     serving.export(model, str(base), "../escape", modalities=model_config.modalities)
 
 
+def test_export_to_an_in_memory_filesystem_loads_back_and_serves(exports, monkeypatch):
+  """Any tf.io.gfile path: an export to TensorFlow's in-memory ram:// filesystem has the
+  version directory only (nothing staged is left), its extra files, and serves what the
+  local export serves; a failure while saving leaves no version and no staging behind."""
+  model, model_config, local = exports["jmvae_kl"]
+  base = "ram://exports/test_serving"
+  path = serving.export(model, base, "digits", modalities=model_config.modalities)
+  assert path == f"{base}/digits/1"
+  assert tf.io.gfile.listdir(f"{base}/digits") == ["1"]
+  assert json.loads(tf.io.gfile.GFile(f"{path}/assets.extra/limits.json").read()) == (
+    dataclasses.asdict(serving.ServingLimits())
+  )
+  in_memory = tf.saved_model.load(path).signatures["generate_x_from_w"]
+  on_disk = tf.saved_model.load(str(local)).signatures["generate_x_from_w"]
+  label = tf.one_hot([3, 7], 10)
+  seed = tf.constant([5, 6], tf.int64)
+  for key, value in on_disk(label=label, seed=seed).items():
+    np.testing.assert_array_equal(in_memory(label=label, seed=seed)[key].numpy(), value.numpy())
+
+  def fails(*args, **kwargs):
+    raise tf.errors.ResourceExhaustedError(None, None, "no space left on the store")
+
+  monkeypatch.setattr(tf.saved_model, "save", fails)
+  with pytest.raises(tf.errors.ResourceExhaustedError):
+    serving.export(model, base, "digits", modalities=model_config.modalities)
+  assert tf.io.gfile.listdir(f"{base}/digits") == ["1"]  # whole or nothing
+
+
 def test_saved_model_cli_lists_the_signatures(exports, tmp_path):
   _, _, path = exports["hierarchical_jmvae"]
   proc = run_outside_project(
