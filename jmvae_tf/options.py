@@ -21,6 +21,7 @@ GAN_PRIORS = ("normal", "uniform")
 DISCRIMINATOR_STYLES = ("paper", "authors")
 PRECISIONS = ("float32", "mixed_bfloat16")
 STRATEGIES = ("auto", "mirrored", "default", "one_device", "multi_worker")
+AUTO = -1  # a thread count left to the machine (runtime.machine_defaults)
 
 
 def option(

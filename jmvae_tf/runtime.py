@@ -15,9 +15,7 @@ import tf_keras as keras
 
 from jmvae_tf import hardware
 from jmvae_tf.files import warn_once
-from jmvae_tf.options import STRATEGIES, TrainConfig
-
-AUTO = -1  # a thread count chosen by machine_defaults
+from jmvae_tf.options import AUTO, STRATEGIES, TrainConfig
 
 
 @functools.lru_cache(maxsize=None)

@@ -17,7 +17,7 @@ from jmvae_tf import options, registry
 from runners import flagutil
 
 FLAGS = flags.FLAGS
-AUTO = -1  # jmvae_tf.runtime.AUTO: a thread count the machine decides
+AUTO = options.AUTO
 
 
 def define_flags(fv: flags.FlagValues = FLAGS):
