@@ -1,8 +1,9 @@
-"""jmvae_tf.hardware: /proc/cpuinfo parsing and the per-machine defaults (no timing)."""
+"""jmvae_tf.hardware: /proc/cpuinfo parsing and the per-machine defaults (no timing); the
+start-up line built from them is test_runtime.py's."""
 
 from __future__ import annotations
 
-from jmvae_tf import hardware, options, runtime
+from jmvae_tf import hardware
 
 SAPPHIRE_RAPIDS = """\
 processor\t: 0
@@ -120,21 +121,3 @@ def test_bfloat16_warning_only_without_bf16_instructions_or_gpu():
   assert hardware.precision_warning(epyc, 1, "mixed_bfloat16") is None
   for text in (SAPPHIRE_RAPIDS, COOPER_LAKE_BF16_ONLY):
     assert hardware.precision_warning(hardware.parse_cpuinfo(text), 0, "mixed_bfloat16") is None
-
-
-def test_runner_start_up_line_and_bfloat16_warning(monkeypatch, capsys):
-  """runtime.speed_settings: the line names each setting; bfloat16 without the
-  instructions warns on stderr."""
-
-  monkeypatch.setattr(hardware, "describe_cpu", lambda: hardware.parse_cpuinfo(EPYC_AVX2))
-  train_config = options.TrainConfig.make(precision="mixed_bfloat16")
-  line = runtime.speed_settings(train_config, intra_op_flag=-1, intra_op=2)
-  assert line.startswith("speed settings: AMD EPYC 7B13, 4 cores, avx2 fma")
-  assert "intra-op threads 2 (auto)" in line and "XLA off" in line
-  assert line.endswith("mixed_bfloat16")
-  assert "will train slower than float32" in capsys.readouterr().err
-  assert "tf.data autotuned (auto)" in line
-  line = runtime.speed_settings(options.TrainConfig.make(jit_compile=True), 1, 1, 1, 1)
-  assert "intra-op threads 1;" in line and "XLA on" in line
-  assert "tf.data threads 1, not autotuned;" in line
-  assert "slower" not in capsys.readouterr().err

@@ -1,5 +1,5 @@
-"""runners.train: flagfiles, one-line errors before any work, a resumed run end to end, and
-SIGINT/SIGTERM."""
+"""runners.train: flagfiles, one-line errors before any work, a resumed run end to end, a
+diverging run's exit, and SIGINT/SIGTERM."""
 
 import fcntl
 import glob
@@ -16,6 +16,7 @@ import numpy as np
 import pytest
 from absl import flags
 from idx_writer import write_idx
+from short_runs import all_finite, checkpoints_on_disk
 from tiny_runs import read_only_dir, run_module, write_fake_mnist
 
 from jmvae_tf.likelihoods import GAUSSIAN_FIXED
@@ -338,6 +339,36 @@ def test_the_thread_defaults_know_whether_xla_was_asked_for(
   )
   assert status == 2 and "batch size 100000" in err
   assert seen == [(0, 0, True)]
+
+
+def test_runner_exits_1_with_one_line_when_the_loss_is_not_finite(tmp_path, tiny_mnist):
+  model_dir = tmp_path / "run"
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  args = [
+    "--flagfile=configs/mnist_jmvae_kl.flags",
+    f"--data_dir={tiny_mnist}",
+    f"--model_dir={model_dir}",
+    "--num_train=200",
+    "--epochs=2",
+    "--steps_per_execution=1",
+    "--learning_rate=1e4",
+    "--verbose=2",
+  ]
+  result = subprocess.run(
+    [sys.executable, "-m", "runners.train", *args],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+    timeout=300,
+  )
+  assert result.returncode == 1, result.stderr
+  assert "Traceback" not in result.stderr, result.stderr
+  last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+  assert last.startswith("error: training diverged in epoch"), last
+  assert "non-finite loss term" in last and "loss=nan" in last, last
+  for prefix in checkpoints_on_disk(model_dir):
+    assert all_finite(str(model_dir / "ckpt" / prefix))
 
 
 # --- SIGINT / SIGTERM ------------------------------------------------------------------------

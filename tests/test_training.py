@@ -1,19 +1,20 @@
-"""The training driver on a slice of the real MNIST: loss falls, resume, checkpoints, summaries."""
+"""The training driver (training.train) end to end: on a slice of the real MNIST the loss falls,
+a resumed run continues exactly and the directory holds checkpoints and summaries; BatchNorm
+recalibration, a new learning rate on resume and a full disk under TensorBoard."""
 
 import dataclasses
-import os
+import json
 
 import numpy as np
 import pytest
+import short_runs
 import tensorflow as tf
 import tf_keras as keras
 from model_configs import mnist_config
 
 from jmvae_tf import (
   batchnorm,
-  callbacks,
   config,
-  files,
   options,
   run_dir,
   runtime,
@@ -95,19 +96,6 @@ def test_mixed_bfloat16_trains_with_float32_heads(tmp_path, mnist_slice):
   assert keras.mixed_precision.global_policy().name == "float32"
 
 
-def test_warmup_weight_rises_linearly():
-  assert [callbacks.warmup_weight(e, 4) for e in range(6)] == [0.0, 0.25, 0.5, 0.75, 1.0, 1.0]
-  assert callbacks.warmup_weight(0, 0) == 1.0
-
-
-def test_warmup_note_only_for_runs_that_end_inside_the_warm_up():
-  assert "weight 0" in callbacks.warmup_note(1, 5)  # --epochs=1: no KL term at all
-  assert "ends at epoch 3 with weight 0.4" in callbacks.warmup_note(3, 5)
-  assert "weight 0.8" in callbacks.warmup_note(5, 5)
-  assert callbacks.warmup_note(6, 5) is None  # epoch 6 trains with weight 1
-  assert callbacks.warmup_note(1, 0) is None
-
-
 def _weights(model):
   return [v.numpy() for v in model.trainable_variables]
 
@@ -129,50 +117,6 @@ def test_resume_continues_exactly_where_an_uninterrupted_run_would_be(tmp_path, 
   # a finished run asked for no more epochs does nothing
   again = fit(tmp_path / "resumed", *mnist_slice, model_config, epochs=3)
   assert again.history == {}
-
-
-def test_with_input_threads_is_a_private_pool_with_the_same_batches(mnist_slice):
-  train_slice, _ = mnist_slice
-  dataset = mnist.train_dataset(train_slice.images, train_slice.labels, BATCH, seed=3)
-  assert runtime.with_input_threads(dataset, 0) is dataset  # tf.data's own, autotuned
-  private = runtime.with_input_threads(dataset, 1)
-  options = private.options()
-  assert options.threading.private_threadpool_size == 1
-  assert options.autotune.enabled is False
-  for a, b in zip(dataset.take(3), private.take(3)):
-    for name in ("image", "label"):
-      np.testing.assert_array_equal(a[name].numpy(), b[name].numpy())
-
-
-def test_check_writable_names_the_flag_and_refuses_a_file(tmp_path):
-  a_file = tmp_path / "a_file"
-  a_file.write_text("x")
-  with pytest.raises(files.WriteError, match=r"--output_dir=.*a_file exists and is not a"):
-    files.check_writable(str(a_file), "--output_dir")
-  with pytest.raises(files.WriteError, match=r"^the table's directory .*cannot be created"):
-    files.check_writable(str(a_file / "sub"), "the table's directory")
-  files.check_writable(str(tmp_path / "new" / "dir"), "--output_dir")  # creatable: passes
-  assert not (tmp_path / "new").exists()  # and nothing was made
-
-
-def _snapshot(directory):
-  return {
-    os.path.join(r, f): (os.path.getsize(os.path.join(r, f)), os.path.getmtime(os.path.join(r, f)))
-    for r, _, fs in os.walk(directory)
-    for f in fs
-  }
-
-
-def test_model_dir_of_another_model_is_refused_and_left_alone(tmp_path, mnist_slice):
-  fit(tmp_path, *mnist_slice, mnist_config("jmvae"), epochs=1)
-  before = _snapshot(tmp_path)
-  with pytest.raises(
-    run_dir.RunDirError, match="different model .--model 'jmvae' vs 'cvae'; saved vs asked"
-  ):
-    fit(tmp_path, *mnist_slice, mnist_config("cvae"), epochs=2)
-  with pytest.raises(run_dir.RunDirError, match="latent_dim"):
-    fit(tmp_path, *mnist_slice, mnist_config("jmvae", latent_dim=2), epochs=2)
-  assert _snapshot(tmp_path) == before
 
 
 def test_model_dir_contents_and_summaries(tmp_path, mnist_slice):
@@ -198,72 +142,6 @@ def test_model_dir_contents_and_summaries(tmp_path, mnist_slice):
     assert tag in tags, sorted(tags)
   restored = run_dir.restore_model(str(tmp_path))
   assert restored.latent_dim == 64
-
-
-def test_restore_model_errors(tmp_path):
-  with pytest.raises(run_dir.RunDirError, match="run.json"):
-    run_dir.restore_model(str(tmp_path))
-
-
-# --- BatchNorm statistics ------------------------------------------------------------------
-
-
-class _Normalised(keras.Model):
-  """The least a model needs for recalibrate_batchnorm: BatchNorm layers and loss_terms."""
-
-  def __init__(self):
-    super().__init__()
-    self.norm = keras.layers.BatchNormalization()
-    self.seen = []
-
-  def loss_terms(self, batch, seed, training=None):
-    self.seen.append(seed.numpy().tolist())
-    # Used twice a pass, as the VAE-GAN's decoder and discriminator are.
-    return {"loss": [self.norm(batch[k], training=training) for k in ("x", "y")]}
-
-
-@pytest.mark.parametrize(
-  "shape, fused, ddof",
-  [((20, 5), False, 0), ((4, 3, 3, 5), True, 1)],  # dense; images, as the conv networks'
-)
-def test_recalibrate_batchnorm_sets_the_average_of_the_batch_statistics(shape, fused, ddof):
-  """The moving mean and variance become the means over every use, in every batch, of the
-  batch's mean and variance (as Keras' moving averages take it: fused, with Bessel's
-  correction), computed here with numpy, whatever they were before; momentum is as it was;
-  each batch gets its own seed."""
-  rng = np.random.default_rng(0)
-  batches = [
-    {
-      k: tf.constant(rng.normal(3.0 * i + j, 1.0 + i, shape), tf.float32)
-      for j, k in enumerate("xy")
-    }
-    for i in range(4)
-  ]
-  model = _Normalised()
-  model.norm.build((None,) + shape[1:])
-  assert model.norm.fused == fused  # the path under test
-  model.norm.moving_mean.assign(tf.fill([5], 1e3))  # not averaged in: replaced
-  model.norm.moving_variance.assign(tf.fill([5], 1e3))
-  assert batchnorm.recalibrate_batchnorm(model, iter([]), seed=3) == 0  # nothing to average
-  np.testing.assert_array_equal(model.norm.moving_variance.numpy(), np.full(5, 1e3, np.float32))
-  assert batchnorm.recalibrate_batchnorm(model, iter(batches), seed=3) == 4
-  xs = [b[k].numpy().reshape(-1, 5) for b in batches for k in "xy"]
-  np.testing.assert_allclose(
-    model.norm.moving_mean.numpy(), np.mean([x.mean(0) for x in xs], 0), rtol=1e-5
-  )
-  np.testing.assert_allclose(
-    model.norm.moving_variance.numpy(),
-    np.mean([x.var(0, ddof=ddof) for x in xs], 0),
-    rtol=1e-5,
-  )
-  assert model.norm.momentum == 0.99
-  assert len({tuple(s) for s in model.seen}) == 4
-
-
-def test_recalibrate_batchnorm_without_batchnorm_reads_nothing():
-  model = config.build_model(mnist_config("jmvae", latent_dim=2))  # MNIST MLPs
-  assert not batchnorm.batchnorm_layers(model)
-  assert batchnorm.recalibrate_batchnorm(model, iter([{"never": "read"}])) == 0
 
 
 def _face_batches(steps_per_epoch):
@@ -326,7 +204,7 @@ def test_recalibration_on_several_replicas_is_refused_before_anything_is_written
   tmp_path, monkeypatch
 ):
   """--strategy=auto picks MirroredStrategy where there are several GPUs: refused before the
-  model dir is made, naming what to do instead; explicit names in TrainConfig itself."""
+  model dir is made, naming what to do instead (explicit names: test_runtime.py)."""
   auto = options.TrainConfig.make(epochs=1, batch_size=8, recalibrate_batchnorm=2)
   real = runtime.machine_defaults
   several_gpus = lambda jit_compile=False: dataclasses.replace(
@@ -339,9 +217,6 @@ def test_recalibration_on_several_replicas_is_refused_before_anything_is_written
   ):
     training.train(model_config, auto, str(tmp_path / "m"), _face_batches(1), 1, verbose=0)
   assert not (tmp_path / "m").exists()
-  named = options.TrainConfig.make(strategy="multi_worker", recalibrate_batchnorm=2)
-  with pytest.raises(ValueError, match="not with strategy 'multi_worker'; train with"):
-    runtime.check_recalibration(named)
 
 
 def test_recalibration_of_a_model_without_batchnorm_is_a_warning(tmp_path, capsys):
@@ -353,3 +228,68 @@ def test_recalibration_of_a_model_without_batchnorm_is_a_warning(tmp_path, capsy
   batches = lambda start: mnist.train_dataset(images, labels, 50, 0, start)  # noqa: E731
   training.train(model_config, train_config, str(tmp_path / "m"), batches, 2, verbose=0)
   assert "recalibrate_batchnorm: jmvae has no BatchNorm layer; ignored" in capsys.readouterr().err
+
+
+# --- the learning rate of a resumed run, and a full disk under TensorBoard ---------------------
+# Tiny runs (short_runs: latent_dim 4, batches of 8, 3 steps an epoch) on random binary data.
+
+
+def _checkpoint_learning_rate(prefix):
+  return float(
+    tf.train.load_checkpoint(prefix).get_tensor(
+      "optimizer/learning_rate/.ATTRIBUTES/VARIABLE_VALUE"
+    )
+  )
+
+
+def test_a_new_learning_rate_on_resume_is_applied_and_recorded(tmp_path):
+  fit, ckpt = short_runs.fit, short_runs.ckpt
+  for run in ("new_rate", "same_rate"):
+    fit(tmp_path / run, epochs=2, learning_rate=1e-3, flags_text="--learning_rate=0.001\n")
+  resumed = fit(
+    tmp_path / "new_rate", epochs=3, learning_rate=5e-4, flags_text="--learning_rate=0.0005\n"
+  )
+  assert resumed.initial_epoch == 2
+  # the restored optimiser runs at the new rate, not the checkpoint's
+  assert resumed.model.optimizer.learning_rate.numpy() == np.float32(5e-4)
+  assert _checkpoint_learning_rate(ckpt(tmp_path / "new_rate", 2)) == np.float32(1e-3)
+  assert _checkpoint_learning_rate(ckpt(tmp_path / "new_rate", 3)) == np.float32(5e-4)
+  same = fit(tmp_path / "same_rate", epochs=3, learning_rate=1e-3)
+  changed = [
+    not np.array_equal(a.numpy(), b.numpy())
+    for a, b in zip(resumed.model.trainable_variables, same.model.trainable_variables)
+  ]
+  assert all(changed)  # epoch 3 took other steps: the rate was used
+  # recorded: flags.txt and train.json describe the newest checkpoints, the history the rest
+  run = tmp_path / "new_rate"
+  assert (run / run_dir.FLAGS_FILE).read_text() == "--learning_rate=0.0005\n"
+  assert (run / run_dir.FLAGS_HISTORY_FILE).read_text() == ("# epochs 1-2\n--learning_rate=0.001\n")
+  record = json.loads((run / run_dir.TRAIN_FILE).read_text())
+  assert record["start_epoch"] == 2 and record["train_config"]["learning_rate"] == 5e-4
+  # another change (here of --epochs alone) moves these flags to the history in turn
+  fit(run, epochs=4, learning_rate=5e-4, flags_text="--learning_rate=0.0005\n--epochs=4\n")
+  assert (run / run_dir.FLAGS_HISTORY_FILE).read_text() == (
+    "# epochs 1-2\n--learning_rate=0.001\n# epochs 3-3\n--learning_rate=0.0005\n"
+  )
+  assert json.loads((run / run_dir.TRAIN_FILE).read_text())["start_epoch"] == 3
+
+
+def test_a_full_disk_while_writing_tensorboard_events_is_one_line(tmp_path, monkeypatch):
+  """TensorBoard's writer fails as it does on a full tmpfs (ResourceExhaustedError from its
+  WriteSummary op, message as measured there); the checkpoint of the epoch stays."""
+  fit, ckpt = short_runs.fit, short_runs.ckpt
+  fit(tmp_path, epochs=1)
+
+  def disk_full(self, epoch, logs=None):
+    raise tf.errors.ResourceExhaustedError(
+      None, None, f"{tmp_path}/logs/train/events.out.tfevents.1.v2; No space left on device"
+    )
+
+  monkeypatch.setattr(keras.callbacks.TensorBoard, "on_epoch_end", disk_full)
+  with pytest.raises(run_dir.RunDirError) as full:
+    fit(tmp_path, epochs=2)
+  message = str(full.value)
+  assert "\n" not in message and "No space left on device" in message and "disk full" in message
+  assert f"the last good checkpoint {ckpt(tmp_path, 2)} is kept" in message, message
+  assert short_runs.checkpoints_on_disk(tmp_path) == ["ckpt-1", "ckpt-2"]
+  assert all(run_dir.checkpoint_problem(ckpt(tmp_path, n)) is None for n in (1, 2))
