@@ -1,20 +1,33 @@
-"""The MNIST networks against the paper's architecture (section 4.2), and the decoder heads."""
+"""The networks (jmvae_tf/networks.py) against the paper's architectures (section 4.2): the
+MNIST MLPs and their decoder heads, then the CelebA convolutional networks.
+
+Parameter counts are computed by hand from the layer sizes; batches are tiny so the whole file
+stays fast on a CPU.
+"""
 
 import numpy as np
 import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
+import tf_keras as keras
 
 from jmvae_tf import networks
 from jmvae_tf.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED
 from jmvae_tf.modalities import Modality
 from pipelines.mnist import mnist_modalities
 
-IMAGE, LABEL = mnist_modalities()
-
 
 def dense(n_in, n_out):
   return n_in * n_out + n_out
+
+
+def kernel_shapes(model):
+  return [tuple(w.shape) for w in model.weights if w.name.endswith("kernel:0")]
+
+
+# --- MNIST_MLP ---------------------------------------------------------------------------------
+
+IMAGE, LABEL = mnist_modalities()
 
 
 def mlp512(n_in):
@@ -26,23 +39,19 @@ def batch(n=3):
   return {"image": tf.zeros([n, 28, 28, 1]), "label": tf.zeros([n, 10])}
 
 
-def dense_shapes(model):
-  return [tuple(w.shape) for w in model.weights if w.name.endswith("kernel:0")]
-
-
-def test_joint_encoder_is_two_branches_concatenated_with_64d_heads():
+def test_mnist_joint_encoder_is_two_branches_concatenated_with_64d_heads():
   enc = networks.mnist_encoder([IMAGE, LABEL], 64, "q")
   mean, var = enc(batch())
   assert mean.shape == (3, 64) and var.shape == (3, 64)
   assert enc.features(batch()).shape == (3, 1024)  # 512 + 512 concatenated
-  assert sorted(dense_shapes(enc)) == sorted(
+  assert sorted(kernel_shapes(enc)) == sorted(
     [(784, 512), (512, 512), (10, 512), (512, 512), (1024, 64), (1024, 64)]
   )
   assert enc.count_params() == mlp512(784) + mlp512(10) + 2 * dense(1024, 64)
 
 
 @pytest.mark.parametrize("modality, n_in", [(IMAGE, 784), (LABEL, 10)])
-def test_unimodal_encoder(modality, n_in):
+def test_mnist_unimodal_encoder(modality, n_in):
   enc = networks.mnist_encoder([modality], 64, "q")
   mean, var = enc(batch())
   assert mean.shape == (3, 64)
@@ -50,7 +59,7 @@ def test_unimodal_encoder(modality, n_in):
 
 
 @pytest.mark.parametrize("modality, n_out", [(IMAGE, 784), (LABEL, 10)])
-def test_decoder_shapes_and_parameters(modality, n_out):
+def test_mnist_decoder_shapes_and_parameters(modality, n_out):
   dec = networks.mnist_decoder(modality, "p")
   dist = dec(tf.zeros([3, 64]))
   assert isinstance(dist, tfp.distributions.Distribution)
@@ -63,7 +72,7 @@ def test_two_dimensional_latent_for_figure_5():
   assert enc(batch())[0].shape == (3, 2)
 
 
-def test_conditional_and_hierarchy_layers():
+def test_mnist_conditional_and_hierarchy_layers():
   cond = networks.mnist_conditional(64, "p_z1")
   mean, var = cond(tf.zeros([3, 64]))
   assert mean.shape == (3, 64) and (var.numpy() > 0).all()
@@ -107,26 +116,223 @@ def test_gaussian_heads(kind):
     )
 
 
-def test_fixed_variance_head_with_another_variance():
-  """variance=v: N(tanh(params), v) per element, log-density by hand; v <= 0 refused."""
-  m = Modality("attributes", GAUSSIAN_FIXED, (6,))
-  params = tf.reshape(tf.linspace(-2.0, 2.0, 12), [2, 6])
-  dist = m.likelihood.distribution_layer(m.shape, variance=0.25)(params)
-  x = tf.ones([2, 6])
-  mean = np.tanh(params.numpy())
-  np.testing.assert_allclose(dist.stddev().numpy(), 0.5)
-  by_hand = np.sum(-0.5 * np.log(2 * np.pi * 0.25) - (1.0 - mean) ** 2 / (2 * 0.25), axis=1)
-  np.testing.assert_allclose(dist.log_prob(x).numpy(), by_hand, rtol=1e-5)
-  with pytest.raises(ValueError, match="variance must be positive"):
-    m.likelihood.distribution_layer(m.shape, variance=0.0)
-
-
-def test_bad_modalities_are_refused():
-  with pytest.raises(ValueError, match="kind"):
-    Modality("x", "poisson", (3,))
-  with pytest.raises(ValueError, match="shape"):
-    Modality("x", BERNOULLI, (0,))
-  with pytest.raises(ValueError, match="num_classes"):
-    networks.distribution_head(Modality("x", CATEGORICAL, (2, 5)))
+def test_an_unknown_architecture_is_refused():
   with pytest.raises(ValueError, match="unknown architecture"):
     networks.get_architecture("resnet")
+
+
+# --- CELEBA_CONV -------------------------------------------------------------------------------
+
+FACE = Modality("image", GAUSSIAN_FIXED, (64, 64, 3))
+ATTRIBUTES = Modality("attributes", GAUSSIAN_FIXED, (40,))
+LATENT = 128
+B = 2
+
+
+def conv(c_in, c_out, k=4):
+  """Conv2D or Conv2DTranspose: kernel plus bias."""
+  return k * k * c_in * c_out + c_out
+
+
+def bn(c):
+  """gamma, beta (trainable) and the moving mean and variance."""
+  return 4 * c
+
+
+# C64R-C128BR-C256BR-C256BR-F on 64x64x3: 4x4x256 = 4096 features.
+IMAGE_BRANCH = (
+  conv(3, 64) + conv(64, 128) + bn(128) + conv(128, 256) + bn(256) + conv(256, 256) + bn(256)
+)
+# D512R-D512BR on the 40 attributes.
+ATTRIBUTE_BRANCH = dense(40, 512) + dense(512, 512) + bn(512)
+HEADS = 2 * dense(1024, LATENT)
+
+EXPECTED_PARAMS = {
+  # (C...-F, D512R-D512BR)-D1024R, D128 heads
+  "joint": IMAGE_BRANCH + ATTRIBUTE_BRANCH + dense(4096 + 512, 1024) + HEADS,
+  "q(z|x)": IMAGE_BRANCH + dense(4096, 1024) + HEADS,
+  "q(z|w)": ATTRIBUTE_BRANCH + dense(512, 1024) + HEADS,
+  # D4096R-DC256BR-DC128BR-DC64BR-DC3
+  "p(x|z)": (
+    dense(LATENT, 4096)
+    + conv(256, 256)
+    + bn(256)
+    + conv(256, 128)
+    + bn(128)
+    + conv(128, 64)
+    + bn(64)
+    + conv(64, 3)
+  ),
+  # D4096R-D512BR-D40
+  "p(w|z)": dense(LATENT, 4096) + dense(4096, 512) + bn(512) + dense(512, 40),
+}
+# Moving mean and variance of every BN layer: the only non-trainable weights.
+EXPECTED_MOVING = {
+  "joint": 2 * (128 + 256 + 256 + 512),
+  "q(z|x)": 2 * (128 + 256 + 256),
+  "q(z|w)": 2 * 512,
+  "p(x|z)": 2 * (256 + 128 + 64),
+  "p(w|z)": 2 * 512,
+}
+
+
+def face_batch(n=B, seed=0):
+  image = tf.random.stateless_uniform([n, 64, 64, 3], seed=[seed, 1], minval=-1.0, maxval=1.0)
+  attributes = tf.sign(tf.random.stateless_normal([n, 40], seed=[seed, 2]))
+  return {"image": image, "attributes": attributes}
+
+
+def build_celeba(which):
+  """Builds one of the five networks and returns (network, its output on a dummy input)."""
+  arch = networks.CELEBA_CONV
+  encoders = {"joint": [FACE, ATTRIBUTES], "q(z|x)": [FACE], "q(z|w)": [ATTRIBUTES]}
+  if which in encoders:
+    net = arch.encoder(encoders[which], LATENT, "q")
+    return net, net(face_batch())
+  net = arch.decoder(FACE if which == "p(x|z)" else ATTRIBUTES, "p")
+  return net, net(tf.random.stateless_normal([B, LATENT], seed=[0, 3]))
+
+
+def moving_statistics(model):
+  return [w.numpy().copy() for w in model.non_trainable_weights]
+
+
+def test_both_architectures_are_registered():
+  assert networks.get_architecture("celeba_conv") is networks.CELEBA_CONV
+  assert networks.get_architecture("mnist_mlp") is networks.MNIST_MLP
+
+
+@pytest.mark.parametrize("which", ["joint", "q(z|x)", "q(z|w)"])
+def test_celeba_encoder_shapes_and_parameters(which):
+  enc, (mean, var) = build_celeba(which)
+  assert mean.shape == (B, LATENT) and var.shape == (B, LATENT)
+  assert (var.numpy() > 0).all()
+  assert enc.features(face_batch()).shape == (B, 1024)  # the D1024R trunk
+  assert enc.count_params() == EXPECTED_PARAMS[which]
+  assert sum(int(np.prod(w.shape)) for w in enc.non_trainable_weights) == EXPECTED_MOVING[which]
+
+
+def test_celeba_image_branch_layers():
+  enc, _ = build_celeba("q(z|x)")
+  convs = [(4, 4, 3, 64), (4, 4, 64, 128), (4, 4, 128, 256), (4, 4, 256, 256)]
+  assert kernel_shapes(enc)[:4] == convs
+  # BN after every conv but the first: 128 + 256 + 256 channels.
+  bns = [w.shape[0] for w in enc.weights if "moving_mean" in w.name]
+  assert bns == [128, 256, 256]
+
+
+@pytest.mark.parametrize("which, modality", [("p(x|z)", FACE), ("p(w|z)", ATTRIBUTES)])
+def test_celeba_decoder_shapes_and_parameters(which, modality):
+  dec, dist = build_celeba(which)
+  assert isinstance(dist, tfp.distributions.Distribution)
+  assert dist.batch_shape == (B,) and tuple(dist.event_shape) == modality.shape
+  mean = dist.mean().numpy()
+  assert mean.shape == (B,) + modality.shape
+  assert np.abs(mean).max() <= 1.0  # tanh mean
+  x = face_batch()[modality.name]
+  log_prob = dist.log_prob(x)
+  assert log_prob.shape == (B,)
+  # Variance fixed to 1: log N(x; mean, 1) summed by hand.
+  hand = (-0.5 * np.log(2 * np.pi) - 0.5 * (x.numpy() - mean) ** 2).reshape(B, -1).sum(-1)
+  np.testing.assert_allclose(log_prob.numpy(), hand, rtol=1e-5)
+  assert dec.count_params() == EXPECTED_PARAMS[which]
+  assert sum(int(np.prod(w.shape)) for w in dec.non_trainable_weights) == EXPECTED_MOVING[which]
+
+
+def test_celeba_image_decoder_layers():
+  dec, _ = build_celeba("p(x|z)")
+  # Conv2DTranspose kernels are (k, k, out, in).
+  assert kernel_shapes(dec) == [
+    (128, 4096),
+    (4, 4, 256, 256),
+    (4, 4, 128, 256),
+    (4, 4, 64, 128),
+    (4, 4, 3, 64),
+  ]
+  assert not [w for w in dec.head.weights if w.name.endswith("kernel:0") and len(w.shape) == 2]
+
+
+@pytest.mark.parametrize("which", ["joint", "p(x|z)"])
+def test_celeba_batch_norm_follows_training(which):
+  net, _ = build_celeba(which)
+  z = tf.random.stateless_normal([B, LATENT], seed=[5, 0])
+  inputs = face_batch(seed=5) if which == "joint" else z
+
+  def out(training):
+    result = net(inputs, training=training)
+    return result[0].numpy() if which == "joint" else result.mean().numpy()
+
+  before = moving_statistics(net)
+  first, second = out(False), out(False)
+  np.testing.assert_array_equal(first, second)
+  for a, b in zip(before, moving_statistics(net)):
+    np.testing.assert_array_equal(a, b)
+  out(True)
+  after = moving_statistics(net)
+  assert all(not np.array_equal(a, b) for a, b in zip(before, after))
+
+
+def test_celeba_conditional_and_hierarchy_layers():
+  cond = networks.CELEBA_CONV.conditional(LATENT, "p_z1")
+  mean, var = cond(tf.zeros([B, LATENT]))
+  assert mean.shape == (B, LATENT) and (var.numpy() > 0).all()
+  assert cond.count_params() == dense(LATENT, 1024) + dense(1024, 1024) + 2 * dense(1024, LATENT)
+  top = networks.CELEBA_CONV.features("h2")
+  assert top(tf.zeros([B, 1024])).shape == (B, 1024)
+  assert top.count_params() == dense(1024, 1024)
+
+
+def test_celeba_branches_follow_shape_not_name():
+  face = Modality("face", GAUSSIAN_FIXED, (32, 32, 3))
+  tags = Modality("tags", CATEGORICAL, (7,))
+  enc = networks.CELEBA_CONV.encoder([face, tags], 16, "q")
+  mean, _ = enc({"face": tf.zeros([B, 32, 32, 3]), "tags": tf.zeros([B, 7])})
+  assert mean.shape == (B, 16)
+  assert len([s for s in kernel_shapes(enc) if len(s) == 4]) == 4  # conv branch on the image
+  # A 32x32 image starts from a 2x2x256 grid: D1024R, four up-convolutions.
+  dec = networks.CELEBA_CONV.decoder(face, "p")
+  dist = dec(tf.zeros([B, 16]))
+  assert tuple(dist.event_shape) == (32, 32, 3) and dist.batch_shape == (B,)
+  assert kernel_shapes(dec)[0] == (16, 2 * 2 * 256)
+  label_dist = networks.CELEBA_CONV.decoder(tags, "p_tags")(tf.zeros([B, 16]))
+  np.testing.assert_allclose(label_dist.mean().numpy().sum(-1), 1.0, rtol=1e-5)
+
+
+@pytest.mark.parametrize("kind, channels", [(BERNOULLI, 1), (GAUSSIAN, 2)])
+def test_celeba_other_image_likelihoods(kind, channels):
+  m = Modality("x", kind, (16, 16, channels))
+  dist = networks.CELEBA_CONV.decoder(m, "p")(tf.zeros([B, 8]))
+  assert dist.batch_shape == (B,) and tuple(dist.event_shape) == m.shape
+  assert dist.log_prob(tf.zeros([B, 16, 16, channels])).shape == (B,)
+
+
+def test_channel_groups_keep_each_pixel_parameters_together():
+  # Pixel (i, j), channel c of group g holds 1000 g + 100 i + 10 j + c.
+  g, i, j, c = np.meshgrid(np.arange(2), np.arange(3), np.arange(4), np.arange(5), indexing="ij")
+  values = (1000 * g + 100 * i + 10 * j + c).astype(np.float32)  # [group, H, W, C]
+  conv_out = np.concatenate([values[0], values[1]], axis=-1)[None]  # [1, H, W, 2C]
+  flat = networks.ChannelGroupsToFlat(2)(tf.constant(conv_out)).numpy()
+  np.testing.assert_array_equal(flat[0], values.reshape(-1))
+
+
+def test_celeba_shapes_it_cannot_produce_are_refused():
+  with pytest.raises(ValueError, match="divisible by 16"):
+    networks.CELEBA_CONV.decoder(Modality("x", GAUSSIAN_FIXED, (60, 64, 3)), "p")
+  with pytest.raises(ValueError, match="no convolutional decoder head"):
+    networks.conv_distribution_head(Modality("x", CATEGORICAL, (3,)))
+
+
+def test_heads_stay_float32_under_mixed_precision():
+  keras.mixed_precision.set_global_policy("mixed_bfloat16")
+  try:
+    enc = networks.CELEBA_CONV.encoder([FACE, ATTRIBUTES], LATENT, "q")
+    mean, var = enc(face_batch())
+    dec = networks.CELEBA_CONV.decoder(FACE, "p")
+    dist = dec(mean, training=True)
+    log_prob = dist.log_prob(face_batch()["image"])
+  finally:
+    keras.mixed_precision.set_global_policy("float32")
+  assert enc.trunk.compute_dtype == "bfloat16"  # the hidden layers do run in bfloat16
+  assert mean.dtype == tf.float32 and var.dtype == tf.float32
+  assert dist.mean().dtype == tf.float32 and log_prob.dtype == tf.float32
+  assert log_prob.shape == (B,) and np.isfinite(log_prob.numpy()).all()
