@@ -83,6 +83,24 @@ def train_tiny(
   return model_config
 
 
+# Runs of the MNIST runners' tests: name -> the model and its options.
+MNIST_RUNS = {
+  "jmvae": {"model": "jmvae"},
+  "jmvae_kl": {"model": "jmvae_kl"},
+  "hierarchical_jmvae": {"model": "hierarchical_jmvae"},
+  "cvae_image": {"model": "cvae", "target": "image", "condition": "label"},
+  "cvae_label": {"model": "cvae", "target": "label", "condition": "image"},
+}
+
+
+def train_mnist_runs(root: Path, names=tuple(MNIST_RUNS)) -> dict:
+  """{name: model_dir} of the MNIST_RUNS `names`, each trained a few steps (latent_dim 2,
+  batches of 50) in root/name."""
+  for name in names:
+    train_tiny(root / name, latent_dim=2, batch_size=50, **MNIST_RUNS[name])
+  return {name: root / name for name in names}
+
+
 def read_only_dir(tmp_path):
   """A directory this process cannot write: a chmod 555 one, or for root (whom modes do
   not stop) /proc/sys, which the kernel keeps read-only."""

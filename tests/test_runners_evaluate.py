@@ -1,4 +1,5 @@
-"""runners.evaluate and runners.figures end to end on models trained for a few steps (in tmp_path)."""
+"""runners.evaluate end to end on models trained for a few steps (in tmp_path): Table 1 rows,
+the whole table from several directories, the synthetic stand-in labelled, one-line errors."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import os
 from pathlib import Path
 
 import pytest
-from tiny_runs import read_only_dir, run_module, train_tiny, write_fake_mnist
+from tiny_runs import read_only_dir, run_module, train_mnist_runs, write_fake_mnist
 
 from jmvae_tf import config as config_lib
 from jmvae_tf import (
@@ -26,17 +27,7 @@ def data_dir(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model_dirs(tmp_path_factory, data_dir):
-  root = tmp_path_factory.mktemp("runs")
-  runs = {
-    "jmvae": {"model": "jmvae"},
-    "jmvae_kl": {"model": "jmvae_kl"},
-    "hierarchical_jmvae": {"model": "hierarchical_jmvae"},
-    "cvae_image": {"model": "cvae", "target": "image", "condition": "label"},
-    "cvae_label": {"model": "cvae", "target": "label", "condition": "image"},
-  }
-  for name, kwargs in runs.items():
-    train_tiny(root / name, latent_dim=2, batch_size=50, **kwargs)
-  return {name: root / name for name in runs}
+  return train_mnist_runs(tmp_path_factory.mktemp("runs"))
 
 
 run = run_module
@@ -162,7 +153,7 @@ def test_evaluate_bad_input_is_one_line(model_dirs, data_dir, args, message):
 
 
 def test_unwritable_outputs_are_refused_before_any_work(model_dirs, data_dir, tmp_path):
-  """evaluate's results (long work) and figures' PNGs would be lost at the end otherwise."""
+  """evaluate's results (long work) would be lost at the end otherwise."""
   read_only = read_only_dir(tmp_path)
   proc = run(
     "runners.evaluate",
@@ -173,15 +164,6 @@ def test_unwritable_outputs_are_refused_before_any_work(model_dirs, data_dir, tm
   assert proc.returncode == 2, proc.stderr[-2000:]
   assert f"--output_dir={read_only}/table cannot be written" in proc.stderr
   assert "evaluating" not in proc.stdout  # refused before any model was evaluated
-  proc = run(
-    "runners.figures",
-    f"--data_dir={data_dir}",
-    f"--output_dir={read_only}",
-    f"--jmvae_dir={model_dirs['jmvae']}",
-  )
-  assert proc.returncode == 2, proc.stderr[-2000:]
-  assert f"--output_dir={read_only} cannot be written" in proc.stderr
-  assert "Traceback" not in proc.stderr and "wrote" not in proc.stdout
 
 
 @pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full (Linux)")
@@ -220,53 +202,3 @@ def test_evaluate_a_glob_matching_nothing_fails(model_dirs, data_dir, tmp_path):
     f"--data_dir={data_dir}",
   )
   assert proc.returncode == 2 and "matches no model directory" in proc.stderr
-
-
-def test_figures_writes_three_pngs_and_tensorboard_images(model_dirs, data_dir, tmp_path):
-  proc = run(
-    "runners.figures",
-    f"--data_dir={data_dir}",
-    f"--output_dir={tmp_path}",
-    f"--jmvae_dir={model_dirs['jmvae']}",
-    f"--jmvae_kl_dir={model_dirs['jmvae_kl']}",
-    f"--hierarchical_jmvae_dir={model_dirs['hierarchical_jmvae']}",
-    f"--jmvae_latent2_dir={model_dirs['jmvae']}",
-    f"--jmvae_kl_latent2_dir={model_dirs['jmvae_kl']}",
-    "--steps=0,2",
-    "--curve_steps=0,1,2",
-    "--curve_num_test=10",
-    "--num_samples=2",
-    "--latent_num_test=30",
-    "--batch_size=10",
-  )
-  assert proc.returncode == 0, proc.stderr[-2000:]
-  for name in (
-    "figure3_jmvae",
-    "figure3_jmvae_kl",
-    "figure3_hierarchical_jmvae",
-    "figure4",
-    "figure5",
-  ):
-    png = (tmp_path / f"{name}.png").read_bytes()
-    assert png[:8] == b"\x89PNG\r\n\x1a\n"
-  curves = json.loads((tmp_path / "figure4.json").read_text())["curves"]["log p(x~|w)"]
-  assert len(set(curves["JMVAE-kl"])) == 1  # flat: no iterative sampling
-  assert list((tmp_path / "logs").glob("events.out.tfevents.*"))
-
-
-def test_figures_bad_input_is_one_line(model_dirs, data_dir, tmp_path):
-  proc = run(
-    "runners.figures",
-    f"--data_dir={data_dir}",
-    f"--output_dir={tmp_path}",
-    f"--jmvae_dir={model_dirs['jmvae_kl']}",
-  )
-  assert proc.returncode == 2 and "holds a jmvae_kl model, expected jmvae" in proc.stderr
-  proc = run(
-    "runners.figures",
-    f"--data_dir={data_dir}",
-    f"--output_dir={tmp_path}",
-    "--figures=5",
-    f"--jmvae_dir={model_dirs['jmvae']}",
-  )
-  assert proc.returncode == 2 and "Figure 5 needs" in proc.stderr
