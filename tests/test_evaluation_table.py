@@ -1,0 +1,205 @@
+"""jmvae_tf/evaluation/table.py: the paper's columns and numbers, a table bound to a data set's
+modality names, which columns a model fills, rows merged from several model directories, and
+the Markdown written for records made by hand."""
+
+import pytest
+from model_configs import mnist_config
+
+from jmvae_tf import config
+from jmvae_tf.evaluation import table
+from jmvae_tf.evaluation.table import Column
+
+MNIST = ("image", "label")
+
+
+@pytest.fixture(scope="module")
+def built():
+  """Tiny models, as evaluate builds them, by what they are."""
+  made = {
+    "jmvae": mnist_config("jmvae", latent_dim=2),
+    "jmvae_kl": mnist_config("jmvae_kl", latent_dim=2),
+    "cvae_image": mnist_config("cvae", latent_dim=2),  # image | label, the default
+    "cmma_label": mnist_config("cmma", latent_dim=2, target="label", condition="image"),
+  }
+  return {name: config.build_model(c) for name, c in made.items()}
+
+
+# --- columns -----------------------------------------------------------------------------------
+
+
+def test_conditional_columns_of_two_modalities_are_the_papers_in_its_order():
+  columns = table.conditional_columns(["x", "w"])
+  assert [c.title() for c in columns] == [
+    "log p(x~|w)",
+    "log p(w~|x)",
+    "log p(x~|w,x)",
+    "log p(w~|x,w)",  # the target's own modality written last
+  ]
+  assert [c.key for c in columns] == ["x|w", "w|x", "x|w,x", "w|w,x"]
+  assert [c.multi for c in columns] == [False, False, True, True]
+  assert columns == table.PAPER_COLUMNS
+
+
+def test_conditional_columns_of_three_modalities_single_conditionals_smallest_first():
+  columns = table.conditional_columns(["a", "b", "c"])
+  assert [c.key for c in columns] == [
+    "a|b",
+    "a|c",
+    "a|b,c",
+    "b|a",
+    "b|c",
+    "b|a,c",
+    "c|a",
+    "c|b",
+    "c|a,b",
+    "a|a,b,c",
+    "b|a,b,c",
+    "c|a,b,c",
+  ]
+
+
+def test_a_column_title_takes_a_prefix_and_symbols_and_renames():
+  column = Column("image", ("label", "image"))
+  assert column.title("IWAE ", {"image": "x", "label": "w"}) == "IWAE log p(x~|w,x)"
+  assert column.renamed({"image": "x", "label": "w"}) == Column("x", ("w", "x"))
+
+
+# --- a table bound to a data set ---------------------------------------------------------------
+
+
+def test_bind_renames_the_columns_and_the_papers_numbers():
+  bound = table.TABLE1.bind(MNIST)
+  assert [c.key for c in bound.columns] == [
+    "image|label",
+    "label|image",
+    "image|image,label",
+    "label|image,label",
+  ]
+  assert bound.paper["cvae"] == {
+    "image|label": -448.8,
+    "label|image": -5.293,
+    "image|image,label": -70.42,
+    "label|image,label": -5.304,
+  }
+  assert bound.symbols == {"image": "x", "label": "w"} and bound.joint_key == "image,label"
+  assert bound.title(bound.columns[3]) == "log p(w~|x,w)"  # in the paper's symbols
+  assert (bound.name, bound.iterations, bound.accuracy) == ("Table 1", 100, None)
+  faces = table.TABLE2.bind(["image", "attributes"])
+  assert faces.accuracy == table.Accuracy("attributes", ("image",))
+  assert faces.paper["jmvae_kl"]["image|attributes"] == -6852
+
+
+def test_bind_refuses_another_number_of_modalities():
+  with pytest.raises(ValueError) as refused:
+    table.TABLE1.bind(["a", "b", "c"])
+  assert str(refused.value) == "Table 1 has 2 modalities (x, w); got ['a', 'b', 'c']"
+
+
+def test_table_for_a_data_set_the_paper_has_no_table_of_is_every_conditional():
+  assert table.table_for("mnist", MNIST) == table.TABLE1.bind(MNIST)
+  assert table.table_for("fashion_mnist", MNIST).paper == {}
+  other = table.table_for("svhn", ["digit", "house"])
+  assert other.columns == table.conditional_columns(["digit", "house"])
+  assert other.paper == {} and other.symbols == {"digit": "x", "house": "w"}
+
+
+# --- what a model fills ------------------------------------------------------------------------
+
+
+def test_columns_and_iwae_keys_for_each_kind_of_model(built):
+  keys = lambda model: [c.key for c in table.columns_for(model)]  # noqa: E731
+  every = ["image|label", "label|image", "image|image,label", "label|image,label"]
+  for name in ("jmvae", "jmvae_kl"):
+    model = built[name]
+    assert keys(model) == every
+    iwae = table.iwae_keys_for(model, table.columns_for(model))
+    assert iwae == ["image|label", "label|image", "image,label"]  # and the joint
+  assert keys(built["cvae_image"]) == ["image|label", "image|image,label"]
+  assert keys(built["cmma_label"]) == ["label|image", "label|image,label"]
+  # a conditional model has no joint log p(x,w)
+  cvae = built["cvae_image"]
+  assert table.iwae_keys_for(cvae, table.columns_for(cvae)) == ["image|label"]
+  bound = table.TABLE1.bind(MNIST).columns
+  assert table.columns_for(cvae, bound[2:]) == [bound[2]]  # among the columns given
+
+
+# --- rows and the Markdown ---------------------------------------------------------------------
+
+
+def test_merge_rows_fills_one_row_from_both_directions_and_refuses_two_values_for_a_cell():
+  records = [
+    {"model": "cvae", "model_dir": "/runs/a", "values": {"image|label": -1.0}},
+    {"model": "cvae", "model_dir": "/runs/b", "values": {"label|image": -2.0}, "iwae": {"x": 1}},
+    {"model": "jmvae", "model_dir": "/runs/c", "attribute_accuracy": {"mean_accuracy": 0.9}},
+  ]
+  rows = table.merge_rows(records)
+  assert rows["cvae"]["values"] == {"image|label": -1.0, "label|image": -2.0}
+  assert rows["cvae"]["iwae"] == {"x": 1}
+  assert rows["cvae"]["sources"][("values", "label|image")] == "/runs/b"
+  assert rows["jmvae"]["accuracy"] == [{"mean_accuracy": 0.9}]
+  clash = records + [{"model": "cvae", "model_dir": "/runs/d", "values": {"label|image": -3.0}}]
+  with pytest.raises(ValueError) as refused:
+    table.merge_rows(clash)
+  assert str(refused.value) == "two model dirs give CVAE values label|image: /runs/b and /runs/d"
+
+
+RECORDS = [
+  {
+    "model": "jmvae",
+    "model_dir": "/runs/jmvae",
+    "values": {"image|label": -90.25, "label|image": -0.5, "image|image,label": -70.0},
+    "iwae": {"image|label": -89.5, "image,label": -100.5},
+  },
+  {"model": "cvae", "model_dir": "/runs/cvae", "values": {"image|label": -450.0}},
+  {"model": "my_vae", "model_dir": "/runs/mine", "values": {"label|image": -1.25}},
+]
+
+
+def test_markdown_table_of_records_made_by_hand():
+  """Rows in the paper's order (unregistered models last, by name), bars in titles escaped,
+  ours with the paper's number in parentheses, — where a model has no value; IWAE below."""
+  text = table.markdown_table(RECORDS, table.TABLE1.bind(MNIST))
+  assert text == "\n".join(
+    [
+      "| model | log p(x~\\|w) | log p(w~\\|x) | log p(x~\\|w,x) | log p(w~\\|x,w) |",
+      "|---|---|---|---|---|",
+      "| CVAE | -450.0 (-448.8) | — (-5.293) | — (-70.42) | — (-5.304) |",
+      "| JMVAE | -90.25 (-747.1) | -0.5 (-0.2286) | -70 (-69.57) | — (-0.2026) |",
+      "| my_vae | — | -1.25 | — | — |",
+      "",
+      "Ours, with the paper's Table 1 in parentheses (higher is better).",
+      "",
+      "| model | IWAE log p(x~\\|w) | IWAE log p(w~\\|x) | IWAE log p(x,w) |",
+      "|---|---|---|---|",
+      "| JMVAE | -89.5 | — | -100.5 |",
+    ]
+  )
+
+
+def test_markdown_table_says_what_the_data_was_and_leaves_out_the_paper_when_asked():
+  definition = table.TABLE1.bind(MNIST)
+  labelled = table.markdown_table(RECORDS[1:2], definition, data="synthetic digits")
+  assert labelled.startswith("data: synthetic digits\n\n| model | log p(x~\\|w) |")
+  assert labelled.endswith(
+    "Ours (on synthetic digits), with the paper's Table 1 (on its data set, not ours) in "
+    "parentheses (higher is better)."
+  )
+  plain = table.markdown_table(RECORDS[1:2], definition, with_paper=False)
+  assert plain.splitlines()[2] == "| CVAE | -450.0 | — | — | — |"
+  assert "paper" not in plain and "(" not in plain.split("\n", 1)[1]
+
+
+def test_markdown_table_of_attribute_accuracy():
+  definition = table.TABLE2.bind(["image", "attributes"])
+  record = {
+    "model": "jmvae_kl",
+    "model_dir": "/runs/kl",
+    "values": {},
+    "attribute_accuracy": {"mean_accuracy": 0.81234, "mean_majority": 0.75},
+  }
+  text = table.markdown_table([record], definition, with_paper=False)
+  assert text.endswith(
+    "| model | mean accuracy of attributes from image | majority baseline |\n"
+    "|---|---|---|\n"
+    "| JMVAE-kl | 0.8123 | 0.7500 |"
+  )
