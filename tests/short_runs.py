@@ -13,7 +13,6 @@ from model_configs import mnist_config
 
 from jmvae_tf import options, run_dir, training
 
-ROOT = Path(__file__).resolve().parents[1]
 BATCH, STEPS = 8, 3
 MODEL = mnist_config("jmvae", latent_dim=4)
 
