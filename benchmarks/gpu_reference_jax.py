@@ -33,7 +33,7 @@ import time
 import numpy as np
 
 PAPER_EXAMPLES = 2000 * 50_000  # the paper's budget: 2,000 epochs of 50,000 images
-PARAMETERS = 3_127_450  # what tests/test_models.py asserts for jmvae-tf's JMVAE-kl
+PARAMETERS = 3_127_450  # what tests/test_models_jmvae.py asserts for jmvae-tf's JMVAE-kl
 
 
 def read_idx(path):

@@ -18,6 +18,9 @@ from jmvae_tf import likelihoods, networks, registry
 from jmvae_tf.modalities import Modality
 from jmvae_tf.options import ModelOptions
 
+# Fields that a run.json written before they existed lacks, with the value those runs had.
+ADDED_LATER = {"dataset": "mnist", "architecture": "mnist_mlp", "decoder_variance": 1.0}
+
 
 def option_names(model: str) -> Tuple[str, ...]:
   """The options `model` is configured by (its options dataclass's fields)."""
@@ -94,15 +97,33 @@ class ModelConfig:
 
   @classmethod
   def from_json(cls, text: str) -> "ModelConfig":
-    """Reads run.json, also one written before options moved beside the models (it
-    held every model's options: only those of its model are kept)."""
+    """Reads run.json, also one written before options moved beside the models (it held
+    every model's options: only those of its model are kept) or before a field of
+    ADDED_LATER existed (the value those runs had). Any other field missing, of the wrong
+    type or out of range is a ValueError naming it: nothing is filled in with a default
+    that the run may not have had."""
     d = json.loads(text)
+    if not isinstance(d, dict):
+      raise ValueError(f"expected a JSON object, got {type(d).__name__}")
+    if "model" not in d:
+      raise ValueError("it lacks 'model'")
     names = option_names(d["model"])
+    missing = [k for k in ("modalities",) + names if k not in d and k not in ADDED_LATER]
+    if missing:
+      raise ValueError(f"it lacks {', '.join(repr(k) for k in missing)}")
+    if not isinstance(d["modalities"], list) or not d["modalities"]:
+      raise ValueError(f"modalities must be a list of modalities, got {d['modalities']!r}")
+    modalities = []
+    for i, m in enumerate(d["modalities"]):
+      if not isinstance(m, dict) or {"name", "kind", "shape"} - set(m):
+        raise ValueError(f"modality {i} must have a name, a kind and a shape, got {m!r}")
+      modalities.append(Modality.from_dict(m))
+    d = {**ADDED_LATER, **d}
     return cls.make(
       d["model"],
-      tuple(Modality.from_dict(m) for m in d["modalities"]),
-      d.get("architecture") or networks.MNIST_MLP.name,
-      d.get("dataset", "mnist"),
+      modalities,
+      d["architecture"],
+      d["dataset"],
       **{k: v for k, v in d.items() if k in names},
     )
 

@@ -1,5 +1,6 @@
 """The ground floor of every consumer that writes: whole-file writes, writability checks before
-long work, and the one-line messages they give. Imports nothing of the project.
+long work, and the one-line messages they give. Imports nothing of the project, and
+TensorFlow only when a function needs it, so the runners use it before TensorFlow starts.
 
 Every file the project writes for a user (run files, evaluations, figures, edited faces) goes
 through `write_whole`: written aside, then renamed, so a full disk or a crash leaves the
@@ -13,8 +14,8 @@ import contextlib
 import errno
 import os
 import sys
-
-import tensorflow as tf
+import tempfile
+from typing import Optional
 
 # What a failed write of an output that may be new (a figure, an edited face) leaves the user.
 OUTPUT_KEPT = "any earlier file of that name is unchanged"
@@ -25,11 +26,45 @@ class WriteError(ValueError):
   has)."""
 
 
-def first_line(error: BaseException, limit: int = 200) -> str:
-  """`error` as one line: its type and the first line of its message, at most `limit` long."""
-  text = (str(error).strip().splitlines() or [""])[0]
-  text = f"{type(error).__name__}: {text}" if text else type(error).__name__
-  return text if len(text) <= limit else text[: limit - 3] + "..."
+@contextlib.contextmanager
+def stderr_set_aside(show_on_failure: bool = True):
+  """Runs its block with this process's stderr (the file descriptor, so native libraries'
+  output too: TensorFlow's while it loads, libjpeg's warnings) set aside; yields a function
+  giving what was written there so far. If the block fails (other than by Ctrl-C), that is
+  shown, unless `show_on_failure` is False."""
+  with tempfile.TemporaryFile() as captured:
+    sys.stderr.flush()
+    saved = os.dup(2)
+    os.dup2(captured.fileno(), 2)
+
+    def written() -> str:
+      sys.stderr.flush()
+      captured.seek(0)
+      return captured.read().decode(errors="replace")
+
+    try:
+      yield written
+    except KeyboardInterrupt:  # not a failure whose output says why
+      raise
+    except BaseException:
+      os.dup2(saved, 2)
+      if show_on_failure:
+        sys.stderr.write(written())
+      raise
+    finally:
+      os.dup2(saved, 2)
+      os.close(saved)
+
+
+def first_line(
+  error: BaseException, limit: Optional[int] = 200, with_type: bool = True, message=None
+) -> str:
+  """`error` as one line: its type (unless not `with_type`) and the first line of its
+  message (or of `message`), at most `limit` long (None: any length)."""
+  text = (str(error if message is None else message).strip().splitlines() or [""])[0]
+  if with_type:
+    text = f"{type(error).__name__}: {text}" if text else type(error).__name__
+  return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
 _WARNED = set()
@@ -44,6 +79,8 @@ def warn_once(message: str):
 
 def disk_full(error: BaseException) -> bool:
   """Whether `error` is the system's or TensorFlow's way of saying the disk is full."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   if isinstance(error, OSError):
     return error.errno in (errno.ENOSPC, errno.EDQUOT)
   return isinstance(error, tf.errors.ResourceExhaustedError) and any(
@@ -55,6 +92,8 @@ def write_whole(path: str, content: str | bytes, unchanged: str = "the previous 
   """Replaces `path` by `content` (str or bytes) whole (written aside, then renamed), so a
   full disk or a crash leaves the previous file; a failure is a WriteError naming the
   file, then `unchanged` (what the user still has). Any tf.io.gfile path."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   path = os.fspath(path)
   temp = path + ".tmp"
   try:
@@ -70,6 +109,8 @@ def write_whole(path: str, content: str | bytes, unchanged: str = "the previous 
 
 def read_text(path: str):
   """The text of `path`, or None where there is no such file."""
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
   if not tf.io.gfile.exists(path):
     return None
   with tf.io.gfile.GFile(path) as f:

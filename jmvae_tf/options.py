@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import typing
 from typing import Any, Dict, Optional, Sequence, Tuple
 
 # Choices named by more than one module.
@@ -22,6 +23,10 @@ DISCRIMINATOR_STYLES = ("paper", "authors")
 PRECISIONS = ("float32", "mixed_bfloat16")
 STRATEGIES = ("auto", "mirrored", "default", "one_device", "multi_worker")
 AUTO = -1  # a thread count left to the machine (runtime.machine_defaults)
+# Far above any latent size in use (the paper: 2 to 128); more is a typo, refused before the
+# networks are built out of memory.
+MAX_LATENT_DIM = 10_000
+MAX_LAYERS = 64
 
 
 def option(
@@ -29,34 +34,64 @@ def option(
   help: str,  # noqa: A002 (absl's word for it)
   choices: Optional[Sequence[Any]] = None,
   lower_bound: Optional[float] = None,
+  upper_bound: Optional[float] = None,
   flag: bool = True,
   **field_kwargs,
 ) -> Any:
-  """A dataclass field with what its flag needs: help, choices (an enum flag), a lower bound
+  """A dataclass field with what its flag needs: help, choices (an enum flag), bounds
   (checked by the flag parser and by the dataclass). `flag=False`: recorded, not a flag."""
   metadata = {"help": help, "flag": flag}
   if choices is not None:
     metadata["choices"] = tuple(choices)
   if lower_bound is not None:
     metadata["lower_bound"] = lower_bound
+  if upper_bound is not None:
+    metadata["upper_bound"] = upper_bound
   return dataclasses.field(default=default, metadata=metadata, **field_kwargs)
 
 
+_TYPE_NAMES = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def _checked_type(name: str, hint, value):
+  """`value` as a field of type `hint` takes it (an int for a float field becomes a float, a
+  list for a tuple one a tuple), or a ValueError naming the field: values also come from
+  JSON files (run.json, train.json), where "64" or 1e12 can stand for latent_dim's 64."""
+  args = typing.get_args(hint)
+  if typing.get_origin(hint) is typing.Union and type(None) in args:
+    if value is None:
+      return None
+    (hint,) = [a for a in args if a is not type(None)]
+  if typing.get_origin(hint) is tuple:
+    if isinstance(value, (list, tuple)) and all(isinstance(v, str) for v in value):
+      return tuple(value)
+    raise ValueError(f"{name} must be a list of strings, got {value!r}")
+  if hint is float and isinstance(value, int) and not isinstance(value, bool):
+    return float(value)
+  if not isinstance(value, hint) or (hint is int and isinstance(value, bool)):
+    raise ValueError(f"{name} must be {_TYPE_NAMES[hint]}, got {value!r}")
+  return value
+
+
 class Options:
-  """Base of the options dataclasses: checks every field's choices and lower bound, and
-  that floats are finite numbers (a NaN passes every comparison)."""
+  """Base of the options dataclasses: checks every field's type, choices and bounds, and that
+  floats are finite numbers (a NaN passes every comparison)."""
 
   def __post_init__(self):
+    hints = typing.get_type_hints(type(self))
     for f in dataclasses.fields(self):
-      value = getattr(self, f.name)
+      value = _checked_type(f.name, hints[f.name], getattr(self, f.name))
+      object.__setattr__(self, f.name, value)
       choices = f.metadata.get("choices")
       if choices is not None and value not in choices:
         raise ValueError(f"{f.name} must be one of {list(choices)}, got {value!r}")
       if isinstance(value, float) and not math.isfinite(value):
         raise ValueError(f"{f.name} must be a finite number, got {value}")
-      low = f.metadata.get("lower_bound")
+      low, high = f.metadata.get("lower_bound"), f.metadata.get("upper_bound")
       if low is not None and value is not None and value < low:
         raise ValueError(f"{f.name} must be at least {low}, got {value}")
+      if high is not None and value is not None and value > high:
+        raise ValueError(f"{f.name} must be at most {high}, got {value}")
 
   @classmethod
   def field_names(cls) -> Tuple[str, ...]:
@@ -77,7 +112,9 @@ def _positive(obj, *names):
 class ModelOptions(Options):
   """What every objective is configured by; subclasses add their own fields."""
 
-  latent_dim: int = option(64, "Size of z (2 for the paper's Figure 5).", lower_bound=1)
+  latent_dim: int = option(
+    64, "Size of z (2 for the paper's Figure 5).", lower_bound=1, upper_bound=MAX_LATENT_DIM
+  )
   seed: int = option(0, "Seed of the model's initialisation and sampling.")
   # Smaller weighs reconstruction more against the KL terms; the architecture's decoders take
   # it. Keyword-only, so subclasses' positional fields keep their places.
@@ -114,7 +151,7 @@ class JMVAEKLOptions(ModelOptions):
 
 @dataclasses.dataclass(frozen=True)
 class HierarchicalJMVAEOptions(ModelOptions):
-  num_layers: int = option(2, "Stochastic layers of hierarchical JMVAE.")
+  num_layers: int = option(2, "Stochastic layers of hierarchical JMVAE.", upper_bound=MAX_LAYERS)
 
   def __post_init__(self):
     super().__post_init__()
@@ -214,6 +251,9 @@ class FixedSettings(Options):
   )
   # The data set's options, "key=value", sorted (--data_options, a flag of every runner).
   data_options: Tuple[str, ...] = option((), "", flag=False)
+  # A digest of the training examples (DataSet.fingerprint; None: not recorded), so that a
+  # resume on other files is refused and one on a moved copy of the same files is not.
+  data_fingerprint: Optional[str] = option(None, "", flag=False)
 
   def __post_init__(self):
     super().__post_init__()
@@ -293,12 +333,13 @@ class TrainConfig:
 
   def resume_conflicts(self, asked: "TrainConfig") -> Dict[str, tuple]:
     """{field: (self's value, asked's value)} for the fixed settings that differ: a run
-    trained with `self` cannot be resumed with `asked`. A num_train of None (not recorded)
-    conflicts with nothing."""
+    trained with `self` cannot be resumed with `asked`. A record of the data (num_train,
+    data_fingerprint) that is None (not recorded) conflicts with nothing."""
     conflicts = {}
     for name in FixedSettings.field_names():
       saved, wanted = getattr(self.fixed, name), getattr(asked.fixed, name)
-      if saved == wanted or (name == "num_train" and None in (saved, wanted)):
+      recorded = name in ("num_train", "data_fingerprint")
+      if saved == wanted or (recorded and None in (saved, wanted)):
         continue
       conflicts[name] = (saved, wanted)
     return conflicts

@@ -57,10 +57,25 @@ class TrainRecord(NamedTuple):
 
 
 def read_model_config(model_dir: str) -> Optional[ModelConfig]:
-  """run.json's ModelConfig, or None where there is no run.json."""
+  """run.json's ModelConfig, or None where there is no run.json; a RunDirError naming the file
+  and what is wrong where it cannot be read (not JSON, a field missing or of the wrong
+  type), before any model is built from it."""
   path = os.path.join(model_dir, RUN_FILE)
   text = read_text(path)
-  return None if text is None else ModelConfig.from_json(text)
+  if text is None:
+    return None
+  try:
+    return ModelConfig.from_json(text)
+  except json.JSONDecodeError as e:
+    problem = f"is not JSON ({e})"
+  except ValueError as e:
+    problem = f"cannot be read: {e}"
+  except (TypeError, KeyError) as e:
+    problem = f"cannot be read: {first_line(e, 300)}"
+  raise RunDirError(
+    f"--model_dir={model_dir}: {RUN_FILE} {problem}; it must be the run.json runners.train "
+    "wrote (restore it, or move the directory away)"
+  )
 
 
 def _checkpoint_number(name: str) -> int:
@@ -257,6 +272,14 @@ def check_resume(model_dir: str, checkpoint: str, train_config: TrainConfig):
   if record is None or checkpoint_epoch(checkpoint) >= train_config.run.epochs:
     return
   conflicts = record[0].resume_conflicts(train_config)
+  data = conflicts.pop("data_fingerprint", None)
+  if data:
+    raise RunDirError(
+      f"--model_dir={model_dir} was trained on other data: the training examples read now "
+      f"differ from those its checkpoints were trained on (fingerprint {data[1]} vs "
+      f"{data[0]} recorded in {TRAIN_FILE}); is --data_dir another data set's? Use the same "
+      "files (a moved copy of them resumes) or another --model_dir"
+    )
   if conflicts:
     detail = ", ".join(f"--{k} {a!r} vs {b!r}" for k, (a, b) in conflicts.items())
     may = ", ".join(f"--{k}" for k in RunSettings.field_names())
@@ -356,6 +379,10 @@ class Run:
   config: ModelConfig
   record: Optional[TrainRecord]
   checkpoint: str
+
+  def describe(self) -> str:
+    """The checkpoint read and the epochs it holds, for a runner's first line."""
+    return f"{self.checkpoint} (epoch {checkpoint_epoch(self.checkpoint)} of {self.config.model})"
 
   @property
   def data_options(self) -> tuple:

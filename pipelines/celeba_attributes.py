@@ -1,9 +1,16 @@
-"""CelebA's 40 attribute names in its order: shared by the loader and the synthetic
-stand-in, importable without TensorFlow."""
+"""CelebA's names: its 40 attributes in its order and its files in the release's layout and
+in Kaggle's copy; shared by the loader and the synthetic stand-in, importable without
+TensorFlow."""
 
 from __future__ import annotations
 
 from typing import Tuple
+
+IMAGE_DIR = "img_align_celeba"  # Kaggle's copy nests it: img_align_celeba/img_align_celeba/
+ATTRIBUTE_FILE = "list_attr_celeba.txt"
+PARTITION_FILE = "list_eval_partition.txt"
+KAGGLE_ATTRIBUTE_FILE = "list_attr_celeba.csv"
+KAGGLE_PARTITION_FILE = "list_eval_partition.csv"
 
 ATTRIBUTE_NAMES: Tuple[str, ...] = (
   "5_o_Clock_Shadow",

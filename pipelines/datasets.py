@@ -15,6 +15,7 @@ Construction reads and checks the data, so a bad `data_dir` fails with one line
 from __future__ import annotations
 
 import abc
+import hashlib
 from typing import Dict, Optional, Sequence, Tuple
 
 import numpy as np
@@ -23,6 +24,16 @@ import tensorflow as tf
 from jmvae_tf.modalities import Modality
 
 SPLITS = ("train", "validation", "test")
+
+
+def digest(*arrays: np.ndarray) -> str:
+  """A short hex digest of the arrays' shapes, types and bytes."""
+  h = hashlib.blake2b(digest_size=8)
+  for a in arrays:
+    a = np.ascontiguousarray(a)
+    h.update(f"{a.dtype.str}{a.shape}".encode())
+    h.update(a.data)
+  return h.hexdigest()
 
 
 class DataError(ValueError):
@@ -74,6 +85,11 @@ class DataSet(abc.ABC):
   def metadata(self, split: str, num_examples: int) -> Dict[str, np.ndarray]:
     """Named columns describing the first examples of `split` (e.g. "label"), one
     value per example: the Projector's metadata."""
+
+  def fingerprint(self) -> Optional[str]:
+    """A digest of the training examples (their content, not where they are), recorded by
+    runners.train so that a resume on other data is refused; None: none is recorded."""
+    return None
 
   def classes(self, split: str, num_examples: int) -> Optional[np.ndarray]:
     """The class (an int) of each of the first examples of `split`, for a data set whose

@@ -417,6 +417,9 @@ class MnistDataSet(datasets.DataSet):
   def display_images(self, split: str, num_examples: int) -> np.ndarray:
     return self._part(split).images[: self.check_split(split, num_examples)]
 
+  def fingerprint(self) -> str:
+    return datasets.digest(self.splits.train.images, self.splits.train.labels)
+
   def metadata(self, split: str, num_examples: int) -> dict[str, np.ndarray]:
     return {"label": self.classes(split, num_examples)}
 

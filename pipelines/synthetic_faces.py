@@ -46,7 +46,14 @@ from typing import Dict, Tuple, Union
 
 import numpy as np
 
-from pipelines.celeba_attributes import ATTRIBUTE_NAMES
+from pipelines.celeba_attributes import (
+  ATTRIBUTE_FILE,
+  ATTRIBUTE_NAMES,
+  IMAGE_DIR,
+  KAGGLE_ATTRIBUTE_FILE,
+  KAGGLE_PARTITION_FILE,
+  PARTITION_FILE,
+)
 
 COLUMN = {name: index for index, name in enumerate(ATTRIBUTE_NAMES)}
 
@@ -70,11 +77,9 @@ NOT_RENDERED: Dict[str, float] = {
 RENDERED: Tuple[str, ...] = tuple(name for name in ATTRIBUTE_NAMES if name not in NOT_RENDERED)
 
 HEIGHT, WIDTH = 218, 178
-IMAGE_DIR = "img_align_celeba"
-ATTRIBUTE_FILE = "list_attr_celeba.txt"
-PARTITION_FILE = "list_eval_partition.txt"
 # Written beside CelebA's files; the loader labels a folder holding it as the stand-in.
 MARKER_FILE = "SYNTHETIC_FACES.txt"
+LAYOUTS = ("release", "kaggle")
 BATCH_SIZE = 32  # Images drawn at once; fixed, so the pictures do not depend on it.
 
 PathLike = Union[str, os.PathLike]
@@ -513,6 +518,18 @@ def write_partition_file(path: PathLike, labels: np.ndarray) -> None:
   )
 
 
+def write_kaggle_files(output_dir: Path, attributes: np.ndarray, labels: np.ndarray) -> None:
+  """list_attr_celeba.csv and list_eval_partition.csv as Kaggle's copy of CelebA has them."""
+  rows = [",".join(("image_id",) + ATTRIBUTE_NAMES)]
+  for index, row in enumerate(np.asarray(attributes)):
+    rows.append(",".join([image_name(index)] + [str(int(value)) for value in row]))
+  Path(output_dir, KAGGLE_ATTRIBUTE_FILE).write_text("\n".join(rows) + "\n")
+  Path(output_dir, KAGGLE_PARTITION_FILE).write_text(
+    "image_id,partition\n"
+    + "".join(f"{image_name(index)},{int(label)}\n" for index, label in enumerate(labels))
+  )
+
+
 def write_marker(output_dir: PathLike, num_images: int, seed: int) -> None:
   """MARKER_FILE: plain text saying what the folder is (only its presence is read)."""
   Path(output_dir, MARKER_FILE).write_text(
@@ -542,17 +559,27 @@ def write_images(
       )
 
 
-def generate(output_dir: PathLike, num_images: int, seed: int = 0) -> np.ndarray:
-  """Writes a synthetic CelebA-layout folder of `num_images` faces; returns the int8
-  attributes [N, 40] it wrote. A pure function of (num_images, seed)."""
+def generate(
+  output_dir: PathLike, num_images: int, seed: int = 0, layout: str = "release"
+) -> np.ndarray:
+  """Writes a synthetic CelebA folder of `num_images` faces in the `layout` of CelebA's
+  release (text files, img_align_celeba/) or of Kaggle's copy ("kaggle": CSV files,
+  img_align_celeba/img_align_celeba/); returns the int8 attributes [N, 40] it wrote. A pure
+  function of (num_images, seed): both layouts hold the same faces."""
   if num_images < 1:
     raise ValueError(f"num_images must be positive, got {num_images}")
+  if layout not in LAYOUTS:
+    raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
   output_dir = Path(output_dir)
   output_dir.mkdir(parents=True, exist_ok=True)
   attributes = sample_attributes(num_images, np.random.default_rng([int(seed), 0]))
-  write_images(output_dir / IMAGE_DIR, attributes, seed)
-  write_attribute_file(output_dir / ATTRIBUTE_FILE, attributes)
-  write_partition_file(output_dir / PARTITION_FILE, partition(num_images))
+  if layout == "kaggle":
+    write_images(output_dir / IMAGE_DIR / IMAGE_DIR, attributes, seed)
+    write_kaggle_files(output_dir, attributes, partition(num_images))
+  else:
+    write_images(output_dir / IMAGE_DIR, attributes, seed)
+    write_attribute_file(output_dir / ATTRIBUTE_FILE, attributes)
+    write_partition_file(output_dir / PARTITION_FILE, partition(num_images))
   write_marker(output_dir, num_images, seed)
   return attributes
 
@@ -562,7 +589,7 @@ def main(argv) -> None:
   from absl import flags  # pylint: disable=g-import-not-at-top
 
   values = flags.FLAGS
-  generate(values.output_dir, values.num_images, values.seed)
+  generate(values.output_dir, values.num_images, values.seed, values.layout)
   print(
     f"wrote {values.num_images} SYNTHETIC faces (not CelebA) in CelebA's layout to "
     f"{values.output_dir}"
@@ -575,6 +602,9 @@ def _define_flags() -> None:
   flags.DEFINE_string("output_dir", None, "Folder to write (CelebA's layout).", required=True)
   flags.DEFINE_integer("num_images", 1000, "Number of faces.", lower_bound=1)
   flags.DEFINE_integer("seed", 0, "Seed; the output is a pure function of it and num_images.")
+  flags.DEFINE_enum(
+    "layout", "release", list(LAYOUTS), "CelebA's release layout or Kaggle's (CSV, nested)."
+  )
 
 
 if __name__ == "__main__":

@@ -65,8 +65,11 @@ def main(argv):
   # RunDirError, DataError, an unreadable checkpoint, a full disk: one line.
   with flagutil.one_line_errors():
     files.check_writable(output_dir, "--output_dir")  # before the embedding work
-    model = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint).restore()
-    data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
+    run = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+    dataset, data_options = flagutil.run_data([run], FLAGS)
+    data = registry.make_dataset(dataset, FLAGS.data_dir, options=data_options)
+    print(f"read {run.describe()}", flush=True)
+    model = run.restore()
     picture_size = data.display_images("test", 1).shape[1:3]
     try:
       projector.check_sprite_size(FLAGS.num_examples, picture_size)

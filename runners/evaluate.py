@@ -159,12 +159,10 @@ def evaluate_all():
   dirs = expand_model_dirs(FLAGS.model_dir, FLAGS.model_dirs)
   runs = [run_dir.load_run(d) for d in dirs]
   configs = [run.config for run in runs]
-  for d, config in zip(dirs, configs):
-    if config.dataset != FLAGS.dataset:
-      raise ValueError(f"{d} was trained on --dataset={config.dataset}, not {FLAGS.dataset}")
-  # Every run was trained on FLAGS.dataset (checked above), so they share one table.
-  definition = table.table_for(configs[0].dataset, configs[0].modality_names)
-  data = registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
+  # Every run was trained on this data set (flagutil.run_data checks), so they share one table.
+  dataset, data_options = flagutil.run_data(runs, FLAGS)
+  definition = table.table_for(dataset, configs[0].modality_names)
+  data = registry.make_dataset(dataset, FLAGS.data_dir, options=data_options)
   data.check_split("test", FLAGS.num_test)
   model_outputs, table_output = output_dirs(dirs)
   for directory, flag in model_outputs + ([table_output] if table_output else []):
@@ -189,6 +187,7 @@ def evaluate_all():
       f"K={iterations}" + (f", IWAE k={FLAGS.iwae_samples}" if FLAGS.iwae_samples else ""),
       flush=True,
     )
+    print(f"read {run.describe()}", flush=True)
     model = run.restore()
     result = table.evaluate(
       model,

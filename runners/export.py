@@ -57,6 +57,7 @@ def main(argv):
     limits = options.ServingLimits(**flagutil.option_values(options.ServingLimits, FLAGS))
     run = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
     name = FLAGS.name or run.config.model
+    print(f"read {run.describe()}", flush=True)
     path = serving.export(
       run.restore(),
       FLAGS.export_dir,

@@ -129,20 +129,14 @@ def _int_list(name, values):
 
 def check_args(fv=FLAGS):
   """Checks every flag and model dir; returns ({flag: run_dir.Run} of the dirs given,
-  the figures that can be drawn, and one line per asked figure that cannot)."""
+  the figures that can be drawn, one line per asked figure that cannot, and the runs' data
+  set and its options)."""
   from jmvae_tf import files, run_dir  # pylint: disable=g-import-not-at-top
 
   files.check_writable(fv.output_dir, "--output_dir")  # before anything is drawn
   unknown = [f for f in fv.figures if f not in MNIST_FIGURES + FACE_FIGURES]
   if unknown:
     raise ValueError(f"--figures: unknown figure(s) {unknown}; choose from 3-9")
-  faces = fv.dataset != "mnist"
-  wrong = [f for f in fv.figures if f in (MNIST_FIGURES if faces else FACE_FIGURES)]
-  if wrong:
-    raise ValueError(
-      f"--figures={','.join(wrong)} cannot be drawn for --dataset={fv.dataset}: Figures 3-5 "
-      "are MNIST's (images and labels), 6-9 the faces' (images and attributes)"
-    )
   if fv.num_faces < 1 or fv.num_random < 0 or fv.zeta < 0 or fv.base_face < 0:
     raise ValueError("--num_faces must be >= 1 and --num_random, --zeta, --base_face >= 0")
   face_edits(fv)
@@ -176,7 +170,17 @@ def check_args(fv=FLAGS):
       missing.append(f"Figure {figure} needs at least one of --" + ", --".join(needs[figure]))
   if not drawable:
     raise ValueError("; ".join(missing))
-  return runs, drawable, missing
+  dataset, data_options = flagutil.run_data(list(runs.values()), fv)
+  # Figures 3-5 are for a class (MNIST's label) as the second modality, 6-9 for attributes.
+  w = next(iter(runs.values())).config.modalities[1]
+  with_classes = w.likelihood.classes(w.shape) is not None
+  wrong = [f for f in fv.figures if f in (FACE_FIGURES if with_classes else MNIST_FIGURES)]
+  if wrong:
+    raise ValueError(
+      f"--figures={','.join(wrong)} cannot be drawn for --dataset={dataset}: Figures 3-5 "
+      "are for images and classes (MNIST's), 6-9 for images and attributes (the faces')"
+    )
+  return runs, drawable, missing, (dataset, data_options)
 
 
 def face_edits(fv=FLAGS):
@@ -294,8 +298,8 @@ def draw_all():
   can draw, as a PNG and a TensorBoard image."""
   from pipelines import registry as data_registry  # pylint: disable=g-import-not-at-top
 
-  runs, drawable, missing = check_args()
-  data = data_registry.make_dataset(FLAGS.dataset, FLAGS.data_dir, options=FLAGS.data_options)
+  runs, drawable, missing, (dataset, data_options) = check_args()
+  data = data_registry.make_dataset(dataset, FLAGS.data_dir, options=data_options)
   for line in missing:
     print(f"skipping: {line} (--figures={','.join(drawable)} draws the others)")
   import matplotlib  # pylint: disable=g-import-not-at-top

@@ -7,12 +7,12 @@ import contextlib
 import dataclasses
 import os
 import sys
-import tempfile
 import typing
 from typing import Iterable
 
 from absl import flags, logging
 
+from jmvae_tf import files
 from pipelines import registry
 
 
@@ -63,8 +63,9 @@ def define_option_flags(
       defined.add(field.name)
       kind, _ = _flag_type(hints[field.name])
       kwargs = dict(flag_values=fv)
-      if "lower_bound" in field.metadata:
-        kwargs["lower_bound"] = field.metadata["lower_bound"]
+      for bound in ("lower_bound", "upper_bound"):
+        if bound in field.metadata:
+          kwargs[bound] = field.metadata[bound]
       default, help_text = field.default, field.metadata["help"]
       if "choices" in field.metadata:
         flags.DEFINE_enum(field.name, default, list(field.metadata["choices"]), help_text, **kwargs)
@@ -89,6 +90,29 @@ def option_values(options_class: type, fv: flags.FlagValues, skip: Iterable[str]
   }
 
 
+def run_data(runs, fv: flags.FlagValues) -> tuple:
+  """(data set, its options) for runners that read trained runs (run_dir.Run): the runs'
+  own (train.json's options) unless --dataset / --data_options name others. Runs trained
+  on different data sets are a ValueError naming them; so is a --dataset other than theirs."""
+  trained = {run.config.dataset for run in runs}
+  if fv["dataset"].present:
+    for run in runs:
+      if run.config.dataset != fv.dataset:
+        raise ValueError(
+          f"{run.model_dir} was trained on --dataset={run.config.dataset}, not {fv.dataset}"
+        )
+    dataset = fv.dataset
+  elif len(trained) > 1:
+    raise ValueError(
+      "the model dirs were trained on different data sets: "
+      + ", ".join(f"{run.model_dir} on {run.config.dataset}" for run in runs)
+    )
+  else:
+    (dataset,) = trained
+  data_options = fv.data_options if fv["data_options"].present else list(runs[0].data_options)
+  return dataset, data_options
+
+
 def flags_text(fv: flags.FlagValues, define_flags) -> str:
   """The runner's own flags (those `define_flags` defines), one `--name=value` a line: a
   flagfile that reproduces the run, without absl's or TensorFlow's internal flags."""
@@ -99,61 +123,44 @@ def flags_text(fv: flags.FlagValues, define_flags) -> str:
 
 
 def parse_or_exit(argv, flag_values=flags.FLAGS):
-  """Parses argv; an unknown flag or a bad value stops with one line naming it."""
+  """Parses argv; an unknown flag or a bad value stops with one line naming it. Then loads
+  TensorFlow (quietly): a Ctrl-C meanwhile is one line too, exit 130."""
   try:
     argv = flag_values(argv)
   except flags.Error as e:
     prog = argv[0].rsplit("/", 1)[-1] if argv else "runner"
     print(f"{prog}: error: {e}", file=sys.stderr)
     sys.exit(2)
-  quiet_tensorflow(flag_values)
+  try:
+    quiet_tensorflow(flag_values)
+  except KeyboardInterrupt:
+    print("interrupted by SIGINT while starting; nothing was read or written", file=sys.stderr)
+    sys.exit(130)
   return argv
 
 
 def quiet_tensorflow(flag_values=flags.FLAGS):
   """Unless the user asked for --verbosity, keeps TensorFlow's start-up log (CUDA probing
   on a machine without a GPU, oneDNN notices) and its INFO lines (e.g. checkpoint sharding)
-  off the console, so a runner prints only what its user needs. Runs before TensorFlow is
-  imported; an explicit TF_CPP_MIN_LOG_LEVEL is left alone."""
+  off the console, so a runner prints only what its user needs, whatever TF_CPP_MIN_LOG_LEVEL
+  the environment sets (a common 2 still shows the "failed call to cuInit" error). Runs
+  before TensorFlow is imported."""
   if "verbosity" in flag_values and flag_values["verbosity"].present:
     return
-  os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+  os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
   logging.set_verbosity(logging.WARNING)
   # TensorFlow's native libraries log while they load, before any log level applies: load
   # them now with the process's stderr set aside.
-  with stderr_set_aside():
+  with files.stderr_set_aside():
     import tensorflow  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     import tensorflow_probability  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
     import tf_keras  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-
-
-@contextlib.contextmanager
-def stderr_set_aside():
-  """Runs its block with this process's stderr (the file descriptor, so native libraries'
-  output too) set aside; what was written there is shown only if the block fails."""
-  with tempfile.TemporaryFile() as captured:
-    saved = os.dup(2)
-    os.dup2(captured.fileno(), 2)
-    try:
-      yield
-    except BaseException:
-      os.dup2(saved, 2)
-      captured.seek(0)
-      sys.stderr.write(captured.read().decode(errors="replace"))
-      raise
-    finally:
-      os.dup2(saved, 2)
-      os.close(saved)
 
 
 def fail(message: str):
   """One-line error (bad input, or a refusal the user can act on): exit status 2."""
   print(f"error: {message}", file=sys.stderr)
   sys.exit(2)
-
-
-def _first_line(text) -> str:
-  return (str(text).strip().splitlines() or [""])[0]
 
 
 @contextlib.contextmanager
@@ -170,9 +177,11 @@ def one_line_errors(interrupted: str = "interrupted by SIGINT"):
   except ValueError as e:
     if len(str(e).strip().splitlines()) > 1:
       raise
-    fail(_first_line(e))
+    fail(files.first_line(e, limit=None, with_type=False))
   except OSError as e:
-    fail(f"{e.filename}: {e.strerror}" if e.filename and e.strerror else _first_line(e))
+    if e.filename and e.strerror:
+      fail(f"{e.filename}: {e.strerror}")
+    fail(files.first_line(e, limit=None, with_type=False))
   except KeyboardInterrupt:
     print(interrupted, file=sys.stderr)
     sys.exit(130)
@@ -180,5 +189,5 @@ def one_line_errors(interrupted: str = "interrupted by SIGINT"):
     import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
     if isinstance(e, tf.errors.OpError):
-      fail(f"{type(e).__name__}: {_first_line(e.message)}")
+      fail(files.first_line(e, limit=None, message=e.message))
     raise

@@ -82,6 +82,7 @@ def train_config_from_flags(fv=FLAGS, data=None) -> options.TrainConfig:
     settings.update(
       num_train=data.num_examples("train"),
       data_options=tuple(f"{k}={v}" for k, v in data_options.items()),
+      data_fingerprint=data.fingerprint(),
     )
   return options.TrainConfig.make(**settings)
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Decoded faces (pipelines/celeba.py's cache) go to a directory of this session, not the
+# user's ~/.cache; the runners' subprocesses inherit it.
+os.environ.setdefault("JMVAE_TF_CACHE_DIR", __import__("tempfile").mkdtemp(prefix="jmvae_cache_"))
 
 from pathlib import Path  # noqa: E402
 
@@ -59,25 +62,11 @@ def _two_logical_cpus():
 def _quietly(fn):
   """Runs fn with this process's stderr set aside: TensorFlow's native libraries log while
   they load and find no GPU, before any log level applies, and under pytest-xdist a
-  worker's stderr reaches the terminal. Shown if fn fails. (runners.flagutil has the same
-  for the runners; importing the runners package here would set TF_USE_LEGACY_KERAS for
-  every test and every subprocess, including the serving test's "outside the project".)"""
-  import sys
-  import tempfile
+  worker's stderr reaches the terminal. Shown if fn fails."""
+  from jmvae_tf.files import stderr_set_aside
 
-  with tempfile.TemporaryFile() as captured:
-    saved = os.dup(2)
-    os.dup2(captured.fileno(), 2)
-    try:
-      fn()
-    except BaseException:
-      os.dup2(saved, 2)
-      captured.seek(0)
-      sys.stderr.write(captured.read().decode(errors="replace"))
-      raise
-    finally:
-      os.dup2(saved, 2)
-      os.close(saved)
+  with stderr_set_aside():
+    fn()
 
 
 _quietly(_two_logical_cpus)

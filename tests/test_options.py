@@ -5,6 +5,7 @@ runners define from the same fields."""
 import dataclasses
 import json
 import math
+import re
 import typing
 from pathlib import Path
 
@@ -138,7 +139,8 @@ def test_resume_rules_cover_every_train_setting_and_allow_what_does_not_change_l
     "recalibrate_batchnorm",
   }
   documented = (ROOT / "docs" / "RELIABILITY.md").read_text()
-  assert all(f"`--{name}`" in documented for name in fields)  # the table there is this one
+  # the table there is this one (a field no flag sets, the data's fingerprint, by its name)
+  assert all(f"`--{name}`" in documented or f"`{name}`" in documented for name in fields)
   saved = options.TrainConfig.make(epochs=2, batch_size=8)
   asked = options.TrainConfig.make(epochs=5, batch_size=8, eval_every=1, learning_rate=1e-4)
   assert saved.resume_conflicts(asked) == {}
@@ -161,6 +163,36 @@ def test_resume_conflicts_name_each_fixed_setting_that_differs():
   # a num_train not recorded (None) conflicts with none, either way round
   assert "num_train" not in saved.resume_conflicts(asked.replace(num_train=None))
   assert "num_train" not in asked.replace(num_train=None).resume_conflicts(saved)
+  # so with the data's fingerprint: a train.json from before it was recorded resumes
+  fingerprinted = saved.replace(data_fingerprint="0123456789abcdef")
+  assert fingerprinted.resume_conflicts(saved) == {} == saved.resume_conflicts(fingerprinted)
+  assert fingerprinted.resume_conflicts(saved.replace(data_fingerprint="fedcba9876543210")) == {
+    "data_fingerprint": ("0123456789abcdef", "fedcba9876543210")
+  }
+
+
+@pytest.mark.parametrize(
+  "cls, values, message",
+  [
+    (options.ModelOptions, dict(latent_dim="64"), "latent_dim must be an integer, got '64'"),
+    (options.ModelOptions, dict(latent_dim=64.0), "latent_dim must be an integer, got 64.0"),
+    (options.ModelOptions, dict(latent_dim=True), "latent_dim must be an integer, got True"),
+    (options.ModelOptions, dict(latent_dim=20_000), "latent_dim must be at most 10000"),
+    (options.JMVAEKLOptions, dict(anneal_alpha=1), "anneal_alpha must be true or false, got 1"),
+    (options.JMVAEKLOptions, dict(alpha="0.1"), "alpha must be a number, got '0.1'"),
+    (options.ConditionalOptions, dict(target=3), "target must be a string, got 3"),
+    (options.FixedSettings, dict(data_options="a=b"), "data_options must be a list of strings"),
+  ],
+)
+def test_values_of_the_wrong_type_are_refused_naming_the_field(cls, values, message):
+  """What JSON (run.json, train.json) can hold besides what the flags give: a string for a
+  number, a float for an integer, a number for a flag; an int for a float is taken."""
+  with pytest.raises(ValueError, match=re.escape(message)):
+    cls(**values)
+  assert (
+    options.JMVAEKLOptions(alpha=1).alpha == 1.0
+    and type(options.JMVAEKLOptions(alpha=1).alpha) is float
+  )
 
 
 # --- ServingLimits ----------------------------------------------------------------------------

@@ -389,3 +389,81 @@ def test_real_tfds_download_fails_only_for_lack_of_network(tmp_path) -> None:
   )
   network = {"ConnectionError", "OSError", "URLError", "DownloadError", "Timeout"}
   assert network & set(report["mro"]) or "drive.google.com" in report["message"], report
+
+
+# --- layouts, damaged files and the fingerprint (issue 22) ----------------------------------
+
+
+def test_kaggles_layout_and_a_byte_order_mark_read_as_the_release(folder, tmp_path) -> None:
+  """The same faces written in Kaggle's layout (CSV files, images one folder deeper), with a
+  UTF-8 byte-order mark on both CSV files, give the release layout's examples exactly."""
+  kaggle = tmp_path / "kaggle"
+  synthetic_faces.generate(kaggle, NUM_IMAGES, seed=0, layout="kaggle")
+  assert (kaggle / IMAGE_DIR / IMAGE_DIR / "000001.jpg").is_file()
+  for name in ("list_attr_celeba.csv", "list_eval_partition.csv"):
+    path = kaggle / name
+    path.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+  for split in ("paper", "official"):
+    release = CelebADataSet(data_dir=folder, split=split)
+    other = CelebADataSet(data_dir=kaggle, split=split)
+    for name in ("train", "test"):
+      assert other.num_examples(name) == release.num_examples(name)
+      a, b = take(release.eval_dataset(name, 16)), take(other.eval_dataset(name, 16))
+      for key in ("image", "attributes"):
+        np.testing.assert_array_equal(concat(a, key), concat(b, key))
+  assert other.fingerprint() == release.fingerprint()  # the same examples
+
+
+def test_a_jpeg_damaged_inside_is_named_before_any_training(tmp_path) -> None:
+  """Valid markers and 400 bytes of garbage in the middle pass the cheap check; decoding the
+  faces once (the cache) finds it and names the file, in one line."""
+  broken = tmp_path / "broken"
+  synthetic_faces.generate(broken, 20, seed=3)
+  path = broken / IMAGE_DIR / "000007.jpg"
+  data = bytearray(path.read_bytes())
+  middle = len(data) // 2
+  data[middle : middle + 400] = bytes((i * 37) % 256 for i in range(400))
+  path.write_bytes(bytes(data))
+  with pytest.raises(DataError) as refused:
+    CelebADataSet(data_dir=broken)
+  message = str(refused.value)
+  assert message.startswith(f"{path}: a damaged JPEG that cannot be decoded ("), message
+  assert "\n" not in message
+
+
+def test_the_faces_are_decoded_once_and_the_cache_follows_the_files(folder, tmp_path, monkeypatch):
+  """A second construction reads the cache instead of decoding; a changed file is a new cache
+  entry; with the cache off nothing is kept. The faces are the same either way."""
+  from pipelines import celeba
+
+  monkeypatch.setenv(celeba.CACHE_ENV, str(tmp_path / "cache"))
+  decoded = []
+  real = celeba.decode_faces
+  monkeypatch.setattr(celeba, "decode_faces", lambda *a: decoded.append(1) or real(*a))
+  first = CelebADataSet(data_dir=folder)
+  again = CelebADataSet(data_dir=folder)
+  assert len(decoded) == 1 and len(list((tmp_path / "cache").glob("*.npy"))) == 1
+  np.testing.assert_array_equal(
+    concat(take(first.eval_dataset("test", 8)), "image"),
+    concat(take(again.eval_dataset("test", 8)), "image"),
+  )
+  CelebADataSet(data_dir=folder, crop="center")  # another crop: another entry
+  assert len(decoded) == 2 and len(list((tmp_path / "cache").glob("*.npy"))) == 2
+  monkeypatch.setenv(celeba.CACHE_ENV, "off")
+  CelebADataSet(data_dir=folder)
+  assert len(decoded) == 3 and len(list((tmp_path / "cache").glob("*"))) == 2
+
+
+def test_the_fingerprint_follows_the_training_examples_not_their_place(folder, tmp_path) -> None:
+  """A moved copy has the fingerprint of the original; a training image rewritten, or other
+  attributes, change it; a test image does not (it is not trained on)."""
+  original = CelebADataSet(data_dir=folder).fingerprint()
+  copy = tmp_path / "copy"
+  shutil.copytree(folder, copy)
+  assert CelebADataSet(data_dir=copy).fingerprint() == original
+  last = copy / IMAGE_DIR / f"{NUM_IMAGES:06d}.jpg"  # the paper split's last: a test face
+  last.write_bytes(last.read_bytes()[:-2] + b"\x00\xff\xd9")
+  assert CelebADataSet(data_dir=copy).fingerprint() == original
+  first = copy / IMAGE_DIR / "000001.jpg"
+  first.write_bytes(first.read_bytes()[:-2] + b"\x00\xff\xd9")
+  assert CelebADataSet(data_dir=copy).fingerprint() != original

@@ -268,3 +268,31 @@ def test_eval_dataset_bits_are_fixed(real_slice) -> None:
   np.testing.assert_array_equal(eval_images, concat(by_seven, "image"))
   assert not np.array_equal(eval_images, concat(other_seed, "image"))
   np.testing.assert_array_equal(concat(by_seven, "label"), np.eye(10, dtype=np.float32)[labels])
+
+
+def test_the_fingerprint_is_the_training_examples_content(tmp_path: Path) -> None:
+  """The same IDX files (unzipped, or copied elsewhere) give the same fingerprint; other
+  training images, or another num_train, another; the test images do not count."""
+  import gzip
+  import shutil
+
+  from tiny_runs import write_fake_mnist
+
+  from pipelines.mnist import IDX_FILES, MnistDataSet
+
+  (tmp_path / "a").mkdir()
+  a = write_fake_mnist(tmp_path / "a", num_train=60, num_test=20)
+  original = MnistDataSet(a).fingerprint()
+  unzipped = tmp_path / "unzipped"
+  unzipped.mkdir()
+  for name in IDX_FILES.values():
+    (unzipped / name.removesuffix(".gz")).write_bytes(gzip.decompress((a / name).read_bytes()))
+  assert MnistDataSet(unzipped).fingerprint() == original
+  assert MnistDataSet(a, num_train=59).fingerprint() != original
+  other_test = tmp_path / "other_test"
+  shutil.copytree(a, other_test)
+  (tmp_path / "b").mkdir()
+  b = write_fake_mnist(tmp_path / "b", num_train=60, num_test=20, seed=1)
+  shutil.copy(b / IDX_FILES["test_images"], other_test / IDX_FILES["test_images"])
+  assert MnistDataSet(other_test).fingerprint() == original
+  assert MnistDataSet(b).fingerprint() != original

@@ -137,6 +137,49 @@ def test_load_run_reads_the_record_and_refuses_what_it_cannot_read(tmp_path):
     run_dir.load_run(str(tmp_path))
 
 
+@pytest.mark.parametrize(
+  "change, message",
+  [
+    (lambda text: text.replace(":", "", 1), "run.json is not JSON (Expecting ':' delimiter"),
+    (lambda text: "[1, 2]", "run.json cannot be read: expected a JSON object, got list"),
+    (lambda d: {k: v for k, v in d.items() if k != "latent_dim"}, "it lacks 'latent_dim'"),
+    (lambda d: {k: v for k, v in d.items() if k != "modalities"}, "it lacks 'modalities'"),
+    (lambda d: dict(d, latent_dim="64"), "latent_dim must be an integer, got '64'"),
+    (lambda d: dict(d, latent_dim=1e12), "latent_dim must be an integer, got 1000000000000.0"),
+    (lambda d: dict(d, latent_dim=10**12), "latent_dim must be at most 10000"),
+    (lambda d: dict(d, modalities=[{"name": "image"}]), "modality 0 must have a name, a kind"),
+    (lambda d: dict(d, alpha=float("nan")), "alpha must be a finite number"),
+  ],
+)
+def test_a_damaged_run_json_is_one_line_naming_it_before_any_model_is_built(
+  tmp_path, change, message
+):
+  """run.json that is not JSON, lacks a field (none is filled in with a default the run may
+  not have had: a JMVAE-kl trained at latent_dim 2 is not rebuilt at 64), or holds a field of
+  the wrong type or size: a RunDirError naming the directory, run.json and the field."""
+  run_json = tmp_path / run_dir.RUN_FILE
+  good = mnist_config("jmvae_kl", latent_dim=2).to_json()
+  if "JSON (" in message or "object" in message:
+    run_json.write_text(change(good))
+  else:
+    run_json.write_text(json.dumps(change(json.loads(good))))
+  with pytest.raises(run_dir.RunDirError) as refused:
+    run_dir.read_model_config(str(tmp_path))
+  text = str(refused.value)
+  assert "\n" not in text and f"--model_dir={tmp_path}: run.json" in text, text
+  assert message in text, text
+
+
+def test_a_run_json_from_before_a_field_existed_reads_with_the_value_those_runs_had(tmp_path):
+  """decoder_variance, dataset and architecture came later (config.ADDED_LATER): a run.json
+  without them is a run of their values then, the only fields filled in."""
+  d = json.loads(mnist_config("jmvae_kl", latent_dim=2).to_json())
+  for name in config.ADDED_LATER:
+    del d[name]
+  (tmp_path / run_dir.RUN_FILE).write_text(json.dumps(d))
+  assert run_dir.read_model_config(str(tmp_path)) == mnist_config("jmvae_kl", latent_dim=2)
+
+
 def test_restore_model_refuses_a_checkpoint_with_non_finite_weights(tmp_path):
   fit(tmp_path, epochs=1)
   model = run_dir.restore_model(str(tmp_path))

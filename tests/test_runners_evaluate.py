@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pytest
@@ -111,6 +112,29 @@ def test_evaluate_labels_numbers_measured_on_the_synthetic_stand_in(synthetic_fa
   rec = json.loads((d / "evaluation.json").read_text())
   assert rec["data"] == "synthetic faces (not CelebA)"
   assert (d / "evaluation.md").read_text().startswith("data: synthetic faces (not CelebA)\n")
+
+
+def test_evaluate_takes_the_data_set_and_its_options_from_the_run(synthetic_faces_run, tmp_path):
+  """No --dataset, no --data_options: the run's own (run.json's celeb_a, train.json's
+  crop=center), where today's MNIST default refused it; it says which checkpoint it read.
+  --data_options naming another crop is taken instead: other faces, other numbers."""
+  faces, d = synthetic_faces_run
+  record = json.loads((d / "train.json").read_text())
+  record["train_config"]["data_options"] = ["crop=center"]
+  centre = tmp_path / "centre"
+  shutil.copytree(d, centre)
+  (centre / "train.json").write_text(json.dumps(record))
+  common = [f"--data_dir={faces}", "--num_samples=1", "--batch_size=3", "--noprogress"]
+  own = run("runners.evaluate", f"--model_dir={centre}", *common)
+  assert own.returncode == 0, own.stderr[-2000:]
+  assert f"read {centre}/ckpt/ckpt-1 (epoch 1 of jmvae_kl)" in own.stdout
+  paper = run("runners.evaluate", f"--model_dir={centre}", "--data_options=crop=paper", *common)
+  assert paper.returncode == 0, paper.stderr[-2000:]
+  assert _values_of(own.stdout) != _values_of(paper.stdout)  # the run's crop was used
+
+
+def _values_of(stdout: str) -> str:
+  return next(line for line in stdout.splitlines() if line.startswith("| JMVAE-kl |"))
 
 
 def test_evaluate_several_dirs_writes_the_whole_table(model_dirs, data_dir, tmp_path):

@@ -145,8 +145,6 @@ def parse(*args):
 @pytest.mark.parametrize(
   "args, message",
   [
-    (["--dataset=celeb_a", "--figures=3"], "Figures 3-5 are MNIST's"),
-    (["--dataset=mnist", "--figures=9"], "6-9 the faces'"),
     (["--dataset=celeb_a", "--figures=8", "--face_attributes=Smilling"], "unknown attribute"),
     (["--dataset=celeb_a", "--figures=9", "--face_edits=+Hat"], "unknown attribute 'Hat'"),
     (["--dataset=celeb_a", "--figures=12"], "unknown figure"),
@@ -155,3 +153,19 @@ def parse(*args):
 def test_bad_face_figure_flags_are_value_errors(args, message):
   with pytest.raises(ValueError, match=message):
     figures_runner.check_args(parse(*args))
+
+
+def test_figures_of_the_other_family_are_refused(setup, model_dirs):
+  """Figures 3-5 need a class as the second modality (MNIST's label), 6-9 attributes: asked
+  for a run of the other kind, a ValueError before anything is drawn; the data set is the
+  run's (train.json), unless --dataset names another, which must be the run's."""
+  with pytest.raises(ValueError, match="Figures 3-5 are for images and classes"):
+    figures_runner.check_args(parse(f"--jmvae_kl_dir={setup['model']}", "--figures=3"))
+  with pytest.raises(ValueError, match="6-9 for images and attributes"):
+    figures_runner.check_args(parse(f"--jmvae_kl_dir={model_dirs['jmvae_kl']}", "--figures=9"))
+  with pytest.raises(ValueError, match="trained on --dataset=mnist, not celeb_a"):
+    figures_runner.check_args(
+      parse(f"--jmvae_kl_dir={model_dirs['jmvae_kl']}", "--dataset=celeb_a", "--figures=3")
+    )
+  *_, data = figures_runner.check_args(parse(f"--jmvae_kl_dir={setup['model']}", "--figures=6"))
+  assert data[0] == "celeb_a"

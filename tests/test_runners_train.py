@@ -4,11 +4,14 @@ diverging run's exit, and SIGINT/SIGTERM."""
 import fcntl
 import glob
 import gzip
+import json
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import time
 import types
 from pathlib import Path
 
@@ -268,6 +271,11 @@ BAD_INPUTS = {
   "clipnorm_negative": (["--clipnorm=-1"], ["clipnorm must be positive, got -1.0"]),
   "adam_epsilon_negative": (["--adam_epsilon=-1"], ["adam_epsilon must be positive"]),
   "learning_rate_0": (["--learning_rate=0"], ["learning_rate must be positive"]),
+  "learning_rate_nan": (["--learning_rate=nan"], ["learning_rate must be a finite number"]),
+  "learning_rate_inf": (
+    ["--learning_rate=inf"],
+    ["learning_rate must be a finite number, got inf"],
+  ),
   "recalibrate_batchnorm_negative": (["--recalibrate_batchnorm=-1"], ["recalibrate_batchnorm"]),
   "recalibrate_batchnorm_mirrored": (
     ["--recalibrate_batchnorm=5", "--strategy=mirrored"],
@@ -424,3 +432,100 @@ def test_a_signal_stops_the_runner_with_one_line_and_a_rerun_resumes(
   assert status == 0, err
   assert f"at epoch {start}" in out and f"Epoch {start}/{start}" in out + err
   assert (model_dir / "ckpt" / f"ckpt-{start}.index").exists()
+
+
+# --- the data checked on resume (issue 22) ---------------------------------------------------
+
+
+def test_a_resume_on_other_training_data_is_refused_and_a_moved_copy_resumes(
+  tmp_path, tiny_mnist, monkeypatch, capsys
+):
+  """train.json records a fingerprint of the training examples: resuming with --data_dir at
+  other IDX files (here another random digit set, as Fashion-MNIST's files would be) is
+  refused, naming the data, with nothing written; the same files copied elsewhere resume."""
+  model_dir = tmp_path / "run"
+  common = [
+    "--flagfile=configs/mnist_jmvae_kl.flags",
+    f"--model_dir={model_dir}",
+    "--num_train=200",
+    "--batch_size=100",
+    "--latent_dim=4",
+    "--verbose=0",
+  ]
+  status, _, err = run_in_process(
+    monkeypatch, capsys, *common, f"--data_dir={tiny_mnist}", "--epochs=1"
+  )
+  assert status == 0, err
+  recorded = json.loads((model_dir / "train.json").read_text())["train_config"]
+  assert recorded["data_fingerprint"] and len(recorded["data_fingerprint"]) == 16
+  checkpoint = (model_dir / "ckpt" / "ckpt-1.data-00000-of-00001").read_bytes()
+  before = {p: p.stat().st_mtime_ns for p in model_dir.rglob("*") if p.is_file()}
+  (tmp_path / "other").mkdir()
+  other = write_fake_mnist(tmp_path / "other", num_train=200, num_test=100, seed=1)
+  status, _, err = run_in_process(monkeypatch, capsys, *common, f"--data_dir={other}", "--epochs=2")
+  lines = [line for line in err.splitlines() if line.strip()]
+  assert status == 2 and len(lines) == 1, err
+  assert "was trained on other data" in lines[0] and "--data_dir" in lines[0], lines[0]
+  assert {p: p.stat().st_mtime_ns for p in model_dir.rglob("*") if p.is_file()} == before
+  moved = tmp_path / "moved"
+  shutil.copytree(tiny_mnist, moved)
+  status, _, err = run_in_process(monkeypatch, capsys, *common, f"--data_dir={moved}", "--epochs=2")
+  assert status == 0, err
+  assert (model_dir / "ckpt" / "ckpt-2.index").exists()
+  assert (model_dir / "ckpt" / "ckpt-1.data-00000-of-00001").read_bytes() == checkpoint
+
+
+def test_a_ctrl_c_while_tensorflow_loads_is_one_line(tmp_path, tiny_mnist):
+  """SIGINT in the first second, while the runner imports TensorFlow (seconds here): one
+  line, exit 130, no traceback, nothing written."""
+  child = subprocess.Popen(
+    [
+      sys.executable,
+      "-m",
+      "runners.train",
+      f"--data_dir={tiny_mnist}",
+      f"--model_dir={tmp_path / 'run'}",
+    ],
+    cwd=ROOT,
+    env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"),
+    stdout=subprocess.PIPE,
+    stderr=subprocess.PIPE,
+    text=True,
+  )
+  time.sleep(1.0)
+  child.send_signal(signal.SIGINT)
+  _, err = child.communicate(timeout=120)
+  assert child.returncode == 130, err
+  lines = [line for line in err.splitlines() if line.strip()]
+  assert len(lines) == 1 and lines[0].startswith("interrupted by SIGINT"), err
+  assert not (tmp_path / "run").exists()
+
+
+def test_an_environments_log_level_does_not_bring_back_tensorflows_noise(tmp_path, tiny_mnist):
+  """TF_CPP_MIN_LOG_LEVEL=2 (a common setting) in the environment: the runner's stderr is as
+  quiet as without it (no "failed call to cuInit" line); --verbosity still shows it all."""
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+  args = [
+    sys.executable,
+    "-m",
+    "runners.train",
+    "--flagfile=configs/mnist_jmvae_kl.flags",
+    f"--data_dir={tiny_mnist}",
+    "--num_train=200",
+    "--batch_size=1000",  # refused once TensorFlow has started and read the data
+  ]
+  quiet = subprocess.run(
+    args + [f"--model_dir={tmp_path / 'a'}"], cwd=ROOT, env=env, capture_output=True, text=True
+  )
+  assert quiet.returncode == 2
+  assert [line for line in quiet.stderr.splitlines() if line.strip()] == [
+    "error: batch size 1000 is larger than the 200 training examples of mnist"
+  ], quiet.stderr
+  loud = subprocess.run(
+    args + [f"--model_dir={tmp_path / 'b'}", "--verbosity=0"],
+    cwd=ROOT,
+    env=env,
+    capture_output=True,
+    text=True,
+  )
+  assert loud.returncode == 2 and len(loud.stderr.splitlines()) > 1

@@ -432,6 +432,7 @@ def test_export_runner(exports, tmp_path):
   assert proc.returncode == 0, proc.stderr[-3000:]
   version = tmp_path / "base" / "jmvae_kl" / "1"
   assert (version / "saved_model.pb").exists() and str(version) in proc.stdout
+  assert f"read {model_dir}/ckpt/ckpt-1 (epoch 1 of jmvae_kl)" in proc.stdout  # what it exported
   saved = json.loads((version / "assets.extra" / "run.json").read_text())
   assert saved["model"] == "jmvae_kl"
   limits = json.loads((version / "assets.extra" / serving.LIMITS_FILE).read_text())
