@@ -67,6 +67,24 @@ def first_line(
   return text if limit is None or len(text) <= limit else text[: limit - 3] + "..."
 
 
+CACHE_ENV = "JMVAE_TF_CACHE_DIR"  # where derived data is kept; "off": nothing is kept
+
+
+def cache_dir(part: str) -> Optional["os.PathLike"]:
+  """Where the project keeps data it derives once and reads back (decoded faces, trained
+  classifiers): $JMVAE_TF_CACHE_DIR/part, else ~/.cache/jmvae_tf/part (XDG_CACHE_HOME's);
+  None for JMVAE_TF_CACHE_DIR=off."""
+  from pathlib import Path  # pylint: disable=g-import-not-at-top
+
+  configured = os.environ.get(CACHE_ENV)
+  if configured == "off":
+    return None
+  if configured:
+    return Path(configured, part)
+  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+  return Path(base, "jmvae_tf", part)
+
+
 _WARNED = set()
 
 

@@ -71,7 +71,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf.files import first_line, stderr_set_aside
+from jmvae_tf.files import cache_dir, first_line, stderr_set_aside
 from jmvae_tf.likelihoods import GAUSSIAN_FIXED
 from jmvae_tf.modalities import Modality
 from pipelines import datasets
@@ -415,20 +415,8 @@ class _Source:
   image_content: Callable[[np.ndarray], np.ndarray]
 
 
-CACHE_ENV = "JMVAE_TF_CACHE_DIR"  # where decoded faces are kept; "off": not kept
 CACHE_VERSION = 1  # bump when the decoding or the crop changes what a cached face is
 _DECODE_BATCH = 256
-
-
-def cache_dir() -> Optional[Path]:
-  """$JMVAE_TF_CACHE_DIR, else ~/.cache/jmvae_tf (XDG_CACHE_HOME's); None for "off"."""
-  configured = os.environ.get(CACHE_ENV)
-  if configured == "off":
-    return None
-  if configured:
-    return Path(configured)
-  base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-  return Path(base, "jmvae_tf")
 
 
 def decode_faces(paths: Sequence[str], crop: str) -> np.ndarray:
@@ -480,12 +468,12 @@ def decode_faces(paths: Sequence[str], crop: str) -> np.ndarray:
 
 
 def cached_faces(files: CelebAFiles, crop: str) -> np.ndarray:
-  """The decoded faces of `files` (decode_faces), decoded once and kept in cache_dir() under a
+  """The decoded faces of `files` (decode_faces), decoded once and kept in files.cache_dir under a
   name made of the files' signatures (names, sizes, last bytes) and the crop, so a changed
   file is a new cache; written whole (aside, then renamed) or not at all. 64x64x3 bytes a
   face: 2.4 GB for CelebA's 202,599, read back in about a second instead of minutes of
   decoding (and of competing with the training step for the cores in every epoch)."""
-  directory = cache_dir()
+  directory = cache_dir("celeba")
   key = datasets.digest(
     files.signatures, np.frombuffer(f"{crop} {IMAGE_SIZE} v{CACHE_VERSION}".encode(), np.uint8)
   )
@@ -651,6 +639,12 @@ class CelebADataSet(datasets.DataSet):
   def num_examples(self, split: str) -> int:
     return len(self._rows.get(split, ()))
 
+  def labels(self, split: str, num_examples: int) -> np.ndarray:
+    """The 40 attributes in {-1, 1} of the first examples of `split`: what coherence reads
+    off generated faces and attributes."""
+    n = self.check_split(split, num_examples)
+    return self._source.attributes[self._rows[split][:n]].astype(np.int64)
+
   def fingerprint(self) -> str:
     rows = self._rows["train"]
     return datasets.digest(self._source.image_content(rows), self._source.attributes[rows])
@@ -725,7 +719,7 @@ class CelebADataSet(datasets.DataSet):
       .prefetch(tf.data.AUTOTUNE)
     )
 
-  def display_images(self, split: str, num_examples: int) -> np.ndarray:
+  def display_images(self, split: str, num_examples: int, seed: int = 0) -> np.ndarray:
     batches = [
       batch["image"] for batch in self._uint8_dataset(split, 256, num_examples).as_numpy_iterator()
     ]

@@ -77,14 +77,21 @@ class DataSet(abc.ABC):
     kept, with the test-time preprocessing; the same for every read and batch size."""
 
   @abc.abstractmethod
-  def display_images(self, split: str, num_examples: int) -> np.ndarray:
+  def display_images(self, split: str, num_examples: int, seed: int = 0) -> np.ndarray:
     """uint8 pictures of the first examples of `split` ([N, H, W] or [N, H, W, 3]),
-    for Projector sprites and figures."""
+    for Projector sprites and figures: those of `eval_dataset(split, ..., seed)` where the
+    seed decides more than the bits (a pairing)."""
 
   @abc.abstractmethod
   def metadata(self, split: str, num_examples: int) -> Dict[str, np.ndarray]:
     """Named columns describing the first examples of `split` (e.g. "label"), one
     value per example: the Projector's metadata."""
+
+  def labels(self, split: str, num_examples: int) -> Optional[np.ndarray]:
+    """What each of the first examples of `split` is, for coherence: its class (int [N]) or
+    its attributes ({-1, 1} [N, A]); None for a data set with neither. Its classes by
+    default."""
+    return self.classes(split, num_examples)
 
   def fingerprint(self) -> Optional[str]:
     """A digest of the training examples (their content, not where they are), recorded by

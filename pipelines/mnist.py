@@ -414,7 +414,7 @@ class MnistDataSet(datasets.DataSet):
     part = self._part(split)
     return eval_dataset(part.images[:n], part.labels[:n], batch_size, seed=seed)
 
-  def display_images(self, split: str, num_examples: int) -> np.ndarray:
+  def display_images(self, split: str, num_examples: int, seed: int = 0) -> np.ndarray:
     return self._part(split).images[: self.check_split(split, num_examples)]
 
   def fingerprint(self) -> str:

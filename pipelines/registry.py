@@ -13,6 +13,7 @@ from typing import Optional, Sequence
 DATASETS = {
   "mnist": "pipelines.mnist:MnistDataSet",
   "fashion_mnist": "pipelines.mnist:FashionMnistDataSet",
+  "mnist_fashion": "pipelines.mnist_fashion:MnistFashionDataSet",
   "celeb_a": "pipelines.celeba:CelebADataSet",
 }
 DATASET_NAMES = tuple(DATASETS)

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from jmvae_tf import files
 from pipelines import registry, synthetic_faces
 from pipelines.celeba import (
   ATTRIBUTE_FILE,
@@ -436,22 +437,22 @@ def test_the_faces_are_decoded_once_and_the_cache_follows_the_files(folder, tmp_
   entry; with the cache off nothing is kept. The faces are the same either way."""
   from pipelines import celeba
 
-  monkeypatch.setenv(celeba.CACHE_ENV, str(tmp_path / "cache"))
+  monkeypatch.setenv(files.CACHE_ENV, str(tmp_path / "cache"))
   decoded = []
   real = celeba.decode_faces
   monkeypatch.setattr(celeba, "decode_faces", lambda *a: decoded.append(1) or real(*a))
   first = CelebADataSet(data_dir=folder)
   again = CelebADataSet(data_dir=folder)
-  assert len(decoded) == 1 and len(list((tmp_path / "cache").glob("*.npy"))) == 1
+  assert len(decoded) == 1 and len(list((tmp_path / "cache" / "celeba").glob("*.npy"))) == 1
   np.testing.assert_array_equal(
     concat(take(first.eval_dataset("test", 8)), "image"),
     concat(take(again.eval_dataset("test", 8)), "image"),
   )
   CelebADataSet(data_dir=folder, crop="center")  # another crop: another entry
-  assert len(decoded) == 2 and len(list((tmp_path / "cache").glob("*.npy"))) == 2
-  monkeypatch.setenv(celeba.CACHE_ENV, "off")
+  assert len(decoded) == 2 and len(list((tmp_path / "cache" / "celeba").glob("*.npy"))) == 2
+  monkeypatch.setenv(files.CACHE_ENV, "off")
   CelebADataSet(data_dir=folder)
-  assert len(decoded) == 3 and len(list((tmp_path / "cache").glob("*"))) == 2
+  assert len(decoded) == 3 and len(list((tmp_path / "cache" / "celeba").glob("*"))) == 2
 
 
 def test_the_fingerprint_follows_the_training_examples_not_their_place(folder, tmp_path) -> None:

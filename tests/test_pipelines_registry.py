@@ -11,6 +11,7 @@ from pipelines import registry
 from pipelines.celeba import CelebADataSet
 from pipelines.datasets import DataError
 from pipelines.mnist import FashionMnistDataSet, MnistDataSet
+from pipelines.mnist_fashion import MnistFashionDataSet
 
 
 @pytest.fixture(scope="module")
@@ -20,8 +21,13 @@ def data_dir(tmp_path_factory):
 
 
 def test_dataset_names_and_their_classes():
-  assert registry.DATASET_NAMES == ("mnist", "fashion_mnist", "celeb_a")
-  classes = {"mnist": MnistDataSet, "fashion_mnist": FashionMnistDataSet, "celeb_a": CelebADataSet}
+  assert registry.DATASET_NAMES == ("mnist", "fashion_mnist", "mnist_fashion", "celeb_a")
+  classes = {
+    "mnist": MnistDataSet,
+    "fashion_mnist": FashionMnistDataSet,
+    "mnist_fashion": MnistFashionDataSet,
+    "celeb_a": CelebADataSet,
+  }
   for name in registry.DATASET_NAMES:
     assert registry.dataset_class(name) is classes[name]
     assert classes[name].name == name  # what run.json records is what --dataset takes
@@ -32,7 +38,7 @@ def test_an_unknown_data_set_is_refused_listing_the_names():
     registry.dataset_class("svhn")
   assert (
     str(refused.value)
-    == "unknown data set 'svhn'; choose from ['celeb_a', 'fashion_mnist', 'mnist']"
+    == "unknown data set 'svhn'; choose from ['celeb_a', 'fashion_mnist', 'mnist', 'mnist_fashion']"
   )
 
 

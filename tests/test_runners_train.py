@@ -22,7 +22,7 @@ from idx_writer import write_idx
 from short_runs import all_finite, checkpoints_on_disk
 from tiny_runs import read_only_dir, run_module, write_fake_mnist
 
-from jmvae_tf.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN_FIXED
 from jmvae_tf.modalities import Modality
 from pipelines import mnist
 from pipelines.mnist import mnist_modalities
@@ -30,7 +30,10 @@ from runners import flagutil
 from runners import train as train_runner
 
 ROOT = Path(__file__).resolve().parents[1]
-FLAGFILES = sorted(glob.glob(str(ROOT / "configs" / "mnist_*.flags")))
+THREE_MODALITY_FLAGFILES = sorted(glob.glob(str(ROOT / "configs" / "mnist_fashion_*.flags")))
+FLAGFILES = sorted(
+  set(glob.glob(str(ROOT / "configs" / "mnist_*.flags"))) - set(THREE_MODALITY_FLAGFILES)
+)
 FACE_FLAGFILES = sorted(
   glob.glob(str(ROOT / "configs" / "celeba_*.flags"))
   + glob.glob(str(ROOT / "configs" / "synthetic_faces_*.flags"))
@@ -77,6 +80,31 @@ def test_flagfiles_parse_with_the_papers_settings(flagfile):
   train_runner.train_config_from_flags(fv)  # valid
   # a later flag overrides the flagfile
   assert parse(f"--flagfile={flagfile}", "--model_dir=x", "--epochs=3").epochs == 3
+
+
+@pytest.mark.parametrize("flagfile", THREE_MODALITY_FLAGFILES, ids=lambda f: Path(f).name)
+def test_three_modality_flagfiles_hold_the_papers_mnist_settings(flagfile):
+  fv = parse(f"--flagfile={flagfile}", "--model_dir=/tmp/unused")
+  assert fv.dataset == "mnist_fashion"
+  settings = (fv.learning_rate, fv.batch_size, fv.epochs, fv.warmup_epochs, fv.num_train)
+  assert settings == (1e-3, 100, 2000, 200, 50000)
+  data = types.SimpleNamespace(
+    modalities=(
+      Modality("digit", BERNOULLI, (28, 28, 1)),
+      Modality("fashion", BERNOULLI, (28, 28, 1)),
+      Modality("label", CATEGORICAL, (10,)),
+    ),
+    architecture="mnist_mlp",
+    name="mnist_fashion",
+  )
+  model_config = train_runner.model_config_from_flags(data, fv)
+  assert Path(flagfile).name == f"mnist_fashion_{model_config.model}.flags"
+  train_runner.train_config_from_flags(fv)  # valid
+
+
+def test_there_is_a_three_modality_flagfile_for_every_joint_model():
+  names = {Path(f).name for f in THREE_MODALITY_FLAGFILES}
+  assert names == {f"mnist_fashion_{m}.flags" for m in ("jmvae", "jmvae_kl", "hierarchical_jmvae")}
 
 
 @pytest.mark.parametrize("flagfile", FACE_FLAGFILES, ids=lambda f: Path(f).name)
