@@ -67,12 +67,36 @@ def figure3_rows(
     z = gaussian.sample(mean, variance, direct_seed)
     rows.append(model.decode(z, given, names=[missing])[missing].mean().numpy())
     row_names.append(f"q(z|{','.join(given_names)})")
+  absent = [m for m in names if m not in given]  # `missing`, and any other not given
   for i, k in enumerate(steps):
-    state = iterative_impute(model, given, missing, k, chain_seed)
+    state = iterative_impute(model, given, absent, k, chain_seed)
     mean, variance = model.posterior(state, names)
     z = gaussian.sample(mean, variance, tf.random.experimental.stateless_fold_in(chain_seed, i))
     rows.append(model.decode(z, state, names=[missing])[missing].mean().numpy())
     row_names.append(f"{k} step{'s' if k != 1 else ''}")
+  return row_names, rows
+
+
+def figure3_from_subsets(
+  model, examples: Batch, target: str, seed: int, num_steps: int = 100
+) -> Tuple[List[str], List[np.ndarray]]:
+  """Figure 3's analogue for any number of modalities: (row names, rows) with the examples'
+  own `target` first, then one row per set of the other modalities z can be inferred from
+  (smallest first), the mean of p(target|z) for a draw z given those modalities of each
+  example (`num_steps` rounds of iterative sampling where the model needs them). Every row
+  draws from the same seed."""
+  others = [m for m in model.modality_names if m != target]
+  infer_seed, draw_seed = split_seed(tf.constant([seed, 3], tf.int64), 2)
+  row_names, rows = [f"{target} (the examples')"], [examples[target].numpy()]
+  for given in model.inference_subsets():
+    if not set(given) <= set(others):
+      continue
+    batch = {name: examples[name] for name in given}
+    steps = num_steps if model.uses_iterative_sampling(given) else 0
+    mean, variance = model.posterior(batch, given, infer_seed, steps)
+    z = gaussian.sample(mean, variance, draw_seed)
+    rows.append(model.decode(z, batch, names=[target])[target].mean().numpy())
+    row_names.append(f"from {','.join(given)}")
   return row_names, rows
 
 

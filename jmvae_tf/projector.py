@@ -13,9 +13,9 @@ its root run ("."):
                             8192x8192
 
 Embeddings (`latent_means`), all through the models' inference API: `z_joint` = mean
-of q(z|all modalities) (q(z_1|x,w) for the hierarchy) and, per modality the model
-can infer z from alone, `z_from_<name>` = the mean of `model.posterior` given that
-modality: JMVAE-kl's unimodal encoder; JMVAE and hierarchical JMVAE impute the
+of q(z|all modalities) (q(z_1|x,w) for the hierarchy) and, per set of modalities the model
+can infer z from (each one alone; with three, each pair too), `z_from_<names>` = the mean of
+`model.posterior` given them: JMVAE-kl's unimodal encoder; JMVAE and hierarchical JMVAE impute the
 other modality by iterative sampling; CMMA's conditional prior p(z|c). An embedding that is the same
 for every example (CVAE's prior N(0, I) given the label) is left out.
 """
@@ -56,14 +56,14 @@ def encoders(
     raise ValueError(f"iterations must be >= 0, got {iterations}")
   names = model.modality_names
   fns = {JOINT: lambda batch, seed: model.posterior(batch, names)[0]}
-  for name in names:
-    if not model.can_infer([name]):
+  for given in model.inference_subsets():
+    if len(given) == len(names):
       continue
 
-    def from_one(batch, seed, name=name):
-      return model.posterior({name: batch[name]}, [name], seed, iterations)[0]
+    def from_subset(batch, seed, given=given):
+      return model.posterior({n: batch[n] for n in given}, given, seed, iterations)[0]
 
-    fns[f"z_from_{name}"] = from_one
+    fns[f"z_from_{'_'.join(given)}"] = from_subset
   return fns
 
 

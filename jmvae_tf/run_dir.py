@@ -380,9 +380,14 @@ class Run:
   record: Optional[TrainRecord]
   checkpoint: str
 
+  @property
+  def epoch(self) -> int:
+    """The epochs its checkpoint holds."""
+    return checkpoint_epoch(self.checkpoint)
+
   def describe(self) -> str:
     """The checkpoint read and the epochs it holds, for a runner's first line."""
-    return f"{self.checkpoint} (epoch {checkpoint_epoch(self.checkpoint)} of {self.config.model})"
+    return f"{self.checkpoint} (epoch {self.epoch} of {self.config.model})"
 
   @property
   def data_options(self) -> tuple:

@@ -27,6 +27,13 @@ modalities x (the first of the config, e.g. image) and w (the second, e.g. label
 
   limits              ()                         -> max_batch_size, max_num_samples, max_num_steps
 
+With more modalities (e.g. digit, fashion, label) each proper subset S the model can infer z
+from has encode_<S> and generate_<t>_from_<S> for each generated t not in S, S being its
+names in the data set's order joined by "_and_" (encode_digit_and_fashion,
+generate_label_from_digit_and_fashion); subsets come smallest first, in the data set's order
+within a size. serving_default is the first modality generated from all the others where the
+model can, else the first generate_ signature.
+
 `num_steps` is an input exactly where the model infers by iterative sampling.
 Seeds are int64 [2] stateless seeds: the same inputs and seed give the same outputs.
 Outputs are named after the modality: `<name>_probs` (Bernoulli / categorical) or
@@ -137,28 +144,55 @@ def modality_spec(modality: Modality) -> tf.TensorSpec:
   return tf.TensorSpec((None,) + modality.shape, tf.float32, name=modality.name)
 
 
-def from_one_modality(model: MultimodalVAE, given: Modality) -> Tuple[Callable, List, str]:
-  """fn(value, seed, num_steps) -> (batch, mean, variance) of z from `given` alone, and the
-  extra inputs the signatures take (num_steps only where the model samples iteratively)."""
-  iterative = model.uses_iterative_sampling([given.name])
+def from_subset(model: MultimodalVAE, given: Sequence[Modality]) -> Tuple[Callable, List, str]:
+  """fn(values, seed, num_steps) -> (batch, mean, variance) of z from the modalities `given`
+  alone, and the extra inputs the signatures take (num_steps only where the model samples
+  iteratively)."""
+  names = [m.name for m in given]
+  iterative = model.uses_iterative_sampling(names)
 
-  def infer(value, seed, num_steps):
-    batch = {given.name: value}
-    mean, variance = model.posterior(batch, [given.name], seed, num_steps)
+  def infer(values, seed, num_steps):
+    batch = dict(zip(names, check_same_batch(*values)))
+    mean, variance = model.posterior(batch, names, seed, num_steps)
     return batch, mean, variance
 
-  how = model.describe_inference([given.name], "num_steps")
+  how = model.describe_inference(names, "num_steps")
   return infer, ([NUM_STEPS_SPEC] if iterative else []), how
 
 
-def model_signatures(model: MultimodalVAE, x: Modality, w: Modality) -> List[SignatureSpec]:
-  """Every signature the model supports (see the module docstring)."""
-  names = model.modality_names
+def _subset(modalities: Sequence[Modality], given) -> str:
+  return "_and_".join(m.name for m in modalities if m.name in given)
+
+
+def encode_signature_name(modalities: Sequence[Modality], given) -> str:
+  """encode_<a>_and_<b>: z from the modalities `given` (in the modalities' order)."""
+  return f"encode_{_subset(modalities, given)}"
+
+
+def generate_signature_name(modalities: Sequence[Modality], given, target: str) -> str:
+  """generate_<target>_from_<a>_and_<b>; for two modalities the paper's x and w:
+  generate_x_from_w, generate_w_from_x."""
+  names = [m.name for m in modalities]
+  if len(names) == 2:
+    symbols = dict(zip(names, ("x", "w")))
+    return f"generate_{symbols[target]}_from_{symbols[given[0]]}"
+  return f"generate_{target}_from_{_subset(modalities, given)}"
+
+
+def model_signatures(model: MultimodalVAE, modalities: Sequence[Modality]) -> List[SignatureSpec]:
+  """Every signature the model supports (see the module docstring), in a stable order: the
+  joint encoder, then for each set of modalities z can be inferred from (smallest first; for
+  two modalities w before x, as the paper writes x from w first) its encode_ and generate_
+  signatures, then reconstruct and sample."""
+  # Inputs and names follow the data set's order (x, w for two), not the model's, which for
+  # a one-way model starts with its target.
+  names = tuple(m.name for m in modalities)
+  by_name = {m.name: m for m in modalities}
   specs = []
 
-  def encode(x_value, w_value):
-    x_value, w_value = check_same_batch(x_value, w_value)
-    layers = model.posterior_layers({x.name: x_value, w.name: w_value}, names)
+  def encode(*values):
+    batch = dict(zip(names, check_same_batch(*values)))
+    layers = model.posterior_layers(batch, names)
     outputs = {"mean": layers[0][0], "variance": layers[0][1]}
     for l, (mean, variance) in enumerate(layers[1:], start=2):
       outputs[f"mean_z{l}"], outputs[f"variance_z{l}"] = mean, variance
@@ -168,19 +202,23 @@ def model_signatures(model: MultimodalVAE, x: Modality, w: Modality) -> List[Sig
     SignatureSpec(
       "encode",
       encode,
-      [modality_spec(x), modality_spec(w)],
-      f"q(z|{x.name},{w.name}): mean and variance of each latent layer",
+      [modality_spec(by_name[n]) for n in names],
+      f"q(z|{','.join(names)}): mean and variance of each latent layer",
     )
   )
+  subsets = [
+    tuple(n for n in names if n in s) for s in model.inference_subsets() if len(s) < len(names)
+  ]
+  if len(names) == 2:
+    subsets.sort(key=lambda s: names.index(s[0]), reverse=True)
+  else:
+    subsets.sort(key=lambda s: (len(s), [names.index(n) for n in s]))
+  for given in subsets:
+    specs.extend(subset_signatures(model, modalities, [by_name[n] for n in given]))
 
-  for given, target, direction in ((w, x, "x_from_w"), (x, w, "w_from_x")):
-    if not model.can_infer([given.name]):
-      continue
-    specs.extend(one_modality_signatures(model, given, target, direction))
-
-  def reconstruct(x_value, w_value, seed):
-    x_value, w_value = check_same_batch(x_value, w_value)
-    batch = {x.name: x_value, w.name: w_value}
+  def reconstruct(*values):
+    *values, seed = values
+    batch = dict(zip(names, check_same_batch(*values)))
     z_seed, out_seed = split_seed(seed, 2)
     mean, variance = model.posterior(batch, names)
     z = gaussian.sample(mean, variance, z_seed)
@@ -190,8 +228,8 @@ def model_signatures(model: MultimodalVAE, x: Modality, w: Modality) -> List[Sig
     SignatureSpec(
       "reconstruct",
       reconstruct,
-      [modality_spec(x), modality_spec(w), SEED_SPEC],
-      f"z ~ q(z|{x.name},{w.name}), then each generated modality's p(.|z)",
+      [modality_spec(by_name[n]) for n in names] + [SEED_SPEC],
+      f"z ~ q(z|{','.join(names)}), then each generated modality's p(.|z)",
     )
   )
 
@@ -213,44 +251,55 @@ def model_signatures(model: MultimodalVAE, x: Modality, w: Modality) -> List[Sig
   return specs
 
 
-def one_modality_signatures(
-  model: MultimodalVAE, given: Modality, target: Modality, direction: str
+def subset_signatures(
+  model: MultimodalVAE, modalities: Sequence[Modality], given: Sequence[Modality]
 ) -> List[SignatureSpec]:
-  """encode_<given> and, if the model generates `target`, generate_<direction> (a function,
-  so the closures bind this pair; default arguments would become tf.function arguments)."""
-  infer, extra, how = from_one_modality(model, given)
+  """encode_<given> and a generate_ signature for each modality the model generates that is
+  not given (a function, so the closures bind this subset; default arguments would become
+  tf.function arguments)."""
+  infer, extra, how = from_subset(model, given)
   iterative = bool(extra)
+  count = len(given)
+  given_names = [m.name for m in given]
+  inputs = [modality_spec(m) for m in given]
+  about = ",".join(given_names)
 
-  def encode_one(value, *rest):
+  def encode_subset(*args):
+    values, rest = args[:count], args[count:]
     seed, num_steps = (rest[0], rest[1]) if iterative else ((0, 0), 0)
-    _, mean, variance = infer(value, seed, num_steps)
+    _, mean, variance = infer(values, seed, num_steps)
     return {"mean": mean, "variance": variance}
-
-  def generate(value, seed, *rest):
-    num_steps = rest[0] if iterative else 0
-    infer_seed, z_seed, out_seed = split_seed(seed, 3)
-    batch, mean, variance = infer(value, infer_seed, num_steps)
-    z = gaussian.sample(mean, variance, z_seed)
-    outputs = decode_outputs(model, z, batch, [target.name], out_seed)
-    return outputs
 
   specs = [
     SignatureSpec(
-      f"encode_{given.name}",
-      encode_one,
-      [modality_spec(given)] + ([SEED_SPEC] + extra if iterative else []),
-      f"the Gaussian over z from {given.name} alone: {how}",
+      encode_signature_name(modalities, given_names),
+      encode_subset,
+      inputs + ([SEED_SPEC] + extra if iterative else []),
+      f"the Gaussian over z from {about} alone: {how}",
     )
   ]
-  if target.name in model.generated_modalities:
-    specs.append(
-      SignatureSpec(
-        f"generate_{direction}",
-        generate,
-        [modality_spec(given), SEED_SPEC] + extra,
-        f"p({target.name}|z), {how}: parameters, a sample and z",
+
+  def generating(target: str):
+    def generate(*args):
+      values, (seed, *rest) = args[:count], args[count:]
+      num_steps = rest[0] if iterative else 0
+      infer_seed, z_seed, out_seed = split_seed(seed, 3)
+      batch, mean, variance = infer(values, infer_seed, num_steps)
+      z = gaussian.sample(mean, variance, z_seed)
+      return decode_outputs(model, z, batch, [target], out_seed)
+
+    return generate
+
+  for target in model.generated_modalities:
+    if target not in given_names:
+      specs.append(
+        SignatureSpec(
+          generate_signature_name(modalities, given_names, target),
+          generating(target),
+          inputs + [SEED_SPEC] + extra,
+          f"p({target}|z), {how}: parameters, a sample and z",
+        )
       )
-    )
   return specs
 
 
@@ -324,6 +373,15 @@ def with_input_checks(
   return run_checked
 
 
+def default_signature(function_names: Sequence[str], modalities: Sequence[Modality]) -> str:
+  """serving_default: the first modality generated from all the others where the model can
+  (two modalities: generate_x_from_w), else the first generate_ signature."""
+  names = [m.name for m in modalities]
+  first = generate_signature_name(modalities, names[1:], names[0])
+  generate = [n for n in function_names if n.startswith("generate_")]
+  return first if first in function_names else (generate[0] if generate else function_names[0])
+
+
 class ServingModule(tf.Module):
   """The exported object: the model's variables and one tf.function per signature.
 
@@ -340,12 +398,7 @@ class ServingModule(tf.Module):
     super().__init__(name="jmvae_serving")
     self.serving_limits = limits or ServingLimits()
     modalities = tuple(modalities or model.modality_specs)
-    if len(modalities) != 2:
-      raise ExportError(
-        f"export supports two modalities (x, w); the model has {[m.name for m in modalities]}"
-      )
-    x, w = modalities
-    specs = model_signatures(model, x, w)
+    specs = model_signatures(model, modalities)
     self.model_variables = list(model.variables)
     self.signature_docs = {}
     self.signature_inputs = {}
@@ -363,9 +416,7 @@ class ServingModule(tf.Module):
       self.signature_docs[spec.name] = spec.doc
       self.signature_inputs[spec.name] = [s.name for s in spec.input_signature]
       self.function_names.append(spec.name)
-    self.default_signature = (
-      "generate_x_from_w" if "generate_x_from_w" in self.function_names else "generate_w_from_x"
-    )
+    self.default_signature = default_signature(self.function_names, modalities)
     limit_values = dataclasses.asdict(self.serving_limits)
     # The bounds travel with the export: a client can ask for them.
     setattr(

@@ -129,8 +129,9 @@ def pictures(model, display: Batch, seed: int = 0) -> List[Picture]:
       )
     out.append(Picture(f"{name}/reconstructed", grid(rows), "; ".join(how)))
 
-    given = tuple(sorted(m for m in everything if m != name))
-    if given and model.can_infer(given):
+    others = [m for m in everything if m != name]
+    subsets = [g for g in model.inference_subsets() if set(g) <= set(others)]
+    for given in subsets:
       columns, with_examples, what = _condition_columns(model, display, given)
       z = _posterior_draws(model, columns, given, NUM_DRAWS, seeds[1])
       mean = model.decode(z, tile_batch(columns, NUM_DRAWS), names=[name])[name].mean()
@@ -224,3 +225,21 @@ class Summaries(keras.callbacks.Callback):
         for picture in pictures(self.model, self.display, self.model.seed):
           tf.summary.image(picture.tag, picture.image, description=picture.description)
     self.writer.flush()
+
+
+def write_evaluation(log_dir: str, record: Dict, epoch: int):
+  """An evaluation (runners.evaluate's record) as TensorBoard scalars at the checkpoint's
+  epoch: log_likelihood/<target|given> (and iwae/...), coherence/<target|given> and
+  coherence/prior."""
+  writer = tf.summary.create_file_writer(log_dir)
+  with writer.as_default(step=epoch):
+    for key, value in record.get("values", {}).items():
+      tf.summary.scalar(f"log_likelihood/{key}", value)
+    for key, value in record.get("iwae", {}).items():
+      tf.summary.scalar(f"iwae/{key}", value)
+    coherence = record.get("coherence") or {}
+    for key, value in coherence.get("pairs", {}).items():
+      tf.summary.scalar(f"coherence/{key}", value)
+    if coherence.get("prior") is not None:
+      tf.summary.scalar("coherence/prior", coherence["prior"])
+  writer.flush()

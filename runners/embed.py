@@ -76,7 +76,7 @@ def main(argv):
     except ValueError as e:
       raise ValueError(f"--num_examples={FLAGS.num_examples}: {e}") from None
     n = data.check_split("test", FLAGS.num_examples)
-    images = data.display_images("test", n)
+    images = data.display_images("test", n, FLAGS.data_seed)
     batches = data.eval_dataset("test", FLAGS.batch_size, FLAGS.data_seed, n)
     embeddings = projector.embed(
       model, batches, data.metadata("test", n), images, output_dir, FLAGS.iterations, FLAGS.seed

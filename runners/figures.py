@@ -63,7 +63,8 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_list(
     "steps",
     ["0", "1", "2", "5", "10", "100"],
-    "Figure 3: iterative-sampling steps, one row each.",
+    "Figure 3: iterative-sampling steps, one row each (with three or more modalities: the "
+    "largest, for every row).",
     **d,
   )
   flags.DEFINE_list(
@@ -171,9 +172,9 @@ def check_args(fv=FLAGS):
   if not drawable:
     raise ValueError("; ".join(missing))
   dataset, data_options = flagutil.run_data(list(runs.values()), fv)
-  # Figures 3-5 are for a class (MNIST's label) as the second modality, 6-9 for attributes.
-  w = next(iter(runs.values())).config.modalities[1]
-  with_classes = w.likelihood.classes(w.shape) is not None
+  # Figures 3-5 are for data with a class (MNIST's label), 6-9 for attributes.
+  modalities = next(iter(runs.values())).config.modalities
+  with_classes = any(m.likelihood.classes(m.shape) is not None for m in modalities)
   wrong = [f for f in fv.figures if f in (FACE_FIGURES if with_classes else MNIST_FIGURES)]
   if wrong:
     raise ValueError(
@@ -284,6 +285,41 @@ def draw_face_figures(data, models, drawable, save, out):
       )
 
 
+def draw_subset_figures(data, models, save):
+  """Figure 3's analogue for three or more modalities: for each image modality, one test
+  example of each class (columns), and what each model generates of it from each set of the
+  other modalities (rows); JMVAE and hierarchical JMVAE sample iteratively for the largest
+  of --steps."""
+  import numpy as np  # pylint: disable=g-import-not-at-top
+  import tensorflow as tf  # pylint: disable=g-import-not-at-top
+
+  from jmvae_tf import figures  # pylint: disable=g-import-not-at-top
+
+  n = data.num_examples("test")
+  classes = data.classes("test", n)
+  first = [int(np.flatnonzero(classes == c)[0]) for c in np.unique(classes)]
+  batch = next(iter(data.eval_dataset("test", max(first) + 1)))
+  examples = {name: tf.gather(value, first) for name, value in batch.items()}
+  for title, (key, model) in models.items():
+    for m in data.modalities:
+      if not m.is_image:
+        continue
+      row_names, rows = figures.figure3_from_subsets(
+        model, examples, m.name, FLAGS.seed, max(_int_list("steps", FLAGS.steps))
+      )
+      save(
+        figures.draw_figure3(
+          rows,
+          row_names,
+          [str(c) for c in np.unique(classes)],
+          f"Figure 3 for {len(data.modalities)} modalities: {title}, {m.name} from each set of "
+          "the others (one test example of each class)",
+          m.likelihood.picture_range(rows[0]),
+        ),
+        f"figure3_{m.name}_{key}",
+      )
+
+
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
@@ -325,13 +361,16 @@ def draw_all():
     for n in MODEL_FLAGS
     if n in runs
   }
-  # The data set's modalities in the paper's order: x (the image), w (the label).
-  x, w = data.modalities[:2]
+  # x: the (first) image, w: the class (MNIST's label).
+  x = next(m for m in data.modalities if m.is_image)
+  w = next((m for m in data.modalities if m.likelihood.classes(m.shape) is not None), None)
   if set(drawable) & set(FACE_FIGURES):
     for _, model in models.values():
       figures.face_modalities(model)  # EditError: not a faces-and-attributes model
     draw_face_figures(data, models, drawable, save, out)
-  if "3" in drawable:
+  if "3" in drawable and len(data.modalities) > 2:
+    draw_subset_figures(data, models, save)
+  elif "3" in drawable:
     steps = _int_list("steps", FLAGS.steps)
     classes = w.likelihood.classes(w.shape)  # one column per class of w
     for title, (key, model) in models.items():

@@ -281,3 +281,42 @@ def test_tensorboard_serves_the_projector(embedded, tmp_path):
       proc.kill()
       proc.wait(timeout=15)
     log.close()
+
+
+@pytest.mark.parametrize("name", ["jmvae_kl", "jmvae"])
+def test_three_modalities_embed_from_every_subset(name):
+  """An embedding per set of modalities z can be inferred from: the joint one, each single
+  modality and each pair; z_from_a_b is the posterior mean given a and b."""
+  from jmvae_tf.modalities import Modality
+
+  mods = (
+    Modality("a", "bernoulli", (6,)),
+    Modality("b", "bernoulli", (4,)),
+    Modality("label", "categorical", (3,)),
+  )
+  model = config_lib.build_model(
+    config_lib.ModelConfig.make(name, mods, "mnist_mlp", "toy", latent_dim=LATENT)
+  )
+  rng = np.random.default_rng(1)
+  batch = {
+    "a": tf.constant((rng.random((5, 6)) < 0.5).astype(np.float32)),
+    "b": tf.constant((rng.random((5, 4)) < 0.5).astype(np.float32)),
+    "label": tf.one_hot(rng.integers(0, 3, 5), 3),
+  }
+  means = projector.latent_means(model, [batch], iterations=2)
+  assert set(means) == {
+    "z_joint",
+    "z_from_a",
+    "z_from_b",
+    "z_from_label",
+    "z_from_a_b",
+    "z_from_a_label",
+    "z_from_b_label",
+  }
+  if name == "jmvae_kl":
+    np.testing.assert_allclose(
+      means["z_from_a_label"],
+      model.posterior({"a": batch["a"], "label": batch["label"]}, ["a", "label"])[0],
+      rtol=1e-5,
+      atol=1e-6,
+    )

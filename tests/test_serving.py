@@ -23,11 +23,9 @@ import pytest
 import tensorflow as tf
 from tiny_runs import train_tiny
 
-from jmvae_tf import (
-  gaussian,
-  run_dir,
-  serving,
-)
+from jmvae_tf import config as config_lib
+from jmvae_tf import gaussian, run_dir, serving
+from pipelines.mnist import mnist_modalities
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -163,17 +161,19 @@ LOADER = textwrap.dedent("""
           errors[key] = None
         except Exception as e:  # recorded for the test to judge
           errors[key] = [type(e).__name__, str(e)[:2000]]
-      gen = loaded.signatures["generate_x_from_w"]
-      base = {k: tf.constant(inputs[k]) for k in gen.structured_input_signature[1]}
-      attempt("wrong_shape", lambda: gen(**dict(base, label=tf.zeros([2, 9]))))
-      attempt("wrong_dtype", lambda: gen(**dict(base, label=tf.zeros([2, 10], tf.int32))))
-      attempt("wrong_seed", lambda: gen(**dict(base, seed=tf.constant([1, 2, 3], tf.int64))))
-      attempt("method_wrong_shape", lambda: loaded.generate_x_from_w(*[dict(base, label=tf.zeros([2, 9]))[k]
-                                         for k in gen.structured_input_signature[1]]))
-      enc = loaded.signatures["encode"]
-      attempt("batch_mismatch", lambda: enc(image=tf.zeros([2, 28, 28, 1]), label=tf.one_hot([0, 1, 2], 10)))
-      if "num_steps" in base:
-        attempt("negative_steps", lambda: gen(**dict(base, num_steps=tf.constant(-1))))
+      if "generate_x_from_w" in loaded.signatures:  # the two-modality checks
+        gen = loaded.signatures["generate_x_from_w"]
+        base = {k: tf.constant(inputs[k]) for k in gen.structured_input_signature[1]}
+        attempt("wrong_shape", lambda: gen(**dict(base, label=tf.zeros([2, 9]))))
+        attempt("wrong_dtype", lambda: gen(**dict(base, label=tf.zeros([2, 10], tf.int32))))
+        attempt("wrong_seed", lambda: gen(**dict(base, seed=tf.constant([1, 2, 3], tf.int64))))
+        attempt("method_wrong_shape", lambda: loaded.generate_x_from_w(*[dict(base, label=tf.zeros([2, 9]))[k]
+                                           for k in gen.structured_input_signature[1]]))
+        enc = loaded.signatures["encode"]
+        attempt("batch_mismatch",
+                lambda: enc(image=tf.zeros([2, 28, 28, 1]), label=tf.one_hot([0, 1, 2], 10)))
+        if "num_steps" in base:
+          attempt("negative_steps", lambda: gen(**dict(base, num_steps=tf.constant(-1))))
       entry["errors"] = errors
       report[name] = entry
     json.dump(report, open(jobs["outputs"] + "report.json", "w"))
@@ -821,3 +821,192 @@ def test_client_example_without_a_server_or_a_model_is_one_line(tmp_path):
   assert unreachable.returncode == 1
   lines = unreachable.stderr.strip().splitlines()
   assert len(lines) == 1 and lines[0].startswith("error: cannot reach http://127.0.0.1:"), lines
+
+
+# --- three modalities (issue 20) -------------------------------------------------------------
+
+K3_SIGNATURES = [
+  "encode",
+  "encode_a",
+  "generate_b_from_a",
+  "generate_label_from_a",
+  "encode_b",
+  "generate_a_from_b",
+  "generate_label_from_b",
+  "encode_label",
+  "generate_a_from_label",
+  "generate_b_from_label",
+  "encode_a_and_b",
+  "generate_label_from_a_and_b",
+  "encode_a_and_label",
+  "generate_b_from_a_and_label",
+  "encode_b_and_label",
+  "generate_a_from_b_and_label",
+  "reconstruct",
+  "sample",
+  "limits",
+]
+
+
+def k3_inputs() -> dict:
+  rng = np.random.default_rng(2)
+  return {
+    "a": (rng.random((BATCH, 6)) < 0.5).astype(np.float32),
+    "b": (rng.random((BATCH, 4)) < 0.5).astype(np.float32),
+    "label": np.eye(3, dtype=np.float32)[[2, 0, 1]],
+    "seed": np.array([3, 9], np.int64),
+    "num_steps": np.array(2, np.int32),
+    "num_samples": np.array(2, np.int32),
+  }
+
+
+@pytest.fixture(scope="module")
+def k3_exports(tmp_path_factory):
+  """A JMVAE-kl and a JMVAE on three small modalities, exported: (model, module, path)."""
+  from jmvae_tf.modalities import Modality
+
+  modalities = (
+    Modality("a", "bernoulli", (6,)),
+    Modality("b", "bernoulli", (4,)),
+    Modality("label", "categorical", (3,)),
+  )
+  root = tmp_path_factory.mktemp("k3_serving")
+  out = {}
+  for name in ("jmvae_kl", "jmvae"):
+    model_config = config_lib.ModelConfig.make(name, modalities, "mnist_mlp", "toy", latent_dim=2)
+    model = config_lib.build_model(model_config)
+    path = serving.export(model, str(root), name, modalities=modalities)
+    out[name] = (model, serving.ServingModule(model, modalities), Path(path))
+  return out
+
+
+@pytest.mark.parametrize("name", ["jmvae_kl", "jmvae"])
+def test_three_modalities_export_every_subset_in_a_documented_order(name, k3_exports):
+  """encode_<subset> for each of the six proper subsets and generate_<target>_from_<subset>
+  for each missing modality (12), in the order of the docs: singles, then pairs, each in the
+  modalities' order; serving_default generates the first modality from the other two."""
+  model, module, path = k3_exports[name]
+  assert module.function_names == K3_SIGNATURES
+  assert module.default_signature == "generate_a_from_b_and_label"
+  listed = (path / "assets.extra" / "signatures.txt").read_text().splitlines()
+  assert [line.split(":")[0] for line in listed[1:]] == K3_SIGNATURES
+  assert module.input_names("generate_label_from_a_and_b") == ["a", "b", "seed"] + (
+    ["num_steps"] if name == "jmvae" else []
+  )
+
+
+@pytest.mark.parametrize("name", ["jmvae_kl", "jmvae"])
+def test_every_subset_generates_what_the_model_does(name, k3_exports):
+  """Each generate_ signature gives z from its subset as model.posterior does (iterative
+  sampling for JMVAE, with the request's num_steps), then the target's parameters."""
+  from jmvae_tf import gaussian
+  from jmvae_tf.models.base import split_seed
+
+  model, module, _ = k3_exports[name]
+  inputs = k3_inputs()
+  for signature in module.function_names:
+    if not signature.startswith("generate_"):
+      continue
+    target, subset = signature[len("generate_") :].split("_from_")
+    given = subset.split("_and_")
+    got = call(module, signature, inputs)
+    infer_seed, z_seed, _ = split_seed(tf.constant(inputs["seed"]), 3)
+    steps = int(inputs["num_steps"]) if model.uses_iterative_sampling(given) else 0
+    batch = {g: tf.constant(inputs[g]) for g in given}
+    mean, variance = model.posterior(batch, given, infer_seed, steps)
+    z = gaussian.sample(mean, variance, z_seed)
+    np.testing.assert_allclose(got["z"].numpy(), z.numpy(), rtol=1e-5, atol=1e-6)
+    probs = model.decode(z, batch, names=[target])[target].mean().numpy()
+    np.testing.assert_allclose(got[f"{target}_probs"].numpy(), probs, rtol=1e-5, atol=1e-6)
+
+
+def test_names_and_inputs_follow_the_data_sets_order_not_the_alphabet():
+  """Modalities c, a, label (not alphabetical): subsets in the data set's order, each
+  signature's inputs in the order of its name."""
+  from jmvae_tf.modalities import Modality
+
+  modalities = (
+    Modality("c", "bernoulli", (6,)),
+    Modality("a", "bernoulli", (4,)),
+    Modality("label", "categorical", (3,)),
+  )
+  model_config = config_lib.ModelConfig.make(
+    "jmvae_kl", modalities, "mnist_mlp", "toy", latent_dim=2
+  )
+  module = serving.ServingModule(config_lib.build_model(model_config), modalities)
+  encoders = [n for n in module.function_names if n.startswith("encode")]
+  assert encoders == [
+    "encode",
+    "encode_c",
+    "encode_a",
+    "encode_label",
+    "encode_c_and_a",
+    "encode_c_and_label",
+    "encode_a_and_label",
+  ]
+  assert module.input_names("encode") == ["c", "a", "label"]
+  assert module.input_names("encode_c_and_a") == ["c", "a"]
+  assert module.input_names("generate_label_from_c_and_a") == ["c", "a", "seed"]
+  assert module.default_signature == "generate_c_from_a_and_label"
+
+
+def test_a_one_way_model_of_the_label_takes_image_then_label():
+  """A CVAE of the label given the image orders its own modalities target first; its
+  signatures keep the data set's (x, w) order, as before three modalities."""
+  model_config = config_lib.ModelConfig.make(
+    "cvae",
+    mnist_modalities(),
+    "mnist_mlp",
+    "mnist",
+    latent_dim=2,
+    target="label",
+    condition="image",
+  )
+  module = serving.ServingModule(config_lib.build_model(model_config), mnist_modalities())
+  assert module.input_names("encode") == ["image", "label"]
+  assert module.input_names("reconstruct") == ["image", "label", "seed"]
+  assert module.default_signature == "generate_w_from_x"
+
+
+def test_three_modality_requests_keep_the_checks_and_limits(k3_exports):
+  """Inputs of different batch sizes, a label that is not one-hot, too many steps: refused
+  in the graph, naming what is wrong."""
+  _, module, _ = k3_exports["jmvae"]
+  inputs = k3_inputs()
+  bad = {
+    "a": inputs["a"][:2],
+    "b": inputs["b"],
+    "seed": inputs["seed"],
+    "num_steps": inputs["num_steps"],
+  }
+  with pytest.raises(tf.errors.InvalidArgumentError, match="same batch size"):
+    call(module, "generate_label_from_a_and_b", bad)
+  not_one_hot = dict(inputs, label=inputs["label"] * 0.5)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="label: each example must be one-hot"):
+    call(module, "generate_a_from_label", not_one_hot)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="num_steps = 5000 is out of range"):
+    call(module, "generate_a_from_label", dict(inputs, num_steps=np.array(5000, np.int32)))
+
+
+def test_a_three_modality_export_serves_without_the_project(k3_exports, tmp_path):
+  """Loaded by TensorFlow alone (the loader refuses to run if the project is importable),
+  every signature answers as in-process."""
+  work = tmp_path / "outside"
+  work.mkdir()
+  np.savez(work / "inputs.npz", **k3_inputs())
+  (work / "loader.py").write_text(LOADER)
+  jobs = {
+    "inputs": str(work / "inputs.npz"),
+    "outputs": str(work / "out_"),
+    "exports": {name: str(path) for name, (_, _, path) in k3_exports.items()},
+  }
+  (work / "jobs.json").write_text(json.dumps(jobs))
+  proc = run_outside_project([sys.executable, "loader.py", "jobs.json"], cwd=work)
+  assert proc.returncode == 0 and "LOADED 2" in proc.stdout, proc.stderr[-3000:]
+  for name, (_, module, _) in k3_exports.items():
+    outputs = dict(np.load(work / f"out_{name}.npz"))
+    for signature in module.function_names:
+      for key, value in call(module, signature, k3_inputs()).items():
+        np.testing.assert_allclose(
+          outputs[f"{signature}/{key}"], value.numpy(), rtol=1e-5, atol=1e-6
+        )

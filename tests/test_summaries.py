@@ -208,3 +208,31 @@ def test_grid_places_each_picture_in_its_cell():
   assert image.shape == (1, 2 * 4 + 1, 3 * 5 + 2, 1)
   assert image[0, 0, 0, 0] == 10 and image[0, 5, 6, 0] == 20
   assert image[0, 4, 0, 0] == 255 and image[0, 0, 5, 0] == 255  # the padding between cells
+
+
+def test_three_modalities_draw_each_picture_from_each_set_of_the_others():
+  """With a digit, an item and a label, each picture is drawn from each set of the other two
+  the model can infer z from: the label alone (one column per class), the other picture
+  alone, and both (one column per held-out example, which row 1 shows)."""
+  mods = (
+    Modality("digit", "bernoulli", (8, 8, 1)),
+    Modality("fashion", "bernoulli", (8, 8, 1)),
+    Modality("label", "categorical", (10,)),
+  )
+  model = config_lib.build_model(
+    config_lib.ModelConfig.make("jmvae_kl", mods, "mnist_mlp", "toy", latent_dim=4)
+  )
+  rng = np.random.default_rng(3)
+  display = {
+    "digit": tf.constant((rng.random((4, 8, 8, 1)) < 0.5).astype(np.float32)),
+    "fashion": tf.constant((rng.random((4, 8, 8, 1)) < 0.5).astype(np.float32)),
+    "label": tf.one_hot([0, 3, 5, 9], 10),
+  }
+  drawn = {p.tag: p.image for p in summaries.pictures(model, display)}
+  for name, other in (("digit", "fashion"), ("fashion", "digit")):
+    pair = "_".join(sorted([other, "label"]))
+    tags = ("reconstructed", "from_label", f"from_{other}", f"from_{pair}", "from_prior")
+    assert {f"{name}/{tag}" for tag in tags} <= set(drawn)
+    assert drawn[f"{name}/from_label"].shape[1:] == grid_shape(summaries.NUM_DRAWS, 10, 8, 1)
+    assert drawn[f"{name}/from_{pair}"].shape[1:] == grid_shape(1 + summaries.NUM_DRAWS, 4, 8, 1)
+  assert len(drawn) == 10  # per picture: reconstructed, 3 sets, prior

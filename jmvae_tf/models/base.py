@@ -33,8 +33,9 @@ from) and whichever API methods differ.
 
 from __future__ import annotations
 
+import functools
 import itertools
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras as keras
@@ -51,6 +52,20 @@ LOSS = "loss"
 def split_seed(seed, n: int):
   """n independent stateless seeds from one (shape [2], any integer dtype)."""
   return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n), axis=0)
+
+
+_GRAPHS: Dict[tuple, Callable] = {}
+
+
+def compiled(fn: Callable, *key) -> Callable:
+  """`fn` as a tf.function of its own for each `key` (its Python arguments: which target,
+  which given modalities), so that a table of columns is not one function retraced for each
+  (TensorFlow warns of that, and keeps one trace cache for all)."""
+  if (fn, key) not in _GRAPHS:
+    # A partial, not a closure: TensorFlow counts the traces of all functions of one code
+    # object together (and warns), and a partial has none.
+    _GRAPHS[(fn, key)] = tf.function(functools.partial(fn), reduce_retracing=True)
+  return _GRAPHS[(fn, key)]
 
 
 def _sorted_names(given) -> Tuple[str, ...]:

@@ -3,19 +3,22 @@ model that has only a joint encoder.
 
 JMVAE and hierarchical JMVAE encode q(z|x,w) only, so to condition on w alone the
 paper fills the missing x with 0 and repeats z ~ q(z|x,w), x ~ p(x|z) with w held
-fixed. Round i draws from fold_in(seed, i), so the chain of K rounds is the first
-K rounds of the chain of K' > K rounds with the same seed. Everything is a compiled
-graph with stateless seeds: the same (batch, seed) always gives the same imputation.
+fixed. With more than two modalities any set of them may be missing: each round draws z
+from the joint encoder, then every missing modality from its decoder given that z (the
+given ones held fixed). Round i draws from fold_in(seed, i), so the chain of K rounds is
+the first K rounds of the chain of K' > K rounds with the same seed. Everything is a
+compiled graph with stateless seeds: the same (batch, seed) always gives the same
+imputation.
 """
 
 from __future__ import annotations
 
-from typing import Dict
+from typing import Dict, Sequence, Tuple, Union
 
 import tensorflow as tf
 
 from jmvae_tf import gaussian
-from jmvae_tf.models.base import split_seed
+from jmvae_tf.models.base import compiled, split_seed
 
 Batch = Dict[str, tf.Tensor]
 
@@ -23,68 +26,97 @@ Batch = Dict[str, tf.Tensor]
 _IMPUTE_STREAM = 0x1A7E
 
 
-def _check(model, batch: Batch, missing: str):
-  if missing not in model.generated_modalities or model.conditioning_modalities:
+def _names(missing: Union[str, Sequence[str]]) -> Tuple[str, ...]:
+  return (missing,) if isinstance(missing, str) else tuple(missing)
+
+
+def _check(model, batch: Batch, missing: Tuple[str, ...]):
+  if not missing:
+    raise ValueError("iterative sampling needs at least one missing modality; none was named")
+  unknown = [m for m in missing if m not in model.modality_names]
+  if unknown:
     raise ValueError(
-      f"iterative sampling needs a joint model that generates {missing!r}; "
-      f"{model.name} generates {model.generated_modalities}"
+      f"iterative sampling of {unknown[0]!r}: {model.name} has no such modality "
+      f"(its modalities: {list(model.modality_names)})"
     )
-  absent = [n for n in model.modality_names if n != missing and n not in batch]
+  generated = model.generated_modalities
+  if any(m not in generated for m in missing) or model.conditioning_modalities:
+    raise ValueError(
+      f"iterative sampling needs a joint model that generates {list(missing)}; "
+      f"{model.name} generates {generated}"
+    )
+  absent = [n for n in model.modality_names if n not in missing and n not in batch]
   if absent:
     raise ValueError(
-      f"iterative sampling of {missing!r} needs the other modalities; batch lacks {absent}"
+      f"iterative sampling of {list(missing)} needs the other modalities; batch lacks {absent}"
     )
+  if len(missing) == len(model.modality_names):
+    raise ValueError("iterative sampling needs at least one given modality")
 
 
-def _step(model, batch: Batch, missing: str, seed: tf.Tensor, sample_missing: bool):
-  """One round: z ~ q(z_1|x,w), then the missing modality ~ p(.|z_1) (or its mean)."""
+def _step(model, batch: Batch, missing: Tuple[str, ...], seed: tf.Tensor, sample_missing: bool):
+  """One round: z ~ q(z_1|every modality), then each missing modality ~ p(.|z_1) (or its
+  mean)."""
   seed_z, seed_x = split_seed(seed, 2)
   mean, variance = model.joint_posterior_layers(batch, training=False)[0]
   z = gaussian.sample(mean, variance, seed_z)
-  dist = model.decode(z, names=[missing])[missing]
-  # TFP wants int32 stateless seeds; the cast wraps, deterministically.
-  value = dist.sample(seed=tf.cast(seed_x, tf.int32)) if sample_missing else dist.mean()
-  return tf.cast(value, batch[missing].dtype)
+  dists = model.decode(z, names=list(missing))
+  # One missing modality keeps the seed of the two-modality chain (the paper's numbers).
+  seeds = [seed_x] if len(missing) == 1 else split_seed(seed_x, len(missing))
+  values = {}
+  for name, s in zip(missing, seeds):
+    # TFP wants int32 stateless seeds; the cast wraps, deterministically.
+    value = dists[name].sample(seed=tf.cast(s, tf.int32)) if sample_missing else dists[name].mean()
+    values[name] = tf.cast(value, batch[name].dtype)
+  return values
 
 
-def zero_filled(model, batch: Batch, missing: str) -> Batch:
-  """The batch with the missing modality set to 0 (the paper's starting point)."""
-  n = tf.shape(next(batch[k] for k in model.modality_names if k != missing))[0]
-  spec = next(m for m in model.modality_specs if m.name == missing)
-  return {
-    **{k: batch[k] for k in model.modality_names if k != missing},
-    missing: tf.zeros(tf.concat([[n], spec.shape], 0), tf.float32),
-  }
+def zero_filled(model, batch: Batch, missing) -> Batch:
+  """The batch with the missing modalities set to 0 (the paper's starting point)."""
+  missing = _names(missing)
+  n = tf.shape(next(batch[k] for k in model.modality_names if k not in missing))[0]
+  specs = {m.name: m for m in model.modality_specs}
+  filled = {k: batch[k] for k in model.modality_names if k not in missing}
+  for name in missing:
+    filled[name] = tf.zeros(tf.concat([[n], specs[name].shape], 0), tf.float32)
+  return filled
 
 
-@tf.function(reduce_retracing=True)
-def _run_chain(model, batch: Batch, missing: str, iterations, seed, sample_missing: bool):
-  def one_round(i, value):
+def _run_chain(model, batch: Batch, missing, iterations, seed, sample_missing: bool):
+  def one_round(i, values):
     step_seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
-    return i + 1, _step(model, {**batch, missing: value}, missing, step_seed, sample_missing)
+    current = {**batch, **dict(zip(missing, values))}
+    drawn = _step(model, current, missing, step_seed, sample_missing)
+    return i + 1, tuple(drawn[name] for name in missing)
 
-  _, value = tf.while_loop(
-    lambda i, value: i < iterations, one_round, (tf.constant(0, tf.int64), batch[missing])
+  _, values = tf.while_loop(
+    lambda i, values: i < iterations,
+    one_round,
+    (tf.constant(0, tf.int64), tuple(batch[name] for name in missing)),
   )
-  return value
+  return dict(zip(missing, values))
 
 
 def iterative_impute(
-  model, batch: Batch, missing: str, iterations, seed, sample_missing=True, from_zero=True
+  model, batch: Batch, missing, iterations, seed, sample_missing=True, from_zero=True
 ) -> Batch:
-  """The batch with `missing` imputed by `iterations` rounds of eq 6 (given modalities fixed).
+  """The batch with `missing` (a modality name, or several) imputed by `iterations` rounds of
+  eq 6 (the given modalities fixed).
 
-  from_zero: start the missing modality at 0 (the paper); False continues from
-  batch[missing] (to extend a chain). sample_missing: draw x ~ p(x|z) (eq 6); False
+  from_zero: start the missing modalities at 0 (the paper); False continues from their
+  values in `batch` (to extend a chain). sample_missing: draw x ~ p(x|z) (eq 6); False
   uses the decoder's mean instead. iterations = 0 returns the starting point.
   `iterations` may be a Python int or a scalar tensor (e.g. a serving input).
   """
+  missing = _names(missing)
   _check(model, batch, missing)
+  # The model's order, so that the same set of missing modalities draws the same values.
+  missing = tuple(n for n in model.modality_names if n in missing)
   start = (
     zero_filled(model, batch, missing) if from_zero else {k: batch[k] for k in model.modality_names}
   )
   seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), _IMPUTE_STREAM)
-  value = _run_chain(
+  values = compiled(_run_chain, missing, bool(sample_missing))(
     model, start, missing, tf.cast(iterations, tf.int64), seed, bool(sample_missing)
   )
-  return {**start, missing: value}
+  return {**start, **values}

@@ -33,7 +33,7 @@ class JMVAE(MultimodalVAE):
   loss = sum_k -log p(x_k|z) + kl_weight * KL terms + regulariser, where the KL
   terms are KL(q(z|x..) || N(0,I)) here (hierarchical JMVAE: its chain, eq 9) and
   the regulariser is none here (JMVAE-kl: its alpha terms). From a subset of the
-  modalities z is inferred by iterative sampling (eq 6) of the one missing modality.
+  modalities z is inferred by iterative sampling (eq 6) of the missing ones.
   """
 
   def __init__(self, modalities, options, architecture=None, name=None):
@@ -107,10 +107,7 @@ class JMVAE(MultimodalVAE):
     return [m for m in self.modality_names if m not in given]
 
   def inference_problem(self, given):
-    missing = self._missing(given)
-    if len(missing) > 1:
-      return f"iterative sampling fills one missing modality; {missing} are missing"
-    return None
+    return None  # iterative sampling fills whichever are missing
 
   def uses_iterative_sampling(self, given):
     return set(self.check_given(given)) != set(self.modality_names)
@@ -119,7 +116,7 @@ class JMVAE(MultimodalVAE):
     given = self.check_given(given)
     if set(given) == set(self.modality_names):
       return self.joint_posterior_layers(batch, training=False)
-    imputed = iterative.iterative_impute(self, batch, self._missing(given)[0], num_steps, seed)
+    imputed = iterative.iterative_impute(self, batch, self._missing(given), num_steps, seed)
     return self.joint_posterior_layers(imputed, training=False)
 
   def describe_inference(self, given, num_steps):
@@ -127,7 +124,7 @@ class JMVAE(MultimodalVAE):
     if not self.uses_iterative_sampling(given):
       return f"z ~ q(z|{','.join(given)})"
     return (
-      f"{self._missing(given)[0]} from 0 by iterative sampling, K={num_steps}, "
+      f"{','.join(self._missing(given))} from 0 by iterative sampling, K={num_steps}, "
       f"then z ~ q(z|{','.join(self.modality_names)})"
     )
 
@@ -144,12 +141,12 @@ class JMVAEKL(JMVAE):
     if len(modalities) < 2:
       raise ValueError("JMVAE-kl needs at least two modalities")
     super().__init__(modalities, options, architecture, name=name)
-    # Keyed "a+b": the checkpoint's names of the encoders.
+    # Keyed "a+b" (the checkpoint's names of the encoders); a layer's name may not hold "+".
     self.subset_encoders = {
       subset_name(s): self.architecture.encoder(
         [m for m in self.modality_specs if m.name in s],
         self.latent_dim,
-        f"encoder_{subset_name(s)}",
+        f"encoder_{subset_name(s, '_and_')}",
       )
       for s in self.proper_subsets()
     }
