@@ -69,6 +69,25 @@ def define_flags(fv: flags.FlagValues = FLAGS):
     "data_seed", 0, "Seed of the test set's binarisation (training's default: 0).", **d
   )
   flags.DEFINE_bool("progress", True, "Show a progress bar.", **d)
+  flags.DEFINE_bool(
+    "coherence",
+    True,
+    "Also the coherence of every (given modalities -> generated one) pair and of prior "
+    "samples, where the data set has classes or attributes; images are read by classifiers "
+    "trained once on its real training images and kept in the cache "
+    "(classifiers/ under $JMVAE_TF_CACHE_DIR, else ~/.cache/jmvae_tf/classifiers).",
+    **d,
+  )
+  flags.DEFINE_integer(
+    "classifier_epochs", 2, "Coherence: epochs of the classifiers' training.", lower_bound=1, **d
+  )
+  flags.DEFINE_integer(
+    "prior_samples",
+    1000,
+    "Coherence: draws from the prior for the joint coherence (0: none).",
+    lower_bound=0,
+    **d,
+  )
 
 
 def expand_model_dirs(model_dir, model_dirs):
@@ -151,8 +170,8 @@ def main(argv):
 def evaluate_all():
   """Checks every input (before any model is built or evaluated), then evaluates each
   model, writing its table row as it finishes, then the whole table."""
-  from jmvae_tf import files, run_dir  # pylint: disable=g-import-not-at-top
-  from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
+  from jmvae_tf import files, run_dir, summaries  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.evaluation import coherence, table  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   check_args()
@@ -177,6 +196,17 @@ def evaluate_all():
     # Keep samples x examples per batch near 20,000 rows.
     iwae_batch = max(1, min(FLAGS.batch_size, 20000 // FLAGS.iwae_samples))
     iwae_dataset = data.eval_dataset("test", iwae_batch, FLAGS.data_seed, FLAGS.num_test)
+  num_test = data.check_split("test", FLAGS.num_test)
+  truth = data.labels("test", num_test) if FLAGS.coherence else None
+  classifiers = {}
+  if truth is not None:
+    classifiers = coherence.image_classifiers(data, FLAGS.classifier_epochs, FLAGS.data_seed)
+    for name, c in classifiers.items():
+      print(
+        f"coherence: {name} read by a classifier trained on {c.num_train} real training "
+        f"images, test accuracy {c.test_accuracy:.4f}",
+        flush=True,
+      )
   records = []
   for d, run, (output, _) in zip(dirs, runs, model_outputs):
     config = run.config
@@ -209,6 +239,11 @@ def evaluate_all():
         model, dataset, definition.accuracy, iterations, attribute_names, FLAGS.seed
       )
       extra = "\n\n" + table.accuracy_markdown(rec["attribute_accuracy"], definition.symbols)
+    if truth is not None:
+      rec["coherence"] = coherence.evaluate(
+        model, dataset, truth, classifiers, iterations, FLAGS.prior_samples, FLAGS.seed
+      )
+      extra += "\n\n" + coherence.markdown([rec["coherence"]], [registry_title(config.model)])
     records.append(rec)
     md = table.markdown_table([rec], definition=definition, data=data.provenance)
     print(console(md))
@@ -217,12 +252,15 @@ def evaluate_all():
       f"{result['seconds']:.1f} s",
       flush=True,
     )
+    if "coherence" in rec:
+      print(console(coherence.markdown([rec["coherence"]], [registry_title(config.model)])))
     write_outputs(
       output,
       "evaluation",
       rec,
       md + f"\n\nEstimator: {rec['estimator']}. Test examples: {rec['num_examples']}." + extra,
     )
+    summaries.write_evaluation(os.path.join(output, "logs", "evaluation"), rec, run.epoch)
   if len(dirs) > 1:
     md = table.markdown_table(records, definition=definition, data=data.provenance)
     out = table_output[0]
@@ -233,10 +271,20 @@ def evaluate_all():
       + (f"; IWAE k = {FLAGS.iwae_samples}" if FLAGS.iwae_samples else "")
       + "."
     )
+    if all("coherence" in r for r in records):
+      md += "\n\n" + coherence.markdown(
+        [r["coherence"] for r in records], [registry_title(r["model"]) for r in records]
+      )
     stem = definition.stem
     write_outputs(out, stem, records, md + "\n\n" + settings)
     print(f"\n{definition.name}\n" + console(md) + "\n" + settings)
     print(f"wrote {os.path.join(out, stem + '.md')} and {stem}.json")
+
+
+def registry_title(model: str) -> str:
+  from jmvae_tf import registry  # pylint: disable=g-import-not-at-top
+
+  return registry.title(model)
 
 
 def console(markdown: str) -> str:

@@ -36,7 +36,7 @@ from typing import Dict, Sequence, Tuple
 import tensorflow as tf
 
 from jmvae_tf import gaussian
-from jmvae_tf.models.base import split_seed, tile_batch
+from jmvae_tf.models.base import compiled, split_seed, tile_batch
 
 Batch = Dict[str, tf.Tensor]
 
@@ -103,11 +103,6 @@ def _iwae_conditional(model, batch, target, given, k, seed, iterations):
   return joint - log_mean_exp(_log_weights(model, batch, given, k, seed_given, iterations))
 
 
-_conditional_graph = tf.function(_conditional, reduce_retracing=True)
-_log_weights_graph = tf.function(_log_weights, reduce_retracing=True)
-_iwae_conditional_graph = tf.function(_iwae_conditional, reduce_retracing=True)
-
-
 def _check(model, target: str, given) -> Tuple[str, ...]:
   given = model.check_given(given)
   if target not in model.generated_modalities:
@@ -136,7 +131,7 @@ def conditional_log_likelihood(
   given = _check(model, target, given)
   if num_samples < 1:
     raise ValueError(f"num_samples must be at least 1, got {num_samples}")
-  return _conditional_graph(
+  return compiled(_conditional, target, given, int(num_samples))(
     model, batch, target, given, int(num_samples), _seed(seed), tf.cast(iterations, tf.int64)
   )
 
@@ -152,7 +147,7 @@ def importance_log_weights(
   """log p(observed, z_k) - log r(z_k) for k draws z_k ~ r: [k, B]. Their log-mean-exp is the
   IWAE bound, their mean the ELBO on the same draws."""
   observed = model.check_given(observed or model.modality_names)
-  return _log_weights_graph(
+  return compiled(_log_weights, observed, int(num_samples))(
     model, batch, observed, int(num_samples), _seed(seed), tf.cast(iterations, tf.int64)
   )
 
@@ -184,6 +179,6 @@ def iwae_conditional_log_likelihood(
   given = _check(model, target, given)
   if target in given:
     raise ValueError(f"the IWAE conditional is for a missing target; {target!r} is given")
-  return _iwae_conditional_graph(
+  return compiled(_iwae_conditional, target, given, int(num_samples))(
     model, batch, target, given, int(num_samples), _seed(seed), tf.cast(iterations, tf.int64)
   )

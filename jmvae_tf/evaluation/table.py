@@ -26,8 +26,10 @@ import tf_keras as keras
 
 from jmvae_tf import gaussian, registry
 from jmvae_tf.evaluation import estimators
-from jmvae_tf.models.base import split_seed
+from jmvae_tf.models.base import compiled, split_seed
 
+# More columns than this (three modalities have 12) are a row each instead of a column each.
+WIDE_COLUMNS = 6
 # The paper's symbols for the modalities of a two-modality data set, by position: x the first
 # (the image), w the second (the label or the attributes).
 PAPER_SYMBOLS = ("x", "w")
@@ -107,6 +109,8 @@ class TableDefinition:
     return ",".join(sorted(self.symbols))
 
   def title(self, column: Column, prefix: str = "") -> str:
+    if len(self.symbols) > 2 and set(column.given) == set(self.symbols):
+      return f"{prefix}log p({self.symbols.get(column.target, column.target)}~|all)"
     return column.title(prefix, self.symbols)
 
   def bind(self, modality_names: Sequence[str]) -> "TableDefinition":
@@ -345,9 +349,6 @@ def _predicted_positive(model, batch, target, given, iterations, seed):
   return tf.reshape(prediction, [tf.shape(prediction)[0], -1]) > 0
 
 
-_predicted_positive_graph = tf.function(_predicted_positive, reduce_retracing=True)
-
-
 def attribute_accuracy(
   model,
   dataset: tf.data.Dataset,
@@ -365,7 +366,7 @@ def attribute_accuracy(
   count = 0
   for i, batch in enumerate(dataset):
     seen = {name: batch[name] for name in given}
-    predicted = _predicted_positive_graph(
+    predicted = compiled(_predicted_positive, accuracy.target, given)(
       model,
       seen,
       accuracy.target,
@@ -462,15 +463,27 @@ def markdown_table(
   order += sorted(r for r in rows if r not in registry.MODEL_NAMES)
   columns = definition.columns
   esc = lambda t: t.replace("|", "\\|")  # a bar inside a cell would end it
-  head = "| model | " + " | ".join(esc(definition.title(c)) for c in columns) + " |"
-  lines = [head, "|---" * (len(columns) + 1) + "|"]
-  for r in order:
-    cells = []
-    for c in columns:
-      ours = rows[r]["values"].get(c.key)
-      paper = definition.paper.get(r, {}).get(c.key)
-      cells.append(_fmt(ours) + (f" ({_fmt(paper)})" if with_paper and paper is not None else ""))
-    lines.append(f"| {registry.title(r)} | " + " | ".join(cells) + " |")
+
+  def cell(r, c):
+    ours = rows[r]["values"].get(c.key)
+    paper = definition.paper.get(r, {}).get(c.key)
+    return _fmt(ours) + (f" ({_fmt(paper)})" if with_paper and paper is not None else "")
+
+  if len(columns) <= WIDE_COLUMNS:  # the paper's layout: a row per model
+    head = "| model | " + " | ".join(esc(definition.title(c)) for c in columns) + " |"
+    lines = [head, "|---" * (len(columns) + 1) + "|"]
+    lines += [
+      f"| {registry.title(r)} | " + " | ".join(cell(r, c) for c in columns) + " |" for r in order
+    ]
+  else:  # more modalities, more columns than fit across: a row per column
+    lines = [
+      "| | " + " | ".join(registry.title(r) for r in order) + " |",
+      "|---" * (len(order) + 1) + "|",
+    ]
+    lines += [
+      f"| {esc(definition.title(c))} | " + " | ".join(cell(r, c) for r in order) + " |"
+      for c in columns
+    ]
   text = "\n".join(lines)
   if data:
     text = f"data: {data}\n\n" + text
