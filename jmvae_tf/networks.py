@@ -56,10 +56,30 @@ class GaussianEncoder(keras.Model):
     self.mean_head = keras.layers.Dense(latent_dim, name="mean", dtype=HEAD_DTYPE)
     self.variance_head = keras.layers.Dense(latent_dim, name="variance", dtype=HEAD_DTYPE)
 
-  def features(self, inputs: Dict[str, tf.Tensor], training=None) -> tf.Tensor:
-    """The deterministic features h that the heads read (also used by the hierarchy)."""
+  def branch_outputs(
+    self, inputs: Dict[str, tf.Tensor], names: Sequence[str], training=None
+  ) -> Dict[str, tf.Tensor]:
+    """What the branches of the modalities `names` make of `inputs`: worked out once where
+    those modalities stay fixed while the others change (iterative sampling), then given to
+    `features`, which would compute the same tensors again."""
+    return {
+      k: branch(inputs[k], training=training)
+      for k, branch in zip(self.modality_names, self.branches)
+      if k in names
+    }
+
+  def features(
+    self,
+    inputs: Dict[str, tf.Tensor],
+    training=None,
+    branch_outputs: Optional[Dict[str, tf.Tensor]] = None,
+  ) -> tf.Tensor:
+    """The deterministic features h that the heads read (also used by the hierarchy);
+    `branch_outputs` (from `branch_outputs`) stand in for the branches they cover."""
+    known = branch_outputs or {}
     parts = [
-      branch(inputs[k], training=training) for k, branch in zip(self.modality_names, self.branches)
+      known[k] if k in known else branch(inputs[k], training=training)
+      for k, branch in zip(self.modality_names, self.branches)
     ]
     h = parts[0] if len(parts) == 1 else tf.concat(parts, axis=-1)
     if self.trunk is not None:

@@ -50,6 +50,22 @@ def test_mnist_joint_encoder_is_two_branches_concatenated_with_64d_heads():
   assert enc.count_params() == mlp512(784) + mlp512(10) + 2 * dense(1024, 64)
 
 
+def test_branch_outputs_stand_in_for_the_branches_they_cover():
+  enc = networks.mnist_encoder([IMAGE, LABEL], 8, "q")
+  rng = np.random.default_rng(0)
+  inputs = {
+    "image": tf.constant(rng.random((3, 28, 28, 1)), tf.float32),
+    "label": tf.one_hot([1, 2, 3], 10),
+  }
+  known = enc.branch_outputs(inputs, ["label"])
+  assert list(known) == ["label"] and known["label"].shape == (3, 512)
+  want = enc.features(inputs).numpy()
+  np.testing.assert_array_equal(enc.features(inputs, branch_outputs=known).numpy(), want)
+  # What stands in is what is used: the label's input is not read again.
+  no_label = {"image": inputs["image"], "label": tf.fill([3, 10], np.nan)}
+  np.testing.assert_array_equal(enc.features(no_label, branch_outputs=known).numpy(), want)
+
+
 @pytest.mark.parametrize("modality, n_in", [(IMAGE, 784), (LABEL, 10)])
 def test_mnist_unimodal_encoder(modality, n_in):
   enc = networks.mnist_encoder([modality], 64, "q")

@@ -125,9 +125,18 @@ class MultimodalVAE(keras.Model):
     """Per-example terms ([B] each) of the loss, including the total under "loss"."""
     raise NotImplementedError
 
-  def joint_posterior_layers(self, batch: Batch, training=None) -> Layers:
-    """[(mean, variance)] of q(z_l | every modality) for l = 1..L."""
+  def joint_posterior_layers(self, batch: Batch, training=None, branch_outputs=None) -> Layers:
+    """[(mean, variance)] of q(z_l | every modality) for l = 1..L; `branch_outputs` (from
+    `joint_branch_outputs`) stand in for the joint encoder's branches of the modalities they
+    cover."""
     raise NotImplementedError
+
+  def joint_branch_outputs(self, batch: Batch, names: Sequence[str]) -> Dict[str, tf.Tensor]:
+    """What the joint encoder's branches make of the modalities `names` (inference mode), for
+    `joint_posterior_layers(branch_outputs=...)`: iterative sampling works them out once for
+    the modalities it holds fixed instead of in every round. Empty (nothing precomputed) for
+    a model whose joint encoder has no branches."""
+    return {}
 
   def decode(self, z, batch: Optional[Batch] = None, names: Optional[Sequence[str]] = None):
     """{name: p(name | z)} for the generated modalities (or those in `names`)."""

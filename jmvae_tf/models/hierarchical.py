@@ -43,8 +43,8 @@ class HierarchicalJMVAE(JMVAE):
   def kl_term_names(self):
     return tuple(f"kl_z{l}" for l in range(1, self.num_layers + 1))
 
-  def joint_posterior_layers(self, batch, training=None):
-    h = self.joint_encoder.features(batch, training=training)
+  def joint_posterior_layers(self, batch, training=None, branch_outputs=None):
+    h = self.joint_encoder.features(batch, training=training, branch_outputs=branch_outputs)
     layers = [self.joint_encoder.heads(h)]
     for encoder in self.upper_encoders:
       h = encoder.features(h, training=training)

@@ -54,11 +54,13 @@ def _check(model, batch: Batch, missing: Tuple[str, ...]):
     raise ValueError("iterative sampling needs at least one given modality")
 
 
-def _step(model, batch: Batch, missing: Tuple[str, ...], seed: tf.Tensor, sample_missing: bool):
+def _step(
+  model, batch: Batch, missing: Tuple[str, ...], seed: tf.Tensor, sample_missing: bool, fixed
+):
   """One round: z ~ q(z_1|every modality), then each missing modality ~ p(.|z_1) (or its
-  mean)."""
+  mean). `fixed`: the joint encoder's branch outputs of the given modalities."""
   seed_z, seed_x = split_seed(seed, 2)
-  mean, variance = model.joint_posterior_layers(batch, training=False)[0]
+  mean, variance = model.joint_posterior_layers(batch, training=False, branch_outputs=fixed)[0]
   z = gaussian.sample(mean, variance, seed_z)
   dists = model.decode(z, names=list(missing))
   # One missing modality keeps the seed of the two-modality chain (the paper's numbers).
@@ -83,10 +85,16 @@ def zero_filled(model, batch: Batch, missing) -> Batch:
 
 
 def _run_chain(model, batch: Batch, missing, iterations, seed, sample_missing: bool):
+  # The given modalities do not change from round to round, so neither does what the joint
+  # encoder's branches make of them: worked out once here, not K times (the same tensors;
+  # for CelebA's image given, the four convolutions were most of each round).
+  given = [name for name in model.modality_names if name not in missing]
+  fixed = model.joint_branch_outputs(batch, given)
+
   def one_round(i, values):
     step_seed = tf.random.experimental.stateless_fold_in(seed, tf.cast(i, tf.int64))
     current = {**batch, **dict(zip(missing, values))}
-    drawn = _step(model, current, missing, step_seed, sample_missing)
+    drawn = _step(model, current, missing, step_seed, sample_missing, fixed)
     return i + 1, tuple(drawn[name] for name in missing)
 
   _, values = tf.while_loop(

@@ -95,8 +95,14 @@ class JMVAE(MultimodalVAE):
     return {**self.reported_terms(forward), LOSS: self.total_loss(forward)}
 
   # --- networks ------------------------------------------------------------------------------
-  def joint_posterior_layers(self, batch: Batch, training=None) -> Layers:
-    return [self.joint_encoder(batch, training=training)]
+  def joint_posterior_layers(self, batch: Batch, training=None, branch_outputs=None) -> Layers:
+    if not branch_outputs:  # training's path, through the encoder's __call__ as always
+      return [self.joint_encoder(batch, training=training)]
+    h = self.joint_encoder.features(batch, training=training, branch_outputs=branch_outputs)
+    return [self.joint_encoder.heads(h)]
+
+  def joint_branch_outputs(self, batch, names):
+    return self.joint_encoder.branch_outputs(batch, names, training=False)
 
   def decode(self, z, batch=None, names=None, training=False):
     names = self.generated_modalities if names is None else names
