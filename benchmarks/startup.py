@@ -59,7 +59,8 @@ def main():
   from pipelines import registry
 
   done("import jmvae_tf, pipelines")
-  runtime.configure_cpu_threads(fv.intra_op_threads, fv.inter_op_threads, fv.jit_compile)
+  jit_compile = runtime.resolve_jit_compile(fv.jit_compile, fv.strategy)
+  runtime.configure_cpu_threads(fv.intra_op_threads, fv.inter_op_threads, jit_compile)
   train_config = train_runner.train_config_from_flags(fv)
   data = registry.make_dataset(fv.dataset, fv.data_dir, fv.num_train, fv.validation)
   done(f"read the data ({fv.dataset})")
@@ -73,7 +74,7 @@ def main():
       model = config.build_model(model_config)
     model.compile(
       optimizer=training.make_optimizer(train_config),
-      jit_compile=train_config.run.jit_compile,
+      jit_compile=jit_compile,
       steps_per_execution=train_config.run.steps_per_execution,
     )
     if fv.optimizer_state == "before":

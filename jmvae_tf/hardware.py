@@ -14,10 +14,16 @@ rule is one measurement's conclusion (benchmarks/README.md, "Per-machine default
   which gives the uncompiled step its other cores, has nothing to run), so with
   --jit_compile=true the auto setting keeps TF's default (all cores). On the 2-core
   Xeon the runner's XLA step ran 1.47x faster so (5,529 against 3,752 examples/s).
-* XLA (`jit_compile`): off. On CPUs it was slower for JMVAE-kl through the runner on
-  both CPUs measured (this project's Xeon with AMX, and the speed issue's AMD EPYC with
-  AVX2), and the bare step with XLA was slower than without on the Xeon, also with
-  XLA's best thread setting (0.85-0.90). Not measured on a GPU by this project:
+* XLA (`jit_compile`, when --jit_compile is not given): on for an x86 CPU with AVX2 and
+  without AVX-512 (no GPU, one device), off elsewhere. On the 2-core AMD EPYC with AVX2
+  only (issue 21), `runners.train` with `--jit_compile=true` trained MNIST JMVAE-kl at
+  4,705 examples/s against 3,987 without (interleaved rounds), and the CelebA networks'
+  bare step at 51-52 against 40-41; an earlier EPYC sitting that found XLA slower ran
+  it on one intra-op thread, before the thread rule above. On the AVX-512/AMX Xeon XLA
+  is slower: the bare MNIST step at 0.85-0.90 of the uncompiled one, and the CelebA
+  networks' step did not finish 8 steps in 400 s (benchmarks/celeba_step.py). CPUs of
+  neither kind (ARM, no AVX2) are not measured: off. A run on several replicas (mirrored,
+  multi_worker) keeps it off (measured on one device only). Not measured on a GPU:
   `--jit_compile=true` to try there.
 * precision: float32 everywhere (the paper's numbers are float32). mixed_bfloat16 is an
   option: faster on the Xeon with AMX, slower on the AVX2-only EPYC (bfloat16 emulated);
@@ -116,15 +122,30 @@ class Defaults:
     return "; ".join(self.reasons)
 
 
-def decide(cpu: CpuInfo, num_gpus: int, jit_compile: bool = False) -> Defaults:
+def xla_by_default(cpu: CpuInfo, num_gpus: int) -> Tuple[bool, str]:
+  """(XLA on?, why) for a run that leaves --jit_compile unset (see the module docstring)."""
+  if num_gpus:
+    return False, "XLA off (not measured on GPU)"
+  if "avx2" in cpu.flags and "avx512f" not in cpu.flags:
+    return True, "XLA on (CPU with AVX2, no AVX-512: measured faster)"
+  if "avx512f" in cpu.flags:
+    return False, "XLA off (CPU with AVX-512: measured slower)"
+  return False, "XLA off (not measured on this CPU kind)"
+
+
+def decide(cpu: CpuInfo, num_gpus: int, jit_compile: Optional[bool] = None) -> Defaults:
   """The per-machine defaults (see the module docstring for the measurements behind them);
-  `jit_compile`: whether XLA was asked for, which changes the best intra-op threads."""
+  `jit_compile`: whether XLA was asked for (None: the machine's choice), which changes the
+  best intra-op threads."""
+  jit, why_jit = xla_by_default(cpu, num_gpus)
+  if jit_compile is not None:
+    jit, why_jit = bool(jit_compile), f"XLA {'on' if jit_compile else 'off'} (asked for)"
   if num_gpus:
     threads, why_threads = 0, f"{num_gpus} GPU(s): TF's default CPU threads"
     input_threads, why_input = 0, "tf.data autotuned"
   else:
     half = max(1, cpu.cores // 2)
-    if jit_compile:
+    if jit:
       threads = 0
       why_threads = (
         "XLA on the CPU: TF's default intra-op threads (a compiled step runs on them alone)"
@@ -134,8 +155,6 @@ def decide(cpu: CpuInfo, num_gpus: int, jit_compile: bool = False) -> Defaults:
       why_threads = f"no GPU: intra-op threads {threads} (half of {cpu.cores} cores)"
     input_threads = half
     why_input = f"tf.data on {input_threads} private thread(s), not autotuned"
-  jit = False
-  why_jit = "XLA off (not measured on GPU)" if num_gpus else "XLA off (CPU: measured slower)"
   strategy = "mirrored" if num_gpus > 1 else "default"
   why_strategy = (
     f"MirroredStrategy over {num_gpus} GPUs" if num_gpus > 1 else "no distribution strategy"
@@ -166,6 +185,7 @@ def settings_line(
   strategy: str,
   strategy_auto: bool,
   precision: str,
+  jit_auto: bool = False,
 ) -> str:
   """The one start-up line of runners.train: the machine, then each speed setting in use,
   marked "(auto)" where the machine chose it."""
@@ -180,7 +200,7 @@ def settings_line(
     f"{num_gpus} GPU(s)" if num_gpus else "no GPU",
     threads,
     inputs,
-    "XLA on" if jit_compile else "XLA off",
+    ("XLA on" if jit_compile else "XLA off") + (auto if jit_auto else ""),
     strategies.get(strategy, f"{strategy} strategy") + (auto if strategy_auto else ""),
     precision,
   ]

@@ -273,10 +273,12 @@ class RunSettings(Options):
   steps_per_execution: int = option(
     50, "Training steps per call into the compiled graph.", lower_bound=1
   )
-  jit_compile: bool = option(
-    False,
+  jit_compile: Optional[bool] = option(
+    None,
     "XLA: the whole step on one device, each replica's forward and backward pass under a "
-    "distribution strategy (off: slower on the CPUs measured, benchmarks/README.md).",
+    "distribution strategy. Unset: the machine's choice (on for a CPU with AVX2 but no "
+    "AVX-512, no GPU and one replica, where it was measured faster; off elsewhere; "
+    "benchmarks/README.md).",
   )
   strategy: str = option(
     "auto",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+from typing import Optional
 
 import tensorflow as tf
 import tf_keras as keras
@@ -19,18 +20,31 @@ from jmvae_tf.options import AUTO, STRATEGIES, TrainConfig
 
 
 @functools.lru_cache(maxsize=None)
-def _machine(jit_compile: bool) -> hardware.Defaults:
+def _machine(jit_compile: Optional[bool]) -> hardware.Defaults:
   num_gpus = len(tf.config.list_physical_devices("GPU"))
   return hardware.decide(hardware.describe_cpu(), num_gpus, jit_compile)
 
 
-def machine_defaults(jit_compile: bool = False) -> hardware.Defaults:
+def machine_defaults(jit_compile: Optional[bool] = None) -> hardware.Defaults:
   """The speed defaults for the devices this process sees (jmvae_tf/hardware.py), decided
-  once per process; `jit_compile`: whether XLA was asked for."""
-  return _machine(bool(jit_compile))
+  once per process; `jit_compile`: whether XLA was asked for (None: left to the machine)."""
+  return _machine(None if jit_compile is None else bool(jit_compile))
 
 
-def resolve_strategy(name: str, jit_compile: bool = False) -> str:
+def resolve_jit_compile(
+  jit_compile: Optional[bool], strategy: str = "auto", num_replicas: int = 1
+) -> bool:
+  """Whether the step is compiled with XLA: as asked, else the machine's choice, which was
+  measured on one device only, so a run on several replicas (a mirrored or multi_worker
+  strategy, or `num_replicas` > 1) keeps it off unless asked."""
+  if jit_compile is not None:
+    return bool(jit_compile)
+  if strategy not in ("auto", "default", "one_device") or num_replicas > 1:
+    return False
+  return machine_defaults(None).jit_compile
+
+
+def resolve_strategy(name: str, jit_compile: Optional[bool] = None) -> str:
   """The strategy `name` means here: "auto" resolved for this machine, the others as named."""
   if name not in STRATEGIES:
     raise ValueError(f"unknown strategy {name!r}; choose from {STRATEGIES}")
@@ -76,7 +90,9 @@ def check_recalibration(train_config: TrainConfig, strategy=None):
     )
 
 
-def configure_cpu_threads(intra_op: int, inter_op: int = 0, jit_compile: bool = False) -> tuple:
+def configure_cpu_threads(
+  intra_op: int, inter_op: int = 0, jit_compile: Optional[bool] = False
+) -> tuple:
   """Sets TensorFlow's CPU thread pools; call before TensorFlow runs any op.
 
   intra_op = AUTO: the machine's default (hardware.decide: with no GPU, half the usable
@@ -135,10 +151,11 @@ def speed_settings(
     intra_op_flag == AUTO,
     input_threads,
     input_threads_flag == AUTO,
-    run.jit_compile,
+    resolve_jit_compile(run.jit_compile, run.strategy),
     resolve_strategy(run.strategy),
     run.strategy == "auto",
     train_config.fixed.precision,
+    jit_auto=run.jit_compile is None,
   )
 
 

@@ -48,6 +48,7 @@ from jmvae_tf.runtime import (
   is_chief,
   make_strategy,
   precision_policy,
+  resolve_jit_compile,
   shard_by_data,
   with_input_threads,
 )
@@ -123,7 +124,11 @@ def train(
       optimizer = make_optimizer(train_config)
       model.compile(
         optimizer=optimizer,
-        jit_compile=train_config.run.jit_compile,
+        jit_compile=resolve_jit_compile(
+          train_config.run.jit_compile,
+          train_config.run.strategy,
+          strategy.num_replicas_in_sync,
+        ),
         steps_per_execution=train_config.run.steps_per_execution,
       )
       # The step's metrics are already the mean over every replica; Keras' "auto" would sum

@@ -100,7 +100,9 @@ def main(argv):
     from pipelines import registry as data_registry  # pylint: disable=g-import-not-at-top
 
     intra_op, _ = runtime.configure_cpu_threads(
-      FLAGS.intra_op_threads, FLAGS.inter_op_threads, FLAGS.jit_compile
+      FLAGS.intra_op_threads,
+      FLAGS.inter_op_threads,
+      runtime.resolve_jit_compile(FLAGS.jit_compile, FLAGS.strategy),
     )
     # MultiWorkerMirroredStrategy sets up collective ops, which TensorFlow allows only before
     # it runs any op (reading the data does); training.train makes the other strategies.

@@ -87,7 +87,9 @@ def test_describe_cpu_of_missing_file_is_unknown(tmp_path):
 
 
 def test_cpu_defaults_half_the_cores_no_xla_no_strategy():
-  decided = hardware.decide(hardware.parse_cpuinfo(EPYC_AVX2), num_gpus=0)
+  decided = hardware.decide(hardware.parse_cpuinfo(SAPPHIRE_RAPIDS), num_gpus=0)
+  assert not decided.jit_compile and "XLA off (CPU with AVX-512" in decided.summary()
+  decided = hardware.decide(hardware.parse_cpuinfo(EPYC_AVX2), num_gpus=0, jit_compile=False)
   assert decided.intra_op_threads == 2 and decided.input_threads == 2
   assert decided.strategy == "default"
   assert len(decided.reasons) == 4 and "half of 4 cores" in decided.summary()
@@ -102,6 +104,21 @@ def test_cpu_xla_keeps_tf_default_threads_for_its_ops():
   assert decided.intra_op_threads == 0
   assert decided.input_threads == 2  # the input pipeline's pool is unchanged
   assert "a compiled step runs on them alone" in decided.summary()
+
+
+def test_xla_is_the_default_on_avx2_cpus_without_avx512_only():
+  """Measured faster on the AVX2-only EPYC, slower on the AVX-512/AMX Xeon (issue 21); on
+  by default it also takes TF's default threads, as when asked for."""
+  epyc = hardware.decide(hardware.parse_cpuinfo(EPYC_AVX2), num_gpus=0)
+  assert epyc.jit_compile and epyc.intra_op_threads == 0
+  assert "XLA on (CPU with AVX2, no AVX-512: measured faster)" in epyc.summary()
+  for text in (SAPPHIRE_RAPIDS, COOPER_LAKE_BF16_ONLY, ARM):
+    assert not hardware.decide(hardware.parse_cpuinfo(text), num_gpus=0).jit_compile
+  assert not hardware.decide(hardware.parse_cpuinfo(EPYC_AVX2), num_gpus=1).jit_compile
+  asked_off = hardware.decide(hardware.parse_cpuinfo(EPYC_AVX2), num_gpus=0, jit_compile=False)
+  assert not asked_off.jit_compile and "XLA off (asked for)" in asked_off.summary()
+  asked_on = hardware.decide(hardware.parse_cpuinfo(SAPPHIRE_RAPIDS), num_gpus=0, jit_compile=True)
+  assert asked_on.jit_compile and asked_on.intra_op_threads == 0
 
 
 def test_gpu_defaults_keep_tf_threads_and_mirror_only_over_several():

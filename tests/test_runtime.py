@@ -23,7 +23,7 @@ def _machine(monkeypatch, **changes):
   doubles the intra-op threads, so a test can tell it was passed."""
   real = runtime.machine_defaults
 
-  def decided(jit_compile=False):
+  def decided(jit_compile=None):
     base = dataclasses.replace(real(jit_compile), **changes)
     if jit_compile:
       base = dataclasses.replace(base, intra_op_threads=2 * base.intra_op_threads)
@@ -105,10 +105,10 @@ def test_runner_start_up_line_and_bfloat16_warning(monkeypatch, capsys):
   instructions warns on stderr."""
 
   monkeypatch.setattr(hardware, "describe_cpu", lambda: hardware.parse_cpuinfo(EPYC_AVX2))
-  train_config = options.TrainConfig.make(precision="mixed_bfloat16")
+  train_config = options.TrainConfig.make(precision="mixed_bfloat16", jit_compile=False)
   line = runtime.speed_settings(train_config, intra_op_flag=-1, intra_op=2)
   assert line.startswith("speed settings: AMD EPYC 7B13, 4 cores, avx2 fma")
-  assert "intra-op threads 2 (auto)" in line and "XLA off" in line
+  assert "intra-op threads 2 (auto)" in line and "XLA off;" in line
   assert line.endswith("mixed_bfloat16")
   assert "will train slower than float32" in capsys.readouterr().err
   assert "tf.data autotuned (auto)" in line
@@ -116,6 +116,22 @@ def test_runner_start_up_line_and_bfloat16_warning(monkeypatch, capsys):
   assert "intra-op threads 1;" in line and "XLA on" in line
   assert "tf.data threads 1, not autotuned;" in line
   assert "slower" not in capsys.readouterr().err
+  # Left unset, XLA is the machine's choice, and the line says so.
+  _machine(monkeypatch, jit_compile=True)
+  assert "XLA on (auto)" in runtime.speed_settings(options.TrainConfig.make(), 1, 1, 1, 1)
+
+
+def test_xla_is_as_asked_else_the_machines_choice_and_off_on_several_replicas(monkeypatch):
+  _machine(monkeypatch, jit_compile=True)
+  assert runtime.resolve_jit_compile(None) is True
+  assert runtime.resolve_jit_compile(False) is False
+  assert runtime.resolve_jit_compile(None, "one_device") is True
+  for several in ("multi_worker", "mirrored"):
+    assert runtime.resolve_jit_compile(None, several) is False
+    assert runtime.resolve_jit_compile(True, several) is True
+  assert runtime.resolve_jit_compile(None, "auto", num_replicas=2) is False
+  _machine(monkeypatch, jit_compile=False)
+  assert runtime.resolve_jit_compile(None) is False and runtime.resolve_jit_compile(True) is True
 
 
 # --- BatchNorm recalibration runs on one replica -----------------------------------------------
