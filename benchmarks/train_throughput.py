@@ -38,6 +38,7 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)
 MODELS = ("jmvae", "jmvae_kl", "hierarchical_jmvae", "cvae", "cmma")
+EXTRA_MODELS = {"celeba": ("jmvae_kl_gan",)}  # a family's models beyond the default five
 FAMILIES = {  # flagfile pattern, default data directory
   "mnist": ("configs/mnist_{}.flags", os.path.join(ROOT, "..", "shared", "data", "mnist")),
   "celeba": ("configs/celeba_{}.flags", "/work/cmp/faces"),
@@ -202,8 +203,9 @@ def main():
   args.data_dir = args.data_dir or FAMILIES[args.family][1]
   models = [m for m in args.models.split(",") if m]
   for m in models:
-    if m not in MODELS:
-      p.error(f"--models: unknown model {m!r}; choose from {MODELS}")
+    known = MODELS + EXTRA_MODELS.get(args.family, ())
+    if m not in known:
+      p.error(f"--models: unknown model {m!r}; choose from {known}")
   if not os.path.isdir(args.data_dir):
     p.error(f"--data_dir={args.data_dir} is not a directory")
   if args.family != "mnist" and (args.bare or args.peer_python):
