@@ -85,17 +85,13 @@ def figure3_from_subsets(
   (smallest first), the mean of p(target|z) for a draw z given those modalities of each
   example (`num_steps` rounds of iterative sampling where the model needs them). Every row
   draws from the same seed."""
-  others = [m for m in model.modality_names if m != target]
-  infer_seed, draw_seed = split_seed(tf.constant([seed, 3], tf.int64), 2)
+  row_seed = tf.constant([seed, 3], tf.int64)
   row_names, rows = [f"{target} (the examples')"], [examples[target].numpy()]
   for given in model.inference_subsets():
-    if not set(given) <= set(others):
+    if target in given:
       continue
     batch = {name: examples[name] for name in given}
-    steps = num_steps if model.uses_iterative_sampling(given) else 0
-    mean, variance = model.posterior(batch, given, infer_seed, steps)
-    z = gaussian.sample(mean, variance, draw_seed)
-    rows.append(model.decode(z, batch, names=[target])[target].mean().numpy())
+    rows.append(model.generated_mean(batch, target, given, row_seed, num_steps).numpy())
     row_names.append(f"from {','.join(given)}")
   return row_names, rows
 

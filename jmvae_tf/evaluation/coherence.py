@@ -31,8 +31,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from jmvae_tf import files, gaussian
-from jmvae_tf.models.base import compiled, split_seed
+from jmvae_tf import files
+from jmvae_tf.evaluation import table
+from jmvae_tf.models.base import compiled
 
 CLASSIFIER_VERSION = 1  # bump when the classifier's network or training changes
 CLASSIFIER_FILE = "classifier.json"
@@ -210,15 +211,6 @@ def pair_key(given: Sequence[str], target: str) -> str:
   return f"{target}|{','.join(sorted(given))}"
 
 
-def _generated_mean(model, batch, given, target, iterations, seed):
-  infer_seed, z_seed = split_seed(seed, 2)
-  seen = {name: batch[name] for name in given}
-  steps = iterations if model.uses_iterative_sampling(given) else 0
-  mean, variance = model.posterior(seen, given, infer_seed, steps)
-  z = gaussian.sample(mean, variance, z_seed)
-  return model.decode(z, seen, names=[target])[target].mean()
-
-
 def coherence(
   model,
   dataset: tf.data.Dataset,
@@ -237,11 +229,11 @@ def coherence(
   for i, batch in enumerate(dataset):
     n = int(tf.shape(next(iter(batch.values())))[0])
     for j, (given, target) in enumerate(found):
-      generated = compiled(_generated_mean, given, target)(
+      generated = compiled(table.generated_mean, target, given)(
         model,
         {name: batch[name] for name in given},
-        given,
         target,
+        given,
         tf.constant(iterations, tf.int64),
         tf.constant([seed * 1000 + 700 + j, i], tf.int64),
       )
@@ -273,11 +265,6 @@ def prior_coherence(
   return float(np.mean(np.all([r == read[0] for r in read[1:]], axis=0)))
 
 
-def describe(model, iterations: int, given: Sequence[str]) -> str:
-  steps = iterations if model.uses_iterative_sampling(given) else 0
-  return model.describe_inference(given, steps)
-
-
 def evaluate(
   model,
   dataset: tf.data.Dataset,
@@ -300,7 +287,7 @@ def evaluate(
     "prior": prior_coherence(model, readers, prior_samples, seed) if prior_samples else None,
     "prior_samples": prior_samples,
     "read_by": {m.name: read_by(m, classifiers) for m in model.modality_specs if m.name in readers},
-    "inference": {pair_key(g, t): describe(model, iterations, g) for g, t in found},
+    "inference": {pair_key(g, t): model.describe_inference(g, iterations) for g, t in found},
     "num_examples": int(len(truth)),
   }
 

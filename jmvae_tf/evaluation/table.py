@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from jmvae_tf import gaussian, registry
+from jmvae_tf import registry
 from jmvae_tf.evaluation import estimators
-from jmvae_tf.models.base import compiled, split_seed
+from jmvae_tf.models.base import compiled
 
 # More columns than this (three modalities have 12) are a row each instead of a column each.
 WIDE_COLUMNS = 6
@@ -340,12 +340,14 @@ def supports_accuracy(model, accuracy: Optional[Accuracy]) -> bool:
   return accuracy is not None and _can_generate(model, accuracy.target, accuracy.given)
 
 
+def generated_mean(model, batch, target, given, iterations, seed):
+  """model.generated_mean, as a function `compiled` can make a graph of per pair."""
+  return model.generated_mean(batch, target, given, seed, iterations)
+
+
 def _predicted_positive(model, batch, target, given, iterations, seed):
   """sign(mean of p(target|z)) > 0, z ~ the posterior given `given` only ([B, size] bool)."""
-  seed_posterior, seed_z = split_seed(seed, 2)
-  mean, variance = model.posterior(batch, given, seed_posterior, iterations)
-  z = gaussian.sample(mean, variance, seed_z)
-  prediction = model.decode(z, batch, names=[target])[target].mean()
+  prediction = generated_mean(model, batch, target, given, iterations, seed)
   return tf.reshape(prediction, [tf.shape(prediction)[0], -1]) > 0
 
 

@@ -201,6 +201,17 @@ class MultimodalVAE(keras.Model):
     """(mean, variance) of the Gaussian over z_1 given the modalities `given`."""
     return self.posterior_layers(batch, given, seed, num_steps)[0]
 
+  def generated_mean(
+    self, batch: Batch, target: str, given: Sequence[str], seed=(0, 0), num_steps=0
+  ) -> tf.Tensor:
+    """The mean of p(target|z) for one draw z from the posterior given `given` (`batch` may
+    hold only those): what figures, coherence and the attributes predicted from the image
+    read off a model."""
+    seed_posterior, seed_z = split_seed(seed, 2)
+    mean, variance = self.posterior(batch, given, seed_posterior, num_steps)
+    z = gaussian.sample(mean, variance, seed_z)
+    return self.decode(z, batch, names=[target])[target].mean()
+
   def latent_draws(self, layers: Layers, n: int, seed) -> tf.Tensor:
     mean, variance = layers[0]
     return gaussian.sample_n(mean, variance, n, seed)
