@@ -89,9 +89,10 @@ class GaussianEncoder(keras.Model):
   def heads(self, h: tf.Tensor):
     return self.mean_head(h), gaussian.softplus_variance(self.variance_head(h))
 
-  def call(self, inputs: Dict[str, tf.Tensor], training=None):
-    """Returns (mean, variance) of q(z | inputs[modality_names])."""
-    return self.heads(self.features(inputs, training=training))
+  def call(self, inputs: Dict[str, tf.Tensor], training=None, branch_outputs=None):
+    """Returns (mean, variance) of q(z | inputs[modality_names]); `branch_outputs` as for
+    `features`."""
+    return self.heads(self.features(inputs, training=training, branch_outputs=branch_outputs))
 
 
 class GaussianConditional(keras.Model):

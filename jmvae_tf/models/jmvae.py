@@ -96,10 +96,7 @@ class JMVAE(MultimodalVAE):
 
   # --- networks ------------------------------------------------------------------------------
   def joint_posterior_layers(self, batch: Batch, training=None, branch_outputs=None) -> Layers:
-    if not branch_outputs:  # training's path, through the encoder's __call__ as always
-      return [self.joint_encoder(batch, training=training)]
-    h = self.joint_encoder.features(batch, training=training, branch_outputs=branch_outputs)
-    return [self.joint_encoder.heads(h)]
+    return [self.joint_encoder(batch, training=training, branch_outputs=branch_outputs)]
 
   def joint_branch_outputs(self, batch, names):
     return self.joint_encoder.branch_outputs(batch, names, training=False)
