@@ -292,7 +292,8 @@ def read_partition_file(
   path = Path(path)
   lines = _read_lines(path)
   first = 0
-  if _is_csv(path):
+  csv = _is_csv(path)
+  if csv:
     header = [f.strip() for f in lines[0].split(",")] if lines else []
     if header != ["image_id", "partition"]:
       raise DataError(f"{path}: line 1 should be image_id,partition, got {lines[:1]!r:.60}")
@@ -304,7 +305,7 @@ def read_partition_file(
     )
   partition = np.empty(len(rows), np.int8)
   for index, (line, expected) in enumerate(zip(rows, file_names)):
-    fields = [f.strip() for f in line.split(",")] if _is_csv(path) else line.split()
+    fields = [f.strip() for f in line.split(",")] if csv else line.split()
     if len(fields) != 2 or fields[1] not in ("0", "1", "2"):
       raise DataError(
         f"{path}: line {first + index + 1}: expected a file name and 0, 1 or 2, got {line!r:.60}"
@@ -359,11 +360,6 @@ def inspect_jpeg(path: str) -> Tuple[Optional[str], int]:
   if _JPEG_EOI not in tail:
     return "truncated or corrupt JPEG (no FF D9 end-of-image marker at its end)", signature
   return None, signature
-
-
-def check_jpeg(path: str) -> Optional[str]:
-  """Why `path` is not a well-framed JPEG, or None."""
-  return inspect_jpeg(path)[0]
 
 
 def read_folder(data_dir: PathLike, need_partition: bool = False) -> CelebAFiles:
