@@ -124,7 +124,7 @@ def machine_rates(repeats: int = 10):
 
   import numpy as np
 
-  from jmvae_tf import hardware
+  from jmvae_tf.training.driver import hardware
 
   rng = np.random.default_rng(0)
   a, b = (rng.random((2048, 2048), dtype=np.float32) for _ in range(2))
@@ -177,7 +177,7 @@ def limit_line(model_name, model, batch_size, gflops, copy_gbs):
 def measure(model_name, jit_compile, args, data):
   import tensorflow as tf
 
-  from jmvae_tf import config as config_lib
+  from jmvae_tf.models import config as config_lib
 
   tf.random.set_seed(0)  # the same initial weights every run
   config = model_config(model_name, data)
@@ -266,7 +266,7 @@ def main():
       subprocess.run([sys.executable, __file__, f"--jit_compile={jit}", *others], check=True)
     return
 
-  from jmvae_tf import runtime
+  from jmvae_tf.training.driver import runtime
   from pipelines import mnist
 
   jit = args.jit_compile == "true"

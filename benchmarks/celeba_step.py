@@ -46,9 +46,9 @@ def build_model(model_name: str):
 
   from absl import flags
 
-  from jmvae_tf import config as config_lib
-  from jmvae_tf.likelihoods import GAUSSIAN_FIXED
-  from jmvae_tf.modalities import Modality
+  from jmvae_tf.core.likelihoods import GAUSSIAN_FIXED
+  from jmvae_tf.core.modalities import Modality
+  from jmvae_tf.models import config as config_lib
   from pipelines import celeba
   from runners import train as train_runner
 
@@ -58,8 +58,8 @@ def build_model(model_name: str):
   fv([sys.argv[0], f"--flagfile={flagfile}", "--model_dir=unused"])
   data = types.SimpleNamespace(
     modalities=(
-      Modality("image", GAUSSIAN_FIXED, (celeba.IMAGE_SIZE, celeba.IMAGE_SIZE, 3)),
-      Modality("attributes", GAUSSIAN_FIXED, (celeba.NUM_ATTRIBUTES,)),
+      Modality("image", GAUSSIAN_FIXED, (celeba.IMAGE_SIZE, celeba.IMAGE_SIZE, 3), "image"),
+      Modality("attributes", GAUSSIAN_FIXED, (celeba.NUM_ATTRIBUTES,), "vector"),
     ),
     architecture=celeba.CelebADataSet.architecture,
     name="celeb_a",
@@ -171,7 +171,7 @@ def main():
   if args.variant:
     return ours(args)
 
-  from jmvae_tf import hardware
+  from jmvae_tf.training.driver import hardware
 
   print(f"CPU: {hardware.describe_cpu().describe()}", flush=True)
   variants = [v for v in args.variants.split(",") if v]

@@ -26,9 +26,9 @@ def main():
   args = p.parse_args()
   import tensorflow as tf
 
-  from jmvae_tf import config as config_lib
-  from jmvae_tf import hardware
   from jmvae_tf.evaluation import estimators
+  from jmvae_tf.models import config as config_lib
+  from jmvae_tf.training.driver import hardware
   from pipelines import mnist
 
   print(f"CPU: {hardware.describe_cpu().describe()}")

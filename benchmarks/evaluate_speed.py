@@ -44,8 +44,8 @@ flags.DEFINE_integer("batch_size", 500, "Examples per compiled batch (runners.ev
 
 
 def _model_and_data(tf, np):
-  from jmvae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
-  from jmvae_tf import run_dir  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.models import config as config_lib  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.training.driver import run_dir  # pylint: disable=g-import-not-at-top
   from pipelines import mnist  # pylint: disable=g-import-not-at-top
 
   n = FLAGS.num_test
@@ -84,8 +84,8 @@ def main(argv):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  from jmvae_tf import hardware  # pylint: disable=g-import-not-at-top
   from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.training.driver import hardware  # pylint: disable=g-import-not-at-top
 
   print(f"CPU: {hardware.describe_cpu().describe()}", flush=True)
   definition = table.TABLES["celeb_a" if FLAGS.family == "celeba" else "mnist"]

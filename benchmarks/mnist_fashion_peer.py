@@ -52,8 +52,8 @@ def main():
 
   import numpy as np
 
-  from jmvae_tf import hardware
   from jmvae_tf.evaluation import coherence
+  from jmvae_tf.training.driver import hardware
   from pipelines.mnist_fashion import MnistFashionDataSet
 
   print(f"CPU: {hardware.describe_cpu().describe()}", flush=True)

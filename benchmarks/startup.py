@@ -47,7 +47,7 @@ def main():
     "optimizer_state",
     "before",
     ["before", "first_step"],
-    "before: made after compile, as training.train does; first_step: left to the first step.",
+    "before: made after compile, as driver.train does; first_step: left to the first step.",
   )
   argv = sys.argv + ["--model_dir=unused"]  # required by the flags; nothing is written
   # parse_or_exit imports TensorFlow, TFP and tf-keras (quietly: flagutil.quiet_tensorflow).
@@ -55,7 +55,8 @@ def main():
   import tensorflow as tf
 
   done("parse the flags; import tensorflow, tensorflow_probability, tf_keras")
-  from jmvae_tf import config, runtime, training
+  from jmvae_tf.models import config
+  from jmvae_tf.training import driver, runtime
   from pipelines import registry
 
   done("import jmvae_tf, pipelines")
@@ -73,12 +74,12 @@ def main():
     with runtime.precision_policy(train_config.fixed.precision):
       model = config.build_model(model_config)
     model.compile(
-      optimizer=training.make_optimizer(train_config),
+      optimizer=driver.make_optimizer(train_config),
       jit_compile=jit_compile,
       steps_per_execution=train_config.run.steps_per_execution,
     )
     if fv.optimizer_state == "before":
-      model.build_optimizer_state()  # as training.train does
+      model.build_optimizer_state()  # as driver.train does
   done("build and compile the model")
   dataset = runtime.with_input_threads(
     data.train_dataset(train_config.fixed.batch_size, 0, 0), runtime.input_threads(fv.input_threads)

@@ -213,7 +213,7 @@ def main():
   if args.epochs < 2:
     p.error("--epochs must be at least 2 (the first is dropped)")
 
-  from jmvae_tf import hardware
+  from jmvae_tf.training import hardware
 
   print(f"CPU: {hardware.describe_cpu().describe()}", flush=True)
   variants = [v.strip() for v in args.variants.split(";")] if args.variants else [""]

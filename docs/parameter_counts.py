@@ -22,16 +22,16 @@ def count(variables) -> int:
 
 
 def main():
-  from jmvae_tf import config  # pylint: disable=g-import-not-at-top
-  from jmvae_tf.modalities import Modality  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core.modalities import Modality  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.models import config  # pylint: disable=g-import-not-at-top
   from pipelines.mnist import mnist_modalities  # pylint: disable=g-import-not-at-top
 
   data = {
     2: (mnist_modalities(), "mnist"),
     3: (
       (
-        Modality("digit", "bernoulli", (28, 28, 1)),
-        Modality("fashion", "bernoulli", (28, 28, 1)),
+        Modality("digit", "bernoulli", (28, 28, 1), "image"),
+        Modality("fashion", "bernoulli", (28, 28, 1), "image"),
         Modality("label", "categorical", (10,)),
       ),
       "mnist_fashion",

@@ -34,8 +34,11 @@ def main(argv):
   import matplotlib  # pylint: disable=g-import-not-at-top
 
   matplotlib.use("Agg")
-  from jmvae_tf import figures, gaussian, run_dir  # pylint: disable=g-import-not-at-top
-  from jmvae_tf.models.base import split_seed  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core import gaussian  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core.modalities import IMAGE  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core.sampling import split_seed  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.inspection import figures  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.training import run_dir
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   models = []
@@ -68,7 +71,7 @@ def main(argv):
     names,
     [""] * FLAGS.num_faces,
     title,
-    next(m for m in data.modalities if m.is_image).likelihood.value_range,
+    next(m for m in data.modalities if m.family == IMAGE).likelihood.value_range,
   )
   figures.save_figure(fig, FLAGS.output)
   print(f"wrote {FLAGS.output}")

@@ -7,7 +7,7 @@ flips the attribute that the model itself reads off the edited face.
       "+GAN pixels=runs/synthetic_faces/jmvae_kl_gan"
 
 Sharpness: the variance of the Laplacian of the grey image (high-frequency content; it also
-counts artefacts), mean over the test faces. Edits: jmvae_tf.editing.edit_success.
+counts artefacts), mean over the test faces. Edits: jmvae_tf.inspection.editing.edit_success.
 """
 
 from __future__ import annotations
@@ -23,7 +23,9 @@ matplotlib.use("Agg")
 
 import numpy as np  # noqa: E402
 
-from jmvae_tf import editing, figures, run_dir  # noqa: E402
+from jmvae_tf.core.modalities import IMAGE  # noqa: E402
+from jmvae_tf.inspection import editing, figures  # noqa: E402
+from jmvae_tf.training import run_dir
 from pipelines import celeba  # noqa: E402
 from pipelines.celeba_attributes import ATTRIBUTE_NAMES  # noqa: E402
 
@@ -98,7 +100,7 @@ def main():
     names,
     [],
     "test faces, reconstructions and faces from their attributes",
-    next(m for m in data.modalities if m.is_image).likelihood.value_range,
+    next(m for m in data.modalities if m.family == IMAGE).likelihood.value_range,
   )
   figures.save_figure(fig, os.path.join(args.output_dir, "sharpness.png"))
 

@@ -71,10 +71,10 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf.files import cache_dir, first_line, stderr_set_aside
-from jmvae_tf.likelihoods import GAUSSIAN_FIXED
-from jmvae_tf.modalities import Modality
-from pipelines import datasets
+from jmvae_tf.core.data import DataError, DataSet, check_options, digest
+from jmvae_tf.core.files import cache_dir, first_line, stderr_set_aside
+from jmvae_tf.core.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.core.modalities import IMAGE, VECTOR, Modality
 from pipelines.celeba_attributes import (
   ATTRIBUTE_FILE,
   ATTRIBUTE_NAMES,
@@ -83,7 +83,6 @@ from pipelines.celeba_attributes import (
   KAGGLE_PARTITION_FILE,
   PARTITION_FILE,
 )
-from pipelines.datasets import DataError
 from pipelines.synthetic_faces import MARKER_FILE as SYNTHETIC_MARKER
 
 PathLike = Union[str, os.PathLike]
@@ -470,7 +469,7 @@ def cached_faces(files: CelebAFiles, crop: str) -> np.ndarray:
   face: 2.4 GB for CelebA's 202,599, read back in about a second instead of minutes of
   decoding (and of competing with the training step for the cores in every epoch)."""
   directory = cache_dir("celeba")
-  key = datasets.digest(
+  key = digest(
     files.signatures, np.frombuffer(f"{crop} {IMAGE_SIZE} v{CACHE_VERSION}".encode(), np.uint8)
   )
   path = directory / f"celeba-faces-{key}.npy" if directory else None
@@ -598,7 +597,7 @@ def _split_rows(
 # The data set of the registry.
 
 
-class CelebADataSet(datasets.DataSet):
+class CelebADataSet(DataSet):
   """CelebA as in the paper: x = a 64x64x3 face in [-1, 1], w = its 40 attributes in
   {-1, 1}, both Gaussian with a tanh mean and unit variance. Options `crop` (paper,
   center) and `split` (paper, official); see the module docstring."""
@@ -613,7 +612,7 @@ class CelebADataSet(datasets.DataSet):
     validation: bool = False,
     **options: str,
   ):
-    datasets.check_options(self.name, options, {"crop": tuple(CROP_BOXES), "split": SPLIT_OPTIONS})
+    check_options(self.name, options, {"crop": tuple(CROP_BOXES), "split": SPLIT_OPTIONS})
     self.crop = options.get("crop", "paper")
     self.split_option = options.get("split", "paper")
     need_partition = self.split_option == "official"
@@ -628,8 +627,8 @@ class CelebADataSet(datasets.DataSet):
   @property
   def modalities(self) -> Tuple[Modality, ...]:
     return (
-      Modality("image", GAUSSIAN_FIXED, (IMAGE_SIZE, IMAGE_SIZE, 3)),
-      Modality("attributes", GAUSSIAN_FIXED, (NUM_ATTRIBUTES,)),
+      Modality("image", GAUSSIAN_FIXED, (IMAGE_SIZE, IMAGE_SIZE, 3), IMAGE),
+      Modality("attributes", GAUSSIAN_FIXED, (NUM_ATTRIBUTES,), VECTOR),
     )
 
   def num_examples(self, split: str) -> int:
@@ -643,7 +642,7 @@ class CelebADataSet(datasets.DataSet):
 
   def fingerprint(self) -> str:
     rows = self._rows["train"]
-    return datasets.digest(self._source.image_content(rows), self._source.attributes[rows])
+    return digest(self._source.image_content(rows), self._source.attributes[rows])
 
   def rows(self, split: str) -> np.ndarray:
     """The file-order row numbers (0-based) of `split`'s examples, in order."""

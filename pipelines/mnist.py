@@ -19,10 +19,9 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf.likelihoods import BERNOULLI, CATEGORICAL
-from jmvae_tf.modalities import Modality
-from pipelines import datasets
-from pipelines.datasets import DataError
+from jmvae_tf.core.data import SPLITS, DataError, DataSet, check_options, digest
+from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL
+from jmvae_tf.core.modalities import IMAGE, Modality
 from pipelines.idx import IdxError, PathLike, read_idx
 
 NUM_CLASSES = 10
@@ -47,7 +46,7 @@ _EVAL_BITS_STREAM = 0x0E7A_B175
 def mnist_modalities(num_classes: int = NUM_CLASSES, image_shape=IMAGE_SIZE + (1,)):
   """The paper's MNIST pair: x = binarised image, w = one-hot label."""
   return (
-    Modality("image", BERNOULLI, image_shape),
+    Modality("image", BERNOULLI, image_shape, IMAGE),
     Modality("label", CATEGORICAL, (num_classes,)),
   )
 
@@ -366,7 +365,7 @@ def _fix_batch_dim(value: tf.Tensor, batch_size: int) -> tf.Tensor:
 # The data sets of the registry.
 
 
-class MnistDataSet(datasets.DataSet):
+class MnistDataSet(DataSet):
   """MNIST: x = a 28x28 image binarised stochastically (fresh bits every
   epoch, fixed bits for evaluation), w = its one-hot label; the paper's split
   (the first ``num_train`` training images, the rest as validation when
@@ -384,7 +383,7 @@ class MnistDataSet(datasets.DataSet):
     validation: bool = False,
     **options: str,
   ):
-    datasets.check_options(self.name, options, {})
+    check_options(self.name, options, {})
     arrays = load_arrays(data_dir, self.tfds_name)
     if num_train is None:  # the paper's 50,000, or all of a smaller set
       num_train = min(PAPER_NUM_TRAIN, arrays.train_images.shape[0] - int(validation))
@@ -399,7 +398,7 @@ class MnistDataSet(datasets.DataSet):
     return getattr(self.splits, split_name)
 
   def num_examples(self, split: str) -> int:
-    part = self._part(split) if split in datasets.SPLITS else None
+    part = self._part(split) if split in SPLITS else None
     return 0 if part is None else part.num_examples
 
   def train_dataset(self, batch_size: int, seed: int, start_epoch: int = 0) -> tf.data.Dataset:
@@ -418,7 +417,7 @@ class MnistDataSet(datasets.DataSet):
     return self._part(split).images[: self.check_split(split, num_examples)]
 
   def fingerprint(self) -> str:
-    return datasets.digest(self.splits.train.images, self.splits.train.labels)
+    return digest(self.splits.train.images, self.splits.train.labels)
 
   def metadata(self, split: str, num_examples: int) -> dict[str, np.ndarray]:
     return {"label": self.classes(split, num_examples)}

@@ -24,10 +24,10 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf.likelihoods import BERNOULLI, CATEGORICAL
-from jmvae_tf.modalities import Modality
-from pipelines import datasets, mnist
-from pipelines.datasets import DataError
+from jmvae_tf.core.data import SPLITS, DataError, DataSet, check_options, digest
+from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL
+from jmvae_tf.core.modalities import IMAGE, Modality
+from pipelines import mnist
 
 NUM_CLASSES = mnist.NUM_CLASSES
 FASHION_CLASSES = (
@@ -75,7 +75,7 @@ def partners(labels: tf.Tensor, table, seed: tf.Tensor) -> tf.Tensor:
   return tf.gather(order, tf.gather(starts, labels) + k)
 
 
-class MnistFashionDataSet(datasets.DataSet):
+class MnistFashionDataSet(DataSet):
   """x1 = a MNIST digit, x2 = a Fashion-MNIST item of its class, w = the one-hot label; both
   images 28x28 binarised stochastically (see the module docstring)."""
 
@@ -89,7 +89,7 @@ class MnistFashionDataSet(datasets.DataSet):
     validation: bool = False,
     **options: str,
   ):
-    datasets.check_options(self.name, options, {"fashion_dir": ()})
+    check_options(self.name, options, {"fashion_dir": ()})
     if (data_dir is None) != ("fashion_dir" not in options):
       raise DataError(
         "mnist_fashion: give both --data_dir (MNIST's IDX files) and "
@@ -117,8 +117,8 @@ class MnistFashionDataSet(datasets.DataSet):
   @property
   def modalities(self):
     return (
-      Modality("digit", BERNOULLI, mnist.IMAGE_SIZE + (1,)),
-      Modality("fashion", BERNOULLI, mnist.IMAGE_SIZE + (1,)),
+      Modality("digit", BERNOULLI, mnist.IMAGE_SIZE + (1,), IMAGE),
+      Modality("fashion", BERNOULLI, mnist.IMAGE_SIZE + (1,), IMAGE),
       Modality("label", CATEGORICAL, (NUM_CLASSES,)),
     )
 
@@ -126,7 +126,7 @@ class MnistFashionDataSet(datasets.DataSet):
     return getattr(self.splits, split)
 
   def num_examples(self, split: str) -> int:
-    part = self._part(split) if split in datasets.SPLITS else None
+    part = self._part(split) if split in SPLITS else None
     return 0 if part is None else part.num_examples
 
   def _fashion_source(self, split: str) -> str:
@@ -235,7 +235,7 @@ class MnistFashionDataSet(datasets.DataSet):
   def fingerprint(self) -> str:
     # Fashion-MNIST's training labels decide the pairing (through its class table), so they
     # are part of the data.
-    return datasets.digest(
+    return digest(
       self.splits.train.images,
       self.splits.train.labels,
       self.fashion["train"],

@@ -1,29 +1,43 @@
-"""The data sets `--dataset` can name, importable without TensorFlow (the runners
-define their flags from it, so a bad flag is reported before TensorFlow starts).
+"""The data sets `--dataset` can name, importable without TensorFlow (the runners define their
+flags from it, so a bad flag is reported before TensorFlow starts).
 
-Adding a data set: one line here, `"name": "module:Class"`, the class a
-`pipelines.datasets.DataSet`.
+The project's data sets are entries here, `"name": "module:Class"`, each class a
+`jmvae_tf.core.data.DataSet`; a plug-in adds its own with `register_dataset` (its module is
+recorded in the run.json of a model trained on it, and imported again when that run is read).
 """
 
 from __future__ import annotations
 
-import importlib
-from typing import Optional, Sequence
+from typing import Optional, Sequence, Tuple
 
-DATASETS = {
-  "mnist": "pipelines.mnist:MnistDataSet",
-  "fashion_mnist": "pipelines.mnist:FashionMnistDataSet",
-  "mnist_fashion": "pipelines.mnist_fashion:MnistFashionDataSet",
-  "celeb_a": "pipelines.celeba:CelebADataSet",
-}
-DATASET_NAMES = tuple(DATASETS)
+from jmvae_tf.core import plugins
+
+DATASETS = plugins.Registry(
+  "data set",
+  {
+    "mnist": "pipelines.mnist:MnistDataSet",
+    "fashion_mnist": "pipelines.mnist:FashionMnistDataSet",
+    "mnist_fashion": "pipelines.mnist_fashion:MnistFashionDataSet",
+    "celeb_a": "pipelines.celeba:CelebADataSet",
+  },
+)
+
+
+def register_dataset(name: str, dataset_class, replace: bool = False):
+  """Adds a data set under `name` (--dataset, run.json's "dataset"): `dataset_class` a
+  jmvae_tf.core.data.DataSet subclass taking (data_dir, num_train, validation, **its
+  options), or "module:Class". Returns what it was given, so it serves as a class decorator
+  factory's target: `register_dataset("counts", CountsDataSet)`."""
+  return DATASETS.register(name, dataset_class, plugins.calling_module(), replace=replace)
+
+
+def dataset_names() -> Tuple[str, ...]:
+  """Every registered data set, the project's first."""
+  return DATASETS.names()
 
 
 def dataset_class(name: str):
-  if name not in DATASETS:
-    raise ValueError(f"unknown data set {name!r}; choose from {sorted(DATASETS)}")
-  module, cls = DATASETS[name].split(":")
-  return getattr(importlib.import_module(module), cls)
+  return DATASETS.get(name)
 
 
 def make_dataset(
@@ -34,8 +48,8 @@ def make_dataset(
   options: Sequence[str] = (),
 ):
   """The data set `name`, its files read and checked (a DataError, one line, if not)."""
-  from pipelines import datasets  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core.data import parse_options  # pylint: disable=g-import-not-at-top
 
   return dataset_class(name)(
-    data_dir=data_dir, num_train=num_train, validation=validation, **datasets.parse_options(options)
+    data_dir=data_dir, num_train=num_train, validation=validation, **parse_options(options)
   )

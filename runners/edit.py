@@ -6,7 +6,7 @@ r"""Edits a face by its attributes with a trained CelebA-family model (the paper
 The picture (JPEG, PNG, BMP or GIF, any size) is cropped and resized as the training data
 was (pipelines/celeba.py preprocess_image, with the run's crop); attribute names are
 CelebA's (a leading "-" means "not"). The output PNG shows the input, the model's
-reconstruction and the edit side by side. See jmvae_tf/editing.py for the method.
+reconstruction and the edit side by side. See jmvae_tf/inspection/editing.py for the method.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ def define_flags(fv: flags.FlagValues = FLAGS):
 
 def check_args(fv=FLAGS):
   """The edits and the output path, checked before any model or picture is read."""
-  from jmvae_tf import editing  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.inspection import editing  # pylint: disable=g-import-not-at-top
   from pipelines.celeba_attributes import ATTRIBUTE_NAMES  # pylint: disable=g-import-not-at-top
 
   edits = editing.parse_edits(fv.set, ATTRIBUTE_NAMES, fv.strength)
@@ -99,7 +99,9 @@ def edit(fv=FLAGS) -> list:
   edits = check_args(fv)
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  from jmvae_tf import editing, files, run_dir  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.inspection import editing  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   from pipelines.celeba_attributes import ATTRIBUTE_NAMES  # pylint: disable=g-import-not-at-top
 
   run = run_dir.load_run(fv.model_dir)

@@ -6,7 +6,7 @@ r"""Writes latent embeddings of the MNIST test set for the TensorBoard Projector
 One embedding per encoder (z_joint from q(z|x,w); z_from_image, z_from_label from
 one modality: JMVAE-kl's unimodal encoders, iterative sampling for JMVAE and
 hierarchical JMVAE), each with the labels as metadata ("Color by: label") and a
-sprite of the test digits. See jmvae_tf/projector.py.
+sprite of the test digits. See jmvae_tf/inspection/projector.py.
 """
 
 from __future__ import annotations
@@ -58,7 +58,9 @@ def define_flags(fv: flags.FlagValues = FLAGS):
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
-  from jmvae_tf import files, projector, run_dir  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.inspection import projector  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "projector")

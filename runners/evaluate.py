@@ -149,7 +149,7 @@ def output_dirs(dirs):
 def write_outputs(directory: str, stem: str, records, markdown: str):
   """`stem`.json and .md in `directory`, each replaced whole: a full disk leaves the
   previous files and is a WriteError naming the file."""
-  from jmvae_tf import files  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
 
   os.makedirs(directory, exist_ok=True)
   path = os.path.join(directory, stem)
@@ -170,8 +170,9 @@ def main(argv):
 def evaluate_all():
   """Checks every input (before any model is built or evaluated), then evaluates each
   model, writing its table row as it finishes, then the whole table."""
-  from jmvae_tf import files, run_dir, summaries  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
   from jmvae_tf.evaluation import coherence, table  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.training import run_dir, summaries  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   check_args()
@@ -282,7 +283,7 @@ def evaluate_all():
 
 
 def registry_title(model: str) -> str:
-  from jmvae_tf import registry  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.models import registry  # pylint: disable=g-import-not-at-top
 
   return registry.title(model)
 

@@ -5,7 +5,7 @@ r"""Exports a trained model as a SavedModel for TF Serving.
 
 writes EXPORT_DIR/NAME/VERSION/ (NAME: the model name in run.json unless --name;
 VERSION: the next free integer from 1 unless --version; an existing version is
-never overwritten). The signatures are described in jmvae_tf/serving.py and
+never overwritten). The signatures are described in jmvae_tf/serving/signatures.py and
 docs/SERVING.md. --max_batch_size, --max_num_samples and --max_num_steps bound what one
 request may ask (refused beyond them); they are recorded in the export (its `limits`
 signature and assets.extra/limits.json).
@@ -17,7 +17,7 @@ import os
 
 from absl import app, flags
 
-from jmvae_tf import options
+from jmvae_tf.core import options
 from runners import flagutil
 
 FLAGS = flags.FLAGS
@@ -50,7 +50,8 @@ def define_flags(fv: flags.FlagValues = FLAGS):
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
-  from jmvae_tf import run_dir, serving  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.serving import export  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.training import run_dir  # pylint: disable=g-import-not-at-top
 
   # RunDirError, ExportError, an unreadable checkpoint, a full disk: one line.
   with flagutil.one_line_errors():
@@ -58,7 +59,7 @@ def main(argv):
     run = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
     name = FLAGS.name or run.config.model
     print(f"read {run.describe()}", flush=True)
-    path = serving.export(
+    path = export.export(
       run.restore(),
       FLAGS.export_dir,
       name,

@@ -22,7 +22,7 @@ Figure 8a: the average face p(x|z_mean), z_mean the mean of q(z|w), and --num_ra
   z_mean + sigma * eps, eps ~ N(0, --zeta), where w is test face --base_face's attributes with
   each of --face_attributes set to 2 (-2 for a "-" name); 8b: a PCA of those latents.
 Figure 9: bi-directional editing of --num_faces test faces, one column per --face_edits edit:
-  x + x'_mean - x_mean (jmvae_tf/editing.py).
+  x + x'_mean - x_mean (jmvae_tf/inspection/editing.py).
 PNGs go to --output_dir, the same images to TensorBoard under --output_dir/logs.
 """
 
@@ -33,7 +33,7 @@ import os
 
 from absl import app, flags
 
-from jmvae_tf import registry
+from jmvae_tf.models import registry
 from runners import flagutil
 
 FLAGS = flags.FLAGS
@@ -109,7 +109,7 @@ def report_curves(figure: str, curves, steps, digits: int, out: str, **record):
         f"figure {figure}: {title} {name}: "
         + ", ".join(f"K={k}: {v:.{digits}f}" for k, v in zip(steps, values))
       )
-  from jmvae_tf import files  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
 
   files.write_whole(
     os.path.join(out, f"figure{figure}.json"),
@@ -132,7 +132,8 @@ def check_args(fv=FLAGS):
   """Checks every flag and model dir; returns ({flag: run_dir.Run} of the dirs given,
   the figures that can be drawn, one line per asked figure that cannot, and the runs' data
   set and its options)."""
-  from jmvae_tf import files, run_dir  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.training import run_dir  # pylint: disable=g-import-not-at-top
 
   files.check_writable(fv.output_dir, "--output_dir")  # before anything is drawn
   unknown = [f for f in fv.figures if f not in MNIST_FIGURES + FACE_FIGURES]
@@ -187,7 +188,7 @@ def check_args(fv=FLAGS):
 def face_edits(fv=FLAGS):
   """(Figure 8's (name, column, +-2) choices, Figure 9's editing.Edit list), or a ValueError
   naming an unknown attribute and listing CelebA's."""
-  from jmvae_tf import editing, figures  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.inspection import editing, figures  # pylint: disable=g-import-not-at-top
   from pipelines.celeba_attributes import ATTRIBUTE_NAMES  # pylint: disable=g-import-not-at-top
 
   chosen = [
@@ -204,7 +205,7 @@ def face_edits(fv=FLAGS):
 
 def draw_face_figures(data, models, drawable, save, out):
   """Figures 6-9 for each model in `models` ({title: (key, model)})."""
-  from jmvae_tf import figures  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.inspection import figures  # pylint: disable=g-import-not-at-top
 
   split = data.held_out_split()
   faces = next(iter(data.eval_dataset(split, FLAGS.num_faces, num_examples=FLAGS.num_faces)))
@@ -293,7 +294,8 @@ def draw_subset_figures(data, models, save):
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  from jmvae_tf import figures  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core.modalities import IMAGE  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.inspection import figures  # pylint: disable=g-import-not-at-top
 
   n = data.num_examples("test")
   classes = data.classes("test", n)
@@ -302,7 +304,7 @@ def draw_subset_figures(data, models, save):
   examples = {name: tf.gather(value, first) for name, value in batch.items()}
   for title, (key, model) in models.items():
     for m in data.modalities:
-      if not m.is_image:
+      if m.family != IMAGE:
         continue
       row_names, rows = figures.figure3_from_subsets(
         model, examples, m.name, FLAGS.seed, max(_int_list("steps", FLAGS.steps))
@@ -345,7 +347,8 @@ def draw_all():
   import numpy as np  # pylint: disable=g-import-not-at-top
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
-  from jmvae_tf import figures  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.core.modalities import IMAGE  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.inspection import figures  # pylint: disable=g-import-not-at-top
 
   out = FLAGS.output_dir
   os.makedirs(out, exist_ok=True)
@@ -362,7 +365,7 @@ def draw_all():
     if n in runs
   }
   # x: the (first) image, w: the class (MNIST's label).
-  x = next(m for m in data.modalities if m.is_image)
+  x = next(m for m in data.modalities if m.family == IMAGE)
   w = next((m for m in data.modalities if m.likelihood.classes(m.shape) is not None), None)
   if set(drawable) & set(FACE_FIGURES):
     for _, model in models.values():

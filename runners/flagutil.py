@@ -12,7 +12,7 @@ from typing import Iterable
 
 from absl import flags, logging
 
-from jmvae_tf import files
+from jmvae_tf.core import files
 from pipelines import registry
 
 
@@ -22,7 +22,7 @@ def define_data_flags(fv: flags.FlagValues):
   flags.DEFINE_enum(
     "dataset",
     "mnist",
-    list(registry.DATASET_NAMES),
+    list(registry.dataset_names()),
     "Data set (pipelines/registry.py); it also picks the networks.",
     **d,
   )
@@ -51,7 +51,7 @@ def _flag_type(hint) -> tuple:
 def define_option_flags(
   options_classes: Iterable[type], fv: flags.FlagValues, skip: Iterable[str] = ()
 ):
-  """A flag for every field of the options dataclasses (jmvae_tf/options.py) that is one,
+  """A flag for every field of the options dataclasses (jmvae_tf/core/options.py) that is one,
   with the field's default, help, choices and lower bound: the options are their one source.
   A field shared by several classes (latent_dim) is defined once."""
   defined = set(skip)

@@ -13,7 +13,8 @@ import sys
 
 from absl import app, flags
 
-from jmvae_tf import options, registry
+from jmvae_tf.core import options
+from jmvae_tf.models import registry
 from runners import flagutil
 
 FLAGS = flags.FLAGS
@@ -22,10 +23,11 @@ AUTO = options.AUTO
 
 def define_flags(fv: flags.FlagValues = FLAGS):
   """The model's options and the training settings from their dataclasses
-  (jmvae_tf/options.py, their one source), then the runner's own flags."""
+  (jmvae_tf/core/options.py, their one source), then the runner's own flags."""
   d = dict(flag_values=fv)
-  flags.DEFINE_enum("model", "jmvae_kl", list(registry.MODEL_NAMES), "Objective to train.", **d)
-  flagutil.define_option_flags([e.options for e in registry.MODELS.values()], fv)
+  names = registry.model_names()
+  flags.DEFINE_enum("model", "jmvae_kl", list(names), "Objective to train.", **d)
+  flagutil.define_option_flags([registry.entry(n).options for n in names], fv)
   flagutil.define_data_flags(fv)
   flagutil.define_option_flags([options.FixedSettings, options.RunSettings], fv)
   flags.DEFINE_bool(
@@ -58,8 +60,8 @@ def define_flags(fv: flags.FlagValues = FLAGS):
 
 def model_config_from_flags(data, fv=FLAGS):
   """The model's config: the options its objective uses, from the flags of the same name, on
-  `data`'s modalities and networks (`data`: a pipelines.datasets.DataSet)."""
-  from jmvae_tf import config as config_lib  # pylint: disable=g-import-not-at-top
+  `data`'s modalities and networks (`data`: a jmvae_tf.core.data.DataSet)."""
+  from jmvae_tf.models import config as config_lib  # pylint: disable=g-import-not-at-top
 
   model_options = flagutil.option_values(registry.entry(fv.model).options, fv)
   return config_lib.ModelConfig.make(
@@ -69,16 +71,16 @@ def model_config_from_flags(data, fv=FLAGS):
 
 def train_config_from_flags(fv=FLAGS, data=None) -> options.TrainConfig:
   """The TrainConfig of the flags (a ValueError for a bad value, before TensorFlow starts);
-  given `data` (a pipelines.datasets.DataSet), with the number of training examples it holds
+  given `data` (a jmvae_tf.core.data.DataSet), with the number of training examples it holds
   and its options, recorded for resumed runs."""
   settings = {
     **flagutil.option_values(options.FixedSettings, fv),
     **flagutil.option_values(options.RunSettings, fv),
   }
   if data is not None:
-    from pipelines import datasets  # pylint: disable=g-import-not-at-top
+    from jmvae_tf.core.data import parse_options  # pylint: disable=g-import-not-at-top
 
-    data_options = datasets.parse_options(fv.data_options)
+    data_options = parse_options(fv.data_options)
     settings.update(
       num_train=data.num_examples("train"),
       data_options=tuple(f"{k}={v}" for k, v in data_options.items()),
@@ -96,7 +98,7 @@ def main(argv):
     # Every check that can fail runs before any training or any write to model_dir: the
     # flags' values first, before TensorFlow starts (without its start-up noise).
     train_config_from_flags(FLAGS)
-    from jmvae_tf import callbacks, runtime, training  # pylint: disable=g-import-not-at-top
+    from jmvae_tf.training import callbacks, driver, runtime  # pylint: disable=g-import-not-at-top
     from pipelines import registry as data_registry  # pylint: disable=g-import-not-at-top
 
     intra_op, _ = runtime.configure_cpu_threads(
@@ -105,7 +107,7 @@ def main(argv):
       runtime.resolve_jit_compile(FLAGS.jit_compile, FLAGS.strategy),
     )
     # MultiWorkerMirroredStrategy sets up collective ops, which TensorFlow allows only before
-    # it runs any op (reading the data does); training.train makes the other strategies.
+    # it runs any op (reading the data does); driver.train makes the other strategies.
     strategy = runtime.make_strategy("multi_worker") if FLAGS.strategy == "multi_worker" else None
     data = data_registry.make_dataset(
       FLAGS.dataset, FLAGS.data_dir, FLAGS.num_train, FLAGS.validation, FLAGS.data_options
@@ -122,11 +124,11 @@ def main(argv):
       note = callbacks.warmup_note(train_config.run.epochs, train_config.fixed.warmup_epochs)
       if note:
         print(note, flush=True)
-    _train(training, callbacks, data, model_config, train_config, strategy, input_threads)
+    _train(driver, callbacks, data, model_config, train_config, strategy, input_threads)
   print(f"checkpoints and TensorBoard logs in {os.path.abspath(FLAGS.model_dir)}")
 
 
-def _train(training, callbacks, data, model_config, train_config, strategy, input_threads):
+def _train(driver, callbacks, data, model_config, train_config, strategy, input_threads):
   held_out = data.held_out_split()
   seed = train_config.fixed.data_seed
   batch_size = train_config.fixed.batch_size
@@ -138,7 +140,7 @@ def _train(training, callbacks, data, model_config, train_config, strategy, inpu
     )
   )
   try:
-    training.train(
+    driver.train(
       model_config,
       train_config,
       FLAGS.model_dir,

@@ -63,7 +63,7 @@ def _quietly(fn):
   """Runs fn with this process's stderr set aside: TensorFlow's native libraries log while
   they load and find no GPU, before any log level applies, and under pytest-xdist a
   worker's stderr reaches the terminal. Shown if fn fails."""
-  from jmvae_tf.files import stderr_set_aside
+  from jmvae_tf.core.files import stderr_set_aside
 
   with stderr_set_aside():
     fn()

@@ -12,24 +12,32 @@ import math
 import numpy as np
 import tf_keras as keras
 
-from jmvae_tf import gaussian, models, networks, options
-from jmvae_tf.likelihoods import GAUSSIAN
-from jmvae_tf.modalities import Modality
+from jmvae_tf import models
+from jmvae_tf.core import gaussian, options
+from jmvae_tf.core.likelihoods import GAUSSIAN
+from jmvae_tf.core.modalities import Modality
+from jmvae_tf.networks import architecture, blocks
 
-MODALITIES = (Modality("w", GAUSSIAN, (1,)), Modality("x", GAUSSIAN, (1,)))
+MODALITIES = (Modality("w", GAUSSIAN, (1,), "vector"), Modality("x", GAUSSIAN, (1,), "vector"))
 
 
 def identity(name=None):
   return keras.layers.Activation("linear", name=name)
 
 
-LINEAR = networks.Architecture(
+# Every modality's branch only flattens it, and its decoder's body is the identity: the Dense
+# heads alone, set by hand, make every network linear.
+LINEAR = architecture.Architecture(
   "linear_test",
-  encoder=lambda mods, latent_dim, name: networks.GaussianEncoder(
-    {m.name: keras.layers.Flatten(name=f"{m.name}_flat") for m in mods}, latent_dim, name=name
-  ),
-  decoder=lambda modality, name: networks.Decoder(identity(f"{name}_body"), modality, name=name),
-  conditional=lambda latent_dim, name: networks.GaussianConditional(
+  families={
+    "vector": architecture.FamilyNetworks(
+      branch=lambda modality, name: keras.layers.Flatten(name=name),
+      decoder=lambda modality, name, variance: blocks.Decoder(
+        identity(f"{name}_body"), modality, name=name
+      ),
+    )
+  },
+  conditional=lambda latent_dim, name: blocks.GaussianConditional(
     identity(f"{name}_body"), latent_dim, name
   ),
   features=lambda name: identity(name),

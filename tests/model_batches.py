@@ -5,7 +5,7 @@ import numpy as np
 import tensorflow as tf
 from model_configs import mnist_config
 
-from jmvae_tf import config
+from jmvae_tf.models import config
 
 SEED = tf.constant([7, 11], tf.int64)
 

@@ -1,7 +1,7 @@
 """Test helper: the ModelConfig of a model on MNIST's modalities and networks, as
 runners.train makes it for --dataset=mnist."""
 
-from jmvae_tf import config
+from jmvae_tf.models import config
 from pipelines.mnist import mnist_modalities
 
 

@@ -1,5 +1,5 @@
 """Test helper: a tiny JMVAE (latent_dim 4, batches of 8, 3 steps an epoch) on random binary
-data, trained with training.train as runners.train trains it, and what the tests of the model
+data, trained with driver.train as runners.train trains it, and what the tests of the model
 directory, the callbacks and the driver look at in its directory."""
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import numpy as np
 import tensorflow as tf
 from model_configs import mnist_config
 
-from jmvae_tf import options, run_dir, training
+from jmvae_tf.core import options
+from jmvae_tf.training import driver, run_dir
 
 BATCH, STEPS = 8, 3
 MODEL = mnist_config("jmvae", latent_dim=4)
@@ -30,13 +31,13 @@ def data(epochs, poison=None):
 
 
 def fit(model_dir, epochs, poison=None, flags_text=None, model_config=MODEL, **train_kw):
-  """training.train up to `epochs` epochs of STEPS steps (one step an execution)."""
+  """driver.train up to `epochs` epochs of STEPS steps (one step an execution)."""
   batches = data(max(epochs, 4), poison)
   kw = dict(
     epochs=epochs, batch_size=BATCH, warmup_epochs=0, steps_per_execution=1, strategy="default"
   )
   kw.update(train_kw)
-  return training.train(
+  return driver.train(
     model_config,
     options.TrainConfig.make(**kw),
     str(model_dir),

@@ -13,11 +13,11 @@ import tensorflow as tf
 import tf_keras as keras
 from tiny_runs import run_module
 
-from jmvae_tf import config as config_lib
-from jmvae_tf import serving
+from jmvae_tf.core.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.core.modalities import Modality
 from jmvae_tf.evaluation import estimators
-from jmvae_tf.likelihoods import GAUSSIAN_FIXED
-from jmvae_tf.modalities import Modality
+from jmvae_tf.models import config as config_lib
+from jmvae_tf.serving import signatures
 from pipelines import celeba, synthetic_faces
 
 NUM_FACES = 120  # the paper's 90/10 split: 108 train, 12 test
@@ -32,8 +32,8 @@ TINY = [
   "--steps_per_execution=3",
 ]
 CELEB_A_MODALITIES = (
-  Modality("image", GAUSSIAN_FIXED, (64, 64, 3)),
-  Modality("attributes", GAUSSIAN_FIXED, (celeba.NUM_ATTRIBUTES,)),
+  Modality("image", GAUSSIAN_FIXED, (64, 64, 3), "image"),
+  Modality("attributes", GAUSSIAN_FIXED, (celeba.NUM_ATTRIBUTES,), "vector"),
 )
 
 
@@ -191,7 +191,7 @@ def test_batchnorm_trains_its_statistics_and_inference_leaves_them():
       model.posterior(batch, ["image"])[0],
       model.posterior(batch, ["image", "attributes"])[0],
     ]
-    module = serving.ServingModule(model)
+    module = signatures.ServingModule(model)
     generated = module.run(
       "generate_x_from_w",
       {"attributes": batch["attributes"], "seed": tf.constant([5, 6], tf.int64)},

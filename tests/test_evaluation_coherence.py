@@ -9,14 +9,14 @@ import pytest
 import tensorflow as tf
 import tensorflow_probability as tfp
 
-from jmvae_tf import files
+from jmvae_tf.core import files
+from jmvae_tf.core.modalities import Modality
 from jmvae_tf.evaluation import coherence
-from jmvae_tf.modalities import Modality
 from jmvae_tf.models.base import MultimodalVAE
 
 tfd = tfp.distributions
 CLASSES = 4
-PIC = Modality("pic", "bernoulli", (2, CLASSES, 1))
+PIC = Modality("pic", "bernoulli", (2, CLASSES, 1), "image")
 LABEL = Modality("label", "categorical", (CLASSES,))
 WORD = Modality("word", "categorical", (CLASSES,))
 
@@ -147,7 +147,7 @@ def test_attributes_are_scored_by_the_mean_per_attribute_accuracy():
   read = np.array([[1, 1, -1, -1], [1, -1, 1, -1]])
   truth = np.array([[1, -1, -1, -1], [1, -1, 1, -1]])
   np.testing.assert_allclose(coherence.accuracy(read, truth), [0.75, 1.0])
-  reader = coherence.make_reader(Modality("attributes", "gaussian_fixed", (4,)), {})
+  reader = coherence.make_reader(Modality("attributes", "gaussian_fixed", (4,), "vector"), {})
   np.testing.assert_array_equal(reader(np.array([[0.3, -0.2, 0.0, 2.0]])), [[1, -1, -1, 1]])
 
 

@@ -5,9 +5,9 @@ the Markdown written for records made by hand."""
 import pytest
 from model_configs import mnist_config
 
-from jmvae_tf import config
 from jmvae_tf.evaluation import table
 from jmvae_tf.evaluation.table import Column
+from jmvae_tf.models import config
 
 MNIST = ("image", "label")
 

@@ -8,11 +8,12 @@ import tensorflow as tf
 import tf_keras as keras
 from model_batches import SEED, build, random_batch
 
-from jmvae_tf import gaussian, registry
-from jmvae_tf.models.base import tile_batch
+from jmvae_tf.core import gaussian
+from jmvae_tf.core.sampling import tile_batch
+from jmvae_tf.models import registry
 
 
-@pytest.mark.parametrize("name", [n for n in registry.MODEL_NAMES if n != "jmvae_kl_gan"])
+@pytest.mark.parametrize("name", [n for n in registry.model_names() if n != "jmvae_kl_gan"])
 def test_sampling_is_reproducible_from_the_seed(name):
   model = build(name)
   batch = random_batch()

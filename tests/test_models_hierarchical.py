@@ -4,7 +4,7 @@ prior p(z1|z2) (eq 9), and its parameters (the hierarchy on top of JMVAE's netwo
 import numpy as np
 from model_batches import DECODERS, JOINT, SEED, build, dense, mlp, random_batch, trainable
 
-from jmvae_tf import gaussian
+from jmvae_tf.core import gaussian
 
 
 def test_hierarchical_loss_and_kl_to_conditional_prior():

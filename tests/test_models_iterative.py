@@ -7,7 +7,7 @@ import pytest
 import tensorflow as tf
 from model_configs import mnist_config
 
-from jmvae_tf import config as config_lib
+from jmvae_tf.models import config as config_lib
 from jmvae_tf.models import iterative_impute
 
 RNG = np.random.default_rng(1)
@@ -79,13 +79,14 @@ def test_several_missing_modalities_are_drawn_together_each_round():
   """With three modalities and one given, each round draws z ~ q(z|all) from the current
   state, then both missing ones from their decoders with the round's split seed: one round
   by hand, from zeros, equals iterative_impute's."""
-  from jmvae_tf import config, gaussian
-  from jmvae_tf.modalities import Modality
-  from jmvae_tf.models.base import split_seed
+  from jmvae_tf.core import gaussian
+  from jmvae_tf.core.modalities import Modality
+  from jmvae_tf.core.sampling import split_seed
+  from jmvae_tf.models import config
 
   mods = (
-    Modality("a", "bernoulli", (6,)),
-    Modality("b", "bernoulli", (4,)),
+    Modality("a", "bernoulli", (6,), "vector"),
+    Modality("b", "bernoulli", (4,), "vector"),
     Modality("label", "categorical", (3,)),
   )
   model = config.build_model(config.ModelConfig.make("jmvae", mods, "mnist_mlp", "x", latent_dim=2))
@@ -125,8 +126,8 @@ def test_the_given_modalities_branches_worked_out_once_give_the_chain_recomputed
   """iterative_impute works out what the joint encoder's branches make of the given modality
   once, not every round; three rounds by hand, with the whole joint encoder on the current
   batch in each, draw the same values bit for bit."""
-  from jmvae_tf import gaussian
-  from jmvae_tf.models.base import split_seed
+  from jmvae_tf.core import gaussian
+  from jmvae_tf.core.sampling import split_seed
 
   if not model.uses_iterative_sampling([n for n in model.modality_names if n != missing]):
     pytest.skip(f"{model.name} infers from one modality without iterative sampling")

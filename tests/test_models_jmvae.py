@@ -7,8 +7,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 from model_batches import DECODERS, JOINT, SEED, build, dense, mlp, random_batch, trainable
 
-from jmvae_tf import gaussian, models, options
-from jmvae_tf.modalities import Modality
+from jmvae_tf import models
+from jmvae_tf.core import gaussian, options
+from jmvae_tf.core.modalities import Modality
 from pipelines.mnist import mnist_modalities
 
 tfd = tfp.distributions
@@ -48,7 +49,7 @@ def test_jmvae_kl_regulariser(alpha, anneal, reduction):
 
 
 def test_jmvae_kl_has_an_encoder_for_each_proper_subset_of_three_modalities():
-  mods = MODS + (Modality("extra", "bernoulli", (5,)),)
+  mods = MODS + (Modality("extra", "bernoulli", (5,), "vector"),)
   model = models.JMVAEKL(mods, options.JMVAEKLOptions(latent_dim=4)).initialize()
   assert sorted(model.subset_encoders) == sorted(
     ["image", "label", "extra", "image+label", "extra+image", "extra+label"]
@@ -64,8 +65,8 @@ def test_parameter_counts_of_whole_models():
 # --- three modalities (issue 20) -------------------------------------------------------------
 
 K3 = (
-  Modality("digit", "bernoulli", (28, 28, 1)),
-  Modality("fashion", "bernoulli", (28, 28, 1)),
+  Modality("digit", "bernoulli", (28, 28, 1), "image"),
+  Modality("fashion", "bernoulli", (28, 28, 1), "image"),
   Modality("label", "categorical", (10,)),
 )
 
@@ -81,7 +82,7 @@ def k3_batch(n=5, seed=0):
 
 @pytest.fixture(scope="module")
 def k3_models():
-  from jmvae_tf import config
+  from jmvae_tf.models import config
 
   make = lambda m, **o: config.build_model(
     config.ModelConfig.make(m, K3, "mnist_mlp", "mnist_fashion", latent_dim=4, **o)
@@ -91,7 +92,7 @@ def k3_models():
 
 @pytest.mark.parametrize("reduction", ["sum", "mean"])
 def test_jmvae_kl_alpha_terms_over_the_six_subsets_of_three(reduction):
-  from jmvae_tf import config
+  from jmvae_tf.models import config
 
   model = config.build_model(
     config.ModelConfig.make(

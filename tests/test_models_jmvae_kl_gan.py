@@ -13,28 +13,23 @@ import tensorflow as tf
 import tf_keras as keras
 from model_configs import mnist_config
 
-from jmvae_tf import (
-  callbacks,
-  config,
-  gaussian,
-  models,
-  networks,
-  options,
-  run_dir,
-  serving,
-  training,
-)
+from jmvae_tf import models
+from jmvae_tf.core import gaussian, options
+from jmvae_tf.core.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.core.modalities import Modality
+from jmvae_tf.core.options import JMVAEKLGANOptions
+from jmvae_tf.core.sampling import split_seed
 from jmvae_tf.evaluation import table
-from jmvae_tf.likelihoods import GAUSSIAN_FIXED
-from jmvae_tf.modalities import Modality
-from jmvae_tf.models.base import split_seed
-from jmvae_tf.options import JMVAEKLGANOptions
+from jmvae_tf.models import config
+from jmvae_tf.networks import mnist
+from jmvae_tf.serving import export
+from jmvae_tf.training import callbacks, driver, run_dir
 from pipelines.mnist import mnist_modalities
 
 # 16x16: the smallest images the CelebA networks take (four stride-2 layers).
 MODALITIES = (
-  Modality("image", GAUSSIAN_FIXED, (16, 16, 3)),
-  Modality("attributes", GAUSSIAN_FIXED, (40,)),
+  Modality("image", GAUSSIAN_FIXED, (16, 16, 3), "image"),
+  Modality("attributes", GAUSSIAN_FIXED, (40,), "vector"),
 )
 SEED = tf.constant([3, 7], tf.int64)
 
@@ -99,10 +94,13 @@ def test_bad_options_are_value_errors_naming_them(option, value):
 
 
 def test_needs_an_architecture_with_a_discriminator_and_an_image():
-  no_discriminator = dataclasses.replace(networks.MNIST_MLP, discriminator=None)
+  no_discriminator = dataclasses.replace(mnist.MNIST_MLP, discriminator=None)
   with pytest.raises(ValueError, match="no discriminator"):
     models.JMVAEKLGAN(mnist_modalities(), JMVAEKLGANOptions(latent_dim=2), no_discriminator)
-  vectors = (Modality("a", GAUSSIAN_FIXED, (5,)), Modality("b", GAUSSIAN_FIXED, (3,)))
+  vectors = (
+    Modality("a", GAUSSIAN_FIXED, (5,), "vector"),
+    Modality("b", GAUSSIAN_FIXED, (3,), "vector"),
+  )
   with pytest.raises(ValueError, match="exactly one image modality"):
     config.build_model(
       config.ModelConfig.make("jmvae_kl_gan", vectors, "celeba_conv", "celeb_a", latent_dim=2)
@@ -325,7 +323,7 @@ def run_training(model_dir, epochs, nan=False):
     ds = tf.data.Dataset.from_tensor_slices(data).repeat().batch(4, drop_remainder=True)
     return ds.skip(2 * start_epoch)
 
-  return training.train(
+  return driver.train(
     make_config(), train_config, str(model_dir), dataset_fn, steps_per_epoch=2, verbose=0
   )
 
@@ -394,7 +392,7 @@ def test_evaluate_and_export_a_trained_model(resumed_runs, tmp_path):
   assert result["num_examples"] == 6
   assert set(result["values"]) == {c.key for c in table.TABLE2.bind(model.modality_names).columns}
   assert all(np.isfinite(v) for v in result["values"].values())
-  path = serving.export(model, str(tmp_path), "gan")
+  path = export.export(model, str(tmp_path), "gan")
   loaded = tf.saved_model.load(path)
   batch = face_data(2, seed=2)
   out = loaded.signatures["encode"](

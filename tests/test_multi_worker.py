@@ -3,7 +3,7 @@ on 127.0.0.1 (docs/DISTRIBUTED.md).
 
 Each worker is this file run as a script (`python tests/test_multi_worker.py ...`): it
 sets TF_CONFIG, makes the MultiWorkerMirroredStrategy before TensorFlow runs any op, as
-runners.train does, and calls training.train on a small slice of random digits through
+runners.train does, and calls driver.train on a small slice of random digits through
 the real MNIST pipeline (pipelines.mnist.train_dataset), so the workers read the global
 batches a one-process run reads and keep their halves (runtime.shard_by_data).
 
@@ -50,7 +50,7 @@ def arrays():
 def configs(strategy: str):
   from model_configs import mnist_config
 
-  from jmvae_tf import options
+  from jmvae_tf.core import options
 
   model_config = mnist_config("jmvae_kl", latent_dim=4)
   train_config = options.TrainConfig.make(
@@ -67,12 +67,12 @@ def configs(strategy: str):
 def run_training(
   model_dir: str, strategy, strategy_name: str, flags_text: str, kill_at=None, kill_signal=None
 ):
-  """training.train as runners.train calls it, on arrays(); `kill_at`: send this process
+  """driver.train as runners.train calls it, on arrays(); `kill_at`: send this process
   `kill_signal` (SIGKILL unless given) when its input pipeline makes that global step
   (mid-epoch, by a couple of steps of read-ahead at most)."""
   import tensorflow as tf
 
-  from jmvae_tf import training
+  from jmvae_tf.training import driver  # noqa: F811  (a worker stops before the tests' imports)
   from pipelines import mnist
 
   train_images, train_labels, eval_images, eval_labels = arrays()
@@ -94,7 +94,7 @@ def run_training(
 
     return dataset.enumerate(start=start_epoch * STEPS).map(watched)
 
-  return training.train(
+  return driver.train(
     model_config,
     train_config,
     model_dir,
@@ -115,7 +115,7 @@ def mirrored_main(argv):
   model_dir, result_path = argv
   import tensorflow as tf
 
-  from jmvae_tf import runtime
+  from jmvae_tf.training import runtime
 
   (cpu,) = tf.config.list_physical_devices("CPU")
   tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
@@ -138,7 +138,7 @@ def worker_main(argv):
     }
   )
 
-  from jmvae_tf import callbacks, runtime
+  from jmvae_tf.training import callbacks, runtime
 
   runtime.configure_cpu_threads(1, 2)
   strategy = runtime.make_strategy("multi_worker")  # before any op runs
@@ -183,7 +183,7 @@ if __name__ == "__main__":
 
 import tensorflow as tf  # noqa: E402
 
-from jmvae_tf import run_dir, training  # noqa: E402
+from jmvae_tf.training import driver, run_dir  # noqa: E402
 
 
 def free_ports(n: int):
@@ -392,7 +392,7 @@ def test_a_worker_other_than_the_chief_writes_nothing_to_the_model_dir(tmp_path,
   temp = tmp_path / "tmp"
   temp.mkdir()
   monkeypatch.setattr(tempfile, "tempdir", str(temp))
-  monkeypatch.setattr(training, "is_chief", lambda strategy: False)
+  monkeypatch.setattr(driver, "is_chief", lambda strategy: False)
   saved = []
   real_save = tf.train.CheckpointManager.save
 

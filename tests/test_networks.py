@@ -1,5 +1,5 @@
-"""The networks (jmvae_tf/networks.py) against the paper's architectures (section 4.2): the
-MNIST MLPs and their decoder heads, then the CelebA convolutional networks.
+"""The networks (jmvae_tf/networks/blocks.py) against the paper's architectures (section 4.2): the
+MNIST MLPs and their decoder heads, then the CelebA convolutional blocks.
 
 Parameter counts are computed by hand from the layer sizes; batches are tiny so the whole file
 stays fast on a CPU.
@@ -11,9 +11,9 @@ import tensorflow as tf
 import tensorflow_probability as tfp
 import tf_keras as keras
 
-from jmvae_tf import networks
-from jmvae_tf.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED
-from jmvae_tf.modalities import Modality
+from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED
+from jmvae_tf.core.modalities import Modality
+from jmvae_tf.networks import architecture, blocks, celeba, mnist
 from pipelines.mnist import mnist_modalities
 
 
@@ -40,7 +40,7 @@ def batch(n=3):
 
 
 def test_mnist_joint_encoder_is_two_branches_concatenated_with_64d_heads():
-  enc = networks.mnist_encoder([IMAGE, LABEL], 64, "q")
+  enc = mnist.MNIST_MLP.encoder([IMAGE, LABEL], 64, "q")
   mean, var = enc(batch())
   assert mean.shape == (3, 64) and var.shape == (3, 64)
   assert enc.features(batch()).shape == (3, 1024)  # 512 + 512 concatenated
@@ -51,7 +51,7 @@ def test_mnist_joint_encoder_is_two_branches_concatenated_with_64d_heads():
 
 
 def test_branch_outputs_stand_in_for_the_branches_they_cover():
-  enc = networks.mnist_encoder([IMAGE, LABEL], 8, "q")
+  enc = mnist.MNIST_MLP.encoder([IMAGE, LABEL], 8, "q")
   rng = np.random.default_rng(0)
   inputs = {
     "image": tf.constant(rng.random((3, 28, 28, 1)), tf.float32),
@@ -68,7 +68,7 @@ def test_branch_outputs_stand_in_for_the_branches_they_cover():
 
 @pytest.mark.parametrize("modality, n_in", [(IMAGE, 784), (LABEL, 10)])
 def test_mnist_unimodal_encoder(modality, n_in):
-  enc = networks.mnist_encoder([modality], 64, "q")
+  enc = mnist.MNIST_MLP.encoder([modality], 64, "q")
   mean, var = enc(batch())
   assert mean.shape == (3, 64)
   assert enc.count_params() == mlp512(n_in) + 2 * dense(512, 64)
@@ -76,7 +76,7 @@ def test_mnist_unimodal_encoder(modality, n_in):
 
 @pytest.mark.parametrize("modality, n_out", [(IMAGE, 784), (LABEL, 10)])
 def test_mnist_decoder_shapes_and_parameters(modality, n_out):
-  dec = networks.mnist_decoder(modality, "p")
+  dec = mnist.mnist_decoder(modality, "p")
   dist = dec(tf.zeros([3, 64]))
   assert isinstance(dist, tfp.distributions.Distribution)
   assert dist.batch_shape == (3,) and tuple(dist.event_shape) == modality.shape
@@ -84,21 +84,21 @@ def test_mnist_decoder_shapes_and_parameters(modality, n_out):
 
 
 def test_two_dimensional_latent_for_figure_5():
-  enc = networks.mnist_encoder([IMAGE, LABEL], 2, "q")
+  enc = mnist.MNIST_MLP.encoder([IMAGE, LABEL], 2, "q")
   assert enc(batch())[0].shape == (3, 2)
 
 
 def test_mnist_conditional_and_hierarchy_layers():
-  cond = networks.mnist_conditional(64, "p_z1")
+  cond = mnist.mnist_conditional(64, "p_z1")
   mean, var = cond(tf.zeros([3, 64]))
   assert mean.shape == (3, 64) and (var.numpy() > 0).all()
   assert cond.count_params() == mlp512(64) + 2 * dense(512, 64)
-  top = networks.mnist_top_features("h2")
+  top = mnist.mnist_top_features("h2")
   assert top(tf.zeros([3, 1024])).shape == (3, 512)
 
 
 def test_bernoulli_head_log_prob_matches_hand_computation():
-  dec = networks.mnist_decoder(IMAGE, "p")
+  dec = mnist.mnist_decoder(IMAGE, "p")
   z = tf.random.stateless_normal([2, 64], seed=[0, 1])
   dist = dec(z)
   x = tf.cast(tf.random.stateless_uniform([2, 28, 28, 1], seed=[0, 2]) < 0.5, tf.float32)
@@ -109,7 +109,7 @@ def test_bernoulli_head_log_prob_matches_hand_computation():
 
 
 def test_categorical_head_log_prob_is_log_softmax_of_the_true_class():
-  dec = networks.mnist_decoder(LABEL, "p")
+  dec = mnist.mnist_decoder(LABEL, "p")
   dist = dec(tf.random.stateless_normal([4, 64], seed=[3, 4]))
   probs = dist.mean().numpy()
   np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
@@ -121,8 +121,8 @@ def test_categorical_head_log_prob_is_log_softmax_of_the_true_class():
 
 @pytest.mark.parametrize("kind", [GAUSSIAN, GAUSSIAN_FIXED])
 def test_gaussian_heads(kind):
-  m = Modality("attributes", kind, (40,))
-  head = networks.distribution_head(m)
+  m = Modality("attributes", kind, (40,), "vector")
+  head = blocks.distribution_head(m)
   dist = head(tf.zeros([5, 16]))
   assert dist.batch_shape == (5,) and dist.event_shape == (40,)
   if kind == GAUSSIAN_FIXED:
@@ -134,13 +134,13 @@ def test_gaussian_heads(kind):
 
 def test_an_unknown_architecture_is_refused():
   with pytest.raises(ValueError, match="unknown architecture"):
-    networks.get_architecture("resnet")
+    architecture.get_architecture("resnet")
 
 
 # --- CELEBA_CONV -------------------------------------------------------------------------------
 
-FACE = Modality("image", GAUSSIAN_FIXED, (64, 64, 3))
-ATTRIBUTES = Modality("attributes", GAUSSIAN_FIXED, (40,))
+FACE = Modality("image", GAUSSIAN_FIXED, (64, 64, 3), "image")
+ATTRIBUTES = Modality("attributes", GAUSSIAN_FIXED, (40,), "vector")
 LATENT = 128
 B = 2
 
@@ -200,7 +200,7 @@ def face_batch(n=B, seed=0):
 
 def build_celeba(which):
   """Builds one of the five networks and returns (network, its output on a dummy input)."""
-  arch = networks.CELEBA_CONV
+  arch = celeba.CELEBA_CONV
   encoders = {"joint": [FACE, ATTRIBUTES], "q(z|x)": [FACE], "q(z|w)": [ATTRIBUTES]}
   if which in encoders:
     net = arch.encoder(encoders[which], LATENT, "q")
@@ -214,8 +214,8 @@ def moving_statistics(model):
 
 
 def test_both_architectures_are_registered():
-  assert networks.get_architecture("celeba_conv") is networks.CELEBA_CONV
-  assert networks.get_architecture("mnist_mlp") is networks.MNIST_MLP
+  assert architecture.get_architecture("celeba_conv") is celeba.CELEBA_CONV
+  assert architecture.get_architecture("mnist_mlp") is mnist.MNIST_MLP
 
 
 @pytest.mark.parametrize("which", ["joint", "q(z|x)", "q(z|w)"])
@@ -289,35 +289,35 @@ def test_celeba_batch_norm_follows_training(which):
 
 
 def test_celeba_conditional_and_hierarchy_layers():
-  cond = networks.CELEBA_CONV.conditional(LATENT, "p_z1")
+  cond = celeba.CELEBA_CONV.conditional(LATENT, "p_z1")
   mean, var = cond(tf.zeros([B, LATENT]))
   assert mean.shape == (B, LATENT) and (var.numpy() > 0).all()
   assert cond.count_params() == dense(LATENT, 1024) + dense(1024, 1024) + 2 * dense(1024, LATENT)
-  top = networks.CELEBA_CONV.features("h2")
+  top = celeba.CELEBA_CONV.features("h2")
   assert top(tf.zeros([B, 1024])).shape == (B, 1024)
   assert top.count_params() == dense(1024, 1024)
 
 
 def test_celeba_branches_follow_shape_not_name():
-  face = Modality("face", GAUSSIAN_FIXED, (32, 32, 3))
+  face = Modality("face", GAUSSIAN_FIXED, (32, 32, 3), "image")
   tags = Modality("tags", CATEGORICAL, (7,))
-  enc = networks.CELEBA_CONV.encoder([face, tags], 16, "q")
+  enc = celeba.CELEBA_CONV.encoder([face, tags], 16, "q")
   mean, _ = enc({"face": tf.zeros([B, 32, 32, 3]), "tags": tf.zeros([B, 7])})
   assert mean.shape == (B, 16)
   assert len([s for s in kernel_shapes(enc) if len(s) == 4]) == 4  # conv branch on the image
   # A 32x32 image starts from a 2x2x256 grid: D1024R, four up-convolutions.
-  dec = networks.CELEBA_CONV.decoder(face, "p")
+  dec = celeba.CELEBA_CONV.decoder(face, "p")
   dist = dec(tf.zeros([B, 16]))
   assert tuple(dist.event_shape) == (32, 32, 3) and dist.batch_shape == (B,)
   assert kernel_shapes(dec)[0] == (16, 2 * 2 * 256)
-  label_dist = networks.CELEBA_CONV.decoder(tags, "p_tags")(tf.zeros([B, 16]))
+  label_dist = celeba.CELEBA_CONV.decoder(tags, "p_tags")(tf.zeros([B, 16]))
   np.testing.assert_allclose(label_dist.mean().numpy().sum(-1), 1.0, rtol=1e-5)
 
 
 @pytest.mark.parametrize("kind, channels", [(BERNOULLI, 1), (GAUSSIAN, 2)])
 def test_celeba_other_image_likelihoods(kind, channels):
-  m = Modality("x", kind, (16, 16, channels))
-  dist = networks.CELEBA_CONV.decoder(m, "p")(tf.zeros([B, 8]))
+  m = Modality("x", kind, (16, 16, channels), "image")
+  dist = celeba.CELEBA_CONV.decoder(m, "p")(tf.zeros([B, 8]))
   assert dist.batch_shape == (B,) and tuple(dist.event_shape) == m.shape
   assert dist.log_prob(tf.zeros([B, 16, 16, channels])).shape == (B,)
 
@@ -327,23 +327,23 @@ def test_channel_groups_keep_each_pixel_parameters_together():
   g, i, j, c = np.meshgrid(np.arange(2), np.arange(3), np.arange(4), np.arange(5), indexing="ij")
   values = (1000 * g + 100 * i + 10 * j + c).astype(np.float32)  # [group, H, W, C]
   conv_out = np.concatenate([values[0], values[1]], axis=-1)[None]  # [1, H, W, 2C]
-  flat = networks.ChannelGroupsToFlat(2)(tf.constant(conv_out)).numpy()
+  flat = blocks.ChannelGroupsToFlat(2)(tf.constant(conv_out)).numpy()
   np.testing.assert_array_equal(flat[0], values.reshape(-1))
 
 
 def test_celeba_shapes_it_cannot_produce_are_refused():
   with pytest.raises(ValueError, match="divisible by 16"):
-    networks.CELEBA_CONV.decoder(Modality("x", GAUSSIAN_FIXED, (60, 64, 3)), "p")
+    celeba.CELEBA_CONV.decoder(Modality("x", GAUSSIAN_FIXED, (60, 64, 3), "image"), "p")
   with pytest.raises(ValueError, match="no convolutional decoder head"):
-    networks.conv_distribution_head(Modality("x", CATEGORICAL, (3,)))
+    celeba.conv_distribution_head(Modality("x", CATEGORICAL, (3,)))
 
 
 def test_heads_stay_float32_under_mixed_precision():
   keras.mixed_precision.set_global_policy("mixed_bfloat16")
   try:
-    enc = networks.CELEBA_CONV.encoder([FACE, ATTRIBUTES], LATENT, "q")
+    enc = celeba.CELEBA_CONV.encoder([FACE, ATTRIBUTES], LATENT, "q")
     mean, var = enc(face_batch())
-    dec = networks.CELEBA_CONV.decoder(FACE, "p")
+    dec = celeba.CELEBA_CONV.decoder(FACE, "p")
     dist = dec(mean, training=True)
     log_prob = dist.log_prob(face_batch()["image"])
   finally:

@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from jmvae_tf import files
+from jmvae_tf.core import files
+from jmvae_tf.core.data import DataError
 from pipelines import registry, synthetic_faces
 from pipelines.celeba import (
   ATTRIBUTE_FILE,
@@ -28,7 +29,6 @@ from pipelines.celeba import (
   CelebADataSet,
   preprocess_image,
 )
-from pipelines.datasets import DataError
 
 NUM_IMAGES = 50  # paper split: 45 train / 5 test; official: 40 / 5 / 5
 

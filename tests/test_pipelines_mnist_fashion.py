@@ -12,8 +12,8 @@ import pytest
 import tensorflow as tf
 from tiny_runs import write_fake_mnist
 
+from jmvae_tf.core.data import DataError
 from pipelines import mnist, registry
-from pipelines.datasets import DataError
 from pipelines.idx import read_idx
 from pipelines.mnist_fashion import MnistFashionDataSet, class_table, partners
 

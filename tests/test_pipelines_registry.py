@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 from tiny_runs import write_fake_mnist
 
+from jmvae_tf.core.data import DataError
 from pipelines import registry
 from pipelines.celeba import CelebADataSet
-from pipelines.datasets import DataError
 from pipelines.mnist import FashionMnistDataSet, MnistDataSet
 from pipelines.mnist_fashion import MnistFashionDataSet
 
@@ -21,14 +21,14 @@ def data_dir(tmp_path_factory):
 
 
 def test_dataset_names_and_their_classes():
-  assert registry.DATASET_NAMES == ("mnist", "fashion_mnist", "mnist_fashion", "celeb_a")
+  assert registry.dataset_names() == ("mnist", "fashion_mnist", "mnist_fashion", "celeb_a")
   classes = {
     "mnist": MnistDataSet,
     "fashion_mnist": FashionMnistDataSet,
     "mnist_fashion": MnistFashionDataSet,
     "celeb_a": CelebADataSet,
   }
-  for name in registry.DATASET_NAMES:
+  for name in registry.dataset_names():
     assert registry.dataset_class(name) is classes[name]
     assert classes[name].name == name  # what run.json records is what --dataset takes
 
@@ -36,9 +36,10 @@ def test_dataset_names_and_their_classes():
 def test_an_unknown_data_set_is_refused_listing_the_names():
   with pytest.raises(ValueError) as refused:
     registry.dataset_class("svhn")
-  assert (
-    str(refused.value)
-    == "unknown data set 'svhn'; choose from ['celeb_a', 'fashion_mnist', 'mnist', 'mnist_fashion']"
+  assert str(refused.value) == (
+    "unknown data set 'svhn'; choose from ['mnist', 'fashion_mnist', 'mnist_fashion', "
+    "'celeb_a'] (a plug-in's must be registered first: import the module that registers it, "
+    "or pass --plugins=MODULE to a runner)"
   )
 
 

@@ -11,19 +11,17 @@ import tensorflow as tf
 from absl import flags
 from tiny_runs import run_module
 
-from jmvae_tf import (
-  config,
-  options,
-  training,
-)
-from jmvae_tf.likelihoods import GAUSSIAN_FIXED
-from jmvae_tf.modalities import Modality
+from jmvae_tf.core import options
+from jmvae_tf.core.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.core.modalities import Modality
+from jmvae_tf.models import config
+from jmvae_tf.training import driver
 from pipelines import celeba, synthetic_faces
 from runners import edit as edit_runner
 
 FACES = (
-  Modality("image", GAUSSIAN_FIXED, (64, 64, 3)),
-  Modality("attributes", GAUSSIAN_FIXED, (40,)),
+  Modality("image", GAUSSIAN_FIXED, (64, 64, 3), "image"),
+  Modality("attributes", GAUSSIAN_FIXED, (40,), "vector"),
 )
 
 
@@ -36,7 +34,7 @@ def train_one_step(model_dir: Path, modalities, architecture: str) -> Path:
   )
   rng = np.random.default_rng(0)
   data = {m.name: rng.uniform(-1, 1, (2,) + m.shape).astype(np.float32) for m in modalities}
-  training.train(
+  driver.train(
     model_config,
     train_config,
     str(model_dir),
@@ -52,7 +50,10 @@ def setup(tmp_path_factory):
   root = tmp_path_factory.mktemp("edit")
   faces = root / "faces"
   synthetic_faces.generate(faces, 2)
-  vectors = (Modality("a", GAUSSIAN_FIXED, (5,)), Modality("attributes", GAUSSIAN_FIXED, (40,)))
+  vectors = (
+    Modality("a", GAUSSIAN_FIXED, (5,), "vector"),
+    Modality("attributes", GAUSSIAN_FIXED, (40,), "vector"),
+  )
   return {
     "root": root,
     "face": faces / celeba.IMAGE_DIR / "000001.jpg",

@@ -12,11 +12,9 @@ import numpy as np
 import pytest
 from tiny_runs import read_only_dir, run_module, train_mnist_runs, write_fake_mnist
 
-from jmvae_tf import config as config_lib
-from jmvae_tf import (
-  options,
-  training,
-)
+from jmvae_tf.core import options
+from jmvae_tf.models import config as config_lib
+from jmvae_tf.training import driver
 from pipelines import synthetic_faces
 from pipelines.celeba import CelebADataSet
 
@@ -80,7 +78,7 @@ def synthetic_faces_run(tmp_path_factory):
     epochs=1, batch_size=4, warmup_epochs=0, steps_per_execution=1, strategy="default"
   )
   model_dir = tmp_path_factory.mktemp("runs") / "jmvae_kl"
-  training.train(
+  driver.train(
     model_config,
     train_config,
     str(model_dir),

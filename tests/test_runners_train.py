@@ -22,8 +22,8 @@ from idx_writer import write_idx
 from short_runs import all_finite, checkpoints_on_disk
 from tiny_runs import read_only_dir, run_module, write_fake_mnist
 
-from jmvae_tf.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN_FIXED
-from jmvae_tf.modalities import Modality
+from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN_FIXED
+from jmvae_tf.core.modalities import Modality
 from pipelines import mnist
 from pipelines.mnist import mnist_modalities
 from runners import flagutil
@@ -90,8 +90,8 @@ def test_three_modality_flagfiles_hold_the_papers_mnist_settings(flagfile):
   assert settings == (1e-3, 100, 2000, 200, 50000)
   data = types.SimpleNamespace(
     modalities=(
-      Modality("digit", BERNOULLI, (28, 28, 1)),
-      Modality("fashion", BERNOULLI, (28, 28, 1)),
+      Modality("digit", BERNOULLI, (28, 28, 1), "image"),
+      Modality("fashion", BERNOULLI, (28, 28, 1), "image"),
       Modality("label", CATEGORICAL, (10,)),
     ),
     architecture="mnist_mlp",
@@ -117,8 +117,8 @@ def test_face_flagfiles_parse_with_their_settings(flagfile):
     assert settings == (1e-4, 100, 50, 20, 128)
   celeb_a = types.SimpleNamespace(
     modalities=(
-      Modality("image", GAUSSIAN_FIXED, (64, 64, 3)),
-      Modality("attributes", GAUSSIAN_FIXED, (40,)),
+      Modality("image", GAUSSIAN_FIXED, (64, 64, 3), "image"),
+      Modality("attributes", GAUSSIAN_FIXED, (40,), "vector"),
     ),
     architecture="celeba_conv",
     name="celeb_a",
@@ -359,7 +359,7 @@ def test_the_thread_defaults_know_whether_xla_was_asked_for(
   tmp_path, tiny_mnist, monkeypatch, capsys
 ):
   # Under XLA the auto intra-op threads differ (hardware.decide); the runner must say so.
-  from jmvae_tf import runtime
+  from jmvae_tf.training import runtime
 
   seen = []
   monkeypatch.setattr(runtime, "configure_cpu_threads", lambda *a: seen.append(a) or (0, 0))

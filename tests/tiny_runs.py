@@ -14,11 +14,9 @@ import tensorflow as tf
 from idx_writer import write_idx
 from model_configs import mnist_config
 
-from jmvae_tf import config as config_lib
-from jmvae_tf import (
-  options,
-  training,
-)
+from jmvae_tf.core import options
+from jmvae_tf.models import config as config_lib
+from jmvae_tf.training import driver
 from pipelines import mnist
 
 REPOSITORY_ROOT = Path(__file__).resolve().parents[1]
@@ -70,7 +68,7 @@ def train_tiny(
     "image": (rng.random((n, 28, 28, 1)) < 0.3).astype(np.float32),
     "label": np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)],
   }
-  training.train(
+  driver.train(
     model_config,
     train_config,
     str(model_dir),

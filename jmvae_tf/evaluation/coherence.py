@@ -31,9 +31,11 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from jmvae_tf import files
+from jmvae_tf.core import files
+from jmvae_tf.core.data import digest
+from jmvae_tf.core.graphs import compiled
+from jmvae_tf.core.modalities import IMAGE, VECTOR
 from jmvae_tf.evaluation import table
-from jmvae_tf.models.base import compiled
 
 CLASSIFIER_VERSION = 1  # bump when the classifier's network or training changes
 CLASSIFIER_FILE = "classifier.json"
@@ -141,7 +143,7 @@ def cached_classifier(
 
 
 def image_classifiers(data, epochs: int = 2, data_seed: int = 0) -> Dict[str, Classifier]:
-  """{image modality: its Classifier} for a data set (a pipelines.datasets.DataSet) whose
+  """{image modality: its Classifier} for a data set (a jmvae_tf.core.data.DataSet) whose
   examples have classes or attributes (`labels`), trained on its real training images (as
   evaluation sees them: MNIST's binarised with the bits of `data_seed`) and measured on its
   test images; each kept in files.cache_dir("classifiers") under the data's fingerprint, so
@@ -149,13 +151,13 @@ def image_classifiers(data, epochs: int = 2, data_seed: int = 0) -> Dict[str, Cl
   if data.labels("test", 1) is None:
     return {}
   return {
-    m.name: _image_classifier(data, m, epochs, data_seed) for m in data.modalities if m.is_image
+    m.name: _image_classifier(data, m, epochs, data_seed)
+    for m in data.modalities
+    if m.family == IMAGE
   }
 
 
 def _image_classifier(data, modality, epochs: int, data_seed: int, batch_size: int = 128):
-  from pipelines import datasets  # pylint: disable=g-import-not-at-top
-
   def split(name):
     n = data.num_examples(name)
     labels = tf.data.Dataset.from_tensor_slices(data.labels(name, n)).batch(batch_size)
@@ -166,7 +168,7 @@ def _image_classifier(data, modality, epochs: int, data_seed: int, batch_size: i
   attributes = train_labels.ndim > 1
   outputs = train_labels.shape[1] if attributes else int(train_labels.max()) + 1
   about = f"{data.fingerprint()} {modality.name} {data_seed} {epochs} v{CLASSIFIER_VERSION}"
-  key = f"{data.name}-{modality.name}-" + datasets.digest(np.frombuffer(about.encode(), np.uint8))
+  key = f"{data.name}-{modality.name}-" + digest(np.frombuffer(about.encode(), np.uint8))
   directory = files.cache_dir("classifiers")
   num_train = len(train_labels)
 
@@ -192,7 +194,7 @@ def make_reader(modality, classifiers: Dict[str, Classifier]) -> Optional[Callab
     return classifiers[modality.name].read
   if modality.likelihood.classes(modality.shape) is not None:
     return lambda values: np.asarray(values).argmax(-1)
-  if len(modality.shape) == 1:
+  if modality.family == VECTOR:
     return lambda values: np.where(np.asarray(values) > 0, 1, -1)
   return None
 

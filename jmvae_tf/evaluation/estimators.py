@@ -35,8 +35,9 @@ from typing import Dict, Sequence, Tuple
 
 import tensorflow as tf
 
-from jmvae_tf import gaussian
-from jmvae_tf.models.base import compiled, split_seed, tile_batch
+from jmvae_tf.core import gaussian
+from jmvae_tf.core.graphs import compiled
+from jmvae_tf.core.sampling import split_seed, tile_batch
 
 Batch = Dict[str, tf.Tensor]
 

@@ -24,9 +24,9 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
-from jmvae_tf import registry
+from jmvae_tf.core.graphs import compiled
 from jmvae_tf.evaluation import estimators
-from jmvae_tf.models.base import compiled
+from jmvae_tf.models import registry
 
 # More columns than this (three modalities have 12) are a row each instead of a column each.
 WIDE_COLUMNS = 6
@@ -461,8 +461,9 @@ def markdown_table(
   on where the table's name would mislead (a data set's `provenance`, e.g. the synthetic
   stand-in for CelebA): a first line says so, and the note under the table too."""
   rows = merge_rows(records)
-  order = [r for r in registry.MODEL_NAMES if r in rows]
-  order += sorted(r for r in rows if r not in registry.MODEL_NAMES)
+  names = registry.model_names()
+  order = [r for r in names if r in rows]
+  order += sorted(r for r in rows if r not in names)
   columns = definition.columns
   esc = lambda t: t.replace("|", "\\|")  # a bar inside a cell would end it
 

@@ -1,23 +1,34 @@
-"""The objectives: one base model (with the inference API every consumer calls) and one
-subclass per objective of the paper; their options are in `jmvae_tf.options`, their names in
-`jmvae_tf.registry`."""
+"""The objectives: one base model (`MultimodalVAE`, with the inference API every consumer
+calls) and one subclass per objective of the paper; their options are in
+`jmvae_tf.core.options`, their names in `jmvae_tf.models.registry`, a model's config
+(run.json) in `jmvae_tf.models.config`.
 
-from jmvae_tf.models.base import LOSS, MultimodalVAE
-from jmvae_tf.models.conditional import CMMA, CVAE, ConditionalModel
-from jmvae_tf.models.hierarchical import HierarchicalJMVAE
-from jmvae_tf.models.iterative import iterative_impute
-from jmvae_tf.models.jmvae import JMVAE, JMVAEKL
-from jmvae_tf.models.jmvae_kl_gan import JMVAEKLGAN
+The classes are imported when first used, so `jmvae_tf.models.registry` stays importable
+without TensorFlow (the runners define their flags from it before TensorFlow starts).
+"""
 
-__all__ = [
-  "LOSS",
-  "MultimodalVAE",
-  "JMVAE",
-  "JMVAEKL",
-  "JMVAEKLGAN",
-  "HierarchicalJMVAE",
-  "ConditionalModel",
-  "CVAE",
-  "CMMA",
-  "iterative_impute",
-]
+import importlib
+
+_HOMES = {
+  "LOSS": "base",
+  "MultimodalVAE": "base",
+  "JMVAE": "jmvae",
+  "JMVAEKL": "jmvae",
+  "JMVAEKLGAN": "jmvae_kl_gan",
+  "HierarchicalJMVAE": "hierarchical",
+  "ConditionalModel": "conditional",
+  "CVAE": "conditional",
+  "CMMA": "conditional",
+  "iterative_impute": "iterative",
+}
+__all__ = list(_HOMES)
+
+
+def __getattr__(name):
+  if name not in _HOMES:
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+  return getattr(importlib.import_module(f"{__name__}.{_HOMES[name]}"), name)
+
+
+def __dir__():
+  return sorted(list(globals()) + __all__)

@@ -33,55 +33,33 @@ from) and whichever API methods differ.
 
 from __future__ import annotations
 
-import functools
 import itertools
-from typing import Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import tensorflow as tf
 import tf_keras as keras
 
-from jmvae_tf import gaussian, networks
-from jmvae_tf.modalities import Modality
-from jmvae_tf.options import ModelOptions
+from jmvae_tf.core import gaussian
+from jmvae_tf.core.modalities import Modality
+from jmvae_tf.core.options import ModelOptions
+from jmvae_tf.core.sampling import split_seed
+from jmvae_tf.networks.architecture import Architecture
+from jmvae_tf.networks.mnist import MNIST_MLP
 
 Batch = Dict[str, tf.Tensor]
 Layers = List[Tuple[tf.Tensor, tf.Tensor]]
 LOSS = "loss"
 
 
-def split_seed(seed, n: int):
-  """n independent stateless seeds from one (shape [2], any integer dtype)."""
-  return tf.unstack(tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), n), axis=0)
-
-
-_GRAPHS: Dict[tuple, Callable] = {}
-
-
-def compiled(fn: Callable, *key) -> Callable:
-  """`fn` as a tf.function of its own for each `key` (its Python arguments: which target,
-  which given modalities), so that a table of columns is not one function retraced for each
-  (TensorFlow warns of that, and keeps one trace cache for all)."""
-  if (fn, key) not in _GRAPHS:
-    # A partial, not a closure: TensorFlow counts the traces of all functions of one code
-    # object together (and warns), and a partial has none.
-    _GRAPHS[(fn, key)] = tf.function(functools.partial(fn), reduce_retracing=True)
-  return _GRAPHS[(fn, key)]
-
-
 def _sorted_names(given) -> Tuple[str, ...]:
   return (given,) if isinstance(given, str) else tuple(sorted(set(given)))
-
-
-def tile_batch(batch: Batch, n: int) -> Batch:
-  """Every tensor of `batch` tiled n times, sample-major (see gaussian.tile_samples)."""
-  return {name: gaussian.tile_samples(value, n) for name, value in batch.items()}
 
 
 class MultimodalVAE(keras.Model):
   """Base of JMVAE, JMVAEKL, HierarchicalJMVAE, CVAE and CMMA (see the module docstring).
 
-  A model is built from its modalities, its options (`jmvae_tf/options.py`; it keeps them as
-  `options`) and an architecture (`jmvae_tf/networks.py`), whose decoders take the options'
+  A model is built from its modalities, its options (`jmvae_tf/core/options.py`; it keeps them as
+  `options`) and an architecture (`jmvae_tf/networks/blocks.py`), whose decoders take the options'
   decoder variance.
   """
 
@@ -89,7 +67,7 @@ class MultimodalVAE(keras.Model):
     self,
     modalities: Sequence[Modality],
     options: ModelOptions,
-    architecture: Optional[networks.Architecture] = None,
+    architecture: Optional[Architecture] = None,
     name=None,
   ):
     super().__init__(name=name)
@@ -99,9 +77,7 @@ class MultimodalVAE(keras.Model):
     self.options = options.bind(self.modality_names)
     self.latent_dim = int(options.latent_dim)
     self.seed = int(options.seed)
-    self.architecture = networks.with_decoder_variance(
-      architecture or networks.MNIST_MLP, options.decoder_variance
-    )
+    self.architecture = architecture or MNIST_MLP
     # Weight of the KL-to-prior terms; a callback raises it from 0 to 1 (warm-up).
     # A variable (not a Python float) so it is checkpointed and changes retrace nothing.
     self.kl_weight = tf.Variable(

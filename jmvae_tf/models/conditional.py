@@ -5,8 +5,8 @@ from __future__ import annotations
 import tensorflow as tf
 import tf_keras as keras
 
-from jmvae_tf import gaussian
-from jmvae_tf.modalities import by_name
+from jmvae_tf.core import gaussian
+from jmvae_tf.core.modalities import by_name
 from jmvae_tf.models.base import LOSS, MultimodalVAE
 
 
@@ -94,7 +94,9 @@ class CVAE(ConditionalModel):
 
   def __init__(self, modalities, options, architecture=None, name=None):
     super().__init__(modalities, options, architecture, name=name)
-    self.decoder = self.architecture.decoder(self.target_spec, f"decoder_{self.target}")
+    self.decoder = self.architecture.decoder(
+      self.target_spec, f"decoder_{self.target}", self.options.decoder_variance
+    )
     self.flatten = keras.layers.Flatten()
 
   def prior(self, batch, training=None):
@@ -119,7 +121,9 @@ class CMMA(ConditionalModel):
     self.prior_encoder = self.architecture.encoder(
       [self.condition_spec], self.latent_dim, f"prior_{self.condition}"
     )
-    self.decoder = self.architecture.decoder(self.target_spec, f"decoder_{self.target}")
+    self.decoder = self.architecture.decoder(
+      self.target_spec, f"decoder_{self.target}", self.options.decoder_variance
+    )
 
   def prior(self, batch, training=None):
     return self.prior_encoder(batch, training=training)

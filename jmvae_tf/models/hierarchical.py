@@ -6,10 +6,10 @@ from typing import List
 
 import tensorflow as tf
 
-from jmvae_tf import gaussian
-from jmvae_tf.models.base import split_seed
+from jmvae_tf.core import gaussian
+from jmvae_tf.core.sampling import split_seed
 from jmvae_tf.models.jmvae import JMVAE
-from jmvae_tf.networks import GaussianConditional
+from jmvae_tf.networks.blocks import GaussianConditional
 
 
 class HierarchicalJMVAE(JMVAE):

@@ -17,8 +17,9 @@ from typing import Dict, Sequence, Tuple, Union
 
 import tensorflow as tf
 
-from jmvae_tf import gaussian
-from jmvae_tf.models.base import compiled, split_seed
+from jmvae_tf.core import gaussian
+from jmvae_tf.core.graphs import compiled
+from jmvae_tf.core.sampling import split_seed
 
 Batch = Dict[str, tf.Tensor]
 

@@ -8,8 +8,8 @@ from typing import Dict, List, Optional, Tuple
 
 import tensorflow as tf
 
-from jmvae_tf import gaussian
-from jmvae_tf.modalities import subset_name
+from jmvae_tf.core import gaussian
+from jmvae_tf.core.modalities import subset_name
 from jmvae_tf.models import iterative
 from jmvae_tf.models.base import LOSS, Batch, Layers, MultimodalVAE
 
@@ -42,7 +42,8 @@ class JMVAE(MultimodalVAE):
       self.modality_specs, self.latent_dim, "joint_encoder"
     )
     self.decoders = {
-      m.name: self.architecture.decoder(m, f"decoder_{m.name}") for m in self.modality_specs
+      m.name: self.architecture.decoder(m, f"decoder_{m.name}", self.options.decoder_variance)
+      for m in self.modality_specs
     }
 
   # --- the objective: what variants override -------------------------------------------------

@@ -34,9 +34,11 @@ import math
 
 import tensorflow as tf
 
-from jmvae_tf import networks
-from jmvae_tf.models.base import LOSS, split_seed
+from jmvae_tf.core.modalities import IMAGE
+from jmvae_tf.core.sampling import split_seed
+from jmvae_tf.models.base import LOSS
 from jmvae_tf.models.jmvae import JMVAEKL
+from jmvae_tf.networks import celeba
 
 DECODER_LOSS = "decoder_loss"
 DISCRIMINATOR_LOSS = "gan_discriminator"
@@ -50,17 +52,17 @@ class JMVAEKLGAN(JMVAEKL):
   options are a JMVAEKLGANOptions."""
 
   def __init__(self, modalities, options, architecture=None, name=None):
-    images = [m for m in modalities if m.is_image]
+    images = [m for m in modalities if m.family == IMAGE]
     if len(images) != 1:
       raise ValueError(
         "the VAE-GAN needs exactly one image modality (rank 3), got "
         f"{[(m.name, m.shape) for m in modalities]}"
       )
-    architecture = architecture or networks.CELEBA_CONV
+    architecture = architecture or celeba.CELEBA_CONV
     if architecture.discriminator is None:
       raise ValueError(
         f"architecture {architecture.name!r} has no discriminator; the VAE-GAN needs one "
-        f"(e.g. {networks.CELEBA_CONV.name!r})"
+        f"(e.g. {celeba.CELEBA_CONV.name!r})"
       )
     self.image_name = images[0].name
     super().__init__(modalities, options, architecture, name=name)
