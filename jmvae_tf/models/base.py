@@ -1,9 +1,8 @@
 """The base model that every objective specialises.
 
-`MultimodalVAE` owns what all objectives share: the train/test steps (loss scaled
-for a distribution strategy, one metric per loss term), seeded sampling that is
-reproducible under a strategy, the KL warm-up weight, and the **inference API**
-below, the only thing evaluation, serving, the projector and the figures call.
+`MultimodalVAE` owns what all objectives share: the KL warm-up weight, one metric per loss
+term, and the **inference API** below, the only thing evaluation, serving, the projector and
+the figures call. How Keras runs its steps is `jmvae_tf.models.steps.KerasSteps`, a base of it.
 
 Inference API (B examples, D = latent_dim, seeds are stateless int [2]):
 
@@ -43,19 +42,21 @@ from jmvae_tf.core import gaussian
 from jmvae_tf.core.modalities import Modality
 from jmvae_tf.core.options import ModelOptions
 from jmvae_tf.core.sampling import split_seed
+from jmvae_tf.models import registry
+from jmvae_tf.models.config import ModelConfig
+from jmvae_tf.models.steps import LOSS, KerasSteps
 from jmvae_tf.networks.architecture import Architecture
 from jmvae_tf.networks.mnist import MNIST_MLP
 
 Batch = Dict[str, tf.Tensor]
 Layers = List[Tuple[tf.Tensor, tf.Tensor]]
-LOSS = "loss"
 
 
 def _sorted_names(given) -> Tuple[str, ...]:
   return (given,) if isinstance(given, str) else tuple(sorted(set(given)))
 
 
-class MultimodalVAE(keras.Model):
+class MultimodalVAE(KerasSteps, keras.Model):
   """Base of JMVAE, JMVAEKL, HierarchicalJMVAE, CVAE and CMMA (see the module docstring).
 
   A model is built from its modalities, its options (`jmvae_tf/core/options.py`; it keeps them as
@@ -74,6 +75,10 @@ class MultimodalVAE(keras.Model):
     if not isinstance(options, ModelOptions):
       raise TypeError(f"{type(self).__name__} takes a ModelOptions, got {type(options).__name__}")
     self.modality_specs = tuple(modalities)
+    # The modalities in the data set's order (run.json's); a one-way model reorders its own.
+    self.data_modalities = self.modality_specs
+    # The data set it was built for or trained on (run.json's "dataset"; "" where none is).
+    self.dataset_name = ""
     self.options = options.bind(self.modality_names)
     self.latent_dim = int(options.latent_dim)
     self.seed = int(options.seed)
@@ -89,7 +94,6 @@ class MultimodalVAE(keras.Model):
     )
     self.term_names = tuple(self.loss_term_names())
     self.trackers = {n: keras.metrics.Mean(name=n) for n in (LOSS,) + self.term_names}
-    self.per_replica_jit = False
 
   # --- what subclasses implement -----------------------------------------------------------
   def loss_term_names(self) -> Sequence[str]:
@@ -205,10 +209,20 @@ class MultimodalVAE(keras.Model):
   def describe_inference(self, given: Sequence[str], num_steps: int) -> str:
     return f"z ~ q(z|{','.join(self.check_given(given))})"
 
-  # --- shared machinery ----------------------------------------------------------------------
-  @property
-  def metrics(self):
-    return list(self.trackers.values())
+  # --- building and describing -------------------------------------------------------------
+  def config(self) -> ModelConfig:
+    """What run.json holds of this model: its registered name, options, modalities (in the
+    data set's order), architecture and data set. A ValueError for a class nobody registered
+    (jmvae_tf.register_model), which could not be built again from it."""
+    name = registry.name_of(type(self))
+    if name is None:
+      raise ValueError(
+        f"{type(self).__name__} is not a registered model: register it "
+        "(jmvae_tf.register_model) to save, export or load it by its config"
+      )
+    return ModelConfig(
+      name, self.options, self.data_modalities, self.architecture.name, self.dataset_name
+    )
 
   def dummy_batch(self, batch_size: int = 1) -> Batch:
     return {m.name: tf.zeros((batch_size,) + m.shape) for m in self.modality_specs}
@@ -217,85 +231,3 @@ class MultimodalVAE(keras.Model):
     """Creates every variable (before restoring a checkpoint or counting parameters)."""
     self.loss_terms(self.dummy_batch(), tf.constant([0, 0], tf.int64), training=False)
     return self
-
-  def call(self, inputs: Batch, training=None):
-    """The per-example loss terms with a fixed seed (Keras needs a `call`)."""
-    return self.loss_terms(inputs, tf.constant([self.seed, 0], tf.int64), training=training)
-
-  def step_seed(self, counter: tf.Variable, stream: int) -> tf.Tensor:
-    """A stateless seed from (model seed, stream, step), distinct per replica.
-
-    Depends only on checkpointed state, so a resumed run draws what an
-    uninterrupted one would have drawn.
-    """
-    seed = tf.stack([tf.constant(self.seed * 2 + stream, tf.int64), tf.cast(counter, tf.int64)])
-    replica = tf.distribute.get_replica_context()
-    if replica is not None and replica.num_replicas_in_sync > 1:
-      seed = tf.random.experimental.stateless_fold_in(seed, replica.replica_id_in_sync_group)
-    return seed
-
-  def _check_batch(self, batch: Batch):
-    missing = [n for n in self.modality_names if n not in batch]
-    if missing:
-      raise ValueError(
-        f"{type(self).__name__}: input batch lacks modalities {missing}; it has {sorted(batch)}"
-      )
-
-  def _update_metrics(self, terms: Dict[str, tf.Tensor]):
-    for name, tracker in self.trackers.items():
-      tracker.update_state(terms[name])
-    return {name: tracker.result() for name, tracker in self.trackers.items()}
-
-  def compile(self, optimizer="adam", jit_compile=False, **kwargs):
-    """Like keras.Model.compile. `jit_compile` outside any distribution strategy compiles
-    the whole step with XLA (Keras' own: forward, backward, optimiser update and metrics
-    fused); under a strategy only each replica's forward and backward pass, because
-    Keras' whole-step XLA cannot reach variables mirrored on other devices."""
-    whole_step = bool(jit_compile) and not tf.distribute.has_strategy()
-    super().compile(optimizer=optimizer, jit_compile=whole_step, **kwargs)
-    self.per_replica_jit = bool(jit_compile) and not whole_step
-    self._gradients_fn = self.per_replica(self._loss_and_gradients)
-
-  def per_replica(self, fn):
-    """`fn` (a replica's forward and backward pass) compiled with XLA where `compile` put XLA
-    there, under a distribution strategy; else as it is."""
-    return tf.function(fn, jit_compile=True) if self.per_replica_jit else fn
-
-  def optimizer_groups(self):
-    """[(optimiser, the variables it updates)] for every optimiser train_step applies."""
-    return [(self.optimizer, self.trainable_variables)]
-
-  def build_optimizer_state(self):
-    """Creates every optimiser's state (its step counter, hyperparameters and Adam's
-    moments) now, after compile and before the first step. Made inside the first trace of
-    the training function instead, new variables make tf.function trace that function a
-    second time (benchmarks/startup.py --optimizer_state=first_step shows the cost)."""
-    for optimizer, variables in self.optimizer_groups():
-      if hasattr(optimizer, "_create_all_weights"):  # tf-keras' legacy OptimizerV2
-        # As its apply_gradients does on the first step (in an init_scope, under its name).
-        with tf.name_scope(optimizer._name):
-          optimizer._create_all_weights(variables)
-      else:
-        optimizer.build(variables)
-
-  def _loss_and_gradients(self, data, seed):
-    with tf.GradientTape() as tape:
-      terms = self.loss_terms(data, seed, training=True)
-      # Sum over this replica's examples / global batch: gradients are summed across replicas.
-      loss = tf.nn.compute_average_loss(terms[LOSS])
-    return terms, tape.gradient(loss, self.trainable_variables)
-
-  def train_step(self, data):
-    self._check_batch(data)
-    seed = self.step_seed(self.optimizer.iterations, stream=0)
-    terms, gradients = self._gradients_fn(data, seed)
-    self.optimizer.apply_gradients(zip(gradients, self.trainable_variables))
-    results = self._update_metrics(terms)
-    results["kl_weight"] = tf.identity(self.kl_weight)
-    return results
-
-  def test_step(self, data):
-    self._check_batch(data)
-    # _test_counter restarts at 0 for every evaluate(): the same data gives the same numbers.
-    terms = self.loss_terms(data, self.step_seed(self._test_counter, stream=1), training=False)
-    return self._update_metrics(terms)

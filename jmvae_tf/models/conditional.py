@@ -24,6 +24,7 @@ class ConditionalModel(MultimodalVAE):
     self.target_spec = by_name(modalities, options.target)
     self.condition_spec = by_name(modalities, options.condition)
     super().__init__((self.target_spec, self.condition_spec), options, architecture, name=name)
+    self.data_modalities = tuple(modalities)
     self.target, self.condition = options.target, options.condition
     self.joint_encoder = self.architecture.encoder(
       self.modality_specs, self.latent_dim, "joint_encoder"

@@ -184,4 +184,6 @@ def build_model(config: ModelConfig):
   """The objective named by `config`, with every variable created."""
   cls = registry.model_class(config.model)
   networks = architecture.get_architecture(config.architecture)
-  return cls(config.modalities, config.options, networks).initialize()
+  model = cls(config.modalities, config.options, networks)
+  model.dataset_name = config.dataset
+  return model.initialize()
