@@ -52,7 +52,7 @@ def _model_and_data(tf, np):
   if FLAGS.family == "celeba":
     from benchmarks import celeba_step  # pylint: disable=g-import-not-at-top
 
-    model = run_dir.restore_model(FLAGS.model_dir) if FLAGS.model_dir else None
+    model = run_dir.load(FLAGS.model_dir) if FLAGS.model_dir else None
     if model is None:
       model, _ = celeba_step.build_model(FLAGS.model)
       model.initialize()
@@ -63,7 +63,7 @@ def _model_and_data(tf, np):
     }
     return model, tf.data.Dataset.from_tensor_slices(data).batch(FLAGS.batch_size)
   if FLAGS.model_dir:
-    model = run_dir.restore_model(FLAGS.model_dir)
+    model = run_dir.load(FLAGS.model_dir)
   else:
     model_config = config_lib.ModelConfig.make(
       FLAGS.model, mnist.mnist_modalities(), "mnist_mlp", "mnist"

@@ -43,7 +43,7 @@ def main(argv):
 
   models = []
   for model_dir in FLAGS.model_dir:  # every check before any drawing
-    model = run_dir.restore_model(model_dir)
+    model = run_dir.load(model_dir)
     if IMAGE not in model.generated_modalities:
       raise app.UsageError(f"{model_dir}: its model does not generate the image")
     # Rows are labelled by run directory: it names the run, Keras' model name does not.

@@ -75,7 +75,7 @@ def main():
   rows, names = [faces[: args.shown]], ["test face"]
   for item in args.models:
     title, model_dir = item.split("=", 1)
-    model = run_dir.restore_model(model_dir)
+    model = run_dir.load(model_dir)
     rec = batched(functools.partial(editing.reconstruct, model), faces)
     gen = batched(functools.partial(editing.image_from_attributes, model), attributes)
     result = {

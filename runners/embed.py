@@ -58,30 +58,32 @@ def define_flags(fv: flags.FlagValues = FLAGS):
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
+  import jmvae_tf  # pylint: disable=g-import-not-at-top
   from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
   from jmvae_tf.inspection import projector  # pylint: disable=g-import-not-at-top
-  from jmvae_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "projector")
   # RunDirError, DataError, an unreadable checkpoint, a full disk: one line.
   with flagutil.one_line_errors():
     files.check_writable(output_dir, "--output_dir")  # before the embedding work
-    run = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+    run = jmvae_tf.load_run(FLAGS.model_dir, FLAGS.checkpoint)
     dataset, data_options = flagutil.run_data([run], FLAGS)
     data = registry.make_dataset(dataset, FLAGS.data_dir, options=data_options)
-    print(f"read {run.describe()}", flush=True)
-    model = run.restore()
-    picture_size = data.display_images("test", 1).shape[1:3]
     try:
-      projector.check_sprite_size(FLAGS.num_examples, picture_size)
+      projector.check_sprite_size(FLAGS.num_examples, data.display_images("test", 1).shape[1:3])
     except ValueError as e:
       raise ValueError(f"--num_examples={FLAGS.num_examples}: {e}") from None
-    n = data.check_split("test", FLAGS.num_examples)
-    images = data.display_images("test", n, FLAGS.data_seed)
-    batches = data.eval_dataset("test", FLAGS.batch_size, FLAGS.data_seed, n)
-    embeddings = projector.embed(
-      model, batches, data.metadata("test", n), images, output_dir, FLAGS.iterations, FLAGS.seed
+    print(f"read {run.describe()}", flush=True)
+    embeddings = jmvae_tf.write_embeddings(
+      run.restore(),
+      data,
+      output_dir,
+      FLAGS.num_examples,
+      FLAGS.iterations,
+      FLAGS.batch_size,
+      FLAGS.data_seed,
+      FLAGS.seed,
     )
   print(
     f"wrote {', '.join(f'{k} {v.shape}' for k, v in embeddings.items())} to "

@@ -26,7 +26,6 @@ table1.md (table2.* for CelebA: the whole table, the paper's numbers beside ours
 from __future__ import annotations
 
 import glob
-import json
 import os
 
 from absl import app, flags
@@ -114,48 +113,17 @@ def check_args(fv=FLAGS):
       raise ValueError(f"--{name} must be at least {low}, got {getattr(fv, name)}")
 
 
-def model_record(model, config, model_dir, result, columns=None) -> dict:
-  from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
-
-  rec = {
-    "model": config.model,
-    "model_dir": os.path.abspath(model_dir),
-    "latent_dim": config.latent_dim,
-    "estimator": table.describe_estimator(
-      model, result["num_samples"], result["iterations"], columns
-    ),
-    **result,
-  }
-  if model.conditioning_modalities:  # a one-way model: which direction it fills
-    rec["direction"] = (
-      f"{','.join(model.generated_modalities)}|{','.join(model.conditioning_modalities)}"
-    )
-  return rec
-
-
-def output_dirs(dirs):
+def output_dirs(dirs, fv=FLAGS):
   """([(directory of each model's evaluation.*, its flag)], (directory of the whole table, its
   flag) or None): the model dir itself, or --output_dir for a single one; the table goes to
   --output_dir, else the model dirs' common parent."""
-  model_flag = "--model_dirs" if FLAGS.model_dirs else "--model_dir"
+  model_flag = "--model_dirs" if fv.model_dirs else "--model_dir"
   if len(dirs) == 1:
-    return [(FLAGS.output_dir, "--output_dir") if FLAGS.output_dir else (dirs[0], model_flag)], None
-  if FLAGS.output_dir:
-    return [(d, model_flag) for d in dirs], (FLAGS.output_dir, "--output_dir")
+    return [(fv.output_dir, "--output_dir") if fv.output_dir else (dirs[0], model_flag)], None
+  if fv.output_dir:
+    return [(d, model_flag) for d in dirs], (fv.output_dir, "--output_dir")
   common = os.path.commonpath([os.path.abspath(d) for d in dirs])
   return [(d, model_flag) for d in dirs], (common, "the table's directory (set --output_dir)")
-
-
-def write_outputs(directory: str, stem: str, records, markdown: str):
-  """`stem`.json and .md in `directory`, each replaced whole: a full disk leaves the
-  previous files and is a WriteError naming the file."""
-  from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
-
-  os.makedirs(directory, exist_ok=True)
-  path = os.path.join(directory, stem)
-  files.write_whole(f"{path}.json", json.dumps(records, indent=2, sort_keys=True))
-  files.write_whole(f"{path}.md", markdown + "\n")
-  print(f"wrote {os.path.abspath(path)}.json and .md")
 
 
 def main(argv):
@@ -167,130 +135,43 @@ def main(argv):
     evaluate_all()
 
 
-def evaluate_all():
+def evaluate_all(fv=FLAGS):
   """Checks every input (before any model is built or evaluated), then evaluates each
-  model, writing its table row as it finishes, then the whole table."""
+  model, writing its table row as it finishes, then the whole table
+  (jmvae_tf.evaluation.report.evaluate_runs)."""
+  import jmvae_tf  # pylint: disable=g-import-not-at-top
   from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
-  from jmvae_tf.evaluation import coherence, table  # pylint: disable=g-import-not-at-top
-  from jmvae_tf.training import run_dir, summaries  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.evaluation import report  # pylint: disable=g-import-not-at-top
   from pipelines import registry  # pylint: disable=g-import-not-at-top
 
-  check_args()
-  dirs = expand_model_dirs(FLAGS.model_dir, FLAGS.model_dirs)
-  runs = [run_dir.load_run(d) for d in dirs]
-  configs = [run.config for run in runs]
+  check_args(fv)
+  dirs = expand_model_dirs(fv.model_dir, fv.model_dirs)
+  runs = [jmvae_tf.load_run(d) for d in dirs]
   # Every run was trained on this data set (flagutil.run_data checks), so they share one table.
-  dataset, data_options = flagutil.run_data(runs, FLAGS)
-  definition = table.table_for(dataset, configs[0].modality_names)
-  data = registry.make_dataset(dataset, FLAGS.data_dir, options=data_options)
-  data.check_split("test", FLAGS.num_test)
-  model_outputs, table_output = output_dirs(dirs)
+  dataset, data_options = flagutil.run_data(runs, fv)
+  data = registry.make_dataset(dataset, fv.data_dir, options=data_options)
+  data.check_split("test", fv.num_test)
+  model_outputs, table_output = output_dirs(dirs, fv)
   for directory, flag in model_outputs + ([table_output] if table_output else []):
     files.check_writable(directory, flag)  # before the evaluation, not after it
-  iterations = definition.iterations if FLAGS.iterations is None else FLAGS.iterations
-  # Column names of the predicted attributes: the data set's metadata (CelebA: its 40 names).
-  attribute_names = list(data.metadata("test", 1)) if definition.accuracy else None
-
-  dataset = data.eval_dataset("test", FLAGS.batch_size, FLAGS.data_seed, FLAGS.num_test)
-  iwae_dataset = None
-  if FLAGS.iwae_samples:
-    # Keep samples x examples per batch near 20,000 rows.
-    iwae_batch = max(1, min(FLAGS.batch_size, 20000 // FLAGS.iwae_samples))
-    iwae_dataset = data.eval_dataset("test", iwae_batch, FLAGS.data_seed, FLAGS.num_test)
-  num_test = data.check_split("test", FLAGS.num_test)
-  truth = data.labels("test", num_test) if FLAGS.coherence else None
-  classifiers = {}
-  if truth is not None:
-    classifiers = coherence.image_classifiers(data, FLAGS.classifier_epochs, FLAGS.data_seed)
-    for name, c in classifiers.items():
-      print(
-        f"coherence: {name} read by a classifier trained on {c.num_train} real training "
-        f"images, test accuracy {c.test_accuracy:.4f}",
-        flush=True,
-      )
-  records = []
-  for d, run, (output, _) in zip(dirs, runs, model_outputs):
-    config = run.config
-    print(
-      f"evaluating {config.model} ({d}) for {definition.name} on "
-      + (f"{data.provenance}: " if data.provenance else "")
-      + f"{data.check_split('test', FLAGS.num_test)} test examples, N={FLAGS.num_samples}, "
-      f"K={iterations}" + (f", IWAE k={FLAGS.iwae_samples}" if FLAGS.iwae_samples else ""),
-      flush=True,
-    )
-    print(f"read {run.describe()}", flush=True)
-    model = run.restore()
-    result = table.evaluate(
-      model,
-      dataset,
-      definition.columns,
-      num_samples=FLAGS.num_samples,
-      iterations=iterations,
-      iwae_samples=FLAGS.iwae_samples,
-      iwae_dataset=iwae_dataset,
-      seed=FLAGS.seed,
-      progress=FLAGS.progress,
-    )
-    rec = model_record(model, config, d, result, definition.columns)
-    if data.provenance:  # e.g. the synthetic stand-in read as celeb_a
-      rec["data"] = data.provenance
-    extra = ""
-    if table.supports_accuracy(model, definition.accuracy):
-      rec["attribute_accuracy"] = table.attribute_accuracy(
-        model, dataset, definition.accuracy, iterations, attribute_names, FLAGS.seed
-      )
-      extra = "\n\n" + table.accuracy_markdown(rec["attribute_accuracy"], definition.symbols)
-    if truth is not None:
-      rec["coherence"] = coherence.evaluate(
-        model, dataset, truth, classifiers, iterations, FLAGS.prior_samples, FLAGS.seed
-      )
-      extra += "\n\n" + coherence.markdown([rec["coherence"]], [registry_title(config.model)])
-    records.append(rec)
-    md = table.markdown_table([rec], definition=definition, data=data.provenance)
-    print(console(md))
-    print(
-      f"estimator: {rec['estimator']}; {rec['num_examples']} test examples; "
-      f"{result['seconds']:.1f} s",
-      flush=True,
-    )
-    if "coherence" in rec:
-      print(console(coherence.markdown([rec["coherence"]], [registry_title(config.model)])))
-    write_outputs(
-      output,
-      "evaluation",
-      rec,
-      md + f"\n\nEstimator: {rec['estimator']}. Test examples: {rec['num_examples']}." + extra,
-    )
-    summaries.write_evaluation(os.path.join(output, "logs", "evaluation"), rec, run.epoch)
-  if len(dirs) > 1:
-    md = table.markdown_table(records, definition=definition, data=data.provenance)
-    out = table_output[0]
-    settings = (
-      f"Test examples: {data.check_split('test', FLAGS.num_test)}; "
-      f"N = {FLAGS.num_samples} samples of z (eq 11); K = {iterations} "
-      "iterative-sampling rounds for JMVAE / hierarchical JMVAE"
-      + (f"; IWAE k = {FLAGS.iwae_samples}" if FLAGS.iwae_samples else "")
-      + "."
-    )
-    if all("coherence" in r for r in records):
-      md += "\n\n" + coherence.markdown(
-        [r["coherence"] for r in records], [registry_title(r["model"]) for r in records]
-      )
-    stem = definition.stem
-    write_outputs(out, stem, records, md + "\n\n" + settings)
-    print(f"\n{definition.name}\n" + console(md) + "\n" + settings)
-    print(f"wrote {os.path.join(out, stem + '.md')} and {stem}.json")
-
-
-def registry_title(model: str) -> str:
-  from jmvae_tf.models import registry  # pylint: disable=g-import-not-at-top
-
-  return registry.title(model)
-
-
-def console(markdown: str) -> str:
-  """The Markdown written to files, for a terminal: `log p(x~|w)`, not its escaped `\\|`."""
-  return markdown.replace("\\|", "|")
+  report.evaluate_runs(
+    runs,
+    data,
+    [directory for directory, _ in model_outputs],
+    table_output[0] if table_output else None,
+    log=lambda line: print(line, flush=True),
+    num_test=fv.num_test,
+    num_samples=fv.num_samples,
+    iterations=fv.iterations,
+    iwae_samples=fv.iwae_samples,
+    batch_size=fv.batch_size,
+    seed=fv.seed,
+    data_seed=fv.data_seed,
+    with_coherence=fv.coherence,
+    classifier_epochs=fv.classifier_epochs,
+    prior_samples=fv.prior_samples,
+    progress=fv.progress,
+  )
 
 
 if __name__ == "__main__":

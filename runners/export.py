@@ -50,24 +50,15 @@ def define_flags(fv: flags.FlagValues = FLAGS):
 def main(argv):
   if len(argv) > 1:
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
-  from jmvae_tf.serving import export  # pylint: disable=g-import-not-at-top
-  from jmvae_tf.training import run_dir  # pylint: disable=g-import-not-at-top
+  import jmvae_tf  # pylint: disable=g-import-not-at-top
 
   # RunDirError, ExportError, an unreadable checkpoint, a full disk: one line.
   with flagutil.one_line_errors():
     limits = options.ServingLimits(**flagutil.option_values(options.ServingLimits, FLAGS))
-    run = run_dir.load_run(FLAGS.model_dir, FLAGS.checkpoint)
+    run = jmvae_tf.load_run(FLAGS.model_dir, FLAGS.checkpoint)
     name = FLAGS.name or run.config.model
     print(f"read {run.describe()}", flush=True)
-    path = export.export(
-      run.restore(),
-      FLAGS.export_dir,
-      name,
-      FLAGS.version,
-      modalities=run.config.modalities,
-      run_config_json=run.config.to_json(),
-      limits=limits,
-    )
+    path = jmvae_tf.export(run.restore(), FLAGS.export_dir, name, FLAGS.version, limits)
   local = lambda p: p if "://" in p else os.path.abspath(p)
   print(f"exported {local(path)}")
   print("request limits: " + ", ".join(f"{n}={v}" for n, v in vars(limits).items()))

@@ -69,23 +69,19 @@ def model_config_from_flags(data, fv=FLAGS):
   )
 
 
-def train_config_from_flags(fv=FLAGS, data=None) -> options.TrainConfig:
+def train_config_from_flags(fv=FLAGS, data_options: bool = False) -> options.TrainConfig:
   """The TrainConfig of the flags (a ValueError for a bad value, before TensorFlow starts);
-  given `data` (a jmvae_tf.core.data.DataSet), with the number of training examples it holds
-  and its options, recorded for resumed runs."""
+  with `data_options`, also the data set's options (--data_options, parsed once TensorFlow
+  is there), recorded so that a resume keeps them."""
   settings = {
     **flagutil.option_values(options.FixedSettings, fv),
     **flagutil.option_values(options.RunSettings, fv),
   }
-  if data is not None:
+  if data_options:
     from jmvae_tf.core.data import parse_options  # pylint: disable=g-import-not-at-top
 
-    data_options = parse_options(fv.data_options)
-    settings.update(
-      num_train=data.num_examples("train"),
-      data_options=tuple(f"{k}={v}" for k, v in data_options.items()),
-      data_fingerprint=data.fingerprint(),
-    )
+    parsed = parse_options(fv.data_options)
+    settings["data_options"] = tuple(f"{k}={v}" for k, v in parsed.items())
   return options.TrainConfig.make(**settings)
 
 
@@ -98,7 +94,8 @@ def main(argv):
     # Every check that can fail runs before any training or any write to model_dir: the
     # flags' values first, before TensorFlow starts (without its start-up noise).
     train_config_from_flags(FLAGS)
-    from jmvae_tf.training import callbacks, driver, runtime  # pylint: disable=g-import-not-at-top
+    import jmvae_tf  # pylint: disable=g-import-not-at-top
+    from jmvae_tf.training import callbacks, runtime  # pylint: disable=g-import-not-at-top
     from pipelines import registry as data_registry  # pylint: disable=g-import-not-at-top
 
     intra_op, _ = runtime.configure_cpu_threads(
@@ -107,65 +104,51 @@ def main(argv):
       runtime.resolve_jit_compile(FLAGS.jit_compile, FLAGS.strategy),
     )
     # MultiWorkerMirroredStrategy sets up collective ops, which TensorFlow allows only before
-    # it runs any op (reading the data does); driver.train makes the other strategies.
+    # it runs any op (reading the data does); jmvae_tf.train makes the other strategies.
     strategy = runtime.make_strategy("multi_worker") if FLAGS.strategy == "multi_worker" else None
     data = data_registry.make_dataset(
       FLAGS.dataset, FLAGS.data_dir, FLAGS.num_train, FLAGS.validation, FLAGS.data_options
     )
-    train_config = train_config_from_flags(FLAGS, data)
+    train_config = train_config_from_flags(FLAGS, data_options=True)
     model_config = model_config_from_flags(data, FLAGS)
     data.check_batch_size(train_config.fixed.batch_size)
     input_threads = runtime.input_threads(FLAGS.input_threads)
-    settings = runtime.speed_settings(
-      train_config, FLAGS.intra_op_threads, intra_op, FLAGS.input_threads, input_threads
-    )
     if FLAGS.verbose:
-      print(settings, flush=True)
-      note = callbacks.warmup_note(train_config.run.epochs, train_config.fixed.warmup_epochs)
-      if note:
-        print(note, flush=True)
-    _train(driver, callbacks, data, model_config, train_config, strategy, input_threads)
+      line = runtime.speed_settings(
+        train_config, FLAGS.intra_op_threads, intra_op, FLAGS.input_threads, input_threads
+      )
+      print(line, flush=True)
+    status = _train(jmvae_tf, callbacks, data, model_config, train_config, strategy, input_threads)
+  if status:
+    sys.exit(status)  # outside the except clause, its traceback (and training's state) freed
   print(f"checkpoints and TensorBoard logs in {os.path.abspath(FLAGS.model_dir)}")
 
 
-def _train(driver, callbacks, data, model_config, train_config, strategy, input_threads):
-  held_out = data.held_out_split()
-  seed = train_config.fixed.data_seed
-  batch_size = train_config.fixed.batch_size
-  probe = next(
-    iter(
-      data.eval_dataset(
-        held_out, 1000, seed=seed, num_examples=min(1000, data.num_examples(held_out))
-      )
-    )
-  )
+def _train(jmvae_tf, callbacks, data, model_config, train_config, strategy, input_threads):
+  """jmvae_tf.train as the flags say; the exit status of a stop (0: none), its line printed."""
   try:
-    driver.train(
+    jmvae_tf.train(
       model_config,
-      train_config,
+      data,
       FLAGS.model_dir,
-      train_dataset_fn=lambda start: data.train_dataset(batch_size, seed, start),
-      steps_per_epoch=data.steps_per_epoch(batch_size),
-      eval_dataset=data.eval_dataset(held_out, batch_size, seed=seed),
-      probe_batch=probe,
-      flags_text=flagutil.flags_text(FLAGS, define_flags),
+      train_config,
       verbose=FLAGS.verbose,
       strategy=strategy,
       input_threads=input_threads,
+      flags_text=flagutil.flags_text(FLAGS, define_flags),
     )
   except callbacks.TrainingDiverged as e:  # a NaN/inf loss or weight: exit status 1
-    if FLAGS.verbose == 1:
-      print(flush=True)  # ends Keras' progress bar line
-    print(f"error: {e}", file=sys.stderr)
-    sys.exit(1)
+    return _stopped(e, "error", 1)
   except callbacks.TrainingInterrupted as e:  # SIGINT/SIGTERM: 130/143, as the shell's
-    if FLAGS.verbose == 1:
-      print(flush=True)
-    print(f"interrupted: {e}", file=sys.stderr, flush=True)
-    status = 128 + e.signum
-  else:
-    return
-  sys.exit(status)  # outside the except clause, its traceback (and training's state) freed
+    return _stopped(e, "interrupted", 128 + e.signum)
+  return 0
+
+
+def _stopped(error: Exception, what: str, status: int) -> int:
+  if FLAGS.verbose == 1:
+    print(flush=True)  # ends Keras' progress bar line
+  print(f"{what}: {error}", file=sys.stderr, flush=True)
+  return status
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 from model_configs import mnist_config
+from stream_data import StreamData
 
 from jmvae_tf.core import options
 from jmvae_tf.training import driver, run_dir
@@ -37,14 +38,18 @@ def fit(model_dir, epochs, poison=None, flags_text=None, model_config=MODEL, **t
     epochs=epochs, batch_size=BATCH, warmup_epochs=0, steps_per_execution=1, strategy="default"
   )
   kw.update(train_kw)
-  return driver.train(
-    model_config,
-    options.TrainConfig.make(**kw),
-    str(model_dir),
+  stream = StreamData(
+    model_config.modalities,
     lambda start: (
       tf.data.Dataset.from_tensor_slices(batches).batch(BATCH).skip(start * STEPS).repeat()
     ),
-    steps_per_epoch=STEPS,
+    STEPS,
+  )
+  return driver.train(
+    model_config,
+    stream,
+    str(model_dir),
+    options.TrainConfig.make(**kw),
     flags_text=flags_text,
     verbose=0,
   )

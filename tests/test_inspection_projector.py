@@ -95,7 +95,7 @@ def test_projector_files_parse(embedded, fake_mnist):
   assert not sprite[5 * 28 :, :, 0].any()  # padding after the last digit
 
   # The joint embedding is the mean of q(z|x,w) on the binarised test set (as training evaluates it).
-  model = run_dir.restore_model(str(model_dir))
+  model = run_dir.load(str(model_dir))
   batch = next(iter(mnist.eval_dataset(images, labels, NUM_TEST, seed=0)))
   np.testing.assert_allclose(
     reader.get_tensor(keys["z_joint"]),

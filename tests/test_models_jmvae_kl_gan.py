@@ -12,6 +12,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 from model_configs import mnist_config
+from stream_data import StreamData
 
 from jmvae_tf import models
 from jmvae_tf.core import gaussian, options
@@ -323,9 +324,9 @@ def run_training(model_dir, epochs, nan=False):
     ds = tf.data.Dataset.from_tensor_slices(data).repeat().batch(4, drop_remainder=True)
     return ds.skip(2 * start_epoch)
 
-  return driver.train(
-    make_config(), train_config, str(model_dir), dataset_fn, steps_per_epoch=2, verbose=0
-  )
+  config = make_config()
+  stream = StreamData(config.modalities, dataset_fn, 2, architecture=config.architecture)
+  return driver.train(config, stream, str(model_dir), train_config, verbose=0)
 
 
 def checkpoint_values(model_dir):
@@ -378,7 +379,7 @@ def test_divergence_stops_with_the_last_good_checkpoint_kept(resumed_runs, tmp_p
 
 
 def test_evaluate_and_export_a_trained_model(resumed_runs, tmp_path):
-  model = run_dir.restore_model(str(resumed_runs / "straight"))
+  model = run_dir.load(str(resumed_runs / "straight"))
   assert isinstance(model, models.JMVAEKLGAN)
   dataset = tf.data.Dataset.from_tensor_slices(face_data(6, seed=1)).batch(3)
   result = table.evaluate(

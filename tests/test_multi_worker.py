@@ -71,6 +71,7 @@ def run_training(
   `kill_signal` (SIGKILL unless given) when its input pipeline makes that global step
   (mid-epoch, by a couple of steps of read-ahead at most)."""
   import tensorflow as tf
+  from stream_data import StreamData
 
   from jmvae_tf.training import driver  # noqa: F811  (a worker stops before the tests' imports)
   from pipelines import mnist
@@ -94,14 +95,17 @@ def run_training(
 
     return dataset.enumerate(start=start_epoch * STEPS).map(watched)
 
+  stream = StreamData(
+    model_config.modalities,
+    train_dataset,
+    STEPS,
+    held_out=mnist.eval_dataset(eval_images, eval_labels, BATCH),
+  )
   return driver.train(
     model_config,
-    train_config,
+    stream,
     model_dir,
-    train_dataset,
-    steps_per_epoch=STEPS,
-    eval_dataset=mnist.eval_dataset(eval_images, eval_labels, BATCH),
-    probe_batch=next(iter(mnist.eval_dataset(eval_images, eval_labels, NUM_EVAL))),
+    train_config,
     flags_text=flags_text,
     verbose=2,
     strategy=strategy,

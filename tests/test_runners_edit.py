@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from absl import flags
+from stream_data import StreamData
 from tiny_runs import run_module
 
 from jmvae_tf.core import options
@@ -34,14 +35,13 @@ def train_one_step(model_dir: Path, modalities, architecture: str) -> Path:
   )
   rng = np.random.default_rng(0)
   data = {m.name: rng.uniform(-1, 1, (2,) + m.shape).astype(np.float32) for m in modalities}
-  driver.train(
-    model_config,
-    train_config,
-    str(model_dir),
+  stream = StreamData(
+    modalities,
     lambda start: tf.data.Dataset.from_tensor_slices(data).repeat().batch(2),
-    steps_per_epoch=1,
-    verbose=0,
+    1,
+    architecture=architecture,
   )
+  driver.train(model_config, stream, str(model_dir), train_config, verbose=0)
   return model_dir
 
 

@@ -78,14 +78,7 @@ def synthetic_faces_run(tmp_path_factory):
     epochs=1, batch_size=4, warmup_epochs=0, steps_per_execution=1, strategy="default"
   )
   model_dir = tmp_path_factory.mktemp("runs") / "jmvae_kl"
-  driver.train(
-    model_config,
-    train_config,
-    str(model_dir),
-    lambda start: data.train_dataset(4, 0, start),
-    steps_per_epoch=1,
-    verbose=0,
-  )
+  driver.train(model_config, data, str(model_dir), train_config, verbose=0)
   return faces, model_dir
 
 

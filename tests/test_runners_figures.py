@@ -167,5 +167,7 @@ def test_figures_of_the_other_family_are_refused(setup, model_dirs):
     figures_runner.check_args(
       parse(f"--jmvae_kl_dir={model_dirs['jmvae_kl']}", "--dataset=celeb_a", "--figures=3")
     )
-  *_, data = figures_runner.check_args(parse(f"--jmvae_kl_dir={setup['model']}", "--figures=6"))
+  _, _, _, data, _ = figures_runner.check_args(
+    parse(f"--jmvae_kl_dir={setup['model']}", "--figures=6")
+  )
   assert data[0] == "celeb_a"

@@ -124,13 +124,11 @@ def exports(tmp_path_factory):
   result = {}
   for name in MODELS:
     model_config = train_tiny(root / "models" / name, name)
-    model = run_dir.restore_model(str(root / "models" / name))
+    model = run_dir.load(str(root / "models" / name))
     path = export.export(
       model,
       str(root / "export"),
       name,
-      modalities=model_config.modalities,
-      run_config_json=model_config.to_json(),
     )
     result[name] = (model, model_config, Path(path))
   result["model_dirs"] = root / "models"
@@ -350,20 +348,18 @@ def test_generation_by_iterative_sampling_follows_the_model_and_the_seed(exports
 def test_versions_are_never_overwritten(exports, tmp_path):
   model, model_config, _ = exports["cvae"]
   base = tmp_path / "base"
-  first = export.export(model, str(base), "digits", modalities=model_config.modalities)
-  second = export.export(model, str(base), "digits", modalities=model_config.modalities)
+  first = export.export(model, str(base), "digits")
+  second = export.export(model, str(base), "digits")
   assert (Path(first).name, Path(second).name) == ("1", "2")
   stamp = (Path(first) / "saved_model.pb").stat().st_mtime_ns
   with pytest.raises(export.ExportError, match="never overwritten"):
-    export.export(model, str(base), "digits", version=1, modalities=model_config.modalities)
+    export.export(model, str(base), "digits", version=1)
   assert (Path(first) / "saved_model.pb").stat().st_mtime_ns == stamp
-  assert export.export(
-    model, str(base), "digits", version=7, modalities=model_config.modalities
-  ).endswith("7")
+  assert export.export(model, str(base), "digits", version=7).endswith("7")
   assert export.next_version(str(base / "digits")) == 8
   assert sorted(p.name for p in (base / "digits").iterdir()) == ["1", "2", "7"]  # no staging left
   with pytest.raises(export.ExportError, match="model name"):
-    export.export(model, str(base), "../escape", modalities=model_config.modalities)
+    export.export(model, str(base), "../escape")
 
 
 def test_export_to_an_in_memory_filesystem_loads_back_and_serves(exports, monkeypatch):
@@ -372,7 +368,7 @@ def test_export_to_an_in_memory_filesystem_loads_back_and_serves(exports, monkey
   local export serves; a failure while saving leaves no version and no staging behind."""
   model, model_config, local = exports["jmvae_kl"]
   base = "ram://exports/test_serving"
-  path = export.export(model, base, "digits", modalities=model_config.modalities)
+  path = export.export(model, base, "digits")
   assert path == f"{base}/digits/1"
   assert tf.io.gfile.listdir(f"{base}/digits") == ["1"]
   assert json.loads(tf.io.gfile.GFile(f"{path}/assets.extra/limits.json").read()) == (
@@ -390,7 +386,7 @@ def test_export_to_an_in_memory_filesystem_loads_back_and_serves(exports, monkey
 
   monkeypatch.setattr(tf.saved_model, "save", fails)
   with pytest.raises(tf.errors.ResourceExhaustedError):
-    export.export(model, base, "digits", modalities=model_config.modalities)
+    export.export(model, base, "digits")
   assert tf.io.gfile.listdir(f"{base}/digits") == ["1"]  # whole or nothing
 
 
@@ -625,7 +621,6 @@ def small_limits(exports, tmp_path_factory):
     model,
     str(tmp_path_factory.mktemp("limits")),
     "jmvae",
-    modalities=model_config.modalities,
     limits=SMALL_LIMITS,
   )
   return tf.saved_model.load(path), Path(path)
@@ -780,7 +775,7 @@ def test_signed_ranges_come_from_the_modalities(tmp_path):
     "jmvae_kl", modalities, "mnist_mlp", "faces", latent_dim=2
   )
   model = config_lib.build_model(model_config)
-  loaded = tf.saved_model.load(export.export(model, str(tmp_path), "faces", modalities=modalities))
+  loaded = tf.saved_model.load(export.export(model, str(tmp_path), "faces"))
   encode = loaded.signatures["encode"]
   rng = np.random.default_rng(0)
   image = rng.uniform(-1, 1, (3, 4, 4, 3)).astype(np.float32)
@@ -877,7 +872,7 @@ def k3_exports(tmp_path_factory):
   for name in ("jmvae_kl", "jmvae"):
     model_config = config_lib.ModelConfig.make(name, modalities, "mnist_mlp", "toy", latent_dim=2)
     model = config_lib.build_model(model_config)
-    path = export.export(model, str(root), name, modalities=modalities)
+    path = export.export(model, str(root), name)
     out[name] = (model, signatures.ServingModule(model, modalities), Path(path))
   return out
 

@@ -55,7 +55,7 @@ def test_non_finite_loss_stops_the_run_and_keeps_the_last_good_checkpoint(tmp_pa
   assert checkpoints_on_disk(tmp_path) == ["ckpt-1", "ckpt-2"]
   assert all(all_finite(ckpt(tmp_path, n)) for n in (1, 2))
   assert run_dir.find_checkpoint(str(tmp_path)) == ckpt(tmp_path, 2)
-  run_dir.restore_model(str(tmp_path))
+  run_dir.load(str(tmp_path))
   # the run's lock went with it
   with open(tmp_path / run_dir.LOCK_FILE) as f:
     fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)

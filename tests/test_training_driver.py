@@ -11,6 +11,7 @@ import short_runs
 import tensorflow as tf
 import tf_keras as keras
 from model_configs import mnist_config
+from stream_data import StreamData
 
 from jmvae_tf.core import options
 from jmvae_tf.models import config
@@ -31,17 +32,19 @@ def fit(model_dir, train_slice, test_slice, model_config, epochs, input_threads=
   )
   kw.update(train_kw)
   train_config = options.TrainConfig.make(**kw)
-  probe = next(iter(mnist.eval_dataset(test_slice.images[:100], test_slice.labels[:100], 100)))
-  return driver.train(
-    model_config,
-    train_config,
-    str(model_dir),
-    train_dataset_fn=lambda start: mnist.train_dataset(
+  stream = StreamData(
+    model_config.modalities,
+    lambda start: mnist.train_dataset(
       train_slice.images, train_slice.labels, BATCH, seed=0, start_epoch=start
     ),
-    steps_per_epoch=mnist.steps_per_epoch(train_slice.num_examples, BATCH),
-    eval_dataset=mnist.eval_dataset(test_slice.images, test_slice.labels, BATCH),
-    probe_batch=probe,
+    mnist.steps_per_epoch(train_slice.num_examples, BATCH),
+    held_out=mnist.eval_dataset(test_slice.images, test_slice.labels, BATCH),
+  )
+  return driver.train(
+    model_config,
+    stream,
+    str(model_dir),
+    train_config,
     flags_text="--model=test\n",
     verbose=0,
     input_threads=input_threads,
@@ -135,7 +138,7 @@ def test_model_dir_contents_and_summaries(tmp_path, mnist_slice):
     "latent_mean",
   ]:
     assert tag in tags, sorted(tags)
-  restored = run_dir.restore_model(str(tmp_path))
+  restored = run_dir.load(str(tmp_path))
   assert restored.latent_dim == 64
 
 
@@ -177,8 +180,9 @@ def test_recalibrated_run_learns_the_same_weights_and_saves_averaged_statistics(
       epochs=2, batch_size=8, warmup_epochs=1, steps_per_execution=1, recalibrate_batchnorm=k
     )
     model_dir = str(tmp_path / f"recalibrate{k}")
-    driver.train(model_config, train_config, model_dir, batches, steps, verbose=0)
-    models[k] = run_dir.restore_model(model_dir)  # what the last checkpoint holds
+    faces = StreamData(model_config.modalities, batches, steps, architecture="celeba_conv")
+    driver.train(model_config, faces, model_dir, train_config, verbose=0)
+    models[k] = run_dir.load(model_dir)  # what the last checkpoint holds
   plain, recalibrated = models[0], models[2]
   for a, b in zip(plain.trainable_variables, recalibrated.trainable_variables):
     np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.name)
@@ -210,7 +214,8 @@ def test_recalibration_on_several_replicas_is_refused_before_anything_is_written
   with pytest.raises(
     ValueError, match="'auto' is 'mirrored' here; train with --strategy=one_device"
   ):
-    driver.train(model_config, auto, str(tmp_path / "m"), _face_batches(1), 1, verbose=0)
+    stream = StreamData(model_config.modalities, _face_batches(1), 1)
+    driver.train(model_config, stream, str(tmp_path / "m"), auto, verbose=0)
   assert not (tmp_path / "m").exists()
 
 
@@ -221,7 +226,8 @@ def test_recalibration_of_a_model_without_batchnorm_is_a_warning(tmp_path, capsy
   images = rng.integers(0, 256, (100, 28, 28), dtype=np.uint8)
   labels = rng.integers(0, 10, 100).astype(np.uint8)
   batches = lambda start: mnist.train_dataset(images, labels, 50, 0, start)  # noqa: E731
-  driver.train(model_config, train_config, str(tmp_path / "m"), batches, 2, verbose=0)
+  stream = StreamData(model_config.modalities, batches, 2)
+  driver.train(model_config, stream, str(tmp_path / "m"), train_config, verbose=0)
   assert "recalibrate_batchnorm: jmvae has no BatchNorm layer; ignored" in capsys.readouterr().err
 
 

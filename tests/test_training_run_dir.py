@@ -103,12 +103,12 @@ def test_model_dir_of_another_model_is_refused_and_left_alone(tmp_path):
   assert snapshot(tmp_path) == before
 
 
-# --- reading a run: load_run and restore_model -----------------------------------------------
+# --- reading a run: load_run and load ------------------------------------------------------
 
 
-def test_restore_model_errors(tmp_path):
+def test_load_errors(tmp_path):
   with pytest.raises(run_dir.RunDirError, match="run.json"):
-    run_dir.restore_model(str(tmp_path))
+    run_dir.load(str(tmp_path))
 
 
 def test_load_run_reads_the_record_and_refuses_what_it_cannot_read(tmp_path):
@@ -174,9 +174,9 @@ def test_a_run_json_from_before_a_field_existed_reads_with_the_value_those_runs_
   assert run_dir.read_model_config(str(tmp_path)) == mnist_config("jmvae_kl", latent_dim=2)
 
 
-def test_restore_model_refuses_a_checkpoint_with_non_finite_weights(tmp_path):
+def test_load_refuses_a_checkpoint_with_non_finite_weights(tmp_path):
   fit(tmp_path, epochs=1)
-  model = run_dir.restore_model(str(tmp_path))
+  model = run_dir.load(str(tmp_path))
   kernel = model.trainable_variables[0]
   kernel.assign(tf.fill(kernel.shape, np.nan))
   manager = tf.train.CheckpointManager(
@@ -184,8 +184,8 @@ def test_restore_model_refuses_a_checkpoint_with_non_finite_weights(tmp_path):
   )
   assert manager.save(checkpoint_number=2).endswith("ckpt-2")
   with pytest.raises(run_dir.RunDirError, match="ckpt-2 holds non-finite weights"):
-    run_dir.restore_model(str(tmp_path))
-  run_dir.restore_model(str(tmp_path), ckpt(tmp_path, 1))  # an earlier one is fine
+    run_dir.load(str(tmp_path))
+  run_dir.load(str(tmp_path), ckpt(tmp_path, 1))  # an earlier one is fine
 
 
 # --- checkpoints you can trust -------------------------------------------------------------
@@ -206,18 +206,18 @@ def test_missing_index_resumes_from_the_one_before(tmp_path, capsys):
   assert run_dir.checkpoint_problem(ckpt(tmp_path, 3)) is None
 
 
-def test_truncated_data_falls_back_in_training_and_in_restore_model(tmp_path, capsys):
+def test_truncated_data_falls_back_in_training_and_in_load(tmp_path, capsys):
   fit(tmp_path, epochs=2)
   first = file_bytes(tmp_path, 1)
   truncate_data(tmp_path, 2)
   capsys.readouterr()
-  model = run_dir.restore_model(str(tmp_path))
+  model = run_dir.load(str(tmp_path))
   assert "ckpt-2 (IndexError" in capsys.readouterr().err
-  reference = run_dir.restore_model(str(tmp_path), ckpt(tmp_path, 1))
+  reference = run_dir.load(str(tmp_path), ckpt(tmp_path, 1))
   for a, b in zip(model.variables, reference.variables):
     np.testing.assert_array_equal(a.numpy(), b.numpy())
   with pytest.raises(run_dir.RunDirError, match="ckpt-2 is unreadable: IndexError"):
-    run_dir.restore_model(str(tmp_path), ckpt(tmp_path, 2))  # asked for by name: no fallback
+    run_dir.load(str(tmp_path), ckpt(tmp_path, 2))  # asked for by name: no fallback
   assert run_dir.check_model_dir(str(tmp_path), MODEL) == ckpt(tmp_path, 1)
   result = fit(tmp_path, epochs=2)
   assert result.initial_epoch == 1
@@ -233,7 +233,7 @@ def test_a_directory_of_unreadable_checkpoints_is_an_error_not_a_fresh_start(tmp
   expected = "no readable checkpoint under ckpt/: ckpt-2 .IndexError.*; ckpt-1 .no .index file."
   for attempt in (
     lambda: run_dir.check_model_dir(str(tmp_path), MODEL),
-    lambda: run_dir.restore_model(str(tmp_path)),
+    lambda: run_dir.load(str(tmp_path)),
     lambda: fit(tmp_path, epochs=3),
   ):
     with pytest.raises(run_dir.RunDirError, match=expected):

@@ -189,14 +189,13 @@ def test_an_old_vae_gan_restores_its_three_optimisers_and_resumes(old_tree, tmp_
   data = {
     m.name: rng.uniform(-1, 1, (8,) + m.shape).astype(np.float32) for m in run.config.modalities
   }
-  result = driver.train(
+  result = driver.train(  # the arrays as an ArrayDataSet: 2 steps of 4 an epoch
     run.config,
+    data,
+    str(model_dir),
     options.TrainConfig.make(
       epochs=2, batch_size=4, warmup_epochs=0, steps_per_execution=1, strategy="default"
     ),
-    str(model_dir),
-    lambda start: tf.data.Dataset.from_tensor_slices(data).repeat().batch(4, drop_remainder=True),
-    steps_per_epoch=2,
     verbose=0,
   )
   assert result.initial_epoch == 1

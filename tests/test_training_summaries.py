@@ -11,6 +11,7 @@ import pytest
 import tensorflow as tf
 from model_configs import mnist_config
 from PIL import Image
+from stream_data import StreamData
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from jmvae_tf.core import options
@@ -58,19 +59,16 @@ def train_tiny(model_dir, model_config, data, epochs=EPOCHS, eval_every=1, warmu
     steps_per_execution=1,
     strategy="default",
   )
-  probe = {k: tf.constant(v[:10]) for k, v in data.items()}
-  driver.train(
-    model_config,
-    train_config,
-    str(model_dir),
+  stream = StreamData(
+    model_config.modalities,
     lambda start: (
       tf.data.Dataset.from_tensor_slices(data).repeat().batch(BATCH, drop_remainder=True)
     ),
-    steps_per_epoch=2,
-    eval_dataset=tf.data.Dataset.from_tensor_slices(data).batch(BATCH),
-    probe_batch=probe,
-    verbose=0,
+    2,
+    held_out=tf.data.Dataset.from_tensor_slices(data).batch(BATCH),
+    architecture=model_config.architecture,
   )
+  driver.train(model_config, stream, str(model_dir), train_config, verbose=0)
   return train_config
 
 

@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 from idx_writer import write_idx
 from model_configs import mnist_config
+from stream_data import StreamData
 
 from jmvae_tf.core import options
 from jmvae_tf.models import config as config_lib
@@ -68,16 +69,14 @@ def train_tiny(
     "image": (rng.random((n, 28, 28, 1)) < 0.3).astype(np.float32),
     "label": np.eye(10, dtype=np.float32)[rng.integers(0, 10, n)],
   }
-  driver.train(
-    model_config,
-    train_config,
-    str(model_dir),
+  stream = StreamData(
+    model_config.modalities,
     lambda start: (
       tf.data.Dataset.from_tensor_slices(data).repeat().batch(batch_size, drop_remainder=True)
     ),
-    steps_per_epoch=steps,
-    verbose=0,
+    steps,
   )
+  driver.train(model_config, stream, str(model_dir), train_config, verbose=0)
   return model_config
 
 

@@ -1,12 +1,12 @@
-"""Data sets as plug-ins: the one interface every data set implements.
+"""The contract between data and the library: what every data set gives (`DataSet`), and one
+held in memory (`ArrayDataSet`).
 
-A data set says what its modalities are (name, kind, shape), which network
+A data set says what its modalities are (name, kind, shape, family), which network
 architecture fits them, and gives tf.data pipelines of dicts keyed by modality
 name: an infinite, reproducible training stream and finite, ordered held-out
 streams with the test-time preprocessing (e.g. MNIST's fixed-seed binarisation).
-It knows nothing of models. Runners pick one by name (`--dataset`) through
-`pipelines.registry`; adding a data set is a module here, a flagfile in
-configs/ and one registry line.
+It knows nothing of models. The library consumes this contract; the data sets read from files
+live in `pipelines/` (by name, `--dataset`, through `pipelines.registry`).
 
 Construction reads and checks the data, so a bad `data_dir` fails with one line
 (`DataError`) before any model is built or anything is written.
@@ -21,7 +21,8 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf.core.modalities import Modality
+from jmvae_tf.core.likelihoods import to_uint8
+from jmvae_tf.core.modalities import IMAGE, Modality
 
 SPLITS = ("train", "validation", "test")
 
@@ -43,8 +44,8 @@ class DataError(ValueError):
 class DataSet(abc.ABC):
   """A paired multimodal data set.
 
-  Subclasses set `name` (the registry key) and `architecture` (a name in
-  `jmvae_tf.networks.ARCHITECTURES`), accept `data_dir`, `num_train` and
+  Subclasses set `name` (the registry key) and `architecture` (a name of
+  `jmvae_tf.networks.architecture.ARCHITECTURES`), accept `data_dir`, `num_train` and
   `validation` in their constructor (plus their own options, which they check),
   and implement the abstract methods.
   """
@@ -112,6 +113,10 @@ class DataSet(abc.ABC):
     """The split evaluated during training: validation when there is one, else test."""
     return "validation" if self.num_examples("validation") else "test"
 
+  def has_held_out(self) -> bool:
+    """Whether there is a held-out split to evaluate during training."""
+    return bool(self.num_examples(self.held_out_split()))
+
   def check_split(self, split: str, num_examples: Optional[int] = None) -> int:
     """The number of examples to read from `split`; a DataError naming what is wrong."""
     if split not in SPLITS:
@@ -133,6 +138,216 @@ class DataSet(abc.ABC):
         f"batch size {batch_size} is larger than the {self.num_examples('train')} "
         f"training examples of {self.name}"
       )
+
+
+class ArrayDataSet(DataSet):
+  """A data set held in memory: for each split, {modality name: array [N, ...]}.
+
+  `modalities` says what each array is (its keys name them); `train` is required, `validation`
+  and `test` are optional (the split evaluated during training is validation where given, else
+  test). Values are used as given: a Bernoulli modality takes bits or probabilities, a
+  categorical one one-hot rows. The training stream is a pure function of (seed, epoch, step):
+  full batches of a fresh stateless permutation of the examples each epoch, so a resumed run
+  reads what it would have read. `architecture` names the networks (default the paper's MLPs);
+  `name` is what run.json records as the data set.
+
+  Classes (coherence, the Projector's colours) come from the one categorical modality, where
+  there is one; pictures (the Projector's sprite) from the first image modality.
+  """
+
+  def __init__(
+    self,
+    modalities: Sequence[Modality],
+    train: Dict[str, np.ndarray],
+    validation: Optional[Dict[str, np.ndarray]] = None,
+    test: Optional[Dict[str, np.ndarray]] = None,
+    architecture: str = "mnist_mlp",
+    name: str = "arrays",
+  ):
+    self._modalities = tuple(modalities)
+    if not self._modalities or not all(isinstance(m, Modality) for m in self._modalities):
+      raise DataError(f"{name}: modalities must be a non-empty sequence of Modality")
+    self.name, self.architecture = name, architecture
+    given = {"train": train, "validation": validation, "test": test}
+    self._splits = {s: self._checked(s, a) for s, a in given.items() if a is not None}
+
+  def _checked(self, split: str, arrays) -> Dict[str, np.ndarray]:
+    """The split's arrays as float32, or a DataError naming the array and what is wrong."""
+    names = [m.name for m in self._modalities]
+    if not isinstance(arrays, dict) or set(arrays) != set(names):
+      got = sorted(arrays) if isinstance(arrays, dict) else type(arrays).__name__
+      raise DataError(f"{self.name}: {split} must be a dict of arrays keyed {names}, got {got}")
+    out, sizes = {}, set()
+    for m in self._modalities:
+      values = np.asarray(arrays[m.name], np.float32)
+      where = f"{self.name}: {split}[{m.name!r}]"
+      if values.shape[1:] != m.shape:
+        raise DataError(
+          f"{where} has shape {values.shape}; modality {m.name!r} needs [N] + {list(m.shape)}"
+        )
+      if not np.all(np.isfinite(values)):
+        raise DataError(f"{where} holds NaN or infinite values")
+      value_range = m.likelihood.value_range
+      if (
+        value_range is not None
+        and values.size
+        and (values.min() < value_range[0] or values.max() > value_range[1])
+      ):
+        raise DataError(
+          f"{where}: a {m.kind} modality's values lie in [{value_range[0]:g}, "
+          f"{value_range[1]:g}], got min {values.min():g} and max {values.max():g}"
+        )
+      out[m.name] = values
+      sizes.add(len(values))
+    if len(sizes) != 1 or 0 in sizes:
+      counts = {name: len(v) for name, v in out.items()}
+      raise DataError(f"{self.name}: {split} needs as many examples of each modality, got {counts}")
+    return out
+
+  @property
+  def modalities(self) -> Tuple[Modality, ...]:
+    return self._modalities
+
+  def num_examples(self, split: str) -> int:
+    part = self._splits.get(split)
+    return 0 if part is None else len(next(iter(part.values())))
+
+  def train_dataset(self, batch_size: int, seed: int, start_epoch: int = 0) -> tf.data.Dataset:
+    self.check_batch_size(batch_size)
+    arrays = {k: tf.constant(v) for k, v in self._splits["train"].items()}
+    n = self.num_examples("train")
+    steps = self.steps_per_epoch(batch_size)
+
+    def make_batch(global_step):
+      epoch, step = global_step // steps, global_step % steps
+      positions = tf.range(step * batch_size, (step + 1) * batch_size, dtype=tf.int64)
+      indices = tf.random.experimental.index_shuffle(
+        positions, seed=tf.stack([tf.constant(int(seed), tf.int64), epoch]), max_index=n - 1
+      )
+      return {k: tf.gather(v, indices) for k, v in arrays.items()}
+
+    return (
+      tf.data.Dataset.counter(start=int(start_epoch) * steps, dtype=tf.int64)
+      .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      .prefetch(tf.data.AUTOTUNE)
+    )
+
+  def eval_dataset(
+    self, split: str, batch_size: int, seed: int = 0, num_examples: Optional[int] = None
+  ) -> tf.data.Dataset:
+    n = self.check_split(split, num_examples)
+    part = {k: v[:n] for k, v in self._splits[split].items()}
+    return tf.data.Dataset.from_tensor_slices(part).batch(batch_size)
+
+  def classes(self, split: str, num_examples: int) -> Optional[np.ndarray]:
+    categorical = [m for m in self._modalities if m.likelihood.classes(m.shape) is not None]
+    if len(categorical) != 1:
+      return None
+    n = self.check_split(split, num_examples)
+    return self._splits[split][categorical[0].name][:n].argmax(-1).astype(np.int64)
+
+  def metadata(self, split: str, num_examples: int) -> Dict[str, np.ndarray]:
+    classes = self.classes(split, num_examples)
+    if classes is not None:
+      return {"class": classes}
+    return {"index": np.arange(self.check_split(split, num_examples))}
+
+  def display_images(self, split: str, num_examples: int, seed: int = 0) -> np.ndarray:
+    images = [m for m in self._modalities if m.family == IMAGE and m.shape[-1] in (1, 3)]
+    if not images:
+      raise DataError(f"{self.name}: no image modality with 1 or 3 channels to draw")
+    m, n = images[0], self.check_split(split, num_examples)
+    values = self._splits[split][m.name][:n]
+    pixels = to_uint8(values, m.likelihood.picture_range(values))
+    return pixels[..., 0] if m.shape[-1] == 1 else pixels
+
+  def fingerprint(self) -> str:
+    return digest(*(self._splits["train"][m.name] for m in self._modalities))
+
+
+class PipelineDataSet(DataSet):
+  """A data set made of tf.data pipelines of the user's own: `train` yields batches, dicts
+  {modality name: [B, ...]}; one pass over it is an epoch (its cardinality, or
+  `steps_per_epoch` batches of an infinite one). `validation` (optional) is a finite pipeline
+  of held-out batches. A run resumed at epoch e reads the pipeline again from the start and
+  skips e epochs of batches: exact where the pipeline gives the same batches each time (a
+  seeded, deterministic one).
+  """
+
+  def __init__(
+    self,
+    modalities: Sequence[Modality],
+    train: tf.data.Dataset,
+    validation: Optional[tf.data.Dataset] = None,
+    steps_per_epoch: Optional[int] = None,
+    architecture: str = "mnist_mlp",
+    name: str = "pipeline",
+  ):
+    self._modalities = tuple(modalities)
+    self.name, self.architecture = name, architecture
+    for split, dataset in (("train", train), ("validation", validation)):
+      if dataset is not None:
+        self._check_spec(split, dataset)
+    cardinality = int(train.cardinality())
+    if steps_per_epoch is None:
+      if cardinality < 0:
+        raise DataError(
+          f"{name}: the training pipeline has no known length (cardinality {cardinality}); "
+          "say how many batches make an epoch (steps_per_epoch)"
+        )
+      steps_per_epoch = cardinality
+    if steps_per_epoch < 1:
+      raise DataError(f"{name}: an epoch needs at least one batch, got {steps_per_epoch}")
+    self._train, self._validation, self._steps = train, validation, int(steps_per_epoch)
+
+  def _check_spec(self, split: str, dataset: tf.data.Dataset) -> None:
+    spec = dataset.element_spec
+    names = [m.name for m in self._modalities]
+    if not isinstance(spec, dict) or set(spec) != set(names):
+      got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
+      raise DataError(f"{self.name}: {split} must yield dicts keyed {names}, got {got}")
+    for m in self._modalities:
+      if not spec[m.name].shape[1:].is_compatible_with(m.shape):
+        raise DataError(
+          f"{self.name}: {split} batches of {m.name!r} have shape {spec[m.name].shape}; "
+          f"modality {m.name!r} needs [B] + {list(m.shape)}"
+        )
+
+  @property
+  def modalities(self) -> Tuple[Modality, ...]:
+    return self._modalities
+
+  def num_examples(self, split: str) -> int:
+    """Unknown for a pipeline (0), but for the split checks: an epoch's batches exist."""
+    return 0
+
+  def steps_per_epoch(self, batch_size: int) -> int:
+    return self._steps
+
+  def check_batch_size(self, batch_size: int) -> None:
+    """The pipeline makes its own batches."""
+
+  def held_out_split(self) -> str:
+    return "validation"
+
+  def train_dataset(self, batch_size: int, seed: int, start_epoch: int = 0) -> tf.data.Dataset:
+    return self._train.repeat().skip(int(start_epoch) * self._steps)
+
+  def eval_dataset(
+    self, split: str, batch_size: int, seed: int = 0, num_examples: Optional[int] = None
+  ) -> tf.data.Dataset:
+    if split != "validation" or self._validation is None:
+      raise DataError(f"{self.name}: no {split} pipeline")
+    return self._validation
+
+  def has_held_out(self) -> bool:
+    return self._validation is not None
+
+  def display_images(self, split: str, num_examples: int, seed: int = 0) -> np.ndarray:
+    raise DataError(f"{self.name}: a pipeline has no pictures to draw")
+
+  def metadata(self, split: str, num_examples: int) -> Dict[str, np.ndarray]:
+    raise DataError(f"{self.name}: a pipeline has no metadata")
 
 
 def parse_options(text: Sequence[str]) -> Dict[str, str]:

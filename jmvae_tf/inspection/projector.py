@@ -193,3 +193,27 @@ def embed(
   embeddings = latent_means(model, batches, iterations, seed)
   write_projector(output_dir, embeddings, metadata, images)
   return embeddings
+
+
+def write_embeddings(
+  model: MultimodalVAE,
+  data,
+  output_dir: str,
+  num_examples: int = 10000,
+  iterations: int = 100,
+  batch_size: int = 500,
+  data_seed: int = 0,
+  seed: int = 0,
+) -> Dict[str, np.ndarray]:
+  """The Projector's files for the first `num_examples` test examples of `data` (a DataSet:
+  its test batches, metadata and pictures) in `output_dir` (`tensorboard --logdir` it);
+  returns the embeddings. Checks the sprite's size before any work."""
+  picture_size = data.display_images("test", 1).shape[1:3]
+  try:
+    check_sprite_size(num_examples, picture_size)
+  except ValueError as e:
+    raise ValueError(f"num_examples={num_examples}: {e}") from None
+  n = data.check_split("test", num_examples)
+  images = data.display_images("test", n, data_seed)
+  batches = data.eval_dataset("test", batch_size, data_seed, n)
+  return embed(model, batches, data.metadata("test", n), images, output_dir, iterations, seed)

@@ -13,9 +13,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import tf_keras as keras
 
 from jmvae_tf.core import likelihoods, plugins
+from jmvae_tf.core.data import DataSet
 from jmvae_tf.core.modalities import IMAGE, VECTOR, Modality
 from jmvae_tf.core.options import ModelOptions
 from jmvae_tf.models import registry
@@ -187,3 +190,22 @@ def build_model(config: ModelConfig):
   model = cls(config.modalities, config.options, networks)
   model.dataset_name = config.dataset
   return model.initialize()
+
+
+def make_model(model: str, data, architecture: Optional[str] = None, **options):
+  """The registered model `model` (e.g. "jmvae_kl") for `data`, with every variable created.
+
+  data: a DataSet (its modalities, architecture and name), or a sequence of Modality (then
+  `architecture`, default the paper's MLPs "mnist_mlp"); options: the model's options (its
+  options dataclass's fields, e.g. latent_dim=16, alpha=0.1), the paper's for the rest. The
+  initial weights are those of the options' seed: what runners.train builds with the same
+  flags (keras.utils.set_random_seed, then the model under the current dtype policy)."""
+  if isinstance(data, DataSet):
+    modalities, default_architecture, dataset = data.modalities, data.architecture, data.name
+  else:
+    modalities, default_architecture, dataset = tuple(data), "mnist_mlp", ""
+  config = ModelConfig.make(
+    model, modalities, architecture or default_architecture, dataset, **options
+  )
+  keras.utils.set_random_seed(config.seed)
+  return build_model(config)

@@ -7,12 +7,12 @@ import contextlib
 import os
 import re
 import uuid
-from typing import List, Optional, Sequence
+from typing import List, Optional
 
 import tensorflow as tf
 
-from jmvae_tf.core.modalities import Modality
 from jmvae_tf.core.options import ServingLimits
+from jmvae_tf.models import registry
 from jmvae_tf.models.base import MultimodalVAE
 from jmvae_tf.serving.signatures import DEFAULT_SIGNATURE, LIMITS_FILE, ServingModule, limits_json
 
@@ -72,20 +72,23 @@ def remove_tree(path: str):
 def export(
   model: MultimodalVAE,
   export_base: str,
-  name: str,
+  name: Optional[str] = None,
   version: Optional[int] = None,
-  modalities: Optional[Sequence[Modality]] = None,
-  run_config_json: Optional[str] = None,
   limits: Optional[ServingLimits] = None,
 ) -> str:
   """Writes EXPORT_BASE/NAME/VERSION/ (TF Serving's layout); returns that path.
 
-  The SavedModel is written into a hidden sibling directory and renamed into place,
-  so TF Serving (which polls the numeric directories) never sees half an export; an
-  existing version is never overwritten. `limits` (default ServingLimits()) bound what
-  one request may ask; they are written to assets.extra/limits.json too. `export_base` may
-  be any tf.io.gfile path (a local folder, gs://..., TensorFlow's in-memory ram://).
+  NAME defaults to the model's registered name (run.json's "model"), VERSION to the next free
+  integer from 1. The signatures take the modalities in the data set's order; a registered
+  model's config goes to assets.extra/run.json beside them. The SavedModel is written into a
+  hidden sibling directory and renamed into place, so TF Serving (which polls the numeric
+  directories) never sees half an export; an existing version is never overwritten. `limits`
+  (default ServingLimits()) bound what one request may ask; they are written to
+  assets.extra/limits.json too. `export_base` may be any tf.io.gfile path (a local folder,
+  gs://..., TensorFlow's in-memory ram://).
   """
+  config = model.config() if registry.name_of(type(model)) else None
+  name = name or (config.model if config else model.name)
   if not re.fullmatch(r"[A-Za-z0-9_.\-]+", name):
     raise ExportError(f"model name {name!r} must be letters, digits, '_', '.' or '-'")
   model_base = os.path.join(export_base, name)
@@ -98,7 +101,7 @@ def export(
     raise ExportError(
       f"{path} exists; versions are never overwritten (leave out --version for the next one)"
     )
-  module = ServingModule(model, modalities, limits)
+  module = ServingModule(model, model.data_modalities, limits)
   tf.io.gfile.makedirs(model_base)
   # Written aside under a hidden name, which TF Serving does not poll, then moved into place.
   staging = os.path.join(model_base, f".tmp-{version}-{uuid.uuid4().hex[:8]}")
@@ -107,8 +110,8 @@ def export(
     extra = os.path.join(staging, "assets.extra")
     tf.io.gfile.makedirs(extra)
     files = {LIMITS_FILE: limits_json(module.serving_limits)}
-    if run_config_json is not None:
-      files["run.json"] = run_config_json
+    if config is not None:
+      files["run.json"] = config.to_json()
     files["signatures.txt"] = f"{DEFAULT_SIGNATURE} = {module.default_signature}\n" + "".join(
       f"{n}: {module.signature_docs[n]}\n" for n in module.function_names
     )

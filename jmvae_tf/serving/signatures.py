@@ -389,7 +389,7 @@ class ServingModule(tf.Module):
   ):
     super().__init__(name="jmvae_serving")
     self.serving_limits = limits or ServingLimits()
-    modalities = tuple(modalities or model.modality_specs)
+    modalities = tuple(modalities or model.data_modalities)
     specs = model_signatures(model, modalities)
     self.model_variables = list(model.variables)
     self.signature_docs = {}

@@ -155,6 +155,11 @@ class CheckpointEveryEpoch(keras.callbacks.Callback):
       ) from None
 
 
+def kept(saver: Optional[CheckpointEveryEpoch]) -> str:
+  """What the user still has after a stop: the saver's last good checkpoint, or nothing."""
+  return saver.describe_last_good() if saver is not None else "nothing was saved (no model_dir)"
+
+
 class StopOnDivergence(keras.callbacks.Callback):
   """Stops training at the first train batch whose loss terms are not all finite.
 
@@ -163,9 +168,9 @@ class StopOnDivergence(keras.callbacks.Callback):
   step only at the end of its execution, and names the range of steps run.
   """
 
-  def __init__(self, saver: CheckpointEveryEpoch):
+  def __init__(self, saver: Optional[CheckpointEveryEpoch]):
     super().__init__()
-    self.saver = saver
+    self.saver = saver  # None: training in memory, nothing saved
     self._epoch, self._done = 0, 0
 
   def on_epoch_begin(self, epoch, logs=None):
@@ -188,7 +193,7 @@ class StopOnDivergence(keras.callbacks.Callback):
     raise TrainingDiverged(
       f"training diverged in epoch {self._epoch + 1}, {steps}"
       + (f" of {total}" if total else "")
-      + f": non-finite loss term {terms}; stopped, {self.saver.describe_last_good()} "
+      + f": non-finite loss term {terms}; stopped, {kept(self.saver)} "
       "(a lower --learning_rate or a --clipnorm may help)"
     )
 

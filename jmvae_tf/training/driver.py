@@ -1,5 +1,8 @@
-"""The training driver: `train` builds (or restores) a model in a model directory and runs
-Keras' `fit` with the project's callbacks. The runner parses flags and calls it.
+"""The training driver: `train` trains a model (or the one a config describes) on a data set,
+in memory or in a model directory, with Keras' `fit` and the project's callbacks: the KL
+warm-up, a stop on a non-finite loss and, with a model directory, a checkpoint every epoch,
+exact resume, TensorBoard summaries and the directory's lock. runners.train parses flags and
+calls it; so does a notebook.
 
 Every check runs before anything is written (run_dir.check_model_dir, and again under the
 directory's lock); the model directory (run_dir), the strategy and threads (runtime) and the
@@ -13,14 +16,16 @@ import dataclasses
 import os
 import shutil
 import tempfile
-from typing import Callable, Dict, Optional
+from typing import Dict, Mapping, Optional, Union
 
 import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from jmvae_tf.core.data import ArrayDataSet, DataError, DataSet, PipelineDataSet
 from jmvae_tf.core.files import disk_full, first_line, warn_once
 from jmvae_tf.core.options import TrainConfig
+from jmvae_tf.models.base import MultimodalVAE
 from jmvae_tf.models.config import ModelConfig, build_model
 from jmvae_tf.training import summaries
 from jmvae_tf.training.batchnorm import batchnorm_layers
@@ -30,6 +35,7 @@ from jmvae_tf.training.callbacks import (
   StopOnDivergence,
   StopOnSignal,
   WarmUp,
+  warmup_note,
 )
 from jmvae_tf.training.run_dir import (
   CKPT_DIR,
@@ -52,6 +58,9 @@ from jmvae_tf.training.runtime import (
   shard_by_data,
   with_input_threads,
 )
+
+# Held-out examples the TensorBoard pictures and histogram are drawn from.
+PROBE_EXAMPLES = 1000
 
 
 def make_optimizer(train_config: TrainConfig):
@@ -76,69 +85,200 @@ class TrainResult:
   initial_epoch: int
 
 
+Data = Union[DataSet, Mapping[str, np.ndarray], tf.data.Dataset]
+
+
 def train(
-  model_config: ModelConfig,
-  train_config: TrainConfig,
-  model_dir: str,
-  train_dataset_fn: Callable[[int], tf.data.Dataset],
-  steps_per_epoch: int,
-  eval_dataset: Optional[tf.data.Dataset] = None,
-  probe_batch: Optional[Dict] = None,
-  flags_text: Optional[str] = None,
+  model: Union[MultimodalVAE, ModelConfig],
+  data: Data,
+  model_dir: Optional[str] = None,
+  settings: Optional[TrainConfig] = None,
+  *,
+  validation_data: Optional[Mapping[str, np.ndarray]] = None,
   verbose: int = 1,
-  strategy=None,
+  strategy: Optional[tf.distribute.Strategy] = None,
   input_threads: int = 0,
+  flags_text: Optional[str] = None,
+  **training_settings,
 ) -> TrainResult:
-  """Trains (or resumes) `model_config` in `model_dir` up to `train_config.run.epochs` epochs.
+  """Trains `model` on `data` up to `settings.run.epochs` epochs; returns the trained model,
+  the history of every loss term and the epoch it started from.
 
-  train_dataset_fn(start_epoch) returns an infinite dataset of global batches that
-  starts at `start_epoch`, so a resumed run reads exactly what it would have read.
-  `input_threads` (with_input_threads) runs it and eval_dataset on a private thread pool.
+  model: a MultimodalVAE (trained in place), or a ModelConfig, whose model is built here
+    under the strategy and precision of `settings`, with the initial weights of its seed;
+  data: a DataSet (jmvae_tf.core.data: an ArrayDataSet, a pipelines data set, a plug-in's),
+    {modality name: array [N, ...]} of the model's modalities (an ArrayDataSet), or a tf.data
+    pipeline of such dicts of batches, one pass an epoch (a PipelineDataSet);
+    `validation_data` is the held-out part of either, for the held-out loss;
+  model_dir: None trains in memory; a directory brings what runners.train has: run.json,
+    train.json and the flags (`flags_text`: a runner's resolved flags, for flags.txt), a
+    checkpoint every epoch (the last 3 kept), exact resume of a run there, TensorBoard
+    summaries and pictures, and the directory's lock;
+  settings: the training settings (TrainConfig; the paper's by default), or flat
+    `training_settings` over them (epochs=20, warmup_epochs=5, batch_size=100, ...);
+  strategy: a tf.distribute strategy (default: the one `settings.run.strategy` names here; a
+    model given as an object keeps the one it was built under); input_threads:
+    runtime.with_input_threads's.
 
-  Every check (check_model_dir: another model, unreadable checkpoints, a resume that
-  changes a fixed setting; check_recalibration) runs before anything is written. The run holds
-  MODEL_DIR/.lock throughout (model_dir_lock); a loss term or weight that turns non-finite
-  raises TrainingDiverged, with no non-finite checkpoint saved; SIGINT/SIGTERM raise
-  TrainingInterrupted (StopOnSignal); a full disk is a RunDirError.
+  The KL warm-up is the callback's (warmup_epochs, the paper's schedule). Every check
+  (check_model_dir: another model, unreadable checkpoints, a resume that changes a fixed
+  setting; check_recalibration) runs before anything is written. A run in a model directory
+  holds MODEL_DIR/.lock throughout (model_dir_lock); a loss term or weight that turns
+  non-finite raises TrainingDiverged, with no non-finite checkpoint saved; SIGINT/SIGTERM
+  raise TrainingInterrupted (StopOnSignal); a full disk is a RunDirError.
   """
-  check_model_dir(model_dir, model_config, train_config)  # refuses, touching nothing
-  check_recalibration(train_config, strategy)
+  if not isinstance(model, (MultimodalVAE, ModelConfig)):
+    raise TypeError(f"train takes a MultimodalVAE or a ModelConfig, got {type(model).__name__}")
+  settings = settings or TrainConfig()
+  if training_settings:
+    settings = settings.replace(**training_settings)
+  data = as_dataset(data, model, validation_data)
+  data.check_batch_size(settings.fixed.batch_size)
+  recorded = {"data_fingerprint": data.fingerprint()}
+  if data.num_examples("train"):  # a pipeline's is not known
+    recorded["num_train"] = data.num_examples("train")
+  settings = settings.replace(**recorded)
+  if isinstance(model, MultimodalVAE):
+    check_model_object(model, data, settings)
+    if model_dir is not None and strategy is None:
+      strategy = model.distribute_strategy
+  if verbose:
+    note = warmup_note(settings.run.epochs, settings.fixed.warmup_epochs)
+    if note:
+      print(note, flush=True)
+  if model_dir is None:
+    return _train_in_memory(model, data, settings, verbose, strategy, input_threads)
+  model_config = model if isinstance(model, ModelConfig) else model.config()
+  return _train_in_directory(
+    model, model_config, data, model_dir, settings, verbose, strategy, input_threads, flags_text
+  )
+
+
+def as_dataset(data: Data, model, validation_data=None) -> DataSet:
+  """`data` as a DataSet: as it is; arrays as an ArrayDataSet, a tf.data pipeline of batches as
+  a PipelineDataSet (one pass an epoch), of the model's modalities."""
+  if isinstance(data, DataSet):
+    if validation_data is not None:
+      raise ValueError("validation_data goes with arrays; a DataSet holds its own held-out split")
+    return data
+  config = model if isinstance(model, ModelConfig) else None
+  modalities = config.modalities if config else model.data_modalities
+  architecture = config.architecture if config else model.architecture.name
+  if isinstance(data, Mapping):
+    return ArrayDataSet(modalities, dict(data), validation_data, architecture=architecture)
+  if isinstance(data, tf.data.Dataset):
+    return PipelineDataSet(modalities, data, validation_data, architecture=architecture)
+  raise TypeError(
+    f"train reads a DataSet, a dict of arrays or a tf.data.Dataset of batches, got "
+    f"{type(data).__name__}"
+  )
+
+
+def check_model_object(model: MultimodalVAE, data: DataSet, settings: TrainConfig) -> None:
+  """A model given as an object must read `data`'s modalities and have been built under the
+  precision `settings` records; it takes the data set's name for its config."""
+  names = {m.name: m for m in data.modalities}
+  wrong = [m.name for m in model.data_modalities if names.get(m.name) != m]
+  if wrong:
+    raise DataError(
+      f"the model reads {[m.to_dict() for m in model.data_modalities]}; the data set "
+      f"{data.name!r} gives {[m.to_dict() for m in data.modalities]} (first difference: "
+      f"{wrong[0]!r})"
+    )
+  policy = model.dtype_policy.name
+  if policy != settings.fixed.precision:
+    raise ValueError(
+      f"the model was built under Keras' {policy!r} policy, not precision="
+      f"{settings.fixed.precision!r}: build it under that policy, or pass its ModelConfig"
+    )
+  if not model.dataset_name:
+    model.dataset_name = data.name
+
+
+def _compile(model, settings: TrainConfig, num_replicas: int):
+  optimizer = make_optimizer(settings)
+  model.compile(
+    optimizer=optimizer,
+    jit_compile=resolve_jit_compile(settings.run.jit_compile, settings.run.strategy, num_replicas),
+    steps_per_execution=settings.run.steps_per_execution,
+  )
+  # The step's metrics are already the mean over every replica; Keras' "auto" would sum
+  # them over the workers of a multi_worker run (the loss shown N times too large).
+  model.distribute_reduction_method = "first"
+  # Adam's step counter and moments, made now: the first step's seed reads the counter,
+  # made inside a replica's step it breaks MirroredStrategy over several devices
+  # (uninitialised), and variables made in the first trace of the training function
+  # make tf.function trace it again.
+  model.build_optimizer_state()
+  return optimizer
+
+
+def _build(model_config: ModelConfig, settings: TrainConfig):
+  keras.utils.set_random_seed(model_config.seed)  # reproducible initial weights
+  with precision_policy(settings.fixed.precision):
+    return build_model(model_config)
+
+
+def _held_out(data: DataSet, settings: TrainConfig, input_threads: int):
+  if not data.has_held_out():
+    return None
+  split = data.held_out_split()
+  dataset = data.eval_dataset(split, settings.fixed.batch_size, seed=settings.fixed.data_seed)
+  return shard_by_data(with_input_threads(dataset, input_threads))
+
+
+def _train_stream(data: DataSet, settings: TrainConfig, start_epoch: int, input_threads: int):
+  """The training batches from `start_epoch` on (a pure function of data_seed, epoch, step)."""
+  dataset = data.train_dataset(settings.fixed.batch_size, settings.fixed.data_seed, start_epoch)
+  return shard_by_data(with_input_threads(dataset, input_threads))
+
+
+def _train_in_memory(model, data, settings, verbose, strategy, input_threads) -> TrainResult:
+  """Keras' fit with the warm-up and the stop on divergence; nothing is written."""
+  strategy = strategy or (
+    model.distribute_strategy
+    if isinstance(model, MultimodalVAE)
+    else make_strategy(settings.run.strategy)
+  )
+  with strategy.scope():
+    if isinstance(model, ModelConfig):
+      model = _build(model, settings)
+    _compile(model, settings, strategy.num_replicas_in_sync)
+  history = model.fit(
+    _train_stream(data, settings, 0, input_threads),
+    epochs=settings.run.epochs,
+    steps_per_epoch=data.steps_per_epoch(settings.fixed.batch_size),
+    validation_data=_held_out(data, settings, input_threads),
+    validation_freq=settings.run.eval_every,
+    callbacks=[WarmUp(settings.fixed.warmup_epochs), StopOnDivergence(None)],
+    verbose=verbose,
+  )
+  return TrainResult(model, history.history, 0)
+
+
+def _train_in_directory(
+  model, model_config, data, model_dir, settings, verbose, strategy, input_threads, flags_text
+) -> TrainResult:
+  check_model_dir(model_dir, model_config, settings)  # refuses, touching nothing
+  check_recalibration(settings, strategy)
   # The workers of one multi-worker run share the directory: only other runs are locked out,
   # by its chief.
   lock = (
     model_dir_lock(model_dir)
-    if train_config.run.strategy != "multi_worker" or (strategy is not None and is_chief(strategy))
+    if settings.run.strategy != "multi_worker" or (strategy is not None and is_chief(strategy))
     else contextlib.nullcontext()
   )
   with lock, contextlib.ExitStack() as stack:
     # Under the lock: the directory is now ours, so look again and clear interrupted saves.
-    checkpoint_path = check_model_dir(model_dir, model_config, train_config)
-    strategy = strategy or make_strategy(train_config.run.strategy)
+    checkpoint_path = check_model_dir(model_dir, model_config, settings)
+    strategy = strategy or make_strategy(settings.run.strategy)
     chief = is_chief(strategy)
     for path in remove_partial_saves(model_dir) if chief else []:
       warn_once(f"removed {path}, left by an interrupted save")
-    keras.utils.set_random_seed(model_config.seed)  # reproducible initial weights
     with strategy.scope():
-      with precision_policy(train_config.fixed.precision):
-        model = build_model(model_config)
-      optimizer = make_optimizer(train_config)
-      model.compile(
-        optimizer=optimizer,
-        jit_compile=resolve_jit_compile(
-          train_config.run.jit_compile,
-          train_config.run.strategy,
-          strategy.num_replicas_in_sync,
-        ),
-        steps_per_execution=train_config.run.steps_per_execution,
-      )
-      # The step's metrics are already the mean over every replica; Keras' "auto" would sum
-      # them over the workers of a multi_worker run (the loss shown N times too large).
-      model.distribute_reduction_method = "first"
-      # Adam's step counter and moments, made now: the first step's seed reads the counter,
-      # made inside a replica's step it breaks MirroredStrategy over several devices
-      # (uninitialised), and variables made in the first trace of the training function
-      # make tf.function trace it again.
-      model.build_optimizer_state()
+      if isinstance(model, ModelConfig):
+        model = _build(model, settings)
+      optimizer = _compile(model, settings, strategy.num_replicas_in_sync)
       epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
       checkpoint = make_checkpoint(model, optimizer, epoch)
       if checkpoint_path:
@@ -148,24 +288,24 @@ def train(
         restored_rate = np.float32(optimizer.learning_rate.numpy())
     initial_epoch = int(epoch.numpy())
 
-    if initial_epoch >= train_config.run.epochs:  # nothing trains, so nothing is written
+    if initial_epoch >= settings.run.epochs:  # nothing trains, so nothing is written
       if verbose:
         print(
           f"{model_dir}: already trained for {initial_epoch} epochs "
-          f"(asked {train_config.run.epochs}); nothing to do"
+          f"(asked {settings.run.epochs}); nothing to do"
         )
       return TrainResult(model, {}, initial_epoch)
-    if checkpoint_path and restored_rate != np.float32(train_config.run.learning_rate):
+    if checkpoint_path and restored_rate != np.float32(settings.run.learning_rate):
       # A new rate is applied (RESUME_RULES), not lost to the checkpoint's.
-      optimizer.learning_rate = train_config.run.learning_rate
+      optimizer.learning_rate = settings.run.learning_rate
       if verbose:
         print(
-          f"learning rate {restored_rate:g} -> {train_config.run.learning_rate:g} from epoch "
+          f"learning rate {restored_rate:g} -> {settings.run.learning_rate:g} from epoch "
           f"{initial_epoch + 1} (recorded in {TRAIN_FILE} and {FLAGS_HISTORY_FILE})"
         )
     if chief:
       tf.io.gfile.makedirs(model_dir)  # where model_dir_lock has not (a multi_worker run)
-      write_run_files(model_dir, model_config, train_config, flags_text, initial_epoch)
+      write_run_files(model_dir, model_config, settings, flags_text, initial_epoch)
     if verbose and initial_epoch:
       print(f"Resuming from {checkpoint_path} at epoch {initial_epoch + 1}")
 
@@ -181,31 +321,36 @@ def train(
       manager, epoch, save_dir, last_good=checkpoint_path, kept_dir=None if chief else model_dir
     )
     stopper = StopOnSignal(saver)
-    callbacks = [WarmUp(train_config.fixed.warmup_epochs), StopOnDivergence(saver)]
-    if train_config.run.recalibrate_batchnorm and not batchnorm_layers(model):
+    callbacks = [WarmUp(settings.fixed.warmup_epochs), StopOnDivergence(saver)]
+    if settings.run.recalibrate_batchnorm and not batchnorm_layers(model):
       warn_once(f"recalibrate_batchnorm: {model_config.model} has no BatchNorm layer; ignored")
-    elif train_config.run.recalibrate_batchnorm:  # before the saver: the last checkpoint holds it
+    elif settings.run.recalibrate_batchnorm:  # before the saver: the last checkpoint holds it
       callbacks.append(
         RecalibrateBatchNorm(
-          lambda: train_dataset_fn(train_config.run.epochs - 1),  # the last epoch's batches
-          train_config.run.recalibrate_batchnorm,
+          # The last epoch's batches.
+          lambda: data.train_dataset(
+            settings.fixed.batch_size, settings.fixed.data_seed, settings.run.epochs - 1
+          ),
+          settings.run.recalibrate_batchnorm,
           model_config.seed,
         )
       )
     callbacks.append(saver)
     if chief:  # summaries need no other worker: only the chief writes them
       callbacks.append(keras.callbacks.TensorBoard(log_dir, histogram_freq=0, write_graph=False))
-      callbacks.append(summaries.Summaries(log_dir, model_config, train_config, probe_batch))
+      callbacks.append(
+        summaries.Summaries(log_dir, model_config, settings, probe_batch(data, settings))
+      )
     callbacks.append(stopper)  # last: a signal at an epoch's end lets it be saved and logged
     try:
       with stopper.handling_signals():
         history = model.fit(
-          shard_by_data(with_input_threads(train_dataset_fn(initial_epoch), input_threads)),
-          epochs=train_config.run.epochs,
+          _train_stream(data, settings, initial_epoch, input_threads),
+          epochs=settings.run.epochs,
           initial_epoch=initial_epoch,
-          steps_per_epoch=steps_per_epoch,
-          validation_data=shard_by_data(with_input_threads(eval_dataset, input_threads)),
-          validation_freq=train_config.run.eval_every,
+          steps_per_epoch=data.steps_per_epoch(settings.fixed.batch_size),
+          validation_data=_held_out(data, settings, input_threads),
+          validation_freq=settings.run.eval_every,
           callbacks=callbacks,
           verbose=verbose,
         )
@@ -217,3 +362,14 @@ def train(
         f"{saver.describe_last_good()}"
       ) from None
   return TrainResult(model, history.history, initial_epoch)
+
+
+def probe_batch(data: DataSet, settings: TrainConfig) -> Optional[Dict[str, tf.Tensor]]:
+  """Up to PROBE_EXAMPLES held-out examples (every modality): what the TensorBoard pictures
+  and the latent histogram are drawn from; None for a data set without a held-out split."""
+  if not data.has_held_out():
+    return None
+  split = data.held_out_split()
+  n = min(PROBE_EXAMPLES, data.num_examples(split) or PROBE_EXAMPLES)
+  known = n if data.num_examples(split) else None  # a pipeline's: its first batch
+  return next(iter(data.eval_dataset(split, n, seed=settings.fixed.data_seed, num_examples=known)))

@@ -158,7 +158,7 @@ def find_checkpoint(model_dir: str) -> Optional[str]:
 
   Unreadable newer ones (a missing .index, a truncated .data) are skipped with a one-line
   warning naming them; a directory whose checkpoints are all unreadable is a RunDirError,
-  never a fresh start. Resuming (check_model_dir, train) and restore_model use it.
+  never a fresh start. Resuming (check_model_dir, train) and load use it.
   """
   skipped = []
   for prefix in checkpoint_candidates(model_dir):
@@ -440,6 +440,8 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None) -> Run:
   return Run(model_dir, config, read_train_record(model_dir), checkpoint)
 
 
-def restore_model(model_dir: str, checkpoint: Optional[str] = None):
-  """Rebuilds the model saved in `model_dir` and loads its weights: load_run(...).restore()."""
+def load(model_dir: str, checkpoint: Optional[str] = None):
+  """The model trained in `model_dir`, with the weights of `checkpoint` (default: its newest
+  readable one): load_run(model_dir, checkpoint).restore(). A RunDirError says in one line
+  what is wrong with the directory (no run.json, no readable checkpoint, a plug-in missing)."""
   return load_run(model_dir, checkpoint).restore()

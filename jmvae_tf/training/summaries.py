@@ -1,6 +1,6 @@
 """TensorBoard summaries beyond Keras' own loss curves: scalars, a latent histogram, pictures
 of what the model generates (`jmvae_tf.inspection.pictures`), and the run's hyperparameters
-for the HParams dashboard; and an evaluation's scalars (`write_evaluation`).
+for the HParams dashboard (an evaluation's are `jmvae_tf.evaluation.report.write_summaries`).
 
 Under MODEL_DIR/logs (Keras' TensorBoard callback writes `epoch_<term>` for every loss
 term, and `epoch_kl_weight`, to train/ and, every --eval_every epochs, validation/):
@@ -114,21 +114,3 @@ class Summaries(keras.callbacks.Callback):
         for picture in pictures(self.model, self.display, self.model.seed):
           tf.summary.image(picture.tag, picture.image, description=picture.description)
     self.writer.flush()
-
-
-def write_evaluation(log_dir: str, record: Dict, epoch: int):
-  """An evaluation (runners.evaluate's record) as TensorBoard scalars at the checkpoint's
-  epoch: log_likelihood/<target|given> (and iwae/...), coherence/<target|given> and
-  coherence/prior."""
-  writer = tf.summary.create_file_writer(log_dir)
-  with writer.as_default(step=epoch):
-    for key, value in record.get("values", {}).items():
-      tf.summary.scalar(f"log_likelihood/{key}", value)
-    for key, value in record.get("iwae", {}).items():
-      tf.summary.scalar(f"iwae/{key}", value)
-    coherence = record.get("coherence") or {}
-    for key, value in coherence.get("pairs", {}).items():
-      tf.summary.scalar(f"coherence/{key}", value)
-    if coherence.get("prior") is not None:
-      tf.summary.scalar("coherence/prior", coherence["prior"])
-  writer.flush()
