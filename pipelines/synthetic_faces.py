@@ -33,7 +33,7 @@ learn them from the picture): 5_o_Clock_Shadow, Arched_Eyebrows, Attractive,
 Bags_Under_Eyes, Big_Lips, Double_Chin, High_Cheekbones, Oval_Face, Pointy_Nose,
 Receding_Hairline, Sideburns, Straight_Hair, Wavy_Hair, Wearing_Necklace.
 
-Usage: python -m pipelines.synthetic_faces --output_dir=DIR --num_images=N [--seed=S]
+Usage: python -m runners.synthetic_faces --output_dir=DIR --num_images=N [--seed=S]
 Everything is a pure function of the seed; images are drawn and written in batches, so
 memory stays small for any N (about 1,000 images take a few seconds on one core).
 """
@@ -582,33 +582,3 @@ def generate(
     write_partition_file(output_dir / PARTITION_FILE, partition(num_images))
   write_marker(output_dir, num_images, seed)
   return attributes
-
-
-def main(argv) -> None:
-  del argv
-  from absl import flags  # pylint: disable=g-import-not-at-top
-
-  values = flags.FLAGS
-  generate(values.output_dir, values.num_images, values.seed, values.layout)
-  print(
-    f"wrote {values.num_images} SYNTHETIC faces (not CelebA) in CelebA's layout to "
-    f"{values.output_dir}"
-  )
-
-
-def _define_flags() -> None:
-  from absl import flags  # pylint: disable=g-import-not-at-top
-
-  flags.DEFINE_string("output_dir", None, "Folder to write (CelebA's layout).", required=True)
-  flags.DEFINE_integer("num_images", 1000, "Number of faces.", lower_bound=1)
-  flags.DEFINE_integer("seed", 0, "Seed; the output is a pure function of it and num_images.")
-  flags.DEFINE_enum(
-    "layout", "release", list(LAYOUTS), "CelebA's release layout or Kaggle's (CSV, nested)."
-  )
-
-
-if __name__ == "__main__":
-  from absl import app  # pylint: disable=g-import-not-at-top
-
-  _define_flags()
-  app.run(main)

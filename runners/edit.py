@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from runners import flagutil
 
@@ -22,6 +22,7 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
+  flagutil.define_plugins_flag(fv)
   flags.DEFINE_string("model_dir", None, "A trained CelebA-family model (runners.train).", **d)
   flags.DEFINE_string("image", None, "The face to edit: a JPEG/PNG/BMP/GIF file.", **d)
   flags.DEFINE_string(
@@ -136,5 +137,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main, flags_parser=flagutil.parse_or_exit)
+  flagutil.run(define_flags, main)

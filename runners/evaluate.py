@@ -28,7 +28,7 @@ from __future__ import annotations
 import glob
 import os
 
-from absl import app, flags
+from absl import flags
 
 from runners import flagutil
 
@@ -37,6 +37,7 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
+  flagutil.define_plugins_flag(fv)
   flags.DEFINE_string("model_dir", None, "A model directory written by runners.train.", **d)
   flags.DEFINE_string(
     "model_dirs", None, "Several model directories: comma-separated, each may be a glob.", **d
@@ -175,5 +176,4 @@ def evaluate_all(fv=FLAGS):
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main, flags_parser=flagutil.parse_or_exit)
+  flagutil.run(define_flags, main)

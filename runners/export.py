@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 
-from absl import app, flags
+from absl import flags
 
 from jmvae_tf.core import options
 from runners import flagutil
@@ -25,6 +25,7 @@ FLAGS = flags.FLAGS
 
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
+  flagutil.define_plugins_flag(fv)
   flags.DEFINE_string(
     "model_dir", None, "Model directory written by runners.train (run.json + ckpt/).", **d
   )
@@ -69,5 +70,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main, flags_parser=flagutil.parse_or_exit)
+  flagutil.run(define_flags, main)

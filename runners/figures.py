@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from absl import app, flags
+from absl import flags
 
 from jmvae_tf.models import registry
 from runners import flagutil
@@ -46,6 +46,7 @@ LATENT2_FLAGS = {f"{m}_latent2_dir": m for m in ("jmvae", "jmvae_kl")}
 
 def define_flags(fv: flags.FlagValues = FLAGS):
   d = dict(flag_values=fv)
+  flagutil.define_plugins_flag(fv)
   for name, model in MODEL_FLAGS.items():
     title = registry.title(model)
     flags.DEFINE_string(name, None, f"Model dir of a trained {title} (Figures 3, 4, 6-9).", **d)
@@ -205,5 +206,4 @@ def draw_all(fv=FLAGS):
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main, flags_parser=flagutil.parse_or_exit)
+  flagutil.run(define_flags, main)

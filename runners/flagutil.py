@@ -1,5 +1,7 @@
-"""What the runners share: flag parsing with one-line errors (exit status 2) and the
-flags every runner that reads data defines (once, here)."""
+"""What the runners share: flag parsing with one-line errors (exit status 2), the flags every
+runner that reads data defines (once, here), and the plug-in modules `--plugins` names,
+imported before a runner defines its flags (so a plug-in's models and data sets are among
+their choices)."""
 
 from __future__ import annotations
 
@@ -10,10 +12,50 @@ import sys
 import typing
 from typing import Iterable
 
-from absl import flags, logging
+from absl import app, flags, logging
 
-from jmvae_tf.core import files
+from jmvae_tf.core import files, plugins
 from pipelines import registry
+
+PLUGINS_HELP = (
+  "Modules to import first, which register plug-ins (likelihood kinds, network families and "
+  "their networks, architectures, models, data sets): module names on the Python path."
+)
+
+
+def define_plugins_flag(fv: flags.FlagValues):
+  """--plugins, which `run` reads before the runner defines its other flags."""
+  flags.DEFINE_list("plugins", [], PLUGINS_HELP, flag_values=fv)
+
+
+def import_plugins(argv) -> None:
+  """Imports the modules that --plugins names in `argv` (or in a --flagfile it names), with
+  TensorFlow's start-up log set aside as for the runner itself. One that cannot be imported
+  stops the runner with one line naming it (exit 2); a malformed command line is left to the
+  runner's own parse, which names the problem."""
+  wanted = flags.FlagValues()
+  define_plugins_flag(wanted)
+  try:
+    wanted(argv[:1] + wanted.read_flags_from_files(argv[1:], force_gnu=False), known_only=True)
+  except flags.Error:
+    return
+  if not wanted.plugins:
+    return
+  if not any(a.startswith(("--verbosity", "-v")) for a in argv[1:]):
+    quiet_tensorflow(flags.FlagValues())
+  try:
+    with files.stderr_set_aside():
+      plugins.import_plugins(wanted.plugins, "--plugins")
+  except plugins.PluginError as e:
+    fail(str(e))
+
+
+def run(define_flags, main):
+  """A runner's entry point: its plug-ins imported, its flags defined and parsed (one line for
+  a bad one), then `main`."""
+  import_plugins(sys.argv)
+  define_flags()
+  app.run(main, flags_parser=parse_or_exit)
 
 
 def define_data_flags(fv: flags.FlagValues):
@@ -119,7 +161,8 @@ def flags_text(fv: flags.FlagValues, define_flags) -> str:
   mine = flags.FlagValues()
   define_flags(mine)
   lines = [fv[name].serialize() for name in sorted(mine)]
-  return "".join(f"{line}\n" for line in lines if line)
+  # No plug-ins is said by leaving the flag out, as flagfiles from before it did.
+  return "".join(f"{line}\n" for line in lines if line and line != "--plugins=")
 
 
 def parse_or_exit(argv, flag_values=flags.FLAGS):

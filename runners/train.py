@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import sys
 
-from absl import app, flags
+from absl import flags
 
 from jmvae_tf.core import options
 from jmvae_tf.models import registry
@@ -25,6 +25,7 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   """The model's options and the training settings from their dataclasses
   (jmvae_tf/core/options.py, their one source), then the runner's own flags."""
   d = dict(flag_values=fv)
+  flagutil.define_plugins_flag(fv)
   names = registry.model_names()
   flags.DEFINE_enum("model", "jmvae_kl", list(names), "Objective to train.", **d)
   flagutil.define_option_flags([registry.entry(n).options for n in names], fv)
@@ -152,5 +153,4 @@ def _stopped(error: Exception, what: str, status: int) -> int:
 
 
 if __name__ == "__main__":
-  define_flags()
-  app.run(main, flags_parser=flagutil.parse_or_exit)
+  flagutil.run(define_flags, main)

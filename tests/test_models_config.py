@@ -3,6 +3,8 @@ model), `ModelConfig` records only those, old run.json files still read, and a r
 refused only for a difference in what the model actually uses."""
 
 import json
+import sys
+import types
 
 import numpy as np
 import pytest
@@ -160,6 +162,80 @@ def test_old_run_json_with_every_models_options_reads_back():
   assert old.differences(mnist_config("jmvae")) == {}
   as_kl = config.ModelConfig.from_json(json.dumps(dict(OLD_RUN_JSON, model="jmvae_kl", alpha=0.1)))
   assert as_kl == mnist_config("jmvae_kl", alpha=0.1)
+
+
+def test_a_run_json_from_before_families_reads_with_its_data_sets_families():
+  """The modalities of a run.json written before modalities had families are the project's
+  own data sets' (their names say which): read with the families those data sets declare."""
+  faces = {
+    "model": "jmvae_kl",
+    "dataset": "celeb_a",
+    "architecture": "celeba_conv",
+    "modalities": [
+      {"name": "image", "kind": "gaussian_fixed", "shape": [64, 64, 3]},
+      {"name": "attributes", "kind": "gaussian_fixed", "shape": [40]},
+    ],
+    **{k: v for k, v in OLD_RUN_JSON.items() if k not in ("model", "modalities")},
+  }
+  read = config.ModelConfig.from_json(json.dumps(faces))
+  assert [(m.name, m.family) for m in read.modalities] == [
+    ("image", "image"),
+    ("attributes", "vector"),
+  ]
+  assert config.ModelConfig.from_json(json.dumps(OLD_RUN_JSON)).modalities[0].family == "image"
+  stranger = dict(faces, modalities=[{"name": "tags", "kind": "gaussian", "shape": [5]}])
+  with pytest.raises(ValueError) as refused:
+    config.ModelConfig.from_json(json.dumps(stranger))
+  assert str(refused.value) == (
+    "modality 'tags' has no family (a run.json from before families, of another data set than "
+    'the project\'s): add "family": "image" or "vector"'
+  )
+
+
+def test_a_config_of_the_projects_own_names_records_no_plugins():
+  made = mnist_config("jmvae_kl")
+  assert made.plugins() == {} and "plugins" not in json.loads(made.to_json())
+
+
+def test_run_json_names_the_plugins_its_names_need_and_reading_it_imports_them(monkeypatch):
+  """A model on a likelihood kind and a family a plug-in registers: run.json lists the
+  plug-in's module; reading it in a process where the plug-in is gone imports it again."""
+  from jmvae_tf.core import likelihoods, modalities
+
+  module = "plugin_for_the_config_test"
+
+  def register():
+    plugin = types.ModuleType(module)
+    monkeypatch.setitem(sys.modules, module, plugin)
+    bits = type("Bits", (type(likelihoods.BERNOULLI),), {"kind": "test_bits"})()
+    likelihoods.LIKELIHOODS.register("test_bits", bits, module, replace=True)
+    modalities.FAMILIES.register(
+      "test_pixels", modalities.Family("test_pixels", "pixels"), module, replace=True
+    )
+
+  register()
+  made = config.ModelConfig.make(
+    "jmvae",
+    (Modality("x", "test_bits", (4,), "test_pixels"), Modality("w", "categorical", (3,))),
+    "mnist_mlp",
+    "toy",
+  )
+  text = made.to_json()
+  assert json.loads(text)["plugins"] == {
+    module: ["likelihood kind test_bits", "network family test_pixels"]
+  }
+  for registry_, name in (
+    (likelihoods.LIKELIHOODS, "test_bits"),
+    (modalities.FAMILIES, "test_pixels"),
+  ):
+    del registry_._things[name], registry_._modules[name]  # as in a new process
+  monkeypatch.delitem(sys.modules, module)
+  with pytest.raises(ValueError, match=f"run.json needs the plug-in module '{module}'"):
+    config.ModelConfig.from_json(text)
+  imported = []
+  monkeypatch.setattr("importlib.import_module", lambda name: imported.append(name) or register())
+  assert config.ModelConfig.from_json(text) == made
+  assert imported == [module]
 
 
 def test_differences():

@@ -21,14 +21,15 @@ def data_dir(tmp_path_factory):
 
 
 def test_dataset_names_and_their_classes():
-  assert registry.dataset_names() == ("mnist", "fashion_mnist", "mnist_fashion", "celeb_a")
+  # The project's own first (a plug-in's, registered in this process, after them).
+  assert registry.dataset_names()[:4] == ("mnist", "fashion_mnist", "mnist_fashion", "celeb_a")
   classes = {
     "mnist": MnistDataSet,
     "fashion_mnist": FashionMnistDataSet,
     "mnist_fashion": MnistFashionDataSet,
     "celeb_a": CelebADataSet,
   }
-  for name in registry.dataset_names():
+  for name in classes:
     assert registry.dataset_class(name) is classes[name]
     assert classes[name].name == name  # what run.json records is what --dataset takes
 
@@ -36,10 +37,12 @@ def test_dataset_names_and_their_classes():
 def test_an_unknown_data_set_is_refused_listing_the_names():
   with pytest.raises(ValueError) as refused:
     registry.dataset_class("svhn")
-  assert str(refused.value) == (
-    "unknown data set 'svhn'; choose from ['mnist', 'fashion_mnist', 'mnist_fashion', "
-    "'celeb_a'] (a plug-in's must be registered first: import the module that registers it, "
-    "or pass --plugins=MODULE to a runner)"
+  assert str(refused.value).startswith(
+    "unknown data set 'svhn'; choose from ['mnist', 'fashion_mnist', 'mnist_fashion', 'celeb_a'"
+  )
+  assert str(refused.value).endswith(
+    "(a plug-in's must be registered first: import the module that registers it, or pass "
+    "--plugins=MODULE to a runner)"
   )
 
 

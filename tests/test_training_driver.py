@@ -13,7 +13,10 @@ import tf_keras as keras
 from model_configs import mnist_config
 from stream_data import StreamData
 
+import jmvae_tf
 from jmvae_tf.core import options
+from jmvae_tf.core.data import ArrayDataSet, DataError
+from jmvae_tf.core.modalities import Modality
 from jmvae_tf.models import config
 from jmvae_tf.training import batchnorm, driver, run_dir, runtime
 from pipelines import mnist
@@ -294,3 +297,139 @@ def test_a_full_disk_while_writing_tensorboard_events_is_one_line(tmp_path, monk
   assert f"the last good checkpoint {ckpt(tmp_path, 2)} is kept" in message, message
   assert short_runs.checkpoints_on_disk(tmp_path) == ["ckpt-1", "ckpt-2"]
   assert all(run_dir.checkpoint_problem(ckpt(tmp_path, n)) is None for n in (1, 2))
+
+
+# --- what train takes: a model or its config; a DataSet, arrays or a pipeline; a dir or none ---
+
+TOY = (Modality("picture", "bernoulli", (6, 6, 1), "image"), Modality("class", "categorical", (3,)))
+SETTINGS = dict(
+  batch_size=20, warmup_epochs=1, steps_per_execution=1, strategy="default", eval_every=1
+)
+
+
+def toy_arrays(n, seed=0):
+  """Pictures whose lit pixels say their class: a pair a model can learn in a few epochs."""
+  rng = np.random.default_rng(seed)
+  classes = rng.integers(0, 3, n)
+  pictures = (rng.random((n, 6, 6, 1)) < 0.1).astype(np.float32)
+  pictures[np.arange(n), 2 * classes, :, 0] = 1.0
+  return {"picture": pictures, "class": np.eye(3, dtype=np.float32)[classes]}
+
+
+def test_a_model_trains_in_memory_on_arrays_and_writes_nothing(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  model = config.make_model("jmvae_kl", TOY, latent_dim=4)
+  result = driver.train(
+    model, toy_arrays(200), validation_data=toy_arrays(60, 1), epochs=4, verbose=0, **SETTINGS
+  )
+  assert result.model is model and result.initial_epoch == 0
+  loss, val_loss = result.history["loss"], result.history["val_loss"]
+  assert loss[-1] < loss[0] and val_loss[-1] < val_loss[0], (loss, val_loss)
+  assert float(model.kl_weight.numpy()) == 1.0  # the warm-up ran: epoch 2 on
+  assert list(tmp_path.iterdir()) == []
+  # What it learned shows both ways: the class read off the pictures beats chance.
+  test = toy_arrays(60, 2)
+  read = model.generated_mean({"picture": tf.constant(test["picture"])}, "class", ["picture"])
+  assert np.mean(read.numpy().argmax(-1) == test["class"].argmax(-1)) > 0.6
+
+
+def test_a_model_trains_on_a_tf_data_pipeline():
+  model = config.make_model("jmvae", TOY, latent_dim=4)
+  batches = tf.data.Dataset.from_tensor_slices(toy_arrays(100)).batch(20)
+  result = driver.train(model, batches, epochs=3, verbose=0, **SETTINGS)
+  assert int(model.optimizer.iterations.numpy()) == 3 * 5  # one pass of 5 batches an epoch
+  assert result.history["loss"][-1] < result.history["loss"][0]
+
+
+def test_make_model_and_train_give_what_the_runners_config_path_gives(tmp_path):
+  """train(make_model(...)) in a model directory: the checkpoint and run.json of
+  train(ModelConfig) (what runners.train calls), bit for bit."""
+  data = ArrayDataSet(TOY, toy_arrays(100), test=toy_arrays(40, 1), name="toy")
+  settings = options.TrainConfig.make(epochs=2, **SETTINGS)
+  made = config.ModelConfig.make("jmvae_kl", TOY, "mnist_mlp", "toy", latent_dim=4)
+  driver.train(made, data, str(tmp_path / "config"), settings, verbose=0)
+  model = config.make_model("jmvae_kl", data, latent_dim=4)
+  driver.train(model, data, str(tmp_path / "object"), settings, verbose=0)
+  for name in ("run.json", "train.json"):
+    assert (tmp_path / "config" / name).read_text() == (tmp_path / "object" / name).read_text()
+  a, b = (
+    tf.train.load_checkpoint(str(tmp_path / d / "ckpt" / "ckpt-2")) for d in ("config", "object")
+  )
+  keys = [k for k in a.get_variable_to_shape_map() if not k.startswith("_CHECKPOINTABLE")]
+  assert len(keys) > 50
+  for key in keys:
+    np.testing.assert_array_equal(a.get_tensor(key), b.get_tensor(key), err_msg=key)
+  loaded = jmvae_tf.load(str(tmp_path / "object"))
+  for x, y in zip(loaded.trainable_variables, model.trainable_variables):
+    np.testing.assert_array_equal(x.numpy(), y.numpy())
+
+
+def test_a_model_object_resumes_in_its_directory(tmp_path):
+  data = ArrayDataSet(TOY, toy_arrays(100), name="toy")
+  settings = dict(SETTINGS, warmup_epochs=2)
+  straight = driver.train(
+    config.make_model("jmvae_kl", data, latent_dim=4),
+    data,
+    str(tmp_path / "a"),
+    epochs=3,
+    verbose=0,
+    **settings,
+  )
+  driver.train(
+    config.make_model("jmvae_kl", data, latent_dim=4),
+    data,
+    str(tmp_path / "b"),
+    epochs=2,
+    verbose=0,
+    **settings,
+  )
+  resumed = driver.train(
+    config.make_model("jmvae_kl", data, latent_dim=4),
+    data,
+    str(tmp_path / "b"),
+    epochs=3,
+    verbose=0,
+    **settings,
+  )
+  assert resumed.initial_epoch == 2
+  for x, y in zip(straight.model.trainable_variables, resumed.model.trainable_variables):
+    np.testing.assert_allclose(x.numpy(), y.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_what_train_cannot_use_is_refused_before_anything_is_written(tmp_path):
+  model = config.make_model("jmvae", TOY, latent_dim=2)
+  other = {"picture": np.zeros((40, 5, 5, 1), np.float32), "class": np.zeros((40, 3), np.float32)}
+  with pytest.raises(DataError, match=r"train\['picture'\] has shape \(40, 5, 5, 1\)"):
+    driver.train(model, other, str(tmp_path / "a"), epochs=1, verbose=0)
+  mnist_like = ArrayDataSet(
+    (Modality("picture", "bernoulli", (5, 5, 1), "image"), TOY[1]),
+    {
+      "picture": np.zeros((40, 5, 5, 1), np.float32),
+      "class": np.eye(3, dtype=np.float32)[[0] * 40],
+    },
+  )
+  refusal = (
+    r"^the data set 'arrays' does not give what the model reads: its 'picture' is "
+    r"\{.*'shape': \[5, 5, 1\].*\}, the model's \{.*'shape': \[6, 6, 1\]"
+  )
+  with pytest.raises(DataError, match=refusal):
+    driver.train(model, mnist_like, str(tmp_path / "b"), epochs=1, verbose=0)
+  with pytest.raises(
+    ValueError, match="built under Keras' 'float32' policy, not precision='mixed_bfloat16'"
+  ):
+    driver.train(
+      model, toy_arrays(40), str(tmp_path / "c"), epochs=1, precision="mixed_bfloat16", verbose=0
+    )
+  with pytest.raises(
+    TypeError, match="train reads a DataSet, a dict of arrays or a tf.data.Dataset"
+  ):
+    driver.train(model, [1, 2], epochs=1, verbose=0)
+
+  class Unregistered(type(model)):
+    pass
+
+  stranger = Unregistered(TOY, options.ModelOptions(latent_dim=2)).initialize()
+  with pytest.raises(ValueError, match="Unregistered is not a registered model"):
+    driver.train(stranger, toy_arrays(40), str(tmp_path / "d"), epochs=1, verbose=0)
+  assert not any((tmp_path / d).exists() for d in "abcd")
+  driver.train(stranger, toy_arrays(40), epochs=1, verbose=0, batch_size=20)  # in memory: fine

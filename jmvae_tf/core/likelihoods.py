@@ -56,6 +56,13 @@ class Likelihood:
   def __repr__(self):
     return f"Likelihood({self.kind!r})"
 
+  # A kind names one likelihood: two instances of it (a plug-in imported again) are the same.
+  def __eq__(self, other):
+    return isinstance(other, Likelihood) and other.kind == self.kind
+
+  def __hash__(self):
+    return hash(self.kind)
+
   def check_shape(self, name: str, shape: Tuple[int, ...]) -> None:
     """A ValueError where this kind cannot model a modality of `shape`."""
 

@@ -177,7 +177,7 @@ def _image_classifier(data, modality, epochs: int, data_seed: int, batch_size: i
       f"coherence: training a classifier of {modality.name} on {num_train} real training "
       f"images ({epochs} epochs), once: "
       + (f"it is kept in {directory}" if directory else "the cache is off")
-      + " (--nocoherence skips coherence)",
+      + " (runners.evaluate --nocoherence, or evaluate(with_coherence=False), skips it)",
       flush=True,
     )
     return train_classifier(

@@ -12,8 +12,7 @@ from typing import List, Optional
 import tensorflow as tf
 
 from jmvae_tf.core.options import ServingLimits
-from jmvae_tf.models import registry
-from jmvae_tf.models.base import MultimodalVAE
+from jmvae_tf.models import MultimodalVAE, registry
 from jmvae_tf.serving.signatures import DEFAULT_SIGNATURE, LIMITS_FILE, ServingModule, limits_json
 
 

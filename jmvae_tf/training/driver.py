@@ -25,7 +25,7 @@ import tf_keras as keras
 from jmvae_tf.core.data import ArrayDataSet, DataError, DataSet, PipelineDataSet
 from jmvae_tf.core.files import disk_full, first_line, warn_once
 from jmvae_tf.core.options import TrainConfig
-from jmvae_tf.models.base import MultimodalVAE
+from jmvae_tf.models import MultimodalVAE
 from jmvae_tf.models.config import ModelConfig, build_model
 from jmvae_tf.training import summaries
 from jmvae_tf.training.batchnorm import batchnorm_layers
@@ -116,9 +116,9 @@ def train(
     summaries and pictures, and the directory's lock;
   settings: the training settings (TrainConfig; the paper's by default), or flat
     `training_settings` over them (epochs=20, warmup_epochs=5, batch_size=100, ...);
-  strategy: a tf.distribute strategy (default: the one `settings.run.strategy` names here; a
-    model given as an object keeps the one it was built under); input_threads:
-    runtime.with_input_threads's.
+  strategy: a tf.distribute.Strategy, or the name of one (the setting: "auto", "mirrored",
+    ...); by default the one `settings.run.strategy` names here, and for a model given as an
+    object the one it was built under; input_threads: runtime.with_input_threads's.
 
   The KL warm-up is the callback's (warmup_epochs, the paper's schedule). Every check
   (check_model_dir: another model, unreadable checkpoints, a resume that changes a fixed
@@ -129,17 +129,23 @@ def train(
   """
   if not isinstance(model, (MultimodalVAE, ModelConfig)):
     raise TypeError(f"train takes a MultimodalVAE or a ModelConfig, got {type(model).__name__}")
+  if isinstance(strategy, str):  # the setting's name ("mirrored"), not a Strategy
+    training_settings["strategy"], strategy = strategy, None
   settings = settings or TrainConfig()
   if training_settings:
     settings = settings.replace(**training_settings)
   data = as_dataset(data, model, validation_data)
+  model_config = model if isinstance(model, ModelConfig) else None
+  if isinstance(model, MultimodalVAE):
+    check_model_object(model, data, settings)
+    if model_dir is not None:
+      model_config = model.config()  # what run.json records; refused for an unregistered class
   data.check_batch_size(settings.fixed.batch_size)
   recorded = {"data_fingerprint": data.fingerprint()}
   if data.num_examples("train"):  # a pipeline's is not known
     recorded["num_train"] = data.num_examples("train")
   settings = settings.replace(**recorded)
   if isinstance(model, MultimodalVAE):
-    check_model_object(model, data, settings)
     if model_dir is not None and strategy is None:
       strategy = model.distribute_strategy
   if verbose:
@@ -148,7 +154,6 @@ def train(
       print(note, flush=True)
   if model_dir is None:
     return _train_in_memory(model, data, settings, verbose, strategy, input_threads)
-  model_config = model if isinstance(model, ModelConfig) else model.config()
   return _train_in_directory(
     model, model_config, data, model_dir, settings, verbose, strategy, input_threads, flags_text
   )
@@ -177,14 +182,14 @@ def as_dataset(data: Data, model, validation_data=None) -> DataSet:
 def check_model_object(model: MultimodalVAE, data: DataSet, settings: TrainConfig) -> None:
   """A model given as an object must read `data`'s modalities and have been built under the
   precision `settings` records; it takes the data set's name for its config."""
-  names = {m.name: m for m in data.modalities}
-  wrong = [m.name for m in model.data_modalities if names.get(m.name) != m]
-  if wrong:
-    raise DataError(
-      f"the model reads {[m.to_dict() for m in model.data_modalities]}; the data set "
-      f"{data.name!r} gives {[m.to_dict() for m in data.modalities]} (first difference: "
-      f"{wrong[0]!r})"
-    )
+  given = {m.name: m for m in data.modalities}
+  for m in model.data_modalities:
+    if given.get(m.name) != m:
+      theirs = given[m.name].to_dict() if m.name in given else "missing"
+      raise DataError(
+        f"the data set {data.name!r} does not give what the model reads: its {m.name!r} is "
+        f"{theirs}, the model's {m.to_dict()}"
+      )
   policy = model.dtype_policy.name
   if policy != settings.fixed.precision:
     raise ValueError(
