@@ -124,7 +124,7 @@ def machine_rates(repeats: int = 10):
 
   import numpy as np
 
-  from jmvae_tf.training.driver import hardware
+  from jmvae_tf.training import hardware
 
   rng = np.random.default_rng(0)
   a, b = (rng.random((2048, 2048), dtype=np.float32) for _ in range(2))
@@ -266,7 +266,7 @@ def main():
       subprocess.run([sys.executable, __file__, f"--jit_compile={jit}", *others], check=True)
     return
 
-  from jmvae_tf.training.driver import runtime
+  from jmvae_tf.training import runtime
   from pipelines import mnist
 
   jit = args.jit_compile == "true"

@@ -171,7 +171,7 @@ def main():
   if args.variant:
     return ours(args)
 
-  from jmvae_tf.training.driver import hardware
+  from jmvae_tf.training import hardware
 
   print(f"CPU: {hardware.describe_cpu().describe()}", flush=True)
   variants = [v for v in args.variants.split(",") if v]

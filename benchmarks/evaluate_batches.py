@@ -28,7 +28,7 @@ def main():
 
   from jmvae_tf.evaluation import estimators
   from jmvae_tf.models import config as config_lib
-  from jmvae_tf.training.driver import hardware
+  from jmvae_tf.training import hardware
   from pipelines import mnist
 
   print(f"CPU: {hardware.describe_cpu().describe()}")

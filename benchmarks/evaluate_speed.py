@@ -45,7 +45,7 @@ flags.DEFINE_integer("batch_size", 500, "Examples per compiled batch (runners.ev
 
 def _model_and_data(tf, np):
   from jmvae_tf.models import config as config_lib  # pylint: disable=g-import-not-at-top
-  from jmvae_tf.training.driver import run_dir  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.training import run_dir  # pylint: disable=g-import-not-at-top
   from pipelines import mnist  # pylint: disable=g-import-not-at-top
 
   n = FLAGS.num_test
@@ -85,7 +85,7 @@ def main(argv):
   import tensorflow as tf  # pylint: disable=g-import-not-at-top
 
   from jmvae_tf.evaluation import table  # pylint: disable=g-import-not-at-top
-  from jmvae_tf.training.driver import hardware  # pylint: disable=g-import-not-at-top
+  from jmvae_tf.training import hardware  # pylint: disable=g-import-not-at-top
 
   print(f"CPU: {hardware.describe_cpu().describe()}", flush=True)
   definition = table.TABLES["celeb_a" if FLAGS.family == "celeba" else "mnist"]

@@ -79,7 +79,7 @@ def main():
   args = p.parse_args()
 
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-  from jmvae_tf.training.driver import hardware
+  from jmvae_tf.training import hardware
 
   print(f"CPU: {hardware.describe_cpu().describe()}", flush=True)
   from pipelines import celeba, mnist

@@ -53,7 +53,7 @@ def main():
   import numpy as np
 
   from jmvae_tf.evaluation import coherence
-  from jmvae_tf.training.driver import hardware
+  from jmvae_tf.training import hardware
   from pipelines.mnist_fashion import MnistFashionDataSet
 
   print(f"CPU: {hardware.describe_cpu().describe()}", flush=True)

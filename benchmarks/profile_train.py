@@ -1,6 +1,6 @@
 r"""Where the time of `runners.train` goes: a TF profiler trace of its steady state.
 
-Runs the real runner in this process (its flags, its data set, `training.train`),
+Runs the real runner in this process (its flags, its data set, `jmvae_tf.train`),
 starts `tf.profiler.experimental` when epoch 1 (tracing) has been checkpointed and
 stops it when epoch 2 has, so the trace holds one steady-state epoch of
 `--num_train / batch` steps. Then it sums the trace's host events by thread and by

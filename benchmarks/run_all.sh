@@ -52,7 +52,7 @@ grep -m1 'model name' /proc/cpuinfo || true
 echo "cores usable: $(nproc)"
 grep -m1 '^flags' /proc/cpuinfo | tr ' ' '\n' | grep -E '^(avx2|fma|avx512f|avx512_bf16|amx_bf16|amx_tile)$' | tr '\n' ' '
 echo
-"$PYTHON" -c 'from jmvae_tf import hardware as h; c = h.describe_cpu(); print("CPU:", c.describe()); print("defaults without a GPU:", h.decide(c, 0).summary())'
+"$PYTHON" -c 'from jmvae_tf.training import hardware as h; c = h.describe_cpu(); print("CPU:", c.describe()); print("defaults without a GPU:", h.decide(c, 0).summary())'
 "$PYTHON" -c 'import tensorflow as tf; print("tensorflow", tf.__version__)' 2>/dev/null
 "$PEER_PYTHON" -c 'import torch; print("torch", torch.__version__)' 2>/dev/null || echo "no peer venv at $PEER_PYTHON"
 

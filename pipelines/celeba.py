@@ -612,7 +612,9 @@ class CelebADataSet(DataSet):
     validation: bool = False,
     **options: str,
   ):
-    check_options(self.name, options, {"crop": tuple(CROP_BOXES), "split": SPLIT_OPTIONS})
+    self.options = check_options(
+      self.name, options, {"crop": tuple(CROP_BOXES), "split": SPLIT_OPTIONS}
+    )
     self.crop = options.get("crop", "paper")
     self.split_option = options.get("split", "paper")
     need_partition = self.split_option == "official"

@@ -383,7 +383,7 @@ class MnistDataSet(DataSet):
     validation: bool = False,
     **options: str,
   ):
-    check_options(self.name, options, {})
+    self.options = check_options(self.name, options, {})
     arrays = load_arrays(data_dir, self.tfds_name)
     if num_train is None:  # the paper's 50,000, or all of a smaller set
       num_train = min(PAPER_NUM_TRAIN, arrays.train_images.shape[0] - int(validation))

@@ -89,7 +89,7 @@ class MnistFashionDataSet(DataSet):
     validation: bool = False,
     **options: str,
   ):
-    check_options(self.name, options, {"fashion_dir": ()})
+    self.options = check_options(self.name, options, {"fashion_dir": ()})
     if (data_dir is None) != ("fashion_dir" not in options):
       raise DataError(
         "mnist_fashion: give both --data_dir (MNIST's IDX files) and "

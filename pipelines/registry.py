@@ -26,8 +26,7 @@ DATASETS = plugins.Registry(
 def register_dataset(name: str, dataset_class, replace: bool = False):
   """Adds a data set under `name` (--dataset, run.json's "dataset"): `dataset_class` a
   jmvae_tf.core.data.DataSet subclass taking (data_dir, num_train, validation, **its
-  options), or "module:Class". Returns what it was given, so it serves as a class decorator
-  factory's target: `register_dataset("counts", CountsDataSet)`."""
+  options), or "module:Class". Returns what it was given."""
   return DATASETS.register(name, dataset_class, plugins.calling_module(), replace=replace)
 
 

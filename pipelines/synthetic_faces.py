@@ -582,3 +582,10 @@ def generate(
     write_partition_file(output_dir / PARTITION_FILE, partition(num_images))
   write_marker(output_dir, num_images, seed)
   return attributes
+
+
+if __name__ == "__main__":
+  # The command lives with the other runners (pipelines read no flags); this name still runs it.
+  from runners import flagutil, synthetic_faces  # pylint: disable=g-import-not-at-top
+
+  flagutil.run(synthetic_faces.define_flags, synthetic_faces.main, tensorflow=False)

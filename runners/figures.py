@@ -29,6 +29,7 @@ PNGs go to --output_dir, the same images to TensorBoard under --output_dir/logs.
 from __future__ import annotations
 
 import dataclasses
+import re
 
 from absl import flags
 
@@ -39,8 +40,6 @@ FLAGS = flags.FLAGS
 
 # Flag -> the model its directory must hold (Figures 3, 4, 6-9; the latent2 ones: Figure 5).
 MODEL_FLAGS = {f"{m}_dir": m for m in ("jmvae", "hierarchical_jmvae", "jmvae_kl", "jmvae_kl_gan")}
-MNIST_FIGURES = ("3", "4", "5")
-FACE_FIGURES = ("6", "7", "8", "9")
 LATENT2_FLAGS = {f"{m}_latent2_dir": m for m in ("jmvae", "jmvae_kl")}
 
 
@@ -101,24 +100,21 @@ def define_flags(fv: flags.FlagValues = FLAGS):
 
 
 def settings_from_flags(fv=FLAGS):
-  """The figures' settings (jmvae_tf.inspection.paper_figures.FigureSettings), each flag
-  checked with its name in what it refuses, before any model or data is read."""
+  """The figures' settings (jmvae_tf.inspection.paper_figures.FigureSettings, which checks
+  them), refused with the flags' names, before any model or data is read."""
   from jmvae_tf.inspection import paper_figures  # pylint: disable=g-import-not-at-top
   from pipelines.celeba_attributes import ATTRIBUTE_NAMES  # pylint: disable=g-import-not-at-top
 
-  if fv.num_faces < 1 or fv.num_random < 0 or fv.zeta < 0 or fv.base_face < 0:
-    raise ValueError("--num_faces must be >= 1 and --num_random, --zeta, --base_face >= 0")
-  values = {f.name: fv[f.name].value for f in dataclasses.fields(paper_figures.FigureSettings)}
-  for name in ("face_attributes", "face_edits"):
+  fields = [f.name for f in dataclasses.fields(paper_figures.FigureSettings)]
+  values = {name: fv[name].value for name in fields}
+  for name in ("steps", "curve_steps", "face_attributes", "face_edits"):
     values[name] = tuple(values[name])
-  faces = {k: values[k] for k in ("face_attributes", "face_edits", "edit_strength")}
-  paper_figures.FigureSettings(**faces).edits(ATTRIBUTE_NAMES)  # names an unknown attribute
-  for name in ("steps", "curve_steps"):
-    values[name] = tuple(paper_figures.increasing_steps(f"--{name}", values[name]))
-  for name in ("curve_num_test", "num_samples", "latent_num_test", "batch_size"):
-    if values[name] < 1:
-      raise ValueError(f"--{name} must be at least 1, got {values[name]}")
-  return paper_figures.FigureSettings(**values)
+  try:
+    settings = paper_figures.FigureSettings(**values)
+  except ValueError as e:  # its own words, a flag for each setting it names
+    raise ValueError(re.sub(rf"\b({'|'.join(fields)})\b", r"--\1", str(e))) from None
+  settings.edits(ATTRIBUTE_NAMES)  # an EditError naming an unknown attribute
+  return settings
 
 
 def check_args(fv=FLAGS):
@@ -199,8 +195,10 @@ def draw_all(fv=FLAGS):
     for n in MODEL_FLAGS
     if n in runs
   }
-  latent2 = {
-    registry.title(LATENT2_FLAGS[f]): runs[f].restore() for f in LATENT2_FLAGS if f in runs
+  latent2 = {  # Figure 5's: restored only where it is drawn
+    registry.title(LATENT2_FLAGS[f]): runs[f].restore()
+    for f in LATENT2_FLAGS
+    if f in runs and "5" in drawable
   }
   paper_figures.draw_figures(models, data, fv.output_dir, drawable, latent2, settings)
 

@@ -50,12 +50,13 @@ def import_plugins(argv) -> None:
     fail(str(e))
 
 
-def run(define_flags, main):
+def run(define_flags, main, tensorflow: bool = True):
   """A runner's entry point: its plug-ins imported, its flags defined and parsed (one line for
-  a bad one), then `main`."""
+  a bad one), TensorFlow loaded quietly (unless `tensorflow` is False: a runner that needs
+  none), then `main`."""
   import_plugins(sys.argv)
   define_flags()
-  app.run(main, flags_parser=parse_or_exit)
+  app.run(main, flags_parser=parse_or_exit if tensorflow else parse_only)
 
 
 def define_data_flags(fv: flags.FlagValues):
@@ -165,15 +166,20 @@ def flags_text(fv: flags.FlagValues, define_flags) -> str:
   return "".join(f"{line}\n" for line in lines if line and line != "--plugins=")
 
 
-def parse_or_exit(argv, flag_values=flags.FLAGS):
-  """Parses argv; an unknown flag or a bad value stops with one line naming it. Then loads
-  TensorFlow (quietly): a Ctrl-C meanwhile is one line too, exit 130."""
+def parse_only(argv, flag_values=flags.FLAGS):
+  """Parses argv; an unknown flag or a bad value stops with one line naming it (exit 2)."""
   try:
-    argv = flag_values(argv)
+    return flag_values(argv)
   except flags.Error as e:
     prog = argv[0].rsplit("/", 1)[-1] if argv else "runner"
     print(f"{prog}: error: {e}", file=sys.stderr)
     sys.exit(2)
+
+
+def parse_or_exit(argv, flag_values=flags.FLAGS):
+  """parse_only, then loads TensorFlow (quietly): a Ctrl-C meanwhile is one line too, exit
+  130."""
+  argv = parse_only(argv, flag_values)
   try:
     quiet_tensorflow(flag_values)
   except KeyboardInterrupt:

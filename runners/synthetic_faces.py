@@ -40,4 +40,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-  flagutil.run(define_flags, main)
+  flagutil.run(define_flags, main, tensorflow=False)  # numpy and PIL draw the faces

@@ -70,19 +70,13 @@ def model_config_from_flags(data, fv=FLAGS):
   )
 
 
-def train_config_from_flags(fv=FLAGS, data_options: bool = False) -> options.TrainConfig:
+def train_config_from_flags(fv=FLAGS) -> options.TrainConfig:
   """The TrainConfig of the flags (a ValueError for a bad value, before TensorFlow starts);
-  with `data_options`, also the data set's options (--data_options, parsed once TensorFlow
-  is there), recorded so that a resume keeps them."""
+  training records the data set's size, options and fingerprint in it."""
   settings = {
     **flagutil.option_values(options.FixedSettings, fv),
     **flagutil.option_values(options.RunSettings, fv),
   }
-  if data_options:
-    from jmvae_tf.core.data import parse_options  # pylint: disable=g-import-not-at-top
-
-    parsed = parse_options(fv.data_options)
-    settings["data_options"] = tuple(f"{k}={v}" for k, v in parsed.items())
   return options.TrainConfig.make(**settings)
 
 
@@ -110,7 +104,7 @@ def main(argv):
     data = data_registry.make_dataset(
       FLAGS.dataset, FLAGS.data_dir, FLAGS.num_train, FLAGS.validation, FLAGS.data_options
     )
-    train_config = train_config_from_flags(FLAGS, data_options=True)
+    train_config = train_config_from_flags(FLAGS)
     model_config = model_config_from_flags(data, FLAGS)
     data.check_batch_size(train_config.fixed.batch_size)
     input_threads = runtime.input_threads(FLAGS.input_threads)

@@ -68,7 +68,8 @@ def test_parse_options_refuses_an_item_that_is_not_key_value(item):
 
 def test_check_options_refuses_unknown_keys_and_values():
   allowed = {"crop": ("paper", "center"), "note": ()}
-  data_lib.check_options("faces", {"crop": "center", "note": "anything"}, allowed)
+  recorded = data_lib.check_options("faces", {"note": "anything", "crop": "center"}, allowed)
+  assert recorded == ("crop=center", "note=anything")  # what a data set keeps as its options
   with pytest.raises(DataError) as refused:
     data_lib.check_options("faces", {"colour": "yes"}, allowed)
   assert str(refused.value) == "--data_options: faces has no option 'colour' (it has: crop, note)"

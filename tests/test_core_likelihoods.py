@@ -284,8 +284,9 @@ def test_a_registered_kind_is_one_like_the_projects_own():
   np.testing.assert_allclose(
     dist.log_prob(tf.ones([2, 3])), [3 * (np.log(np.log(2)) - np.log(2))] * 2, rtol=1e-5
   )
+  likelihoods.register_likelihood(Exponential)  # this module run again: no clash
   with pytest.raises(ValueError, match="likelihood kind 'exponential_test' is registered already"):
-    likelihoods.register_likelihood(Exponential)
+    likelihoods.LIKELIHOODS.register("exponential_test", made, "another_module")
   with pytest.raises(TypeError, match="register_likelihood takes a Likelihood, got str"):
     likelihoods.register_likelihood("exponential")
   with pytest.raises(ValueError, match="Nameless has no kind"):

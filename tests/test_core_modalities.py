@@ -95,8 +95,9 @@ def test_a_registered_family_is_accepted_and_its_check_applies():
   assert Modality("tokens", GAUSSIAN, (12,), "test_sequence").family == "test_sequence"
   with pytest.raises(ValueError, match="tokens: a sequence is one-dimensional, got"):
     Modality("tokens", GAUSSIAN, (3, 4), "test_sequence")
+  modalities.register_family("test_sequence", "again")  # this module run again: no clash
   with pytest.raises(ValueError, match="network family 'test_sequence' is registered already"):
-    modalities.register_family("test_sequence", "again")
+    modalities.FAMILIES.register("test_sequence", family, "another_module")
 
 
 def test_by_name_finds_a_modality_or_names_those_there_are():

@@ -38,6 +38,9 @@ def test_a_plugins_entry_remembers_the_module_that_registered_it(registry):
     "test thing 'mine' is registered already (by my_pkg.things); choose another name or pass "
     "replace=True"
   )
+  # Its module run again (a notebook cell, a reload) registers anew without a clash.
+  registry.register("mine", list, "my_pkg.things")
+  assert registry.get("mine") is list
   registry.register("mine", dict, "other", replace=True)
   assert registry.get("mine") is dict and registry.plugin_module("mine") == "other"
   with pytest.raises(ValueError, match="is registered already \\(by jmvae-tf itself\\)"):

@@ -52,7 +52,7 @@ def test_the_pages_code_runs_as_written(mnist_dir, tmp_path):
   printed = [line.strip() for line in done.stdout.splitlines() if line.strip()]
   for exact in (
     "(8, 16) (8, 28, 28, 1) (8, 10)",
-    "steps so far: 12",
+    "steps of this call: 12",
     "['z_from_image', 'z_from_label', 'z_joint']",
     "{'count_plugin': ['data set counts', 'family networks counts', 'likelihood kind poisson', "
     "'network family counts']}",

@@ -102,9 +102,15 @@ def test_needs_an_architecture_with_a_discriminator_and_an_image():
     Modality("a", GAUSSIAN_FIXED, (5,), "vector"),
     Modality("b", GAUSSIAN_FIXED, (3,), "vector"),
   )
-  with pytest.raises(ValueError, match="exactly one image modality"):
+  with pytest.raises(ValueError, match="exactly one modality of the image family"):
     config.build_model(
       config.ModelConfig.make("jmvae_kl_gan", vectors, "celeba_conv", "celeb_a", latent_dim=2)
+    )
+  # The family decides, not the rank: a [16, 16, 3] vector gives the GAN no image.
+  spectrogram = (Modality("s", GAUSSIAN_FIXED, (16, 16, 3), "vector"), vectors[0])
+  with pytest.raises(ValueError, match=r"got \[\('s', 'vector'\), \('a', 'vector'\)\]"):
+    config.build_model(
+      config.ModelConfig.make("jmvae_kl_gan", spectrogram, "celeba_conv", "celeb_a", latent_dim=2)
     )
 
 

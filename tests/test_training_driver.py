@@ -352,6 +352,8 @@ def test_make_model_and_train_give_what_the_runners_config_path_gives(tmp_path):
   driver.train(model, data, str(tmp_path / "object"), settings, verbose=0)
   for name in ("run.json", "train.json"):
     assert (tmp_path / "config" / name).read_text() == (tmp_path / "object" / name).read_text()
+  recorded = json.loads((tmp_path / "object" / "train.json").read_text())["train_config"]
+  assert recorded["num_train"] == 100 and recorded["data_fingerprint"] == data.fingerprint()
   a, b = (
     tf.train.load_checkpoint(str(tmp_path / d / "ckpt" / "ckpt-2")) for d in ("config", "object")
   )
@@ -431,5 +433,31 @@ def test_what_train_cannot_use_is_refused_before_anything_is_written(tmp_path):
   stranger = Unregistered(TOY, options.ModelOptions(latent_dim=2)).initialize()
   with pytest.raises(ValueError, match="Unregistered is not a registered model"):
     driver.train(stranger, toy_arrays(40), str(tmp_path / "d"), epochs=1, verbose=0)
-  assert not any((tmp_path / d).exists() for d in "abcd")
+  with pytest.raises(
+    ValueError, match="strategy='mirrored': a model given as an object trains under"
+  ):
+    driver.train(
+      model, toy_arrays(40), str(tmp_path / "e"), epochs=1, strategy="mirrored", verbose=0
+    )
+  with pytest.raises(DataError, match="num_train=30, but 'arrays' has 40 training examples"):
+    driver.train(
+      model, toy_arrays(40), str(tmp_path / "f"), epochs=1, num_train=30, batch_size=20, verbose=0
+    )
+  assert not any((tmp_path / d).exists() for d in "abcdef")
   driver.train(stranger, toy_arrays(40), epochs=1, verbose=0, batch_size=20)  # in memory: fine
+
+
+def test_the_data_sets_options_are_recorded_for_whatever_reads_the_run(tmp_path):
+  """A data set made with options (CelebA's crop=center, say) records them, and training puts
+  them in train.json, where runners.evaluate, embed, figures and edit read them back."""
+  data = ArrayDataSet(TOY, toy_arrays(40), name="toy")
+  data.options = ("crop=center",)
+  driver.train(
+    config.make_model("jmvae", data, latent_dim=2),
+    data,
+    str(tmp_path),
+    epochs=1,
+    batch_size=20,
+    verbose=0,
+  )
+  assert jmvae_tf.load_run(str(tmp_path)).data_options == ("crop=center",)

@@ -2,7 +2,7 @@
 finds, checks and restores checkpoints, its lock, and what cannot be written.
 
 Tiny models (short_runs: latent_dim 4, batches of 8, 3 steps an epoch) on random binary data,
-trained with training.train as runners.train trains them.
+trained with jmvae_tf.train as runners.train trains them.
 """
 
 import fcntl

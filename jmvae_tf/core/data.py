@@ -1,5 +1,5 @@
-"""The contract between data and the library: what every data set gives (`DataSet`), and one
-held in memory (`ArrayDataSet`).
+"""The contract between data and the library: what every data set gives (`DataSet`), one held
+in memory (`ArrayDataSet`) and one made of tf.data pipelines of one's own (`PipelineDataSet`).
 
 A data set says what its modalities are (name, kind, shape, family), which network
 architecture fits them, and gives tf.data pipelines of dicts keyed by modality
@@ -52,6 +52,9 @@ class DataSet(abc.ABC):
 
   name: str = ""
   architecture: str = ""
+  # The options it was made with, "key=value" (check_options returns them): recorded by
+  # training, so that whatever reads the run makes the same data.
+  options: Tuple[str, ...] = ()
   # What the data really is where `name` would mislead (e.g. the synthetic stand-in read as
   # celeb_a); reports print it beside any published numbers. Empty: the data set `name` says.
   provenance: str = ""
@@ -96,7 +99,7 @@ class DataSet(abc.ABC):
 
   def fingerprint(self) -> Optional[str]:
     """A digest of the training examples (their content, not where they are), recorded by
-    runners.train so that a resume on other data is refused; None: none is recorded."""
+    training so that a resume on other data is refused; None: none is recorded."""
     return None
 
   def classes(self, split: str, num_examples: int) -> Optional[np.ndarray]:
@@ -361,8 +364,11 @@ def parse_options(text: Sequence[str]) -> Dict[str, str]:
   return options
 
 
-def check_options(name: str, options: Dict[str, str], allowed: Dict[str, Sequence[str]]) -> None:
-  """Every option is known to data set `name` and has one of its allowed values."""
+def check_options(
+  name: str, options: Dict[str, str], allowed: Dict[str, Sequence[str]]
+) -> Tuple[str, ...]:
+  """Every option is known to data set `name` and has one of its allowed values; returns them
+  as a data set records them (`DataSet.options`: "key=value", sorted)."""
   for key, value in options.items():
     if key not in allowed:
       known = ", ".join(sorted(allowed)) or "none"
@@ -371,3 +377,4 @@ def check_options(name: str, options: Dict[str, str], allowed: Dict[str, Sequenc
       raise DataError(
         f"--data_options: {key}={value!r} for {name}; choose from {list(allowed[key])}"
       )
+  return tuple(sorted(f"{k}={v}" for k, v in options.items()))

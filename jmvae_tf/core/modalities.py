@@ -7,7 +7,7 @@ of network reads and generates it. Every layer asks the family, never the shape'
           in TensorBoard and figures, an image classifier for coherence
   vector  any shape, read flattened: MLPs; a class or attributes for coherence
 A plug-in adds a family with `register_family` and its networks with
-`jmvae_tf.networks.register_family_networks`. The pipelines produce dicts keyed by the modality
+`jmvae_tf.register_family_networks`. The pipelines produce dicts keyed by the modality
 names; nothing else couples them, and only the data sets name modalities.
 """
 
@@ -52,7 +52,7 @@ FAMILIES = plugins.Registry(
 
 def register_family(name: str, about: str, check_shape=None, replace: bool = False) -> Family:
   """Adds a network family (e.g. "sequence"), for modalities that need networks of their own
-  (`jmvae_tf.networks.register_family_networks`). Returns it."""
+  (`jmvae_tf.register_family_networks`). Returns it."""
   family = Family(name, about, check_shape)
   return FAMILIES.register(name, family, plugins.calling_module(), replace=replace)
 

@@ -54,7 +54,9 @@ class Registry:
     a name already taken is a ValueError unless `replace` (the same thing again is not)."""
     if not isinstance(name, str) or not name or any(c in name for c in " ,:/\t\n"):
       raise ValueError(f"a {self.what}'s name must be a non-empty word, got {name!r}")
-    if name in self._things and not replace and self._things[name] is not thing:
+    # The same thing again, or its module run again (a notebook cell, a reload): no clash.
+    again = self._things.get(name) is thing or self._modules.get(name) == module
+    if name in self._things and not (replace or again):
       owner = self._modules.get(name, "jmvae-tf itself")
       raise ValueError(
         f"{self.what} {name!r} is registered already (by {owner}); choose another name "
@@ -91,10 +93,6 @@ class Registry:
     return self._modules.get(name)
 
 
-def registry(what: str) -> Registry:
-  return REGISTRIES[what]
-
-
 def modules_for(used: Mapping[str, Iterable[str]]) -> Dict[str, List[str]]:
   """{plug-in module: ["<what> <name>", ...]} for the names `used` ({what: names}) that a
   plug-in registered (the project's own and those of unknown registries left out): what a
@@ -122,7 +120,7 @@ def import_plugins(modules: Iterable[str], source: str = "--plugins", needs=None
       missing = [
         item
         for item in needs.get(module, ())
-        if item.split(" ")[-1] not in REGISTRIES[item.rsplit(" ", 1)[0]]
+        if item.rsplit(" ", 1)[-1] not in REGISTRIES.get(item.rsplit(" ", 1)[0], ())
       ]
       if missing:
         raise PluginError(

@@ -197,7 +197,7 @@ def evaluate_runs(
     log(f"read {run.describe()}")
     model = run.restore()
     record = evaluate(model, data, classifiers=classifiers, **settings)
-    record = {"model": config.model, "model_dir": os.path.abspath(run.model_dir), **record}
+    record = {**record, "model": config.model, "model_dir": os.path.abspath(run.model_dir)}
     records.append(record)
     row = table.markdown_table([record], definition=definition, data=data.provenance)
     log(console(row))

@@ -60,8 +60,8 @@ class MultimodalVAE(KerasSteps, keras.Model):
   """Base of JMVAE, JMVAEKL, HierarchicalJMVAE, CVAE and CMMA (see the module docstring).
 
   A model is built from its modalities, its options (`jmvae_tf/core/options.py`; it keeps them as
-  `options`) and an architecture (`jmvae_tf/networks/blocks.py`), whose decoders take the options'
-  decoder variance.
+  `options`) and an architecture (`jmvae_tf/networks/architecture.py`, the paper's MNIST MLPs by
+  default), whose decoders take the options' decoder variance.
   """
 
   def __init__(

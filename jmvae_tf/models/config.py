@@ -26,16 +26,14 @@ from jmvae_tf.networks import architecture
 
 # Fields that a run.json written before they existed lacks, with the value those runs had.
 ADDED_LATER = {"dataset": "mnist", "architecture": "mnist_mlp", "decoder_variance": 1.0}
-# A run.json written before modalities had network families holds only the project's own data
-# sets' modalities, named so: their families, as those data sets declare them.
-LEGACY_FAMILIES = {
-  "image": IMAGE,
-  "digit": IMAGE,
-  "fashion": IMAGE,
-  "label": VECTOR,
-  "attributes": VECTOR,
-}
 PLUGINS = "plugins"  # run.json's key of the plug-in modules its names need
+
+
+def legacy_family(shape) -> str:
+  """The family of a modality of a run.json written before modalities had families: what the
+  code that wrote it built for it (convolutions and pictures for [height, width, channels], an
+  MLP for any other shape). Only such files are read so; a modality today says its family."""
+  return IMAGE if len(shape) == 3 else VECTOR
 
 
 def option_names(model: str) -> Tuple[str, ...]:
@@ -158,13 +156,7 @@ class ModelConfig:
       if not isinstance(m, dict) or {"name", "kind", "shape"} - set(m):
         raise ValueError(f"modality {i} must have a name, a kind and a shape, got {m!r}")
       if "family" not in m:  # written before families
-        if m["name"] not in LEGACY_FAMILIES:
-          raise ValueError(
-            f"modality {m['name']!r} has no family (a run.json from before families, of "
-            f'another data set than the project\'s): add "family": "{IMAGE}" or '
-            f'"{VECTOR}"'
-          )
-        m = {**m, "family": LEGACY_FAMILIES[m["name"]]}
+        m = {**m, "family": legacy_family(m["shape"])}
       modalities.append(Modality.from_dict(m))
     d = {**ADDED_LATER, **d}
     return cls.make(

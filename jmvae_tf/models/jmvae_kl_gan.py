@@ -55,8 +55,8 @@ class JMVAEKLGAN(JMVAEKL):
     images = [m for m in modalities if m.family == IMAGE]
     if len(images) != 1:
       raise ValueError(
-        "the VAE-GAN needs exactly one image modality (rank 3), got "
-        f"{[(m.name, m.shape) for m in modalities]}"
+        "the VAE-GAN needs exactly one modality of the image family, got "
+        f"{[(m.name, m.family) for m in modalities]}"
       )
     architecture = architecture or celeba.CELEBA_CONV
     if architecture.discriminator is None:

@@ -25,7 +25,7 @@ import tf_keras as keras
 from jmvae_tf.core.data import ArrayDataSet, DataError, DataSet, PipelineDataSet
 from jmvae_tf.core.files import disk_full, first_line, warn_once
 from jmvae_tf.core.options import TrainConfig
-from jmvae_tf.models import MultimodalVAE
+from jmvae_tf.models import MultimodalVAE, registry
 from jmvae_tf.models.config import ModelConfig, build_model
 from jmvae_tf.training import summaries
 from jmvae_tf.training.batchnorm import batchnorm_layers
@@ -94,7 +94,7 @@ def train(
   model_dir: Optional[str] = None,
   settings: Optional[TrainConfig] = None,
   *,
-  validation_data: Optional[Mapping[str, np.ndarray]] = None,
+  validation_data: Optional[Union[Mapping[str, np.ndarray], tf.data.Dataset]] = None,
   verbose: int = 1,
   strategy: Optional[tf.distribute.Strategy] = None,
   input_threads: int = 0,
@@ -117,8 +117,12 @@ def train(
   settings: the training settings (TrainConfig; the paper's by default), or flat
     `training_settings` over them (epochs=20, warmup_epochs=5, batch_size=100, ...);
   strategy: a tf.distribute.Strategy, or the name of one (the setting: "auto", "mirrored",
-    ...); by default the one `settings.run.strategy` names here, and for a model given as an
-    object the one it was built under; input_threads: runtime.with_input_threads's.
+    ...); by default the one `settings.run.strategy` names here. A model given as an object
+    trains under the strategy it was built under; input_threads:
+    runtime.with_input_threads's.
+
+  Each call compiles the model with a fresh Adam and warm-up; only a model directory carries
+  them on (a resumed run continues its optimiser, epochs and warm-up exactly).
 
   The KL warm-up is the callback's (warmup_epochs, the paper's schedule). Every check
   (check_model_dir: another model, unreadable checkpoints, a resume that changes a fixed
@@ -141,13 +145,9 @@ def train(
     if model_dir is not None:
       model_config = model.config()  # what run.json records; refused for an unregistered class
   data.check_batch_size(settings.fixed.batch_size)
-  recorded = {"data_fingerprint": data.fingerprint()}
-  if data.num_examples("train"):  # a pipeline's is not known
-    recorded["num_train"] = data.num_examples("train")
-  settings = settings.replace(**recorded)
+  settings = settings.replace(**recorded_data(data, settings))
   if isinstance(model, MultimodalVAE):
-    if model_dir is not None and strategy is None:
-      strategy = model.distribute_strategy
+    strategy = strategy or model.distribute_strategy
   if verbose:
     note = warmup_note(settings.run.epochs, settings.fixed.warmup_epochs)
     if note:
@@ -157,6 +157,27 @@ def train(
   return _train_in_directory(
     model, model_config, data, model_dir, settings, verbose, strategy, input_threads, flags_text
   )
+
+
+def recorded_data(data: DataSet, settings: TrainConfig) -> Dict[str, object]:
+  """What train.json records of the data, so that a resume on other data is refused and what
+  reads the run makes the same data: its options, its fingerprint and how many training
+  examples it has (a pipeline's are not known). A num_train the data does not have is refused."""
+  recorded = {
+    # The data set's own record of its options; a data set that keeps none leaves the settings'.
+    "data_options": data.options or settings.fixed.data_options,
+    "data_fingerprint": data.fingerprint(),
+  }
+  count = data.num_examples("train")
+  if count:
+    asked = settings.fixed.num_train
+    if asked is not None and asked != count:
+      raise DataError(
+        f"num_train={asked}, but {data.name!r} has {count} training examples: make the data "
+        "set with the examples to train on (e.g. registry.make_dataset(..., num_train=N))"
+      )
+    recorded["num_train"] = count
+  return recorded
 
 
 def as_dataset(data: Data, model, validation_data=None) -> DataSet:
@@ -170,8 +191,12 @@ def as_dataset(data: Data, model, validation_data=None) -> DataSet:
   modalities = config.modalities if config else model.data_modalities
   architecture = config.architecture if config else model.architecture.name
   if isinstance(data, Mapping):
+    if validation_data is not None and not isinstance(validation_data, Mapping):
+      raise DataError("validation_data of arrays must be arrays too ({modality name: array})")
     return ArrayDataSet(modalities, dict(data), validation_data, architecture=architecture)
   if isinstance(data, tf.data.Dataset):
+    if validation_data is not None and not isinstance(validation_data, tf.data.Dataset):
+      raise DataError("validation_data of a tf.data pipeline must be a tf.data pipeline too")
     return PipelineDataSet(modalities, data, validation_data, architecture=architecture)
   raise TypeError(
     f"train reads a DataSet, a dict of arrays or a tf.data.Dataset of batches, got "
@@ -182,6 +207,13 @@ def as_dataset(data: Data, model, validation_data=None) -> DataSet:
 def check_model_object(model: MultimodalVAE, data: DataSet, settings: TrainConfig) -> None:
   """A model given as an object must read `data`'s modalities and have been built under the
   precision `settings` records; it takes the data set's name for its config."""
+  name = settings.run.strategy
+  if name not in ("auto", "default"):
+    raise ValueError(
+      f"strategy={name!r}: a model given as an object trains under the strategy it was built "
+      "under (build it in that strategy's scope) or give its ModelConfig, which train builds "
+      "under the strategy named"
+    )
   given = {m.name: m for m in data.modalities}
   for m in model.data_modalities:
     if given.get(m.name) != m:
@@ -245,20 +277,41 @@ def _train_in_memory(model, data, settings, verbose, strategy, input_threads) ->
     if isinstance(model, MultimodalVAE)
     else make_strategy(settings.run.strategy)
   )
+  check_recalibration(settings, strategy)
   with strategy.scope():
     if isinstance(model, ModelConfig):
       model = _build(model, settings)
     _compile(model, settings, strategy.num_replicas_in_sync)
+  callbacks = [WarmUp(settings.fixed.warmup_epochs), StopOnDivergence(None)]
   history = model.fit(
     _train_stream(data, settings, 0, input_threads),
     epochs=settings.run.epochs,
     steps_per_epoch=data.steps_per_epoch(settings.fixed.batch_size),
     validation_data=_held_out(data, settings, input_threads),
     validation_freq=settings.run.eval_every,
-    callbacks=[WarmUp(settings.fixed.warmup_epochs), StopOnDivergence(None)],
+    callbacks=callbacks + _recalibration(model, data, settings),
     verbose=verbose,
   )
   return TrainResult(model, history.history, 0)
+
+
+def _recalibration(model, data: DataSet, settings: TrainConfig):
+  """[RecalibrateBatchNorm] where the settings ask for it and the model has BatchNorm (else
+  a warning), over the last epoch's batches; [] otherwise."""
+  if not settings.run.recalibrate_batchnorm:
+    return []
+  if not batchnorm_layers(model):
+    name = registry.name_of(type(model)) or model.name
+    warn_once(f"recalibrate_batchnorm: {name} has no BatchNorm layer; ignored")
+    return []
+  fixed = settings.fixed
+  return [
+    RecalibrateBatchNorm(
+      lambda: data.train_dataset(fixed.batch_size, fixed.data_seed, settings.run.epochs - 1),
+      settings.run.recalibrate_batchnorm,
+      model.seed,
+    )
+  ]
 
 
 def _train_in_directory(
@@ -327,19 +380,7 @@ def _train_in_directory(
     )
     stopper = StopOnSignal(saver)
     callbacks = [WarmUp(settings.fixed.warmup_epochs), StopOnDivergence(saver)]
-    if settings.run.recalibrate_batchnorm and not batchnorm_layers(model):
-      warn_once(f"recalibrate_batchnorm: {model_config.model} has no BatchNorm layer; ignored")
-    elif settings.run.recalibrate_batchnorm:  # before the saver: the last checkpoint holds it
-      callbacks.append(
-        RecalibrateBatchNorm(
-          # The last epoch's batches.
-          lambda: data.train_dataset(
-            settings.fixed.batch_size, settings.fixed.data_seed, settings.run.epochs - 1
-          ),
-          settings.run.recalibrate_batchnorm,
-          model_config.seed,
-        )
-      )
+    callbacks += _recalibration(model, data, settings)  # before the saver: it saves the result
     callbacks.append(saver)
     if chief:  # summaries need no other worker: only the chief writes them
       callbacks.append(keras.callbacks.TensorBoard(log_dir, histogram_freq=0, write_graph=False))
