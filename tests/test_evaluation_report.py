@@ -1,6 +1,7 @@
-"""jmvae_tf/evaluation/report.py: a model's evaluation from Python (jmvae_tf.evaluate) is the
-record runners.evaluate writes for its run, number for number; its settings are checked
-before any work; evaluate_runs writes each record and the table where it is told."""
+"""jmvae_tf/evaluation/report.py: a model's evaluation from Python (jmvae_tf.evaluate; that it
+is runners.evaluate's record, number for number, test_runners_evaluate.py shows): what a
+one-way model fills, its settings checked before any work, and evaluate_runs writing each
+record and the table where it is told."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import json
 
 import numpy as np
 import pytest
-from tiny_runs import run_module, train_mnist_runs, write_fake_mnist
+from tiny_runs import train_mnist_runs, write_fake_mnist
 
 import jmvae_tf
 from jmvae_tf.evaluation import report
@@ -22,27 +23,6 @@ def runs(tmp_path_factory):
   data_dir = write_fake_mnist(tmp_path_factory.mktemp("mnist"), num_train=200, num_test=30)
   dirs = train_mnist_runs(tmp_path_factory.mktemp("runs"), names=("jmvae", "cvae_image"))
   return data_dir, dirs
-
-
-def test_evaluate_from_python_is_the_runners_record(runs):
-  data_dir, dirs = runs
-  flags = [f"--{k}={v}" for k, v in SETTINGS.items()]
-  done = run_module(
-    "runners.evaluate",
-    f"--model_dir={dirs['jmvae']}",
-    f"--data_dir={data_dir}",
-    *flags,
-    "--noprogress",
-  )
-  assert done.returncode == 0, done.stderr[-2000:]
-  written = json.loads((dirs["jmvae"] / "evaluation.json").read_text())
-  data = registry.make_dataset("mnist", str(data_dir))
-  record = jmvae_tf.evaluate(jmvae_tf.load(str(dirs["jmvae"])), data, progress=False, **SETTINGS)
-  assert record["values"] == written["values"] and record["iwae"] == written["iwae"]
-  assert record["estimator"] == written["estimator"] and record["model"] == "jmvae"
-  assert record["coherence"]["pairs"] == written["coherence"]["pairs"]
-  assert record["coherence"]["read_by"]["image"].startswith("a classifier of classes trained")
-  assert "model_dir" not in record  # a model in memory has none; the runner's record adds it
 
 
 def test_a_one_way_model_fills_its_direction_and_says_so(runs):

@@ -2,7 +2,8 @@
 "counts" network family with its networks, a data set of counts and classes) through every
 runner: runners.train trains it (--plugins), runners.evaluate evaluates it and runners.export
 exports it with no --plugins (run.json names the module), its run loads back in Python, and
-where the module cannot be imported every reader of the run says so in one line."""
+where the module cannot be imported a reader of the run (they all read it through
+run_dir.load_run) and --plugins say so in one line."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ import tensorflow as tf
 from tiny_runs import REPOSITORY_ROOT
 
 import jmvae_tf
+from runners import flagutil
 
 TESTS = Path(__file__).resolve().parent
 EPOCHS = 3
@@ -136,28 +138,27 @@ def test_the_run_loads_back_in_python_and_infers_from_each_modality(trained):
   assert rate.shape == (8, count_plugin.NUM_BINS)
 
 
-def test_without_the_plugin_every_reader_of_the_run_says_which_module_is_missing(trained):
-  expected = (
-    f"error: --model_dir={trained['run']}: run.json needs the plug-in module 'count_plugin' "
-    "(data set counts, family networks counts, likelihood kind poisson, network family "
-    "counts), which cannot be imported (ModuleNotFoundError: No module named "
-    "'count_plugin'); put it on the Python path"
-  )
-  for args in (
-    ("runners.evaluate", f"--model_dir={trained['run']}", f"--data_dir={trained['data']}"),
-    ("runners.export", f"--model_dir={trained['run']}", f"--export_dir={trained['root']}/x"),
-  ):
-    done = run(*args, plugin_on_path=False)
-    assert done.returncode == 2
-    assert done.stderr.strip().splitlines() == [expected]
+def test_without_the_plugin_a_reader_of_the_run_says_which_module_is_missing(trained):
   done = run(
-    "runners.train",
-    "--plugins=count_plugin",
-    f"--model_dir={trained['root']}/y",
+    "runners.evaluate",
+    f"--model_dir={trained['run']}",
+    f"--data_dir={trained['data']}",
     plugin_on_path=False,
   )
   assert done.returncode == 2
   assert done.stderr.strip().splitlines() == [
-    "error: --plugins needs the plug-in module 'count_plugin', which cannot be imported "
-    "(ModuleNotFoundError: No module named 'count_plugin'); put it on the Python path"
+    f"error: --model_dir={trained['run']}: run.json needs the plug-in module 'count_plugin' "
+    "(data set counts, family networks counts, likelihood kind poisson, network family "
+    "counts), which cannot be imported (ModuleNotFoundError: No module named "
+    "'count_plugin'); put it on the Python path"
+  ]
+
+
+def test_a_plugin_the_runners_cannot_import_is_one_line(capsys):
+  with pytest.raises(SystemExit) as stopped:
+    flagutil.import_plugins(["train", "--model_dir=x", "--plugins=count_plugin,no_such_plugin"])
+  assert stopped.value.code == 2
+  assert capsys.readouterr().err.strip().splitlines() == [
+    "error: --plugins needs the plug-in module 'no_such_plugin', which cannot be imported "
+    "(ModuleNotFoundError: No module named 'no_such_plugin'); put it on the Python path"
   ]
