@@ -519,6 +519,9 @@ def test_a_ctrl_c_while_tensorflow_loads_is_one_line(tmp_path, tiny_mnist):
     stdout=subprocess.PIPE,
     stderr=subprocess.PIPE,
     text=True,
+    # As a terminal's Ctrl-C finds it, whatever this process inherited: a suite started in
+    # the background of a non-interactive shell ignores SIGINT, and so would the runner.
+    preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
   )
   time.sleep(1.0)
   child.send_signal(signal.SIGINT)
