@@ -24,8 +24,8 @@ MNIST_DIR_ENV = "JMVAE_MNIST_DIR"
 # The test files that take longest, longest first (`--durations=60` of the README's command,
 # summed by file, 2026-12-07: from about 120 s down to 20 s on 2 cores). With `--dist loadfile`
 # the run ends when its last file does, and xdist's own order (most tests first) handed these
-# few-test, long files out last, so one worker ran on alone for the last minute. Given out
-# first, the short files fill in around them. A file missing here only costs time, never a test.
+# few-test, long files out last, where one of them can leave a worker running on alone. Given
+# out first, the short files fill in around them. A file missing here costs time, never a test.
 LONGEST_FIRST = (
   "test_runners_evaluate.py",
   "test_celeba_end_to_end.py",
