@@ -4,30 +4,17 @@ their partition in CelebA's layout, and says they are synthetic."""
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-from tiny_runs import REPOSITORY_ROOT
+from tiny_runs import run_module
 
 from pipelines import synthetic_faces as sf
 
 
 def test_cli_runs_end_to_end(tmp_path: Path) -> None:
   output = tmp_path / "faces"
-  result = subprocess.run(
-    [
-      sys.executable,
-      "-m",
-      "runners.synthetic_faces",
-      f"--output_dir={output}",
-      "--num_images=5",
-      "--seed=2",
-    ],
-    cwd=REPOSITORY_ROOT,
-    capture_output=True,
-    text=True,
-    timeout=120,
+  result = run_module(
+    "runners.synthetic_faces", f"--output_dir={output}", "--num_images=5", "--seed=2", timeout=120
   )
   assert result.returncode == 0, result.stderr[-2000:]
   assert "SYNTHETIC" in result.stdout
@@ -39,12 +26,8 @@ def test_cli_runs_end_to_end(tmp_path: Path) -> None:
 def test_the_old_command_name_still_writes_the_faces(tmp_path: Path) -> None:
   """`python -m pipelines.synthetic_faces` (where the command was before) runs the same one."""
   output = tmp_path / "faces"
-  result = subprocess.run(
-    [sys.executable, "-m", "pipelines.synthetic_faces", f"--output_dir={output}", "--num_images=3"],
-    cwd=REPOSITORY_ROOT,
-    capture_output=True,
-    text=True,
-    timeout=120,
+  result = run_module(
+    "pipelines.synthetic_faces", f"--output_dir={output}", "--num_images=3", timeout=120
   )
   assert result.returncode == 0, result.stderr[-2000:]
   assert "SYNTHETIC" in result.stdout
