@@ -30,6 +30,20 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_enum("model", "jmvae_kl", list(names), "Objective to train.", **d)
   flagutil.define_option_flags([registry.entry(n).options for n in names], fv)
   flagutil.define_data_flags(fv)
+  flags.DEFINE_string(
+    "architecture",
+    None,
+    "The networks (a registered architecture: mnist_mlp, celeba_conv, generic, or a "
+    "plug-in's); unset: the data set's own.",
+    **d,
+  )
+  flags.DEFINE_list(
+    "architecture_options",
+    [],
+    "Options of a builder architecture as key=value,... (generic: hidden=512x512, "
+    "channels=32, max_channels=256, depth=auto).",
+    **d,
+  )
   flagutil.define_option_flags([options.FixedSettings, options.RunSettings], fv)
   flags.DEFINE_bool(
     "validation", False, "Evaluate on the training images after --num_train instead of test.", **d
@@ -66,7 +80,12 @@ def model_config_from_flags(data, fv=FLAGS):
 
   model_options = flagutil.option_values(registry.entry(fv.model).options, fv)
   return config_lib.ModelConfig.make(
-    fv.model, data.modalities, data.architecture, data.name, **model_options
+    fv.model,
+    data.modalities,
+    fv.architecture or data.architecture,
+    data.name,
+    fv.architecture_options,
+    **model_options,
   )
 
 

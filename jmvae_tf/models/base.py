@@ -221,7 +221,12 @@ class MultimodalVAE(KerasSteps, keras.Model):
         "(jmvae_tf.register_model) to save, export or load it by its config"
       )
     return ModelConfig(
-      name, self.options, self.data_modalities, self.architecture.name, self.dataset_name
+      name,
+      self.options,
+      self.data_modalities,
+      self.architecture.name,
+      self.dataset_name,
+      self.architecture.options,
     )
 
   def dummy_batch(self, batch_size: int = 1) -> Batch:

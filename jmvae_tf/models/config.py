@@ -27,6 +27,7 @@ from jmvae_tf.networks import architecture
 # Fields that a run.json written before they existed lacks, with the value those runs had.
 ADDED_LATER = {"dataset": "mnist", "architecture": "mnist_mlp", "decoder_variance": 1.0}
 PLUGINS = "plugins"  # run.json's key of the plug-in modules its names need
+ARCHITECTURE_OPTIONS = "architecture_options"
 
 
 def legacy_family(shape) -> str:
@@ -50,6 +51,9 @@ class ModelConfig:
   modalities: Tuple[Modality, ...]
   architecture: str
   dataset: str
+  # The architecture's options ("key=value", canonical, sorted): those of a builder such as
+  # "generic" (jmvae_tf/networks/generic.py); run.json holds them where there are any.
+  architecture_options: Tuple[str, ...] = ()
 
   def __post_init__(self):
     options_class = registry.entry(self.model).options
@@ -57,7 +61,8 @@ class ModelConfig:
       raise ValueError(
         f"{self.model} takes {options_class.__name__}, got {type(self.options).__name__}"
       )
-    architecture.get_architecture(self.architecture)
+    built = architecture.get_architecture(self.architecture, self.architecture_options)
+    object.__setattr__(self, "architecture_options", tuple(built.options))
     object.__setattr__(self, "modalities", tuple(self.modalities))
     fixed = any(m.likelihood.has_fixed_variance for m in self.modalities)
     if self.options.decoder_variance != likelihoods.FIXED_VARIANCE and not fixed:
@@ -73,16 +78,18 @@ class ModelConfig:
     modalities: Sequence[Modality],
     architecture: str,
     dataset: str,
+    architecture_options=(),
     **options,
   ) -> "ModelConfig":
     """`model` with `options` (only those it uses: another is a ValueError naming it), the
-    defaults that depend on the modalities filled in (ModelOptions.bind)."""
+    defaults that depend on the modalities filled in (ModelOptions.bind); `architecture`
+    built with `architecture_options` ({key: value} or "key=value" items)."""
     unknown = sorted(set(options) - set(option_names(model)))
     if unknown:
       raise ValueError(f"{model} has no option {', '.join(unknown)}; it has {option_names(model)}")
     modalities = tuple(modalities)
     bound = registry.entry(model).options(**options).bind([m.name for m in modalities])
-    return cls(model, bound, modalities, architecture, dataset)
+    return cls(model, bound, modalities, architecture, dataset, architecture_options)
 
   @property
   def modality_names(self) -> Tuple[str, ...]:
@@ -98,13 +105,16 @@ class ModelConfig:
 
   def as_dict(self) -> Dict:
     """Flat: what run.json holds and what a resume compares."""
-    return {
+    d = {
       "model": self.model,
       "dataset": self.dataset,
       "architecture": self.architecture,
       "modalities": [m.to_dict() for m in self.modalities],
       **dataclasses.asdict(self.options),
     }
+    if self.architecture_options:  # absent where there are none: run.json as it always was
+      d[ARCHITECTURE_OPTIONS] = list(self.architecture_options)
+    return d
 
   def plugins(self) -> Dict[str, List[str]]:
     """{plug-in module: the names it registered that this config uses} (empty for a config
@@ -159,11 +169,15 @@ class ModelConfig:
         m = {**m, "family": legacy_family(m["shape"])}
       modalities.append(Modality.from_dict(m))
     d = {**ADDED_LATER, **d}
+    arch_options = d.get(ARCHITECTURE_OPTIONS, [])
+    if not isinstance(arch_options, list) or not all(isinstance(o, str) for o in arch_options):
+      raise ValueError(f"{ARCHITECTURE_OPTIONS} must be a list of key=value strings")
     return cls.make(
       d["model"],
       modalities,
       d["architecture"],
       d["dataset"],
+      arch_options,
       **{k: v for k, v in d.items() if k in names},
     )
 
@@ -178,18 +192,21 @@ class ModelConfig:
 def build_model(config: ModelConfig):
   """The objective named by `config`, with every variable created."""
   cls = registry.model_class(config.model)
-  networks = architecture.get_architecture(config.architecture)
+  networks = architecture.get_architecture(config.architecture, config.architecture_options)
   model = cls(config.modalities, config.options, networks)
   model.dataset_name = config.dataset
   return model.initialize()
 
 
-def make_model(model: str, data, architecture: Optional[str] = None, **options):
+def make_model(
+  model: str, data, architecture: Optional[str] = None, architecture_options=(), **options
+):
   """The registered model `model` (e.g. "jmvae_kl") for `data`, with every variable created.
 
   data: a DataSet (its modalities, architecture and name), or a sequence of Modality (then
   `architecture`, default the paper's MLPs "mnist_mlp"); options: the model's options (its
-  options dataclass's fields, e.g. latent_dim=16, alpha=0.1), the paper's for the rest. The
+  options dataclass's fields, e.g. latent_dim=16, alpha=0.1), the paper's for the rest;
+  architecture_options: those of a builder such as "generic" (e.g. {"hidden": "256x256"}). The
   initial weights are those of the options' seed: what runners.train builds with the same
   flags (keras.utils.set_random_seed, then the model under the current dtype policy)."""
   if isinstance(data, DataSet):
@@ -197,7 +214,12 @@ def make_model(model: str, data, architecture: Optional[str] = None, **options):
   else:
     modalities, default_architecture, dataset = tuple(data), "mnist_mlp", ""
   config = ModelConfig.make(
-    model, modalities, architecture or default_architecture, dataset, **options
+    model,
+    modalities,
+    architecture or default_architecture,
+    dataset,
+    architecture_options,
+    **options,
   )
   keras.utils.set_random_seed(config.seed)
   return build_model(config)

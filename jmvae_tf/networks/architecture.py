@@ -12,7 +12,7 @@ family (`register_family_networks`), so a plug-in's family works with every arch
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Mapping, Optional, Sequence
+from typing import Callable, Mapping, Optional, Sequence, Tuple, Union
 
 import tf_keras as keras
 
@@ -58,7 +58,9 @@ class Architecture:
   conditional(latent_dim, name): p(z_l | z_{l+1}) of the hierarchy (or a conditional prior);
   features(name): the hierarchy's deterministic layer h_{l+1} = f(h_l);
   trunk(name): a layer after an encoder's concatenated branches (None: the heads read them);
-  discriminator(image modality, name, style): the VAE-GAN's (None: the VAE-GAN refuses it).
+  discriminator(image modality, name, style): the VAE-GAN's (None: the VAE-GAN refuses it);
+  options: what it was built with ("key=value", sorted; run.json's "architecture_options"),
+    for an architecture made by a builder that takes options (`get_architecture`).
   """
 
   name: str
@@ -67,6 +69,7 @@ class Architecture:
   features: Callable[[str], keras.layers.Layer]
   trunk: Optional[Callable[[str], keras.layers.Layer]] = None
   discriminator: Optional[Callable[[Modality, str, str], Discriminator]] = None
+  options: Tuple[str, ...] = ()
 
   def networks_for(self, modality: Modality) -> FamilyNetworks:
     """The networks of `modality`'s family: this architecture's own, else the family's."""
@@ -96,19 +99,52 @@ ARCHITECTURES = plugins.Registry(
   {
     "mnist_mlp": "jmvae_tf.networks.mnist:MNIST_MLP",
     "celeba_conv": "jmvae_tf.networks.celeba:CELEBA_CONV",
+    # A builder: options (hidden units, channels, depth) -> Architecture.
+    "generic": "jmvae_tf.networks.generic:generic_architecture",
   },
 )
 
 
-def register_architecture(architecture: Architecture, replace: bool = False) -> Architecture:
-  """Adds `architecture` under its name (a data set's `architecture`, run.json's). Returns it."""
-  if not isinstance(architecture, Architecture):
-    raise TypeError(f"register_architecture takes an Architecture, got {architecture!r}")
-  return ARCHITECTURES.register(
-    architecture.name, architecture, plugins.calling_module(), replace=replace
-  )
+def register_architecture(
+  architecture: Union[Architecture, Callable[..., Architecture]],
+  replace: bool = False,
+  name: Optional[str] = None,
+):
+  """Adds `architecture` under its name (a data set's `architecture`, run.json's): an
+  Architecture, or a builder taking options (strings, as on the command line) that returns
+  one, registered under `name`. Returns it."""
+  if isinstance(architecture, Architecture):
+    name = name or architecture.name
+  elif not callable(architecture) or not name:
+    raise TypeError(
+      "register_architecture takes an Architecture, or a builder of one and its name, got "
+      f"{architecture!r}"
+    )
+  return ARCHITECTURES.register(name, architecture, plugins.calling_module(), replace=replace)
 
 
-def get_architecture(name: str) -> Architecture:
-  """The architecture registered as `name` (a ValueError naming the choices if none is)."""
-  return ARCHITECTURES.get(name)
+def options_dict(options) -> dict:
+  """Architecture options as a dict: a mapping as it is, "key=value" items split; a
+  ValueError for an item that is not key=value."""
+  if isinstance(options, Mapping):
+    return dict(options)
+  out = {}
+  for item in options or ():
+    key, sep, value = str(item).partition("=")
+    if not sep or not key.strip():
+      raise ValueError(f"architecture option {item!r} is not key=value")
+    out[key.strip()] = value.strip()
+  return out
+
+
+def get_architecture(name: str, options=()) -> Architecture:
+  """The architecture registered as `name` (a ValueError naming the choices if none is), built
+  with `options` ({key: value} or "key=value" items) where it is a builder; options given to
+  an architecture that takes none are a ValueError."""
+  entry = ARCHITECTURES.get(name)
+  given = options_dict(options)
+  if isinstance(entry, Architecture):
+    if given:
+      raise ValueError(f"architecture {name!r} takes no options, got {sorted(given)}")
+    return entry
+  return entry(**given)
