@@ -19,6 +19,7 @@ DATASETS = plugins.Registry(
     "fashion_mnist": "pipelines.mnist:FashionMnistDataSet",
     "mnist_fashion": "pipelines.mnist_fashion:MnistFashionDataSet",
     "celeb_a": "pipelines.celeba:CelebADataSet",
+    "files": "pipelines.files:FilesDataSet",
   },
 )
 

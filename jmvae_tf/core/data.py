@@ -97,6 +97,11 @@ class DataSet(abc.ABC):
     default."""
     return self.classes(split, num_examples)
 
+  def label_modalities(self) -> Optional[Tuple[str, ...]]:
+    """The modalities that state what `labels` gives (a class, attributes), which coherence
+    reads off generated values; None: every vector modality does (the built-in data sets')."""
+    return None
+
   def fingerprint(self) -> Optional[str]:
     """A digest of the training examples (their content, not where they are), recorded by
     training so that a resume on other data is refused; None: none is recorded."""

@@ -187,15 +187,23 @@ def _image_classifier(data, modality, epochs: int, data_seed: int, batch_size: i
   return cached_classifier(directory, key, train, modality.shape, outputs)
 
 
-def make_reader(modality, classifiers: Dict[str, Classifier]) -> Optional[Callable]:
-  """How a value of `modality` is read: its classifier (an image), its argmax (a class), its
-  sign (attributes); None where nothing reads it."""
+def make_reader(
+  modality, classifiers: Dict[str, Classifier], readable: Optional[Sequence[str]] = None
+) -> Optional[Callable]:
+  """How a value of `modality` is read: its classifier (an image), its argmax (a class),
+  which side of the middle of its range each value lies on (attributes: {-1, 1}, or {0, 1}
+  for Bernoulli ones); None where nothing reads it. `readable`: the vector modalities that
+  state the labels (a data set's `label_modalities`; None: every vector modality)."""
   if modality.name in classifiers:
     return classifiers[modality.name].read
+  if readable is not None and modality.name not in readable:
+    return None
   if modality.likelihood.classes(modality.shape) is not None:
     return lambda values: np.asarray(values).argmax(-1)
   if modality.family == VECTOR:
-    return lambda values: np.where(np.asarray(values) > 0, 1, -1)
+    low, high = modality.likelihood.value_range or (-1.0, 1.0)
+    middle = (low + high) / 2
+    return lambda values: np.where(np.asarray(values) > middle, 1, -1)
   return None
 
 
@@ -275,12 +283,14 @@ def evaluate(
   iterations: int = 100,
   prior_samples: int = 1000,
   seed: int = 0,
+  readable: Optional[Sequence[str]] = None,
 ) -> Dict:
   """The record of a model's coherence: every pair's, the prior's, how each modality is read
-  (and each classifier's test accuracy) and how z is drawn from each set of modalities."""
+  (and each classifier's test accuracy) and how z is drawn from each set of modalities.
+  `readable`: as for make_reader."""
   readers = {}
   for m in model.modality_specs:
-    reader = make_reader(m, classifiers)
+    reader = make_reader(m, classifiers, readable)
     if reader is not None:
       readers[m.name] = reader
   found = pairs(model, readers)
@@ -305,7 +315,8 @@ def read_by(modality, classifiers: Dict[str, Classifier]) -> str:
     )
   if modality.likelihood.classes(modality.shape) is not None:
     return "its argmax"
-  return "its sign"
+  low, high = modality.likelihood.value_range or (-1.0, 1.0)
+  return "its sign" if low + high == 0 else f"each value above {(low + high) / 2:g} or not"
 
 
 def markdown(records: Sequence[Dict], titles: Sequence[str]) -> str:

@@ -105,7 +105,7 @@ def evaluate(
     if classifiers is None:
       classifiers = coherence.image_classifiers(data, classifier_epochs, data_seed)
     record["coherence"] = coherence.evaluate(
-      model, dataset, truth, classifiers, iterations, prior_samples, seed
+      model, dataset, truth, classifiers, iterations, prior_samples, seed, data.label_modalities()
     )
   return record
 

@@ -1,0 +1,733 @@
+"""Users' own paired data: modalities declared by kind, values as the user keeps them.
+
+`OwnDataSet` is a `DataSet` made of values per split ({modality: array}) and what each
+modality is, by kind:
+
+  kind        values given                                    likelihood (default; others)
+  image       uint8 pixels [N, H, W] or [N, H, W, C]          bernoulli (gaussian_fixed, gaussian)
+              (or, from files, paths of PNG/JPEG files)
+  class       one value per example (ints or strings)         categorical
+  attributes  several binary columns [N, A]: {0, 1},          gaussian_fixed in {-1, 1} (bernoulli
+              {-1, 1} or booleans                             in {0, 1})
+  vector      real values [N, D, ...]                         gaussian (gaussian_fixed, bernoulli)
+
+What the models see: a Bernoulli image is binarised stochastically (each pixel 1 with
+probability intensity/255: fresh bits per training batch, keyed on (seed, epoch, step) as the
+MNIST pipeline's; fixed bits per held-out example, keyed on (seed, its index)); a Gaussian image
+is pixel / 127.5 - 1, in [-1, 1] (the CelebA pipeline's); a class is one-hot over its classes
+(given, else the sorted distinct values of the training split); a vector is as given, or
+standardised with the training split's mean and deviation ("standardize").
+
+Missing values have one representation: a modality is present or absent for each example
+(`present[split][name]`, bool [N]). What marks it absent: an empty cell, a JSON null or absent
+key, an empty image path, a masked entry of a NumPy masked array, or a mask array; NaN, inf and
+unreadable text are errors, not missing values. Every absence is counted per modality at load.
+Until the objectives learn from incomplete examples, a data set with absences is refused in
+one line that counts them, unless the option missing=drop leaves those examples out (counted).
+Batches hold complete examples only, dicts {modality name: float32 [B, ...]}, as every data
+set's.
+
+Problems with the values are one-line `DataError`s naming where the value is (for arrays:
+split, modality and row; the files data set names the file, line and column) before anything
+is built or written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import sys
+from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+from jmvae_tf.core.data import SPLITS, DataError, DataSet, check_options, digest
+from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED
+from jmvae_tf.core.modalities import IMAGE, VECTOR, Modality
+
+IMAGE_KIND, CLASS, ATTRIBUTES, VECTOR_KIND = "image", "class", "attributes", "vector"
+KINDS = (IMAGE_KIND, CLASS, ATTRIBUTES, VECTOR_KIND)
+LIKELIHOODS = {  # the first is the kind's default
+  IMAGE_KIND: (BERNOULLI, GAUSSIAN_FIXED, GAUSSIAN),
+  CLASS: (CATEGORICAL,),
+  ATTRIBUTES: (GAUSSIAN_FIXED, BERNOULLI),
+  VECTOR_KIND: (GAUSSIAN, GAUSSIAN_FIXED, BERNOULLI),
+}
+FITS = ("none", "resize", "crop")
+MISSING = ("refuse", "drop")
+# What a kind's declaration may say besides name and kind (the files spec adds where the
+# values are).
+KIND_KEYS = {
+  IMAGE_KIND: {"likelihood", "size", "channels", "fit"},
+  CLASS: {"likelihood", "classes"},
+  ATTRIBUTES: {"likelihood"},
+  VECTOR_KIND: {"likelihood", "standardize"},
+}
+# Separate the random streams derived from one seed (as pipelines/mnist.py's, whose training
+# bits these equal).
+TRAIN_BITS_STREAM = 0x5EED_B175
+EVAL_BITS_STREAM = 0x0E7A_B175
+
+# Where a value is, for messages: (split, modality name, row, its column among the modality's
+# or None) -> e.g. "f.csv: line 3, column 'x'".
+Locator = Callable[..., str]
+
+
+def array_locator(split: str, name: str, row: int, column: Optional[int] = None) -> str:
+  return f"{split}[{name!r}] row {row}" + (f" column {column}" if column else "")
+
+
+@dataclasses.dataclass(frozen=True)
+class Declared:
+  """One modality as the user declared it: name, kind and the kind's settings."""
+
+  name: str
+  kind: str
+  likelihood: str
+  classes: Optional[Tuple[str, ...]] = None
+  size: Optional[Tuple[int, int]] = None  # an image's (height, width); None: the data's own
+  channels: Optional[int] = None  # an image's; None: the data's own
+  fit: str = "none"
+  standardize: bool = False
+
+  @classmethod
+  def parse(cls, entry, where: str, extra_keys: Sequence[str] = ()) -> "Declared":
+    """A declaration ({"name", "kind", ...}) checked: a DataError naming `where` and the key."""
+    if not isinstance(entry, Mapping):
+      raise DataError(f"{where}: a modality is an object with a name and a kind, got {entry!r}")
+    name, kind = entry.get("name"), entry.get("kind")
+    if not isinstance(name, str) or not name or any(c in name for c in " ,/|+:\t\n"):
+      raise DataError(f"{where}: a modality's name must be a word, got {name!r}")
+    where = f"{where} modality {name!r}"
+    if kind not in KINDS:
+      raise DataError(f"{where}: kind {kind!r} is not one of {list(KINDS)}")
+    allowed = {"name", "kind"} | KIND_KEYS[kind] | set(extra_keys)
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+      raise DataError(
+        f"{where}: unknown key {', '.join(map(repr, unknown))} for a {kind} (it takes "
+        f"{sorted(allowed)})"
+      )
+    choices = [lk.kind for lk in LIKELIHOODS[kind]]
+    likelihood = entry.get("likelihood", choices[0])
+    if likelihood not in choices:
+      raise DataError(f"{where}: likelihood {likelihood!r} for a {kind}; choose from {choices}")
+    classes = entry.get("classes")
+    if classes is not None:
+      if not isinstance(classes, list) or len(classes) < 2:
+        raise DataError(f"{where}: classes must be a list of at least two, got {classes!r}")
+      classes = tuple(class_text(c) for c in classes)
+      if len(set(classes)) != len(classes):
+        raise DataError(f"{where}: classes {list(classes)} repeat a class")
+    size = entry.get("size")
+    if size is not None:
+      if (
+        not isinstance(size, list)
+        or len(size) != 2
+        or not all(isinstance(s, int) and s > 0 for s in size)
+      ):
+        raise DataError(f"{where}: size must be [height, width], got {size!r}")
+      size = tuple(size)
+    channels = entry.get("channels")
+    if channels is not None and channels not in (1, 3):
+      raise DataError(f"{where}: channels must be 1 or 3, got {channels!r}")
+    fit = entry.get("fit", "none")
+    if fit not in FITS:
+      raise DataError(f"{where}: fit {fit!r}; choose from {list(FITS)}")
+    if fit != "none" and size is None:
+      raise DataError(f"{where}: fit={fit!r} needs the size to fit to")
+    standardize = entry.get("standardize", False)
+    if not isinstance(standardize, bool):
+      raise DataError(f"{where}: standardize must be true or false, got {standardize!r}")
+    if standardize and likelihood != GAUSSIAN.kind:
+      raise DataError(f"{where}: standardize gives any real value; its likelihood must be gaussian")
+    return cls(name, kind, likelihood, classes, size, channels, fit, standardize)
+
+
+def class_text(value) -> str:
+  """A class value as text, the same for 3, 3.0 and "3"."""
+  if isinstance(value, (bool, np.bool_)):
+    return str(bool(value)).lower()
+  if isinstance(value, (int, np.integer)):
+    return str(int(value))
+  if isinstance(value, (float, np.floating)) and float(value).is_integer():
+    return str(int(value))
+  return str(value).strip()
+
+
+def is_blank(value) -> bool:
+  """An empty cell, a JSON null: what marks a value missing."""
+  return value is None or (isinstance(value, str) and not value.strip())
+
+
+def _sorted_classes(values) -> Tuple[str, ...]:
+  distinct = set(values)
+  try:
+    return tuple(sorted(distinct, key=float))
+  except ValueError:
+    return tuple(sorted(distinct))
+
+
+@dataclasses.dataclass
+class Split:
+  """One split's values, {modality: array [N, ...]}: images uint8 [N, H, W, C] (or paths
+  [N] where they stream from files), classes int32 [N] (indices), attributes and vectors
+  float32; `present`, {modality: bool [N]}; `content`, {image modality: what stands for
+  the pixels in the fingerprint} for images that stream."""
+
+  values: Dict[str, np.ndarray]
+  present: Dict[str, np.ndarray]
+  content: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+
+  def __len__(self):
+    return len(next(iter(self.present.values())))
+
+  def take(self, rows: np.ndarray) -> "Split":
+    parts = (self.values, self.present, self.content)
+    return Split(*({k: v[rows] for k, v in part.items()} for part in parts))
+
+
+def _masked(values) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+  """(the values, a bool [N] mask of absent rows or None) of an array, a masked array too."""
+  if isinstance(values, np.ma.MaskedArray):
+    mask = np.ma.getmaskarray(values)
+    absent = mask.reshape(len(mask), -1).any(axis=1) if mask.ndim > 1 else mask
+    return np.asarray(values.data), absent
+  return np.asarray(values), None
+
+
+def convert(
+  declared: Declared, split: str, raw, locate: Locator, classes: Optional[Tuple[str, ...]] = None
+) -> Tuple[np.ndarray, np.ndarray]:
+  """A split's raw values of one modality -> (values as the Split holds them, present bool [N]).
+  Raw values: images uint8 arrays (or path strings); a class, any one value per row;
+  attributes [N, A] and vectors [N, ...] numbers (or text from a table). A DataError names the
+  first bad value's place (`locate`)."""
+  values, absent = _masked(raw)
+  n = len(values)
+  name = declared.name
+  if declared.kind == IMAGE_KIND:
+    return _image_values(declared, split, values, absent, locate)
+  if declared.kind == CLASS:
+    if values.ndim != 1:
+      raise DataError(
+        f"{locate(split, name, 0)}: a class is one value per example, got shape {values.shape}"
+      )
+    present = np.array([not is_blank(v) for v in values.tolist()], bool)
+    if absent is not None:
+      present &= ~absent
+    texts = [class_text(v) if p else "" for v, p in zip(values.tolist(), present)]
+    for row, (t, p) in enumerate(zip(texts, present)):
+      if p and isinstance(values[row], (float, np.floating)) and not math.isfinite(values[row]):
+        raise DataError(f"{locate(split, name, row)}: {values[row]!r} is not a class")
+    known = {c: i for i, c in enumerate(classes or ())}
+    indices = np.zeros(n, np.int32)
+    for row, (t, p) in enumerate(zip(texts, present)):
+      if p:
+        if t not in known:
+          raise DataError(
+            f"{locate(split, name, row)}: class {t!r} is not in the class list "
+            f"{list(classes)[:20]}{' ...' if len(classes) > 20 else ''}"
+          )
+        indices[row] = known[t]
+    return indices, present
+  # attributes and vectors: numbers
+  numbers, present = _numbers(values, absent, split, name, locate)
+  if declared.kind == ATTRIBUTES:
+    if numbers.ndim != 2:
+      raise DataError(
+        f"{locate(split, name, 0)}: attributes are [N, A] columns, got shape {numbers.shape}"
+      )
+    ok = np.isin(numbers, (-1.0, 0.0, 1.0)) | ~present[:, None]
+    if not ok.all():
+      row, column = np.argwhere(~ok)[0]
+      raise DataError(
+        f"{locate(split, name, int(row), int(column))}: {numbers[row, column]:g} is not an "
+        "attribute's value; attributes are 0/1, -1/1 or true/false"
+      )
+    ones = numbers > 0
+    low = 0.0 if declared.likelihood == BERNOULLI.kind else -1.0
+    return np.where(ones, 1.0, low).astype(np.float32), present
+  if declared.likelihood in (GAUSSIAN_FIXED.kind, BERNOULLI.kind):
+    low, high = (-1.0, 1.0) if declared.likelihood == GAUSSIAN_FIXED.kind else (0.0, 1.0)
+    bad = ((numbers < low) | (numbers > high)).reshape(n, -1).any(axis=1) & present
+    if bad.any():
+      row = int(np.argmax(bad))
+      raise DataError(
+        f"{locate(split, name, row)}: a {declared.likelihood} vector's values lie in "
+        f"[{low:g}, {high:g}], got {numbers[row].ravel()[:8].tolist()}"
+      )
+  return numbers.astype(np.float32), present
+
+
+def _numbers(values, absent, split, name, locate) -> Tuple[np.ndarray, np.ndarray]:
+  """Numbers [N, ...] float64 (0 where absent) and present [N]; text that is not a number,
+  NaN and inf are errors."""
+  n = len(values)
+  if values.dtype.kind in "biuf":
+    numbers = values.astype(np.float64)
+    present = np.ones(n, bool) if absent is None else ~absent
+  else:  # text or objects (a table's cells): blank is absent, else a number
+    flat = values.reshape(n, -1)
+    numbers = np.zeros(flat.shape, np.float64)
+    present = np.ones(n, bool) if absent is None else ~absent
+    for row in range(n):
+      if not present[row]:
+        continue
+      cells = flat[row].tolist()
+      if any(is_blank(c) for c in cells):
+        present[row] = False
+        continue
+      for column, cell in enumerate(cells):
+        numbers[row, column] = _number(cell, lambda c=column: locate(split, name, row, c))
+    numbers = numbers.reshape(values.shape)
+  finite = np.isfinite(numbers.reshape(n, -1)).all(axis=1) | ~present
+  if not finite.all():
+    row = int(np.argmin(finite))
+    column = int(np.argmin(np.isfinite(numbers.reshape(n, -1)[row])))
+    raise DataError(
+      f"{locate(split, name, row, column)}: NaN or an infinite value (a missing value is an "
+      "empty cell, a null or a masked entry)"
+    )
+  numbers = numbers.copy()
+  numbers[~present] = 0.0
+  return numbers, present
+
+
+def _number(cell, where) -> float:
+  if isinstance(cell, (bool, np.bool_)):
+    return float(cell)
+  if isinstance(cell, str):
+    text = cell.strip().lower()
+    if text in ("true", "false"):
+      return 1.0 if text == "true" else 0.0
+    try:
+      return float(text)
+    except ValueError:
+      raise DataError(f"{where()}: {cell!r} is not a number") from None
+  if isinstance(cell, (int, float, np.integer, np.floating)):
+    return float(cell)
+  raise DataError(f"{where()}: {cell!r} is not a number")
+
+
+def _image_values(declared, split, values, absent, locate):
+  """uint8 pixels as [N, H, W, C], or paths [N] (str) with present where not blank."""
+  n = len(values)
+  if values.dtype.kind in "US" or values.dtype == object:
+    paths = np.array(["" if is_blank(v) else str(v).strip() for v in values.tolist()], object)
+    present = paths != ""
+    if absent is not None:
+      present &= ~absent
+    return paths, present
+  if values.dtype != np.uint8:
+    raise DataError(
+      f"{locate(split, declared.name, 0)}: images are uint8 pixels [N, H, W] or [N, H, W, C], "
+      f"got {values.dtype}"
+    )
+  if values.ndim == 3:
+    values = values[..., None]
+  if values.ndim != 4 or values.shape[-1] not in (1, 3):
+    raise DataError(
+      f"{locate(split, declared.name, 0)}: images are [N, H, W] or [N, H, W, 1 or 3], got "
+      f"{values.shape}"
+    )
+  size = tuple(values.shape[1:3])
+  if declared.size is not None and size != declared.size and declared.fit == "none":
+    raise DataError(
+      f"{locate(split, declared.name, 0)}: images are {size[0]}x{size[1]}, the declared size "
+      f"is {declared.size[0]}x{declared.size[1]} (fit=resize or fit=crop fits them)"
+    )
+  if declared.channels is not None and values.shape[-1] != declared.channels:
+    raise DataError(
+      f"{locate(split, declared.name, 0)}: images have {values.shape[-1]} channels, declared "
+      f"{declared.channels}"
+    )
+  if declared.size is not None and size != declared.size:
+    values = fit_images(values, declared.size, declared.fit)
+  present = np.ones(n, bool) if absent is None else ~absent
+  return values, present
+
+
+def fit_image(image: tf.Tensor, size: Tuple[int, int], fit: str) -> tf.Tensor:
+  """uint8 [h, w, c] -> uint8 [H, W, c]: "resize" stretches it, "crop" takes the centred
+  largest box of the target's shape, then resizes (bilinear, antialiased, rounded)."""
+  if fit == "crop":
+    h, w = tf.shape(image)[0], tf.shape(image)[1]
+    target = size[0] / size[1]
+    box_h = tf.minimum(h, tf.cast(tf.round(tf.cast(w, tf.float32) * target), tf.int32))
+    box_w = tf.minimum(w, tf.cast(tf.round(tf.cast(h, tf.float32) / target), tf.int32))
+    box_h, box_w = tf.maximum(box_h, 1), tf.maximum(box_w, 1)
+    image = tf.image.crop_to_bounding_box(image, (h - box_h) // 2, (w - box_w) // 2, box_h, box_w)
+  resized = tf.image.resize(tf.cast(image, tf.float32), size, method="bilinear", antialias=True)
+  return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def fit_images(images: np.ndarray, size: Tuple[int, int], fit: str) -> np.ndarray:
+  return np.stack([fit_image(tf.constant(x), size, fit).numpy() for x in images])
+
+
+class OwnDataSet(DataSet):
+  """A data set of the user's own values (module docstring).
+
+    data = OwnDataSet({"image": "image", "label": "class"},
+                      train={"image": x_train, "label": y_train},
+                      test={"image": x_test, "label": y_test})
+
+  `kinds`: {modality: its kind, or a dict {"kind": ..., "likelihood", "classes", "size",
+  "channels", "fit", "standardize"}}, in the order the models see them. `train` is required;
+  `validation` and `test` are optional. Options (strings, as --data_options): missing=refuse
+  (default) or drop. `architecture` (default "generic") names the networks. The rest is for
+  data sets read from files (pipelines/files.py): `image_loader(declared)`, a tf function
+  path -> uint8 image, for images given as paths; `locate`, where a row is for messages;
+  `content`, {image modality: what stands for each training image in the fingerprint}.
+  """
+
+  name = "arrays"
+  architecture = "generic"
+
+  def __init__(
+    self,
+    kinds: Mapping[str, object],
+    train: Mapping[str, object],
+    validation: Optional[Mapping[str, object]] = None,
+    test: Optional[Mapping[str, object]] = None,
+    name: str = "arrays",
+    architecture: str = "generic",
+    num_train: Optional[int] = None,
+    image_loader: Optional[Callable[[Declared], Callable[[tf.Tensor], tf.Tensor]]] = None,
+    locate: Locator = array_locator,
+    content: Optional[Dict[str, np.ndarray]] = None,
+    **options: str,
+  ):
+    self.name, self.architecture = name, architecture
+    self._declare_options(options)
+    if not isinstance(kinds, Mapping) or not kinds:
+      raise DataError(f"{name}: kinds must map each modality's name to its kind")
+    declared = []
+    for key, kind in kinds.items():
+      entry = {"kind": kind} if isinstance(kind, str) else dict(kind)
+      declared.append(Declared.parse({**entry, "name": key}, name))
+    self.declared = tuple(declared)
+    self._image_loader = image_loader
+    raw = {"train": train, "validation": validation, "test": test}
+    self._splits: Dict[str, Split] = {}
+    classes = {}
+    for split in SPLITS:
+      if raw[split] is None:
+        continue
+      self._check_keys(split, raw[split])
+      for d in self.declared:
+        if d.kind == CLASS and d.name not in classes:
+          classes[d.name] = d.classes or self._train_classes(d, raw["train"][d.name])
+      self._splits[split] = self._convert(split, raw[split], classes, locate)
+    self._splits["train"].content = dict(content or {})
+    self.classes_of = classes
+    if num_train is not None:
+      available = len(self._splits["train"])
+      if not 1 <= num_train <= available:
+        raise DataError(f"{name}: num_train={num_train}, the train split has {available}")
+      self._splits["train"] = self._splits["train"].take(np.arange(num_train))
+    self.counts = self._count_absent()
+    self._apply_missing_policy()
+    self._standardize()
+    self._check_images()
+
+  # --- construction -----------------------------------------------------------------------
+  def _declare_options(self, options):
+    self.options = check_options(self.name, options, {"missing": MISSING})
+    self.missing = options.get("missing", "refuse")
+
+  def _check_keys(self, split, arrays):
+    names = [d.name for d in self.declared]
+    if not isinstance(arrays, Mapping) or set(arrays) != set(names):
+      got = sorted(arrays) if isinstance(arrays, Mapping) else type(arrays).__name__
+      raise DataError(f"{self.name}: {split} must be a dict of arrays keyed {names}, got {got}")
+
+  @staticmethod
+  def _train_classes(declared: Declared, raw) -> Tuple[str, ...]:
+    values, absent = _masked(raw)
+    texts = [
+      class_text(v)
+      for i, v in enumerate(values.tolist())
+      if not is_blank(v) and (absent is None or not absent[i])
+    ]
+    classes = _sorted_classes(texts)
+    if len(classes) < 2:
+      raise DataError(
+        f"class modality {declared.name!r}: the train split has {len(classes)} distinct "
+        "class(es); a class modality needs at least two (or give its classes)"
+      )
+    return classes
+
+  def _convert(self, split, arrays, classes, locate) -> Split:
+    values, present, sizes = {}, {}, {}
+    for d in self.declared:
+      v, p = convert(d, split, arrays[d.name], locate, classes.get(d.name))
+      values[d.name], present[d.name] = v, p
+      sizes[d.name] = len(p)
+    if len(set(sizes.values())) != 1 or 0 in sizes.values():
+      raise DataError(
+        f"{self.name}: the {split} split needs as many examples of each modality, got {sizes}"
+      )
+    return Split(values, present)
+
+  def _count_absent(self) -> Dict[str, Dict[str, int]]:
+    """{split: {modality: examples that lack it}}."""
+    return {
+      split: {k: int((~p).sum()) for k, p in part.present.items()}
+      for split, part in self._splits.items()
+    }
+
+  def describe_absent(self) -> str:
+    parts = []
+    for split, counts in self.counts.items():
+      n = len(self._splits[split]) if self.missing == "refuse" else None
+      lacking = ", ".join(f"{c} lack {k!r}" for k, c in counts.items() if c)
+      if lacking:
+        parts.append(f"{split}: {lacking}" + (f" (of {n})" if n else ""))
+    return "; ".join(parts)
+
+  def _apply_missing_policy(self):
+    absent = self.describe_absent()
+    if not absent:
+      return
+    if self.missing == "refuse":
+      raise DataError(
+        f"{self.name}: some examples lack a modality ({absent}); the objectives need every "
+        "modality of every example until they learn from incomplete ones: "
+        "--data_options=missing=drop leaves those examples out"
+      )
+    dropped = []
+    for split, part in list(self._splits.items()):
+      complete = np.logical_and.reduce(list(part.present.values()))
+      if not complete.all():
+        dropped.append(f"{split} {int((~complete).sum())} of {len(complete)}")
+        if not complete.any():
+          raise DataError(f"{self.name}: every {split} example lacks a modality ({absent})")
+        self._splits[split] = part.take(np.flatnonzero(complete))
+    print(
+      f"{self.name}: missing=drop left out the examples that lack a modality: "
+      f"{', '.join(dropped)} ({absent})",
+      file=sys.stderr,
+      flush=True,
+    )
+
+  def _standardize(self):
+    self.scales = {}
+    for d in self.declared:
+      if d.standardize:
+        train = self._splits["train"].values[d.name]
+        mean, std = train.mean(axis=0), train.std(axis=0)
+        std = np.where(std > 0, std, 1.0)
+        self.scales[d.name] = (mean.astype(np.float32), std.astype(np.float32))
+        for part in self._splits.values():
+          part.values[d.name] = ((part.values[d.name] - mean) / std).astype(np.float32)
+
+  def _check_images(self):
+    """Images of one modality have one shape across the splits; paths need a loader."""
+    for d in self.declared:
+      if d.kind != IMAGE_KIND:
+        continue
+      shapes = set()
+      for split, part in self._splits.items():
+        v = part.values[d.name]
+        if v.dtype == object:
+          if self._image_loader is None or d.size is None or d.channels is None:
+            raise DataError(
+              f"{self.name}: image modality {d.name!r} is given as file paths; images from "
+              "files are read by the files data set, with a declared size and channels"
+            )
+          shapes.add(d.size + (d.channels,))
+        else:
+          shapes.add(v.shape[1:])
+      if len(shapes) != 1:
+        raise DataError(
+          f"{self.name}: image modality {d.name!r} has images of shapes {sorted(shapes)} in "
+          "different splits; declare a size and fit=resize or fit=crop"
+        )
+
+  # --- the DataSet contract ---------------------------------------------------------------
+  def _shape(self, d: Declared) -> Tuple[int, ...]:
+    v = self._splits["train"].values[d.name]
+    if d.kind == IMAGE_KIND:
+      return tuple(d.size) + (d.channels,) if v.dtype == object else tuple(v.shape[1:])
+    if d.kind == CLASS:
+      return (len(self.classes_of[d.name]),)
+    return tuple(v.shape[1:]) or (1,)
+
+  @property
+  def modalities(self) -> Tuple[Modality, ...]:
+    return tuple(
+      Modality(d.name, d.likelihood, self._shape(d), IMAGE if d.kind == IMAGE_KIND else VECTOR)
+      for d in self.declared
+    )
+
+  def num_examples(self, split: str) -> int:
+    part = self._splits.get(split)
+    return 0 if part is None else len(part)
+
+  def _streams(self, d: Declared) -> bool:
+    return d.kind == IMAGE_KIND and self._splits["train"].values[d.name].dtype == object
+
+  def _tensors(self, split: str) -> Dict[str, tf.Tensor]:
+    part = self._splits[split]
+    out = {}
+    for d in self.declared:
+      v = part.values[d.name]
+      out[d.name] = tf.constant(v.astype(str) if v.dtype == object else v)
+      if d.kind == VECTOR_KIND and v.ndim == 1:
+        out[d.name] = out[d.name][:, None]
+    return out
+
+  def _gather(self, tensors, indices) -> Dict[str, tf.Tensor]:
+    """Raw values of the examples `indices` (images uint8, classes indices)."""
+    out = {}
+    for d in self.declared:
+      if self._streams(d):
+        load = self._image_loader(d)
+        paths = tf.gather(tensors[d.name], indices)
+        out[d.name] = tf.map_fn(
+          load, paths, fn_output_signature=tf.TensorSpec(d.size + (d.channels,), tf.uint8)
+        )
+      else:
+        out[d.name] = tf.gather(tensors[d.name], indices)
+    return out
+
+  def _finish(self, raw: Dict[str, tf.Tensor], binarize: Callable) -> Dict[str, tf.Tensor]:
+    """Raw values -> what the models see (module docstring); `binarize(k, intensities)` draws
+    the bits of the k-th Bernoulli image modality."""
+    out, k = {}, 0
+    for d, m in zip(self.declared, self.modalities):
+      v = raw[d.name]
+      if d.kind == IMAGE_KIND:
+        pixels = tf.cast(v, tf.float32)
+        if d.likelihood == BERNOULLI.kind:
+          out[d.name] = binarize(k, pixels / 255.0)
+          k += 1
+        else:
+          out[d.name] = pixels / 127.5 - 1.0
+      elif d.kind == CLASS:
+        out[d.name] = tf.one_hot(v, m.shape[0])
+      else:
+        out[d.name] = tf.cast(v, tf.float32)
+    return out
+
+  def train_dataset(self, batch_size: int, seed: int, start_epoch: int = 0) -> tf.data.Dataset:
+    self.check_batch_size(batch_size)
+    tensors = self._tensors("train")
+    n = self.num_examples("train")
+    steps = self.steps_per_epoch(batch_size)
+    seed = int(seed)
+
+    def make_batch(global_step):
+      epoch, step = global_step // steps, global_step % steps
+      epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
+      positions = tf.range(step * batch_size, (step + 1) * batch_size, dtype=tf.int64)
+      indices = tf.random.experimental.index_shuffle(
+        positions, seed=epoch_seed, max_index=tf.constant(n - 1, tf.int64)
+      )
+      bits_seed = tf.random.experimental.stateless_fold_in(
+        tf.random.experimental.stateless_fold_in(epoch_seed, TRAIN_BITS_STREAM), step
+      )
+
+      def binarize(k, intensities):
+        # The first image's bits are those of the MNIST pipeline's batch; others fold in k.
+        bits = bits_seed if k == 0 else tf.random.experimental.stateless_fold_in(bits_seed, k)
+        noise = tf.random.stateless_uniform(tf.shape(intensities), seed=bits)
+        return tf.cast(noise < intensities, tf.float32)
+
+      batch = self._finish(self._gather(tensors, indices), binarize)
+      return {k: tf.ensure_shape(v, [batch_size] + v.shape[1:].as_list()) for k, v in batch.items()}
+
+    return (
+      tf.data.Dataset.counter(start=int(start_epoch) * steps, dtype=tf.int64)
+      .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      .prefetch(tf.data.AUTOTUNE)
+    )
+
+  def eval_dataset(
+    self, split: str, batch_size: int, seed: int = 0, num_examples: Optional[int] = None
+  ) -> tf.data.Dataset:
+    n = self.check_split(split, num_examples)
+    if batch_size < 1:
+      raise DataError(f"batch size must be at least 1, got {batch_size}")
+    tensors = self._tensors(split)
+    eval_seed = tf.constant([int(seed), EVAL_BITS_STREAM], tf.int64)
+
+    def make_batch(indices):
+      def binarize(k, intensities):
+        # Bits per example, keyed on (seed, its index): the same for any batch size.
+        def one(args):
+          index, x = args
+          bits = tf.random.experimental.stateless_fold_in(eval_seed, index * 8 + k)
+          return tf.cast(tf.random.stateless_uniform(tf.shape(x), seed=bits) < x, tf.float32)
+
+        return tf.map_fn(one, (indices, intensities), fn_output_signature=tf.float32)
+
+      return self._finish(self._gather(tensors, indices), binarize)
+
+    return (
+      tf.data.Dataset.range(n)
+      .batch(batch_size)
+      .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      .prefetch(tf.data.AUTOTUNE)
+    )
+
+  def _first(self, kind: str) -> Optional[Declared]:
+    return next((d for d in self.declared if d.kind == kind), None)
+
+  def label_modality(self) -> Optional[str]:
+    """The modality coherence reads: the first class, else the first attributes."""
+    d = self._first(CLASS) or self._first(ATTRIBUTES)
+    return d.name if d else None
+
+  def label_modalities(self) -> Tuple[str, ...]:
+    name = self.label_modality()
+    return (name,) if name else ()
+
+  def classes(self, split: str, num_examples: int) -> Optional[np.ndarray]:
+    d = self._first(CLASS)
+    if d is None:
+      return None
+    n = self.check_split(split, num_examples)
+    return self._splits[split].values[d.name][:n].astype(np.int64)
+
+  def labels(self, split: str, num_examples: int) -> Optional[np.ndarray]:
+    if self._first(CLASS) is not None:
+      return self.classes(split, num_examples)
+    d = self._first(ATTRIBUTES)
+    if d is None:
+      return None
+    n = self.check_split(split, num_examples)
+    return np.where(self._splits[split].values[d.name][:n] > 0, 1, -1).astype(np.int64)
+
+  def metadata(self, split: str, num_examples: int) -> Dict[str, np.ndarray]:
+    n = self.check_split(split, num_examples)
+    part, out = self._splits[split], {}
+    for d in self.declared:
+      if d.kind == CLASS:
+        names = np.asarray(self.classes_of[d.name], object)
+        out[d.name] = names[part.values[d.name][:n]]
+      elif d.kind == ATTRIBUTES:
+        values = part.values[d.name][:n]
+        for column in range(values.shape[1]):
+          out[f"{d.name}_{column}"] = (values[:, column] > 0).astype(np.int64)
+    return out or {"index": np.arange(n)}
+
+  def display_images(self, split: str, num_examples: int, seed: int = 0) -> np.ndarray:
+    d = self._first(IMAGE_KIND)
+    if d is None:
+      raise DataError(f"{self.name}: no image modality to draw")
+    n = self.check_split(split, num_examples)
+    tensors = self._tensors(split)
+    pixels = self._gather(tensors, tf.range(n, dtype=tf.int64))[d.name].numpy()
+    return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
+
+  def fingerprint(self) -> str:
+    """A digest of the training values; images read from files count by their files'
+    signatures (name, size, last bytes), in memory or not."""
+    train = self._splits["train"]
+    parts = [train.content.get(d.name, train.values[d.name]) for d in self.declared]
+    classes = "|".join(",".join(c) for c in self.classes_of.values())
+    return digest(*parts, np.frombuffer(classes.encode(), np.uint8))
