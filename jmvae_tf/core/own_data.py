@@ -218,7 +218,7 @@ def convert(
     if absent is not None:
       present &= ~absent
     texts = [class_text(v) if p else "" for v, p in zip(values.tolist(), present)]
-    for row, (t, p) in enumerate(zip(texts, present)):
+    for row, p in enumerate(present):
       if p and isinstance(values[row], (float, np.floating)) and not math.isfinite(values[row]):
         raise DataError(f"{locate(split, name, row)}: {values[row]!r} is not a class")
     known = {c: i for i, c in enumerate(classes or ())}
@@ -280,7 +280,7 @@ def _numbers(values, absent, split, name, locate) -> Tuple[np.ndarray, np.ndarra
         present[row] = False
         continue
       for column, cell in enumerate(cells):
-        numbers[row, column] = _number(cell, lambda c=column: locate(split, name, row, c))
+        numbers[row, column] = _number(cell, lambda r=row, c=column: locate(split, name, r, c))
     numbers = numbers.reshape(values.shape)
   finite = np.isfinite(numbers.reshape(n, -1)).all(axis=1) | ~present
   if not finite.all():
@@ -530,7 +530,7 @@ class OwnDataSet(DataSet):
       if d.kind != IMAGE_KIND:
         continue
       shapes = set()
-      for split, part in self._splits.items():
+      for part in self._splits.values():
         v = part.values[d.name]
         if v.dtype == object:
           if self._image_loader is None or d.size is None or d.channels is None:
