@@ -19,6 +19,9 @@ Declaring data
   DataSet              the contract every data set fulfils (what train, evaluate, ... read)
   ArrayDataSet         a data set of arrays in memory, {modality name: array} per split
   PipelineDataSet      a data set of your own tf.data pipelines of batches
+  OwnDataSet           your own values by kind (image, class, attributes, vector), as you
+                       keep them: uint8 pixels, class names, 0/1 columns; absences counted
+                       (--dataset=files reads the same from CSV, JSONL, .npz and images)
   DataError            bad data, said in one line
 Models
   make_model           a registered model by name for a data set, with its options
@@ -69,6 +72,7 @@ _HOMES = {
   "DataSet": "jmvae_tf.core.data",
   "ArrayDataSet": "jmvae_tf.core.data",
   "PipelineDataSet": "jmvae_tf.core.data",
+  "OwnDataSet": "jmvae_tf.core.own_data",
   "DataError": "jmvae_tf.core.data",
   "make_model": "jmvae_tf.models.config",
   "JMVAE": "jmvae_tf.models.jmvae",

@@ -123,11 +123,17 @@ def sprite_grid(images: np.ndarray) -> np.ndarray:
   return grid.reshape((side * h, side * w) + channels)
 
 
+def _cell(value) -> str:
+  """A metadata value as one TSV cell (a class's name may hold a tab or a line break)."""
+  text = str(value.item() if isinstance(value, np.generic) else value)
+  return " ".join(text.split()) if any(c in text for c in "\t\r\n") else text
+
+
 def metadata_tsv(metadata: Dict[str, np.ndarray]) -> str:
   """The Projector's metadata: one line per example; a header only with several columns
   (with one column the Projector reads no header)."""
   columns = {name: np.asarray(values) for name, values in metadata.items()}
-  rows = zip(*[[str(v.item()) for v in values] for values in columns.values()])
+  rows = zip(*[[_cell(v) for v in values] for values in columns.values()])
   lines = ["\t".join(row) for row in rows]
   if len(columns) > 1:
     lines.insert(0, "\t".join(columns))
