@@ -360,42 +360,35 @@ class FilesDataSet(OwnDataSet):
     sources = {
       split: [read_source(root / name) for name in names] for split, names in files.items()
     }
+    # raw[split][modality]: its values; where[split][modality]: (the source of each of its
+    # columns, the file row of each of the split's rows), for messages.
     raw, where = {}, {}
     for split, split_sources in sources.items():
-      raw[split], where[split] = self._columns(path, split, split_sources, entries)
+      raw[split], having = self._columns(path, split, split_sources, entries)
+      n = split_sources[0].rows
+      where[split] = {k: (v, np.arange(n)) for k, v in having.items()}
     if "all" in raw:
-      rows = _fraction_rows(spec, path, len(next(iter(where["all"].values()))[1]))
       whole, whole_where = raw.pop("all"), where.pop("all")
-      for split, r in rows.items():
-        raw[split] = {k: _take(v, r) for k, v in whole.items()}
-        where[split] = {k: (s, r) for k, (s, _) in whole_where.items()}
-    else:
-      for split in raw:
-        where[split] = {
-          k: (s, np.arange(len(next(iter(raw[split].values()))))) for k, s in where[split].items()
-        }
+      n = len(next(iter(whole_where.values()))[1])
+      for split, rows in _fraction_rows(spec, path, n).items():
+        raw[split] = {k: v[rows] for k, v in whole.items()}
+        where[split] = {k: (s, r[rows]) for k, (s, r) in whole_where.items()}
     if validation and "validation" not in raw:
-      n = len(next(iter(raw["train"].values())))
+      n = len(next(iter(where["train"].values()))[1])
       if num_train is None or num_train >= n:
         raise DataError(
           f"{path}: no validation split; give one in the spec, or num_train below the "
           f"{n} training rows to hold the rest out"
         )
-      raw["validation"] = {k: _take(v, np.arange(num_train, n)) for k, v in raw["train"].items()}
-      where["validation"] = {k: (s, r[num_train:]) for k, (s, r) in where["train"].items()}
-      raw["train"] = {k: _take(v, np.arange(num_train)) for k, v in raw["train"].items()}
-      where["train"] = {k: (s, r[:num_train]) for k, (s, r) in where["train"].items()}
+      for split, part in (("validation", slice(num_train, n)), ("train", slice(0, num_train))):
+        raw[split] = {k: v[part] for k, v in raw["train"].items()}
+        where[split] = {k: (s, r[part]) for k, (s, r) in where["train"].items()}
       num_train = None
+    columns_of = {e["name"]: _column_names(e) for e in entries}
 
     def locate(split: str, name: str, row: int, column: Optional[int] = None) -> str:
-      source, rows, columns = where[split][name]
-      return source.where(int(rows[row]), columns[column or 0])
-
-    # where[split][name] = (source, rows, column names): the locator's view.
-    for split in where:
-      for d, e in zip(declared, entries):
-        source, rows = where[split][d.name]
-        where[split][d.name] = (source, rows, _column_names(e))
+      sources_of, rows = where[split][name]
+      return sources_of[column or 0].where(int(rows[row]), columns_of[name][column or 0])
 
     content, loaders, from_files = {}, {}, set()
     for d in declared:
@@ -431,14 +424,16 @@ class FilesDataSet(OwnDataSet):
 
   @staticmethod
   def _columns(path, split, sources: List[Source], entries):
-    """{modality: raw values} of one split, and {modality: the source its first column is
-    in}; a DataError for a column no file (or two files) has, or files of other lengths."""
+    """{modality: raw values} of one split, and {modality: the source of each of its
+    columns}; a DataError for a column no file (or two files) has, or files of other
+    lengths."""
     counts = {str(s.path): s.rows for s in sources}
     if len(set(counts.values())) > 1:
       raise DataError(f"{path}: the {split} files have different row counts: {counts}")
     raw, where = {}, {}
     for e in entries:
       columns = _column_names(e)
+      where[e["name"]] = []
       values = []
       for column in columns:
         having = [s for s in sources if column in s.columns]
@@ -450,7 +445,7 @@ class FilesDataSet(OwnDataSet):
             f"{path}: column {column!r} is in {having[0].path} and {having[1].path}; rename one"
           )
         values.append(having[0].columns[column])
-        where.setdefault(e["name"], having[0])
+        where[e["name"]].append(having[0])
       value = values[0] if "column" in e else np.stack(values, axis=1)
       if "present" in e:
         having = [s for s in sources if e["present"] in s.columns]
@@ -552,7 +547,3 @@ def _booleans(source: Source, column: str) -> np.ndarray:
 
 def _broadcast(mask: np.ndarray, value) -> np.ndarray:
   return np.broadcast_to(mask.reshape((len(mask),) + (1,) * (np.ndim(value) - 1)), np.shape(value))
-
-
-def _take(value, rows):
-  return value[rows]
