@@ -60,14 +60,14 @@ class Source:
   """One file's columns: {column: values [N] (a table's cells) or an array [N, ...] (.npz)},
   and where a row is, for messages."""
 
-  def __init__(self, path: Path, columns: Dict[str, np.ndarray], first_line: Optional[int]):
-    self.path, self.columns, self.first_line = path, columns, first_line
+  def __init__(self, path: Path, columns: Dict[str, np.ndarray], lines: Optional[List[int]]):
+    self.path, self.columns, self.lines = path, columns, lines
     self.rows = len(next(iter(columns.values()))) if columns else 0
 
   def where(self, row: int, column: str) -> str:
-    if self.first_line is None:  # an .npz
+    if self.lines is None:  # an .npz
       return f"{self.path}: array {column!r} row {row}"
-    return f"{self.path}: line {self.first_line + row}, column {column!r}"
+    return f"{self.path}: line {self.lines[row]}, column {column!r}"
 
 
 def read_source(path: Path) -> Source:
@@ -99,19 +99,23 @@ def _read_csv(path: Path) -> Source:
     repeated = sorted({h for h in header if header.count(h) > 1})
     if repeated:
       raise DataError(f"{path}: line 1 names column {repeated[0]!r} more than once")
-    rows = []
-    for line, row in enumerate(reader, start=2):
+    rows, lines = [], []
+    for row in reader:
       if not row:
         continue
+      line = reader.line_num  # the row's last line (a quoted cell may span several)
       if len(row) != len(header):
         raise DataError(f"{path}: line {line} has {len(row)} cells, the header {len(header)}")
       rows.append(row)
+      lines.append(line)
+  if not rows:
+    raise DataError(f"{path}: a header and no rows")
   cells = np.array(rows, dtype=object).reshape(len(rows), len(header))
-  return Source(path, {h: cells[:, i] for i, h in enumerate(header)}, 2)
+  return Source(path, {h: cells[:, i] for i, h in enumerate(header)}, lines)
 
 
 def _read_jsonl(path: Path) -> Source:
-  records = []
+  records, lines = [], []
   with open(path, encoding="utf-8") as f:
     for line, text in enumerate(f, start=1):
       if not text.strip():
@@ -123,13 +127,16 @@ def _read_jsonl(path: Path) -> Source:
       if not isinstance(record, dict):
         raise DataError(f"{path}: line {line} is not a JSON object")
       records.append(record)
+      lines.append(line)
+  if not records:
+    raise DataError(f"{path}: no records")
   keys = list(dict.fromkeys(k for r in records for k in r))
   columns = {}
   for k in keys:
     column = np.empty(len(records), object)
     column[:] = [r.get(k) for r in records]  # an absent key is a missing value
     columns[k] = column
-  return Source(path, columns, 1)
+  return Source(path, columns, lines)
 
 
 def _read_npz(path: Path) -> Source:
@@ -464,8 +471,9 @@ class FilesDataSet(OwnDataSet):
       column = values[d.name]
       data = column.data if isinstance(column, np.ma.MaskedArray) else column
       absolute = np.empty(len(data), object)
+      masked = np.ma.getmaskarray(column) if isinstance(column, np.ma.MaskedArray) else None
       for row, cell in enumerate(data.tolist()):
-        if cell is None or not str(cell).strip():
+        if cell is None or not str(cell).strip() or (masked is not None and masked[row]):
           absolute[row] = ""
           continue
         file = os.path.join(root, str(cell).strip())

@@ -38,6 +38,7 @@ LONGEST_FIRST = (
   "test_models_jmvae_kl_gan.py",
   "test_docs_python_api.py",
   "test_plugin_end_to_end.py",
+  "test_pipelines_files.py",
 )
 
 

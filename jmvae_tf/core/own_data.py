@@ -75,7 +75,7 @@ Locator = Callable[..., str]
 
 
 def array_locator(split: str, name: str, row: int, column: Optional[int] = None) -> str:
-  return f"{split}[{name!r}] row {row}" + (f" column {column}" if column else "")
+  return f"{split}[{name!r}] row {row}" + (f" column {column}" if column is not None else "")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,14 +146,20 @@ class Declared:
 
 
 def class_text(value) -> str:
-  """A class value as text, the same for 3, 3.0 and "3"."""
+  """A class value as text, one for each class: 3, 3.0, "3" and "3.0" are "3" (a table's
+  cells are text, and one writer's 3 is another's 3.0); other text as written, trimmed."""
   if isinstance(value, (bool, np.bool_)):
     return str(bool(value)).lower()
   if isinstance(value, (int, np.integer)):
     return str(int(value))
-  if isinstance(value, (float, np.floating)) and float(value).is_integer():
-    return str(int(value))
-  return str(value).strip()
+  text = str(value).strip()
+  try:
+    number = float(text)
+  except ValueError:
+    return text
+  if not math.isfinite(number):
+    return text
+  return str(int(number)) if number.is_integer() else repr(number)
 
 
 def is_blank(value) -> bool:
@@ -162,11 +168,15 @@ def is_blank(value) -> bool:
 
 
 def _sorted_classes(values) -> Tuple[str, ...]:
-  distinct = set(values)
-  try:
-    return tuple(sorted(distinct, key=float))
-  except ValueError:
-    return tuple(sorted(distinct))
+  """Numbers in numeric order, text in text order (numbers first), the same in every process."""
+
+  def key(text):
+    try:
+      return (0, float(text), text)
+    except ValueError:
+      return (1, 0.0, text)
+
+  return tuple(sorted(set(values), key=key))
 
 
 @dataclasses.dataclass
@@ -220,7 +230,7 @@ def convert(
     texts = [class_text(v) if p else "" for v, p in zip(values.tolist(), present)]
     for row, p in enumerate(present):
       if p and isinstance(values[row], (float, np.floating)) and not math.isfinite(values[row]):
-        raise DataError(f"{locate(split, name, row)}: {values[row]!r} is not a class")
+        raise DataError(f"{locate(split, name, row)}: {float(values[row])} is not a class")
     known = {c: i for i, c in enumerate(classes or ())}
     indices = np.zeros(n, np.int32)
     for row, (t, p) in enumerate(zip(texts, present)):
@@ -411,12 +421,19 @@ class OwnDataSet(DataSet):
     self.declared = tuple(declared)
     self._image_loader = image_loader
     raw = {"train": train, "validation": validation, "test": test}
+    if train is None:
+      raise DataError(f"{name}: the train split is required")
+    for split, arrays in raw.items():
+      if arrays is not None:
+        self._check_keys(split, arrays)
+        empty = [k for k, v in arrays.items() if not np.ndim(v) or not len(v)]
+        if empty:
+          raise DataError(f"{name}: the {split} split has no rows ({empty[0]!r} is empty)")
     self._splits: Dict[str, Split] = {}
     classes = {}
     for split in SPLITS:
       if raw[split] is None:
         continue
-      self._check_keys(split, raw[split])
       for d in self.declared:
         if d.kind == CLASS and d.name not in classes:
           classes[d.name] = d.classes or self._train_classes(d, raw["train"][d.name])
@@ -525,9 +542,16 @@ class OwnDataSet(DataSet):
           part.values[d.name] = ((part.values[d.name] - mean) / std).astype(np.float32)
 
   def _check_images(self):
-    """Images of one modality have one shape across the splits; paths need a loader."""
+    """Each modality has one shape across the splits; images as paths need a loader."""
     for d in self.declared:
       if d.kind != IMAGE_KIND:
+        shapes = {s: p.values[d.name].shape[1:] for s, p in self._splits.items()}
+        other = next((s for s, v in shapes.items() if v != shapes["train"]), None)
+        if other:
+          raise DataError(
+            f"{self.name}: the {other} split's {d.name!r} has shape {shapes[other]}, the "
+            f"train split's {shapes['train']}"
+          )
         continue
       shapes = set()
       for part in self._splits.values():
