@@ -227,9 +227,9 @@ def image_loader(declared: Declared, size: Tuple[int, int], fit: bool):
   return load
 
 
-def decode_all(paths: Sequence[str], load, what: str) -> np.ndarray:
-  """Every image of `paths` decoded (in parallel, in order), with a progress bar on long
-  work; a damaged file is a DataError naming it."""
+def decode_all(paths: Sequence[str], load, out: np.ndarray, what: str) -> np.ndarray:
+  """Every image of `paths` decoded (in parallel, in order) into `out` ([N, H, W, C], no
+  copy made), with a progress bar on long work; a damaged file is a DataError naming it."""
   from tf_keras.utils import Progbar  # pylint: disable=g-import-not-at-top
 
   dataset = (
@@ -237,7 +237,7 @@ def decode_all(paths: Sequence[str], load, what: str) -> np.ndarray:
     .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     .batch(_DECODE_BATCH)
   )
-  out, done = [], 0
+  done = 0
   bar = Progbar(len(paths), unit_name="image") if len(paths) > 20 * _DECODE_BATCH else None
   if bar is not None:
     print(f"{what}: decoding {len(paths)} images into memory, once", flush=True)
@@ -253,11 +253,11 @@ def decode_all(paths: Sequence[str], load, what: str) -> np.ndarray:
           reason = error.message.split("\n")[0][:160]
           raise DataError(f"{path}: a damaged image that cannot be decoded ({reason})") from None
       raise
-    out.append(batch)
+    out[done : done + len(batch)] = batch
     done += len(batch)
     if bar is not None:
       bar.update(done)
-  return np.concatenate(out)
+  return out
 
 
 # --- the spec ----------------------------------------------------------------------------
@@ -505,11 +505,15 @@ class FilesDataSet(OwnDataSet):
     data = column.data if isinstance(column, np.ma.MaskedArray) else column
     if data.dtype == np.uint8:
       return column
+    present = np.array([bool(p) for p in data.tolist()])
     paths = [p for p in data.tolist() if p]
     pixels = np.zeros((len(data),) + tuple(size) + (d.channels,), np.uint8)
-    present = np.array([bool(p) for p in data.tolist()])
-    if paths:
-      pixels[present] = decode_all(paths, load, f"files {split} {d.name!r}")
+    if paths and present.all():
+      decode_all(paths, load, pixels, f"files {split} {d.name!r}")
+    elif paths:
+      pixels[present] = decode_all(
+        paths, load, np.empty((len(paths),) + pixels.shape[1:], np.uint8), f"files {split}"
+      )
     mask = ~present
     if isinstance(column, np.ma.MaskedArray):
       mask |= np.ma.getmaskarray(column)

@@ -604,8 +604,21 @@ class OwnDataSet(DataSet):
         out[d.name] = out[d.name][:, None]
     return out
 
+  def _any_streams(self) -> bool:
+    return any(self._streams(d) for d in self.declared)
+
+  def _one(self, tensors, index) -> Dict[str, tf.Tensor]:
+    """Raw values of example `index` (an image that streams read from its file)."""
+    return {
+      d.name: self._image_loader(d)(tf.gather(tensors[d.name], index))
+      if self._streams(d)
+      else tf.gather(tensors[d.name], index)
+      for d in self.declared
+    }
+
   def _gather(self, tensors, indices) -> Dict[str, tf.Tensor]:
-    """Raw values of the examples `indices` (images uint8, classes indices)."""
+    """Raw values of the examples `indices` (images uint8, classes indices); images that
+    stream are read one after another (pipelines read them in parallel with `_raw`)."""
     out = {}
     for d in self.declared:
       if self._streams(d):
@@ -617,6 +630,19 @@ class OwnDataSet(DataSet):
       else:
         out[d.name] = tf.gather(tensors[d.name], indices)
     return out
+
+  def _raw(self, tensors, batches: tf.data.Dataset, batch_size: int, drop_remainder: bool):
+    """(key [B], indices [B]) batches -> (key, raw values of those examples) batches: one
+    gather a batch when everything is in memory; else example by example, in parallel (the
+    files read and decoded on every core), then batched again as they were."""
+    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    if not self._any_streams():
+      return batches.map(lambda key, indices: (key, self._gather(tensors, indices)), **parallel)
+    return (
+      batches.unbatch()
+      .map(lambda key, index: (key, self._one(tensors, index)), **parallel)
+      .batch(batch_size, drop_remainder=drop_remainder)
+    )
 
   def _finish(self, raw: Dict[str, tf.Tensor], binarize: Callable) -> Dict[str, tf.Tensor]:
     """Raw values -> what the models see (module docstring); `binarize(k, intensities)` draws
@@ -644,13 +670,19 @@ class OwnDataSet(DataSet):
     steps = self.steps_per_epoch(batch_size)
     seed = int(seed)
 
-    def make_batch(global_step):
+    def indices(global_step):
       epoch, step = global_step // steps, global_step % steps
       epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
       positions = tf.range(step * batch_size, (step + 1) * batch_size, dtype=tf.int64)
-      indices = tf.random.experimental.index_shuffle(
+      chosen = tf.random.experimental.index_shuffle(
         positions, seed=epoch_seed, max_index=tf.constant(n - 1, tf.int64)
       )
+      return tf.fill([batch_size], global_step), chosen
+
+    def finish(key, raw):
+      global_step = key[0]
+      epoch, step = global_step // steps, global_step % steps
+      epoch_seed = tf.stack([tf.constant(seed, tf.int64), epoch])
       bits_seed = tf.random.experimental.stateless_fold_in(
         tf.random.experimental.stateless_fold_in(epoch_seed, TRAIN_BITS_STREAM), step
       )
@@ -661,14 +693,18 @@ class OwnDataSet(DataSet):
         noise = tf.random.stateless_uniform(tf.shape(intensities), seed=bits)
         return tf.cast(noise < intensities, tf.float32)
 
-      batch = self._finish(self._gather(tensors, indices), binarize)
+      batch = self._finish(raw, binarize)
       return {k: tf.ensure_shape(v, [batch_size] + v.shape[1:].as_list()) for k, v in batch.items()}
 
-    return (
-      tf.data.Dataset.counter(start=int(start_epoch) * steps, dtype=tf.int64)
-      .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-      .prefetch(tf.data.AUTOTUNE)
-    )
+    parallel = dict(num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    steps_from = tf.data.Dataset.counter(start=int(start_epoch) * steps, dtype=tf.int64)
+    if not self._any_streams():  # one map: indices, gather and finish together
+      return steps_from.map(
+        lambda g: finish(*(lambda key, idx: (key, self._gather(tensors, idx)))(*indices(g))),
+        **parallel,
+      ).prefetch(tf.data.AUTOTUNE)
+    batches = self._raw(tensors, steps_from.map(indices), batch_size, drop_remainder=True)
+    return batches.map(finish, **parallel).prefetch(tf.data.AUTOTUNE)
 
   def eval_dataset(
     self, split: str, batch_size: int, seed: int = 0, num_examples: Optional[int] = None
@@ -679,7 +715,7 @@ class OwnDataSet(DataSet):
     tensors = self._tensors(split)
     eval_seed = tf.constant([int(seed), EVAL_BITS_STREAM], tf.int64)
 
-    def make_batch(indices):
+    def finish(indices, raw):
       def binarize(k, intensities):
         # Bits per example, keyed on (seed, its index): the same for any batch size.
         def one(args):
@@ -689,12 +725,12 @@ class OwnDataSet(DataSet):
 
         return tf.map_fn(one, (indices, intensities), fn_output_signature=tf.float32)
 
-      return self._finish(self._gather(tensors, indices), binarize)
+      return self._finish(raw, binarize)
 
+    batches = tf.data.Dataset.range(n).batch(batch_size).map(lambda idx: (idx, idx))
     return (
-      tf.data.Dataset.range(n)
-      .batch(batch_size)
-      .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      self._raw(tensors, batches, batch_size, drop_remainder=False)
+      .map(finish, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
       .prefetch(tf.data.AUTOTUNE)
     )
 
