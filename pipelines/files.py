@@ -517,6 +517,8 @@ class FilesDataSet(OwnDataSet):
     mask = ~present
     if isinstance(column, np.ma.MaskedArray):
       mask |= np.ma.getmaskarray(column)
+    if not mask.any():  # a masked array's mask is as large as the pixels: only where needed
+      return pixels
     return np.ma.MaskedArray(pixels, mask=_broadcast(mask, pixels))
 
 
