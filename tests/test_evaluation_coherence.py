@@ -182,3 +182,102 @@ def test_a_classifier_is_trained_once_and_read_back_from_the_cache(tmp_path, mon
   assert len(trained) == 1 and again.test_accuracy == first.test_accuracy
   np.testing.assert_array_equal(again.read(test_pictures), first.read(test_pictures))
   assert (first.read(test_pictures) == test_labels).mean() == pytest.approx(first.test_accuracy)
+
+
+# --- the classifier cache fails softly (issue 30) ------------------------------------------
+
+
+def tiny_classifier(num_train: int = 8) -> coherence.Classifier:
+  """An untrained classifier of PIC's pictures: what the cache keeps, made in no time."""
+  return coherence.Classifier(
+    coherence.classifier_network(PIC.shape, CLASSES), False, 0.5, num_train
+  )
+
+
+def cache_entry(tmp_path, trained, key="toy"):
+  """cached_classifier on tmp_path/key, counting the trainings in `trained`."""
+
+  def fit():
+    trained.append(1)
+    return tiny_classifier(len(trained))
+
+  return coherence.cached_classifier(tmp_path, key, fit, PIC.shape, CLASSES)
+
+
+@pytest.mark.parametrize(
+  "damage, said",
+  [
+    (
+      lambda p: (p / "classifier.json").write_text('{"attributes": false, "test_acc'),
+      "classifier.json",
+    ),
+    (lambda p: (p / "classifier.json").write_text(""), "classifier.json"),
+    (
+      lambda p: (p / "classifier.json").write_text(
+        '{"attributes": false, "test_accuracy": "0.9", "num_train": 8}'
+      ),
+      "classifier.json holds",
+    ),
+    (lambda p: next(p.glob("ckpt-1.data*")).write_bytes(b"\0" * 10), "its checkpoint"),
+    (lambda p: (p / "ckpt-1.index").unlink(), "its checkpoint"),
+  ],
+  ids=["truncated_json", "empty_json", "wrong_type", "truncated_data", "missing_index"],
+)
+def test_a_damaged_entry_is_a_warning_then_retrained_and_replaced(tmp_path, capsys, damage, said):
+  """Each damage: one warning naming the entry and what is wrong, the classifier trained
+  again, the entry replaced (read back the next time without training)."""
+  trained = []
+  cache_entry(tmp_path, trained)
+  damage(tmp_path / "toy")
+  capsys.readouterr()
+  again = cache_entry(tmp_path, trained)
+  out = capsys.readouterr().out
+  assert len(trained) == 2 and again.num_train == 2
+  assert f"the cached classifier {tmp_path / 'toy'} is damaged" in out and said in out
+  assert len(out.strip().splitlines()) == 1
+  third = cache_entry(tmp_path, trained)
+  assert len(trained) == 2 and third.num_train == 2 and capsys.readouterr().out == ""
+
+
+def test_a_full_disk_is_a_warning_and_leaves_nothing_behind(tmp_path, capsys, monkeypatch):
+  """The checkpoint write raising TensorFlow's out-of-space error: a warning that says the disk
+  is full, the classifier returned, no temporary folder left in the cache."""
+
+  def full(self, *args, **kwargs):
+    raise tf.errors.ResourceExhaustedError(None, None, "ckpt-1.data; No space left on device")
+
+  monkeypatch.setattr(tf.train.Checkpoint, "write", full)
+  classifier = cache_entry(tmp_path, [])
+  out = capsys.readouterr().out
+  assert classifier.num_train == 1 and "the disk is full" in out and "used all the same" in out
+  assert sorted(p.name for p in tmp_path.iterdir() if not p.name.endswith(".lock")) == []
+
+
+def test_two_evaluations_at_once_train_one_classifier(tmp_path, capsys):
+  """Two processes on an empty cache: one trains while the other waits and reads its
+  classifier; no "could not keep" warning."""
+  import subprocess  # pylint: disable=g-import-not-at-top
+  import sys  # pylint: disable=g-import-not-at-top
+
+  script = f"""
+import sys, time
+sys.path.insert(0, {str(__import__("pathlib").Path(__file__).parent)!r})
+from test_evaluation_coherence import tiny_classifier, PIC, CLASSES
+from jmvae_tf.evaluation import coherence
+def fit():
+  print("trained", flush=True)
+  time.sleep(3)
+  return tiny_classifier()
+coherence.cached_classifier({str(tmp_path)!r}, "toy", fit, PIC.shape, CLASSES)
+print("done", flush=True)
+"""
+  env = {**__import__("os").environ, "TF_CPP_MIN_LOG_LEVEL": "3"}
+  procs = [
+    subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True, env=env)
+    for _ in range(2)
+  ]
+  outs = [p.communicate(timeout=300)[0] for p in procs]
+  assert all(p.returncode == 0 for p in procs), outs
+  joined = "".join(outs)
+  assert joined.count("trained") == 1 and joined.count("done") == 2, outs
+  assert "could not keep" not in joined

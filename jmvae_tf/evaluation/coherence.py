@@ -21,7 +21,9 @@ Everything goes through the models' inference API (`inference_subsets`, `posteri
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import fcntl
 import json
 import os
 import shutil
@@ -110,36 +112,101 @@ def train_classifier(
   return classifier
 
 
+def _read_entry(path: str, shape, outputs: int) -> Classifier:
+  """The classifier kept in `path`; a ValueError saying what is wrong with the entry."""
+  try:
+    with open(os.path.join(path, CLASSIFIER_FILE)) as f:
+      record = json.load(f)
+  except (OSError, ValueError) as error:
+    raise ValueError(f"{CLASSIFIER_FILE}: {files.first_line(error, 120)}") from None
+  types = {"attributes": bool, "test_accuracy": (int, float), "num_train": int}
+  if not isinstance(record, dict) or any(
+    not isinstance(record.get(k), t) or (t is int and isinstance(record.get(k), bool))
+    for k, t in types.items()
+  ):
+    raise ValueError(f"{CLASSIFIER_FILE} holds {str(record)[:80]!r}, not {sorted(types)}")
+  network = classifier_network(shape, outputs)
+  try:
+    status = tf.train.Checkpoint(network=network).read(os.path.join(path, "ckpt-1"))
+    status.expect_partial().assert_existing_objects_matched()  # the optimizer may be there too
+  except (tf.errors.OpError, ValueError, AssertionError, IndexError, OSError) as error:
+    raise ValueError(f"its checkpoint: {files.first_line(error, 120)}") from None
+  return Classifier(
+    network, record["attributes"], float(record["test_accuracy"]), record["num_train"]
+  )
+
+
+@contextlib.contextmanager
+def _entry_lock(path: Optional[str]):
+  """Held while one process trains or reads the entry `path`: a second evaluation on an empty
+  cache waits for the first's classifier instead of training its own. Where the lock cannot
+  be taken (no cache, a read-only one), no lock."""
+  if not path:
+    yield
+    return
+  try:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handle = open(f"{path}.lock", "a")  # pylint: disable=consider-using-with
+  except OSError:
+    yield
+    return
+  with handle:
+    fcntl.flock(handle, fcntl.LOCK_EX)
+    try:
+      yield
+    finally:
+      fcntl.flock(handle, fcntl.LOCK_UN)
+
+
 def cached_classifier(
   directory, key: str, train: Callable[[], Classifier], shape, outputs: int
 ) -> Classifier:
   """The classifier kept under directory/key, else train() kept there (whole: written aside,
-  then renamed); `directory` None: trained, not kept."""
+  then renamed); `directory` None: trained, not kept. A damaged entry is a warning naming it,
+  then retrained and replaced; a cache that cannot be written (read-only, full) a warning,
+  the classifier used all the same. Two evaluations at once train it once: the second waits
+  for the first's."""
   path = os.path.join(str(directory), key) if directory else None
-  if path and os.path.isfile(os.path.join(path, CLASSIFIER_FILE)):
-    with open(os.path.join(path, CLASSIFIER_FILE)) as f:
-      record = json.load(f)
-    network = classifier_network(shape, outputs)
-    tf.train.Checkpoint(network=network).restore(os.path.join(path, "ckpt-1")).expect_partial()
-    return Classifier(network, record["attributes"], record["test_accuracy"], record["num_train"])
-  classifier = train()
-  if path:
-    temp = f"{path}.tmp{os.getpid()}"
-    try:
-      os.makedirs(temp, exist_ok=True)  # its parent too
-      tf.train.Checkpoint(network=classifier.network).write(os.path.join(temp, "ckpt-1"))
-      record = {
-        "attributes": classifier.attributes,
-        "test_accuracy": classifier.test_accuracy,
-        "num_train": classifier.num_train,
-      }
-      with open(os.path.join(temp, CLASSIFIER_FILE), "w") as f:
-        json.dump(record, f)
-      os.replace(temp, path)
-    except OSError as error:  # kept or not, the classifier is the same
-      shutil.rmtree(temp, ignore_errors=True)
-      print(f"warning: could not keep the classifier in {directory}: {error}", flush=True)
+  with _entry_lock(path):
+    if path and os.path.isdir(path):
+      try:
+        return _read_entry(path, shape, outputs)
+      except ValueError as error:
+        print(
+          f"warning: the cached classifier {path} is damaged ({error}); training it again",
+          flush=True,
+        )
+    classifier = train()
+    if path:
+      _keep(classifier, path, directory)
   return classifier
+
+
+def _keep(classifier: Classifier, path: str, directory) -> None:
+  """Writes the entry aside and renames it into place (replacing a damaged one); any failure
+  (a read-only or full disk) is a warning and leaves nothing behind."""
+  temp = f"{path}.tmp{os.getpid()}"
+  try:
+    os.makedirs(temp, exist_ok=True)  # its parent too
+    tf.train.Checkpoint(network=classifier.network).write(os.path.join(temp, "ckpt-1"))
+    record = {
+      "attributes": classifier.attributes,
+      "test_accuracy": classifier.test_accuracy,
+      "num_train": classifier.num_train,
+    }
+    with open(os.path.join(temp, CLASSIFIER_FILE), "w") as f:
+      json.dump(record, f)
+    if os.path.isdir(path):  # a damaged entry, read and found wanting above
+      shutil.rmtree(path)
+    os.replace(temp, path)
+  except (OSError, tf.errors.OpError) as error:  # kept or not, the classifier is the same
+    shutil.rmtree(temp, ignore_errors=True)
+    full = "the disk is full: " if files.disk_full(error) else ""
+    print(
+      f"warning: could not keep the classifier in {directory} ({full}"
+      f"{files.first_line(error, 120)}); it is used all the same and trained again next time",
+      flush=True,
+    )
 
 
 def image_classifiers(data, epochs: int = 2, data_seed: int = 0) -> Dict[str, Classifier]:
