@@ -50,10 +50,9 @@ class Tiny(data_lib.DataSet):
 
 
 def test_parse_options_reads_key_value_items_stripped():
-  assert data_lib.parse_options(["crop=center", " split = official ", "empty="]) == {
+  assert data_lib.parse_options(["crop=center", " split = official "]) == {
     "crop": "center",
     "split": "official",
-    "empty": "",
   }
   assert data_lib.parse_options(None) == {} and data_lib.parse_options([]) == {}
   assert data_lib.parse_options(["a=b=c"]) == {"a": "b=c"}  # the first = splits
@@ -64,6 +63,16 @@ def test_parse_options_refuses_an_item_that_is_not_key_value(item):
   with pytest.raises(DataError) as refused:
     data_lib.parse_options(["split=paper", item])
   assert str(refused.value) == f"--data_options: {item!r} is not key=value"
+
+
+@pytest.mark.parametrize("item", ["fashion_dir=", "fashion_dir= "])
+def test_parse_options_refuses_an_empty_value_naming_the_option(item):
+  """Issue 30: `--data_options=fashion_dir=` said "error: .: missing IDX files"."""
+  with pytest.raises(DataError) as refused:
+    data_lib.parse_options(["crop=center", item])
+  assert str(refused.value) == (
+    "--data_options: fashion_dir is empty; give it a value or leave the option out"
+  )
 
 
 def test_check_options_refuses_unknown_keys_and_values():

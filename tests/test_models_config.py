@@ -307,3 +307,14 @@ def test_decoder_variance_without_a_fixed_variance_modality_is_refused():
     mnist_config("jmvae", decoder_variance=0.1)
   with pytest.raises(ValueError, match="decoder_variance must be positive"):
     mnist_config("jmvae", decoder_variance=0.0)
+
+
+@pytest.mark.parametrize("key", ["latnet_dim", "architcture"])
+def test_a_mistyped_key_in_run_json_is_refused_naming_it(key):
+  """Issue 30: `"latnet_dim": 2` was ignored; another model's option (run.json once held every
+  model's) is still read."""
+  d = json.loads(mnist_config("jmvae_kl").to_json())
+  with pytest.raises(ValueError, match=f"unknown key '{key}'"):
+    config.ModelConfig.from_json(json.dumps({**d, key: 2}))
+  again = config.ModelConfig.from_json(json.dumps({**d, "num_layers": 2}))
+  assert again.model == "jmvae_kl"

@@ -365,6 +365,10 @@ def parse_options(text: Sequence[str]) -> Dict[str, str]:
     key, sep, value = item.partition("=")
     if not sep or not key.strip():
       raise DataError(f"--data_options: {item!r} is not key=value")
+    if not value.strip():
+      raise DataError(
+        f"--data_options: {key.strip()} is empty; give it a value or leave the option out"
+      )
     options[key.strip()] = value.strip()
   return options
 

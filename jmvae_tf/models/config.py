@@ -156,6 +156,12 @@ class ModelConfig:
     if "model" not in d:
       raise ValueError("it lacks 'model'")
     names = option_names(d["model"])
+    # Any model's options are known (run.json once held them all); anything else is a typo.
+    known = {"model", "dataset", "architecture", "modalities", PLUGINS, ARCHITECTURE_OPTIONS}
+    known |= {n for model in registry.model_names() for n in option_names(model)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+      raise ValueError(f"unknown key {unknown[0]!r} (a mistyped option?)")
     missing = [k for k in ("modalities",) + names if k not in d and k not in ADDED_LATER]
     if missing:
       raise ValueError(f"it lacks {', '.join(repr(k) for k in missing)}")
