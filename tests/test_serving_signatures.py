@@ -23,7 +23,7 @@ import pytest
 import tensorflow as tf
 from tiny_runs import train_tiny
 
-from jmvae_tf.core import gaussian, options, sampling
+from jmvae_tf.core import files, gaussian, options, sampling
 from jmvae_tf.models import config as config_lib
 from jmvae_tf.serving import export, signatures
 from jmvae_tf.training import run_dir
@@ -360,6 +360,25 @@ def test_versions_are_never_overwritten(exports, tmp_path):
   assert sorted(p.name for p in (base / "digits").iterdir()) == ["1", "2", "7"]  # no staging left
   with pytest.raises(export.ExportError, match="model name"):
     export.export(model, str(base), "../escape")
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_half_export(exports, tmp_path, monkeypatch):
+  """Issue 30: TensorFlow's raw ResourceExhaustedError ... SaveV2 became the documented
+  "could not write ...: the disk is full" form; nothing is left in the model's folder."""
+  model, _, _ = exports["cvae"]
+
+  def full(*args, **kwargs):
+    raise tf.errors.ResourceExhaustedError(
+      None, None, "{{function_node __wrapped__SaveV2}} variables.data: No space left on device"
+    )
+
+  monkeypatch.setattr(tf.saved_model, "save", full)
+  with pytest.raises(files.WriteError) as refused:
+    export.export(model, str(tmp_path / "base"), "digits")
+  message = str(refused.value)
+  assert message.startswith(f"could not write {tmp_path / 'base' / 'digits' / '1'} (")
+  assert "the disk is full; nothing was exported" in message and "\n" not in message
+  assert list((tmp_path / "base" / "digits").iterdir()) == []
 
 
 def test_export_to_an_in_memory_filesystem_loads_back_and_serves(exports, monkeypatch):

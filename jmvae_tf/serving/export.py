@@ -11,6 +11,7 @@ from typing import List, Optional
 
 import tensorflow as tf
 
+from jmvae_tf.core import files as file_io
 from jmvae_tf.core.options import ServingLimits
 from jmvae_tf.models import MultimodalVAE, registry
 from jmvae_tf.serving.signatures import DEFAULT_SIGNATURE, LIMITS_FILE, ServingModule, limits_json
@@ -120,6 +121,12 @@ def export(
     if tf.io.gfile.exists(path):  # another export took this version meanwhile
       raise ExportError(f"{path} appeared during the export; not overwritten")
     move_tree(staging, path)
+  except (OSError, tf.errors.OpError) as error:  # a full disk or quota, a lost mount
+    full = "the disk is full; " if file_io.disk_full(error) else ""
+    raise file_io.WriteError(
+      f"could not write {path} ({file_io.first_line(error, 120)}): {full}nothing was exported "
+      "(its half-written copy is removed)"
+    ) from None
   finally:
     if tf.io.gfile.exists(staging):
       remove_tree(staging)
