@@ -275,3 +275,21 @@ def test_fields_that_are_not_flags_are_not_defined_from_the_options():
 
   flagutil.define_option_flags([options.FixedSettings], fv)
   assert "data_options" not in fv and "batch_size" in fv  # --data_options is the data flags'
+
+
+def test_a_moved_folder_option_resumes_where_the_fingerprint_guards_the_content():
+  """Issue 30: mnist_fashion resumed with fashion_dir pointing at a moved, byte-identical copy
+  was refused (--data_options compared as text). An option naming a folder (*_dir) is left to
+  the fingerprint where both sides have one; other options, and runs without one, still
+  conflict."""
+  saved = options.TrainConfig.make(
+    data_options=("fashion_dir=/data/fashion",), data_fingerprint="0123456789abcdef"
+  )
+  moved = saved.replace(data_options=("fashion_dir=/elsewhere/fashion",))
+  assert saved.resume_conflicts(moved) == {}
+  other = moved.replace(data_fingerprint="fedcba9876543210")
+  assert set(saved.resume_conflicts(other)) == {"data_fingerprint"}
+  unrecorded = saved.replace(data_fingerprint=None)
+  assert set(unrecorded.resume_conflicts(moved)) == {"data_options"}
+  cropped = saved.replace(data_options=("crop=center", "fashion_dir=/data/fashion"))
+  assert set(cropped.resume_conflicts(moved)) == {"data_options"}

@@ -53,7 +53,9 @@ class DataSet(abc.ABC):
   name: str = ""
   architecture: str = ""
   # The options it was made with, "key=value" (check_options returns them): recorded by
-  # training, so that whatever reads the run makes the same data.
+  # training, so that whatever reads the run makes the same data. An option that names a
+  # folder ends in "_dir" (mnist_fashion's fashion_dir): a resume leaves it to the fingerprint,
+  # so a moved copy of the files resumes.
   options: Tuple[str, ...] = ()
   # What the data really is where `name` would mislead (e.g. the synthetic stand-in read as
   # celeb_a); reports print it beside any published numbers. Empty: the data set `name` says.

@@ -338,13 +338,23 @@ class TrainConfig:
     trained with `self` cannot be resumed with `asked`. A record of the data (num_train,
     data_fingerprint) that is None (not recorded) conflicts with nothing."""
     conflicts = {}
+    fingerprinted = None not in (self.fixed.data_fingerprint, asked.fixed.data_fingerprint)
     for name in FixedSettings.field_names():
       saved, wanted = getattr(self.fixed, name), getattr(asked.fixed, name)
+      if name == "data_options" and fingerprinted:
+        # An option naming a folder (its name ends in _dir, as --data_dir) says where the
+        # files are, not what they hold: the fingerprint compares that, so a moved copy
+        # resumes.
+        saved, wanted = (tuple(o for o in v if not _names_folder(o)) for v in (saved, wanted))
       recorded = name in ("num_train", "data_fingerprint")
       if saved == wanted or (recorded and None in (saved, wanted)):
         continue
       conflicts[name] = (saved, wanted)
     return conflicts
+
+
+def _names_folder(option: str) -> bool:
+  return option.partition("=")[0].strip().endswith("_dir")
 
 
 # --- serving -------------------------------------------------------------------------------
