@@ -642,8 +642,8 @@ class CelebADataSet(DataSet):
     n = self.check_split(split, num_examples)
     return self._source.attributes[self._rows[split][:n]].astype(np.int64)
 
-  def fingerprint(self) -> str:
-    rows = self._rows["train"]
+  def fingerprint(self, num_train: Optional[int] = None) -> str:
+    rows = self._rows["train"][:num_train]
     return digest(self._source.image_content(rows), self._source.attributes[rows])
 
   def rows(self, split: str) -> np.ndarray:

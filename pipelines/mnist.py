@@ -416,8 +416,8 @@ class MnistDataSet(DataSet):
   def display_images(self, split: str, num_examples: int, seed: int = 0) -> np.ndarray:
     return self._part(split).images[: self.check_split(split, num_examples)]
 
-  def fingerprint(self) -> str:
-    return digest(self.splits.train.images, self.splits.train.labels)
+  def fingerprint(self, num_train: Optional[int] = None) -> str:
+    return digest(self.splits.train.images[:num_train], self.splits.train.labels[:num_train])
 
   def metadata(self, split: str, num_examples: int) -> dict[str, np.ndarray]:
     return {"label": self.classes(split, num_examples)}

@@ -232,12 +232,12 @@ class MnistFashionDataSet(DataSet):
   def classes(self, split: str, num_examples: int) -> np.ndarray:
     return self._part(split).labels[: self.check_split(split, num_examples)].astype(np.int64)
 
-  def fingerprint(self) -> str:
+  def fingerprint(self, num_train: Optional[int] = None) -> str:
     # Fashion-MNIST's training labels decide the pairing (through its class table), so they
     # are part of the data.
     return digest(
-      self.splits.train.images,
-      self.splits.train.labels,
+      self.splits.train.images[:num_train],
+      self.splits.train.labels[:num_train],
       self.fashion["train"],
       self.tables["train"][0],
     )

@@ -62,15 +62,13 @@ def main(argv):
   import jmvae_tf  # pylint: disable=g-import-not-at-top
   from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
   from jmvae_tf.inspection import projector  # pylint: disable=g-import-not-at-top
-  from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   output_dir = FLAGS.output_dir or os.path.join(FLAGS.model_dir, "projector")
   # RunDirError, DataError, an unreadable checkpoint, a full disk: one line.
   with flagutil.one_line_errors():
     files.check_writable(output_dir, "--output_dir")  # before the embedding work
     run = jmvae_tf.load_run(FLAGS.model_dir, FLAGS.checkpoint)
-    dataset, data_options = flagutil.run_data([run], FLAGS)
-    data = registry.make_dataset(dataset, FLAGS.data_dir, options=data_options)
+    data = flagutil.make_run_data([run], FLAGS)
     try:
       projector.check_sprite_size(FLAGS.num_examples, data.display_images("test", 1).shape[1:3])
     except ValueError as e:

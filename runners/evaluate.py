@@ -143,14 +143,12 @@ def evaluate_all(fv=FLAGS):
   import jmvae_tf  # pylint: disable=g-import-not-at-top
   from jmvae_tf.core import files  # pylint: disable=g-import-not-at-top
   from jmvae_tf.evaluation import report  # pylint: disable=g-import-not-at-top
-  from pipelines import registry  # pylint: disable=g-import-not-at-top
 
   check_args(fv)
   dirs = expand_model_dirs(fv.model_dir, fv.model_dirs)
   runs = [jmvae_tf.load_run(d) for d in dirs]
   # Every run was trained on this data set (flagutil.run_data checks), so they share one table.
-  dataset, data_options = flagutil.run_data(runs, fv)
-  data = registry.make_dataset(dataset, fv.data_dir, options=data_options)
+  data = flagutil.make_run_data(runs, fv)
   data.check_split("test", fv.num_test)
   model_outputs, table_output = output_dirs(dirs, fv)
   for directory, flag in model_outputs + ([table_output] if table_output else []):

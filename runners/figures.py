@@ -184,10 +184,9 @@ def draw_all(fv=FLAGS):
   """Checks the flags and the data, then draws each figure asked for that the models given
   can draw, as a PNG and a TensorBoard image (jmvae_tf.inspection.paper_figures)."""
   from jmvae_tf.inspection import paper_figures  # pylint: disable=g-import-not-at-top
-  from pipelines import registry as data_registry  # pylint: disable=g-import-not-at-top
 
-  runs, drawable, missing, (dataset, data_options), settings = check_args(fv)
-  data = data_registry.make_dataset(dataset, fv.data_dir, options=data_options)
+  runs, drawable, missing, _, settings = check_args(fv)
+  data = flagutil.make_run_data(list(runs.values()), fv)
   for line in missing:
     print(f"skipping: {line} (--figures={','.join(drawable)} draws the others)")
   models = {

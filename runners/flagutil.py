@@ -156,6 +156,20 @@ def run_data(runs, fv: flags.FlagValues) -> tuple:
   return dataset, data_options
 
 
+def make_run_data(runs, fv: flags.FlagValues):
+  """The data set the runs were trained on (run_data), read from --data_dir and checked
+  against each run's recorded fingerprint (run_dir.Run.check_data): a DataError, one line,
+  where --data_dir holds other data (another data set's files), before any work."""
+  from pipelines import registry as data_registry  # pylint: disable=g-import-not-at-top
+
+  dataset, data_options = run_data(runs, fv)
+  data = data_registry.make_dataset(dataset, fv.data_dir, options=data_options)
+  where = f"--data_dir={fv.data_dir}" if fv.data_dir else f"{dataset} (TensorFlow Datasets)"
+  for run in runs:
+    run.check_data(data, where)
+  return data
+
+
 def flags_text(fv: flags.FlagValues, define_flags) -> str:
   """The runner's own flags (those `define_flags` defines), one `--name=value` a line: a
   flagfile that reproduces the run, without absl's or TensorFlow's internal flags."""

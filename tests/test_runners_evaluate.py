@@ -312,3 +312,56 @@ def test_three_modalities_train_resume_bit_exactly_and_evaluate_every_pair(k3_da
     for v in ev.summary.value
   }
   assert "coherence/label|digit,fashion" in tags and "log_likelihood/digit|fashion" in tags
+
+
+def test_consumers_refuse_another_data_sets_files_and_records_say_what_was_read(tmp_path):
+  """Issue 30: an MNIST run evaluated with --data_dir of another data set's files (no
+  --dataset) exited 0 with numbers of the wrong data. evaluate and embed now check the run's
+  recorded fingerprint before any work and refuse in one line; evaluation.json and .md say
+  which data set, options and fingerprint the numbers are of."""
+  (tmp_path / "mnist").mkdir()
+  (tmp_path / "other").mkdir()
+  mnist = write_fake_mnist(tmp_path / "mnist", num_train=120, num_test=20)
+  other = write_fake_mnist(tmp_path / "other", num_train=120, num_test=20, seed=1)
+  model_dir = tmp_path / "run"
+  proc = run(
+    "runners.train",
+    f"--data_dir={mnist}",
+    f"--model_dir={model_dir}",
+    "--num_train=100",
+    "--epochs=1",
+    "--batch_size=20",
+    "--latent_dim=2",
+    "--verbose=0",
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  for runner, extra in (
+    ("runners.evaluate", "--num_test=10"),
+    ("runners.embed", "--num_examples=4"),
+  ):
+    refused = run(runner, f"--model_dir={model_dir}", f"--data_dir={other}", extra)
+    assert refused.returncode != 0
+    lines = [line for line in refused.stderr.splitlines() if line.startswith("error:")]
+    assert len(lines) == 1 and f"--data_dir={other} is not the data {model_dir}" in lines[0]
+    assert "first 100 training examples' fingerprint" in lines[0]
+  assert not (model_dir / "evaluation.json").exists() and not (model_dir / "projector").exists()
+  proc = run(
+    "runners.evaluate",
+    f"--model_dir={model_dir}",
+    f"--data_dir={mnist}",
+    "--num_test=10",
+    "--iterations=1",
+    "--num_samples=1",
+    "--nocoherence",
+    "--noprogress",
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  rec = json.loads((model_dir / "evaluation.json").read_text())
+  train = json.loads((model_dir / "train.json").read_text())["train_config"]
+  assert rec["dataset"] == "mnist" and rec["data_options"] == []
+  assert len(rec["data_fingerprint"]) == 16
+  assert train["data_fingerprint"] != rec["data_fingerprint"]  # 100 examples, here all 120
+  assert (
+    f"Data: mnist; fingerprint of its training examples {rec['data_fingerprint']}."
+    in (model_dir / "evaluation.md").read_text()
+  )

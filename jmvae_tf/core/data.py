@@ -104,9 +104,10 @@ class DataSet(abc.ABC):
     reads off generated values; None: every vector modality does (the built-in data sets')."""
     return None
 
-  def fingerprint(self) -> Optional[str]:
-    """A digest of the training examples (their content, not where they are), recorded by
-    training so that a resume on other data is refused; None: none is recorded."""
+  def fingerprint(self, num_train: Optional[int] = None) -> Optional[str]:
+    """A digest of the (first `num_train`, default all) training examples: their content,
+    not where they are. Training records it, so that a resume on other data is refused and
+    whatever reads the run checks that it reads the same data; None: none is recorded."""
     return None
 
   def classes(self, split: str, num_examples: int) -> Optional[np.ndarray]:
@@ -271,8 +272,8 @@ class ArrayDataSet(DataSet):
     pixels = to_uint8(values, m.likelihood.picture_range(values))
     return pixels[..., 0] if m.shape[-1] == 1 else pixels
 
-  def fingerprint(self) -> str:
-    return digest(*(self._splits["train"][m.name] for m in self._modalities))
+  def fingerprint(self, num_train: Optional[int] = None) -> str:
+    return digest(*(self._splits["train"][m.name][:num_train] for m in self._modalities))
 
 
 class PipelineDataSet(DataSet):
@@ -358,6 +359,20 @@ class PipelineDataSet(DataSet):
 
   def metadata(self, split: str, num_examples: int) -> Dict[str, np.ndarray]:
     raise DataError(f"{self.name}: a pipeline has no metadata")
+
+
+def training_fingerprint(data: DataSet, num_train: Optional[int]) -> Optional[str]:
+  """`data`'s fingerprint of its first `num_train` training examples (those a run recorded
+  having trained on); None where the data set cannot tell (a plug-in's fingerprint() that
+  takes no count, asked for fewer than all)."""
+  if num_train is None or num_train == data.num_examples("train"):
+    return data.fingerprint()
+  if num_train > data.num_examples("train"):
+    return None
+  try:
+    return data.fingerprint(num_train)
+  except TypeError:
+    return None
 
 
 def parse_options(text: Sequence[str]) -> Dict[str, str]:

@@ -765,10 +765,12 @@ class OwnDataSet(DataSet):
     pixels = self._gather(tensors, tf.range(n, dtype=tf.int64))[d.name].numpy()
     return pixels[..., 0] if pixels.shape[-1] == 1 else pixels
 
-  def fingerprint(self) -> str:
-    """A digest of the training values; images read from files count by their files'
-    signatures (name, size, last bytes), in memory or not."""
+  def fingerprint(self, num_train: Optional[int] = None) -> str:
+    """A digest of the (first `num_train`) training values; images read from files count by
+    their files' signatures (name, size, last bytes), in memory or not."""
     train = self._splits["train"]
+    if num_train is not None:
+      train = train.take(np.arange(num_train))
     parts = [train.content.get(d.name, train.values[d.name]) for d in self.declared]
     classes = "|".join(",".join(c) for c in self.classes_of.values())
     return digest(*parts, np.frombuffer(classes.encode(), np.uint8))

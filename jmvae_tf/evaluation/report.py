@@ -94,6 +94,9 @@ def evaluate(
     )
   if data.provenance:  # e.g. the synthetic stand-in read as celeb_a
     record["data"] = data.provenance
+  # What was read, so that a record says which data its numbers are of.
+  record["dataset"], record["data_options"] = data.name, list(data.options)
+  record["data_fingerprint"] = data.fingerprint()
   if table.supports_accuracy(model, definition.accuracy):
     # Column names of the predicted attributes: the data set's metadata (CelebA: its 40 names).
     names = list(data.metadata("test", 1))
@@ -115,6 +118,12 @@ def markdown(record: Dict, definition: table.TableDefinition, data: str = "") ->
   and the coherence where the record has them."""
   text = table.markdown_table([record], definition=definition, data=data)
   text += f"\n\nEstimator: {record['estimator']}. Test examples: {record['num_examples']}."
+  if "dataset" in record:
+    options = f", options {', '.join(record['data_options'])}" if record["data_options"] else ""
+    text += (
+      f"\n\nData: {record['dataset']}{options}; fingerprint of its training examples "
+      f"{record['data_fingerprint']}."
+    )
   if "attribute_accuracy" in record:
     text += "\n\n" + table.accuracy_markdown(record["attribute_accuracy"], definition.symbols)
   if "coherence" in record:

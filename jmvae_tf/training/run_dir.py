@@ -32,6 +32,7 @@ from typing import Dict, List, NamedTuple, Optional, Sequence
 
 import tensorflow as tf
 
+from jmvae_tf.core.data import DataError, training_fingerprint
 from jmvae_tf.core.files import (
   WriteError,
   check_writable,
@@ -403,6 +404,24 @@ class Run:
   def data_options(self) -> tuple:
     """The data set options the run was trained with ("key=value", as --data_options)."""
     return self.record.train_config.fixed.data_options if self.record else ()
+
+  def check_data(self, data, where: str = "the data") -> None:
+    """A DataError (one line) where `data` is not what the run was trained on: its fingerprint
+    of the first num_train training examples differs from the one train.json recorded. A run
+    that recorded none (older, or trained on a pipeline) is not checked. Consumers that read
+    data for a run (evaluate, embed, figures, edit) call it before any work, as resume does."""
+    fixed = self.record.train_config.fixed if self.record else None
+    if fixed is None or not fixed.data_fingerprint:
+      return
+    now = training_fingerprint(data, fixed.num_train)
+    if now is not None and now != fixed.data_fingerprint:
+      first = f"first {fixed.num_train} " if fixed.num_train else ""
+      raise DataError(
+        f"{where} is not the data {self.model_dir} was trained on: its {first}training "
+        f"examples' fingerprint is {now}, the run recorded {fixed.data_fingerprint} "
+        f"({data.name}{', ' + ','.join(self.data_options) if self.data_options else ''}); "
+        "is it another data set's files?"
+      )
 
   def restore(self):
     """The model, with the weights of the run's checkpoint."""
