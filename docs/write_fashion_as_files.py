@@ -6,7 +6,7 @@ split, and the dataset.json that --dataset=files reads (docs/OWN_DATA.md's cross
 
 train/00000.png ... in the IDX files' order, train.csv and test.csv with columns file, label
 (the class's name, e.g. "ankle boot", listed in dataset.json in the IDX label order, so the
-class indices are the IDX labels). About a minute for the 70,000 images.
+class indices are the IDX labels). About 20 s for the 70,000 images on 2 cores.
 """
 
 from __future__ import annotations

@@ -22,7 +22,8 @@ the format; in short:
   "fractions" ({"validation": 0.1, "test": 0.1}) with "seed" (default 0) deal their rows out.
 
 Everything is read and checked when the data set is made, so bad input is one line naming the
-file, the line or row, the column and what is wrong, before anything is written. Table values
+file, the line or row, the column and what is wrong, before anything is written; images that
+stream have their headers checked then, their pixels when their batch is read. Table values
 and .npz arrays are held in memory; images are decoded into memory when they fit
 (--data_options=in_memory=auto: at most IN_MEMORY_BYTES of pixels; yes; no), else each batch
 reads its files (a data set larger than memory streams). .npz files are read without pickles:
@@ -175,8 +176,15 @@ def image_header(path: str) -> Tuple[str, int, int, int]:
         colour = head[25]
         return "png", height, width, 1 if colour in (0, 4) else 3
       if head[:3] == b"\xff\xd8\xff":
-        data = head + f.read()
-        return ("jpeg",) + _jpeg_size(data)
+        data = head
+        while True:  # the frame header follows the metadata: read on only until it
+          try:
+            return ("jpeg",) + _jpeg_size(data)
+          except ValueError:
+            more = f.read(65536)
+            if not more:
+              raise
+            data += more
   except FileNotFoundError:
     raise ValueError("no such file") from None
   except OSError as error:
@@ -354,15 +362,19 @@ class FilesDataSet(OwnDataSet):
     validation: bool = False,
     **options: str,
   ):
+    options_given = dict(options)
     in_memory = options.pop("in_memory", "auto")
     check_options(
       "files", {**options, "in_memory": in_memory}, {"missing": MISSING, "in_memory": IN_MEMORY}
     )
     path = spec_path(data_dir)
+    self._spec = path
     spec = read_spec(path)
     root = path.parent
     entries = spec["modalities"]
     declared = [Declared.parse(e, str(path), SOURCE_KEYS) for e in entries]
+    for e in entries:
+      _column_names(e, path)
     files = _split_files(spec, path)
     sources = {
       split: [read_source(root / name) for name in names] for split, names in files.items()
@@ -395,13 +407,17 @@ class FilesDataSet(OwnDataSet):
 
     def locate(split: str, name: str, row: int, column: Optional[int] = None) -> str:
       sources_of, rows = where[split][name]
-      return sources_of[column or 0].where(int(rows[row]), columns_of[name][column or 0])
+      names = columns_of[name]
+      if column is not None and len(names) == 1 and column > 0:  # a component of one array
+        return f"{sources_of[0].where(int(rows[row]), names[0])}, component {column}"
+      return sources_of[column or 0].where(int(rows[row]), names[column or 0])
 
-    content, loaders, from_files = {}, {}, set()
+    content, loaders, from_files, fits = {}, {}, set(), {}
     for d in declared:
       if d.kind != IMAGE_KIND or raw["train"][d.name].dtype.kind not in "OU":
         continue  # an .npz's pixels: checked and fitted as arrays
       from_files.add(d.name)
+      fits[d.name] = d.fit
       d, fitted_size, needs_fit = self._check_image_files(d, raw, root, locate)
       declared = [d if x.name == d.name else x for x in declared]
       load = image_loader(d, fitted_size, needs_fit)
@@ -414,6 +430,7 @@ class FilesDataSet(OwnDataSet):
         for split in raw:
           raw[split][d.name] = self._decoded(raw[split][d.name], load, d, fitted_size, split)
     kinds = {d.name: _declaration(d, d.name in from_files) for d in declared}
+    given_in_memory = "in_memory" in options_given
     super().__init__(
       kinds,
       raw["train"],
@@ -425,9 +442,14 @@ class FilesDataSet(OwnDataSet):
       image_loader=lambda d: loaders[d.name],
       locate=locate,
       content=content,
+      fitting=";".join(
+        f"{d.name}:{d.size}:{d.channels}:{fits[d.name]}" for d in declared if d.name in fits
+      ),
       **options,
     )
     self.spec_file = str(path)
+    if given_in_memory:  # recorded with the run, so what reads it reads the files the same way
+      self.options = tuple(sorted(self.options + (f"in_memory={in_memory}",)))
 
   @staticmethod
   def _columns(path, split, sources: List[Source], entries):
@@ -495,7 +517,7 @@ class FilesDataSet(OwnDataSet):
         absolute = np.ma.MaskedArray(absolute, mask=column.mask)
       values[d.name] = absolute
     if first is None:
-      raise DataError(f"modality {d.name!r}: no image files at all")
+      raise DataError(f"{self._spec}: modality {d.name!r} names no image files at all")
     size = d.size or first[:2]
     channels = d.channels or first[2]
     d = Declared(d.name, d.kind, d.likelihood, d.classes, tuple(size), channels, d.fit)
@@ -538,12 +560,13 @@ def _declaration(d: Declared, from_files: bool) -> dict:
   return out
 
 
-def _column_names(entry) -> List[str]:
+def _column_names(entry, spec: Optional[Path] = None) -> List[str]:
+  where = f"{spec}: modality {entry.get('name')!r}" if spec else f"modality {entry.get('name')!r}"
   if ("column" in entry) == ("columns" in entry):
-    raise DataError(f"modality {entry.get('name')!r}: give column (one) or columns (several)")
+    raise DataError(f"{where}: give column (one) or columns (several)")
   names = [entry["column"]] if "column" in entry else entry["columns"]
   if not isinstance(names, list) or not names or not all(isinstance(n, str) for n in names):
-    raise DataError(f"modality {entry.get('name')!r}: columns must be a list of column names")
+    raise DataError(f"{where}: columns must be a list of column names")
   return names
 
 

@@ -22,6 +22,7 @@ import tensorflow as tf
 from jmvae_tf.core.data import SPLITS, DataError, DataSet, check_options, digest
 from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL
 from jmvae_tf.core.modalities import IMAGE, Modality
+from jmvae_tf.core.own_data import TRAIN_BITS_STREAM
 from pipelines.idx import IdxError, PathLike, read_idx
 
 NUM_CLASSES = 10
@@ -39,7 +40,7 @@ TFDS_NAMES = ("mnist", "fashion_mnist")
 
 # Arbitrary constants that separate the random streams derived from one seed,
 # so that the training bits, the eval bits and the order are independent.
-_TRAIN_BITS_STREAM = 0x5EED_B175
+_TRAIN_BITS_STREAM = TRAIN_BITS_STREAM  # shared with OwnDataSet, whose bits equal these
 _EVAL_BITS_STREAM = 0x0E7A_B175
 
 

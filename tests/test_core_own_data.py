@@ -586,3 +586,14 @@ def test_a_model_trains_on_it(tmp_path, monkeypatch):
   read = model.generated_mean(batch, "label", given=["image"])
   assert read.shape == (8, 3) and np.allclose(tf.reduce_sum(read, -1).numpy(), 1.0, atol=1e-4)
   assert list(tmp_path.iterdir()) == []
+
+
+def test_true_and_false_are_one_class_however_written():
+  """Booleans and their text (a CSV's "True", JSON's true) name the same two classes."""
+  data = OwnDataSet(
+    {"c": "class"},
+    train={"c": np.array(["True", "False", "true"])},
+    test={"c": np.array([True, False])},
+  )
+  assert data.classes_of["c"] == ("false", "true")
+  np.testing.assert_array_equal(data.classes("test", 2), [1, 0])

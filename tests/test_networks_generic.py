@@ -101,7 +101,13 @@ def test_run_json_records_the_options_and_rebuilds_the_same_networks():
     latent_dim=2,
   )
   config = model.config()
-  assert config.architecture_options == ("channels=8", "hidden=24")
+  # every option recorded, the defaults too: a changed default cannot change an old run
+  assert config.architecture_options == (
+    "channels=8",
+    "depth=auto",
+    "hidden=24",
+    "max_channels=256",
+  )
   again = config_lib.build_model(config_lib.ModelConfig.from_json(config.to_json()))
   shapes = lambda m: sorted((v.name, tuple(v.shape)) for v in m.variables)  # noqa: E731
   assert shapes(again) == shapes(model)
@@ -109,3 +115,13 @@ def test_run_json_records_the_options_and_rebuilds_the_same_networks():
   assert "architecture_options" not in plain.to_json()
   terms = model.loss_terms(model.dummy_batch(2), tf.constant([0, 0], tf.int64), training=False)
   assert all(np.isfinite(v.numpy()).all() for v in terms.values())
+
+
+def test_an_image_that_does_not_halve_is_read_by_the_mlp():
+  """depth 0 (an odd size): the branch is the MLP on the pixels, not a bare flatten (a linear
+  encoder)."""
+  net = generic.generic_architecture(hidden="16x8")
+  image = Modality("image", "bernoulli", (27, 27, 1), IMAGE)
+  branch = net.networks_for(image).branch(image, "b")
+  assert branch(tf.zeros((2, 27, 27, 1))).shape == (2, 8)
+  assert [layer.units for layer in branch.layers if hasattr(layer, "units")] == [16, 8]

@@ -725,3 +725,56 @@ def test_runners_train_on_files_resumes_exactly(tmp_path):
   for name in names:
     np.testing.assert_array_equal(a.get_tensor(name), b.get_tensor(name), err_msg=name)
   assert json.loads((straight / "run.json").read_text())["dataset"] == "files"
+
+
+# --- what a review found ---------------------------------------------------------------------
+
+
+def test_a_bad_component_of_an_npz_array_is_named_not_an_index_error(tmp_path):
+  """A NaN at row 4, component 2 of one [N, 3] array: the file, array, row and component."""
+  values = np.zeros((10, 3))
+  values[4, 2] = np.nan
+  np.savez(tmp_path / "d.npz", v=values, lab=np.arange(10) % 2)
+  write_spec(
+    tmp_path,
+    [
+      {"name": "v", "kind": "vector", "column": "v"},
+      {"name": "lab", "kind": "class", "column": "lab"},
+    ],
+    splits={"train": "d.npz"},
+  )
+  one_line_error(lambda: FilesDataSet(str(tmp_path)), "d.npz: array 'v' row 4, component 2")
+
+
+def test_num_train_counts_complete_examples_after_missing_drop(tmp_path):
+  """missing=drop first, then the first num_train complete examples (the driver checks that
+  the data set has num_train)."""
+  rows = [[str(i), ("a", "b")[i % 2]] for i in range(8)]
+  rows[1][0] = ""
+  write_csv(tmp_path / "t.csv", ["x", "c"], rows)
+  write_spec(
+    tmp_path,
+    [
+      {"name": "x", "kind": "vector", "columns": ["x"]},
+      {"name": "c", "kind": "class", "column": "c"},
+    ],
+    splits={"train": "t.csv"},
+  )
+  data = FilesDataSet(str(tmp_path), num_train=5, missing="drop")
+  assert data.num_examples("train") == 5
+  batch = next(iter(data.eval_dataset("train", 5)))
+  np.testing.assert_array_equal(batch["x"].numpy()[:, 0], [0, 2, 3, 4, 5])
+
+
+def test_the_fit_is_part_of_the_fingerprint(tmp_path):
+  """Same files, same size, resize against crop: other training images, another fingerprint;
+  in_memory given is recorded with the options."""
+  image_table(tmp_path, "train.csv", 6, size=(8, 6))
+  prints = []
+  for fit in ("resize", "crop"):
+    image = dict(IMAGE_CLASS[0], size=[4, 4], channels=1, fit=fit)
+    write_spec(tmp_path, [image, IMAGE_CLASS[1]], splits={"train": "train.csv"})
+    data = FilesDataSet(str(tmp_path), in_memory="no", missing="drop")
+    prints.append(data.fingerprint())
+    assert data.options == ("in_memory=no", "missing=drop")
+  assert prints[0] != prints[1]

@@ -64,8 +64,8 @@ KIND_KEYS = {
   ATTRIBUTES: {"likelihood"},
   VECTOR_KIND: {"likelihood", "standardize"},
 }
-# Separate the random streams derived from one seed (as pipelines/mnist.py's, whose training
-# bits these equal).
+# Separate the random streams derived from one seed; pipelines/mnist.py's training bits use
+# this one too, so the two pipelines binarise alike.
 TRAIN_BITS_STREAM = 0x5EED_B175
 EVAL_BITS_STREAM = 0x0E7A_B175
 
@@ -153,6 +153,8 @@ def class_text(value) -> str:
   if isinstance(value, (int, np.integer)):
     return str(int(value))
   text = str(value).strip()
+  if text.lower() in ("true", "false"):
+    return text.lower()
   try:
     number = float(text)
   except ValueError:
@@ -408,6 +410,7 @@ class OwnDataSet(DataSet):
     image_loader: Optional[Callable[[Declared], Callable[[tf.Tensor], tf.Tensor]]] = None,
     locate: Locator = array_locator,
     content: Optional[Dict[str, np.ndarray]] = None,
+    fitting: str = "",
     **options: str,
   ):
     self.name, self.architecture = name, architecture
@@ -439,14 +442,18 @@ class OwnDataSet(DataSet):
           classes[d.name] = d.classes or self._train_classes(d, raw["train"][d.name])
       self._splits[split] = self._convert(split, raw[split], classes, locate)
     self._splits["train"].content = dict(content or {})
+    self._fitting = fitting
     self.classes_of = classes
-    if num_train is not None:
-      available = len(self._splits["train"])
-      if not 1 <= num_train <= available:
-        raise DataError(f"{name}: num_train={num_train}, the train split has {available}")
-      self._splits["train"] = self._splits["train"].take(np.arange(num_train))
     self.counts = self._count_absent()
     self._apply_missing_policy()
+    if num_train is not None:  # the first num_train complete examples
+      available = len(self._splits["train"])
+      if not 1 <= num_train <= available:
+        raise DataError(
+          f"{name}: num_train={num_train}, the train split has {available} examples"
+          + (" with every modality" if self.missing == "drop" else "")
+        )
+      self._splits["train"] = self._splits["train"].take(np.arange(num_train))
     self._standardize()
     self._check_images()
 
@@ -772,5 +779,7 @@ class OwnDataSet(DataSet):
     if num_train is not None:
       train = train.take(np.arange(num_train))
     parts = [train.content.get(d.name, train.values[d.name]) for d in self.declared]
-    classes = "|".join(",".join(c) for c in self.classes_of.values())
-    return digest(*parts, np.frombuffer(classes.encode(), np.uint8))
+    # What the values mean: the classes, and how images from files are fitted (the files'
+    # signatures do not change with the fit).
+    about = "|".join(",".join(c) for c in self.classes_of.values()) + "|" + self._fitting
+    return digest(*parts, np.frombuffer(about.encode(), np.uint8))

@@ -234,6 +234,10 @@ def _image_classifier(data, modality, epochs: int, data_seed: int, batch_size: i
   train_labels = data.labels("train", data.num_examples("train"))
   attributes = train_labels.ndim > 1
   outputs = train_labels.shape[1] if attributes else int(train_labels.max()) + 1
+  read = data.label_modalities() or ()
+  for m in data.modalities:  # a class list may hold classes the training split lacks
+    if m.name in read and m.likelihood.classes(m.shape) is not None and not attributes:
+      outputs = max(outputs, m.shape[0])
   about = f"{data.fingerprint()} {modality.name} {data_seed} {epochs} v{CLASSIFIER_VERSION}"
   key = f"{data.name}-{modality.name}-" + digest(np.frombuffer(about.encode(), np.uint8))
   directory = files.cache_dir("classifiers")

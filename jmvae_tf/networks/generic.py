@@ -93,7 +93,8 @@ def parse_options(options: Mapping[str, object]) -> Dict[str, object]:
 
 
 def canonical(options: Mapping[str, object]) -> Tuple[str, ...]:
-  """The options as run.json records them: "key=value", sorted, only those given."""
+  """The options as run.json records them: "key=value", sorted, every one (the defaults
+  too, so that a run rebuilds its networks even if a default changes)."""
   parsed = parse_options(options)
   text = {
     "hidden": "x".join(str(n) for n in parsed["hidden"]),
@@ -101,7 +102,7 @@ def canonical(options: Mapping[str, object]) -> Tuple[str, ...]:
     "max_channels": str(parsed["max_channels"]),
     "depth": str(parsed["depth"]),
   }
-  return tuple(sorted(f"{k}={text[k]}" for k in options))
+  return tuple(sorted(f"{k}={v}" for k, v in text.items()))
 
 
 def generic_architecture(**options) -> Architecture:
@@ -130,6 +131,8 @@ def generic_architecture(**options) -> Architecture:
     return tuple(min(channels * 2**i, max_channels) for i in range(depth))
 
   def image_branch(modality: Modality, name: str) -> keras.layers.Layer:
+    if depth_of(modality) == 0:  # a size that does not halve: the MLP on the pixels
+      return mlp(hidden, name=name)
     layers = [
       keras.layers.Conv2D(c, KERNEL, 2, "same", activation="relu", name=f"conv_{i}")
       for i, c in enumerate(widths(depth_of(modality)))
