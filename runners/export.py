@@ -44,8 +44,15 @@ def define_flags(fv: flags.FlagValues = FLAGS):
   flags.DEFINE_string(
     "checkpoint", None, "Checkpoint prefix to export; default: the latest in MODEL_DIR/ckpt.", **d
   )
+  flags.DEFINE_bool(
+    "restore_run_json",
+    False,
+    "Instead of exporting: write MODEL_DIR/run.json again from the config its checkpoint "
+    "carries (a lost, damaged or hand-edited run.json); --export_dir is not needed.",
+    **d,
+  )
   flagutil.define_option_flags([options.ServingLimits], fv)
-  flags.mark_flags_as_required(["model_dir", "export_dir"], flag_values=fv)
+  flags.mark_flags_as_required(["model_dir"], flag_values=fv)
 
 
 def main(argv):
@@ -53,6 +60,15 @@ def main(argv):
     flagutil.fail(f"unexpected arguments {argv[1:]} (flags are written --name=value)")
   import jmvae_tf  # pylint: disable=g-import-not-at-top
 
+  if FLAGS.restore_run_json:
+    from jmvae_tf.training import run_dir  # pylint: disable=g-import-not-at-top
+
+    with flagutil.one_line_errors():
+      path = run_dir.restore_run_json(FLAGS.model_dir, FLAGS.checkpoint)
+    print(f"wrote {path} from the config of its checkpoint")
+    return
+  if not FLAGS.export_dir:
+    flagutil.fail("flag --export_dir=BASE is required (the exports' base directory)")
   # RunDirError, ExportError, an unreadable checkpoint, a full disk: one line.
   with flagutil.one_line_errors():
     limits = options.ServingLimits(**flagutil.option_values(options.ServingLimits, FLAGS))

@@ -434,3 +434,90 @@ def test_remove_partial_saves_removes_only_leftovers_and_an_unreadable_numbered_
   ]
   assert checkpoints_on_disk(tmp_path) == ["ckpt-1"]
   assert run_dir.remove_partial_saves(str(tmp_path / "none")) == []
+
+
+# --- the checkpoint carries its config (issue 30) ----------------------------------------------
+
+
+def _edit_run_json(model_dir, edit):
+  path = model_dir / run_dir.RUN_FILE
+  path.write_text(json.dumps(edit(json.loads(path.read_text()))))
+
+
+KL = mnist_config("jmvae_kl", latent_dim=4)
+
+
+def _first_modality(d, **change):
+  return {**d, "modalities": [dict(d["modalities"][0], **change)] + d["modalities"][1:]}
+
+
+@pytest.mark.parametrize(
+  "edit, fields",
+  [
+    (lambda d: _first_modality(d, kind="gaussian_fixed"), ["modalities"]),
+    (lambda d: {**d, "model": "jmvae"}, ["model"]),
+    (lambda d: {**d, "modalities": d["modalities"][::-1]}, ["modalities"]),
+    (lambda d: {**d, "latent_dim": 32}, ["latent_dim"]),
+    (lambda d: _first_modality(d, name="picture"), ["modalities"]),
+  ],
+  ids=["kind", "model", "reordered", "latent_dim", "renamed"],
+)
+def test_a_run_json_that_does_not_match_its_checkpoint_is_refused_naming_the_fields(
+  tmp_path, edit, fields
+):
+  """Each hand edit that passes run.json's own checks (a Bernoulli decoder to be served as a
+  Gaussian, JMVAE on a JMVAE-kl checkpoint, ...): loading (what export, evaluate and every
+  consumer do) is refused in one line naming run.json and the field, before any model is
+  built; resuming is refused too. restore_run_json writes the checkpoint's config back."""
+  fit(tmp_path, epochs=1, model_config=KL)
+  _edit_run_json(tmp_path, edit)
+  with pytest.raises(run_dir.RunDirError) as refused:
+    run_dir.load_run(str(tmp_path))
+  message = str(refused.value)
+  assert "run.json does not match the config its checkpoint" in message and "\n" not in message
+  assert all(f"{field}: " in message for field in fields), message
+  assert "--restore_run_json" in message
+  with pytest.raises(run_dir.RunDirError):
+    fit(tmp_path, epochs=2, model_config=KL)
+  path = run_dir.restore_run_json(str(tmp_path))
+  assert config.ModelConfig.from_json(open(path).read()) == KL
+  assert run_dir.load_run(str(tmp_path)).restore() is not None
+
+
+def test_a_lost_run_json_is_restored_from_the_checkpoint_by_the_export_runner(tmp_path):
+  """runners.export --restore_run_json writes run.json from the checkpoint's config."""
+  fit(tmp_path, epochs=1)
+  original = (tmp_path / run_dir.RUN_FILE).read_text()
+  (tmp_path / run_dir.RUN_FILE).unlink()
+  proc = subprocess.run(
+    [sys.executable, "-m", "runners.export", f"--model_dir={tmp_path}", "--restore_run_json"],
+    capture_output=True,
+    text=True,
+    env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"},
+    check=False,
+  )
+  assert proc.returncode == 0, proc.stderr[-2000:]
+  assert "from the config of its checkpoint" in proc.stdout
+  assert json.loads((tmp_path / run_dir.RUN_FILE).read_text()) == json.loads(original)
+
+
+def test_a_checkpoint_from_before_it_carried_its_config_loads_with_a_line_saying_so(
+  tmp_path, capsys
+):
+  """Older directories keep working with run.json alone; one line says they cannot be
+  cross-checked."""
+  fit(tmp_path, epochs=1)
+  checkpoint = ckpt(tmp_path, 1)
+  model = run_dir.load_run(str(tmp_path)).restore()
+  epoch = tf.Variable(1, dtype=tf.int64)
+  old = tmp_path / "old"
+  (old / run_dir.CKPT_DIR).mkdir(parents=True)
+  (old / run_dir.RUN_FILE).write_text(MODEL.to_json())
+  tf.train.Checkpoint(model=model, epoch=epoch).save(str(old / run_dir.CKPT_DIR / "ckpt"))
+  assert run_dir.checkpoint_config_text(checkpoint) is not None
+  assert run_dir.checkpoint_config_text(ckpt(old, 1)) is None
+  capsys.readouterr()
+  run_dir.load_run(str(old)).restore()
+  err = capsys.readouterr().err
+  assert "was written before checkpoints carried their config" in err
+  assert "cannot be cross-checked" in err

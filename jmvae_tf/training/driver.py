@@ -44,6 +44,7 @@ from jmvae_tf.training.run_dir import (
   TRAIN_FILE,
   RunDirError,
   check_model_dir,
+  config_variable,
   make_checkpoint,
   model_dir_lock,
   remove_partial_saves,
@@ -333,16 +334,20 @@ def _train_in_directory(
     chief = is_chief(strategy)
     for path in remove_partial_saves(model_dir) if chief else []:
       warn_once(f"removed {path}, left by an interrupted save")
+    run_config = config_variable(model_config)
     with strategy.scope():
       if isinstance(model, ModelConfig):
         model = _build(model, settings)
       optimizer = _compile(model, settings, strategy.num_replicas_in_sync)
       epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
-      checkpoint = make_checkpoint(model, optimizer, epoch)
+      checkpoint = make_checkpoint(model, optimizer, epoch, run_config)
       if checkpoint_path:
         # Every variable exists now (the optimisers' slots and learning rates included), so
-        # the restore fills them all at once.
-        checkpoint.restore(checkpoint_path).assert_existing_objects_matched().expect_partial()
+        # the restore fills them all at once. Restored without the config, which a checkpoint
+        # from before it was carried lacks (check_model_dir compared them where it has one).
+        make_checkpoint(model, optimizer, epoch).restore(
+          checkpoint_path
+        ).assert_existing_objects_matched().expect_partial()
         restored_rate = np.float32(optimizer.learning_rate.numpy())
     initial_epoch = int(epoch.numpy())
 

@@ -325,6 +325,8 @@ def check_model_dir(
       f"--model_dir={model_dir} holds a checkpoint of a different model "
       f"({detail}; saved vs asked); use another --model_dir"
     )
+  if saved is not None and checkpoint is not None:
+    check_checkpoint_config(model_dir, checkpoint, saved)
   if checkpoint is not None and train_config is not None:
     check_resume(model_dir, checkpoint, train_config)
   return checkpoint
@@ -377,8 +379,84 @@ def write_run_files(
   write_whole(os.path.join(model_dir, RUN_FILE), model_config.to_json(), RUN_FILES_KEPT)
 
 
-def make_checkpoint(model, optimizer, epoch: tf.Variable) -> tf.train.Checkpoint:
-  return tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
+def make_checkpoint(
+  model, optimizer, epoch: tf.Variable, run_config: Optional[tf.Variable] = None
+) -> tf.train.Checkpoint:
+  """What a checkpoint holds: the model, the optimizer, the epochs finished and (given) the
+  run's config (run.json's text, `config_variable`), so that a run.json that does not match
+  its checkpoint is refused and a lost one can be restored (restore_run_json)."""
+  if run_config is None:
+    return tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch)
+  return tf.train.Checkpoint(model=model, optimizer=optimizer, epoch=epoch, run_config=run_config)
+
+
+CONFIG_TENSOR = "run_config/.ATTRIBUTES/VARIABLE_VALUE"
+
+
+def config_variable(config: ModelConfig) -> tf.Variable:
+  """run.json's text as a string variable, for make_checkpoint (made outside any
+  distribution strategy's scope: one copy, on the host)."""
+  with tf.init_scope(), tf.device("/cpu:0"):
+    return tf.Variable(config.to_json(), dtype=tf.string, trainable=False, name="run_config")
+
+
+def checkpoint_config_text(checkpoint: str) -> Optional[str]:
+  """The run.json text `checkpoint` was trained with; None for a checkpoint written before
+  checkpoints carried it."""
+  reader = tf.train.load_checkpoint(checkpoint)
+  if not reader.has_tensor(CONFIG_TENSOR):
+    return None
+  return reader.get_tensor(CONFIG_TENSOR).decode()
+
+
+def check_checkpoint_config(model_dir: str, checkpoint: str, config: ModelConfig) -> None:
+  """A RunDirError naming each field where run.json (`config`) differs from the config
+  `checkpoint` was trained with (a hand-edited run.json would build other networks or serve
+  another likelihood); a line saying it cannot be cross-checked for an older checkpoint."""
+  text = checkpoint_config_text(checkpoint)
+  if text is None:
+    warn_once(
+      f"{checkpoint} was written before checkpoints carried their config: "
+      f"{RUN_FILE} cannot be cross-checked against it"
+    )
+    return
+  try:
+    trained = ModelConfig.from_json(text)
+  except (ValueError, KeyError, TypeError) as e:
+    raise RunDirError(f"{checkpoint}: its config cannot be read ({first_line(e)})") from None
+  if trained != config:
+
+    def short(value) -> str:
+      text = json.dumps(value)
+      return text if len(text) <= 60 else text[:57] + "..."
+
+    detail = "; ".join(
+      f"{k}: {short(a)} in {RUN_FILE}, {short(b)} in the checkpoint"
+      for k, (a, b) in config.differences(trained).items()
+    )
+    raise RunDirError(
+      f"--model_dir={model_dir}: {RUN_FILE} does not match the config its checkpoint "
+      f"{checkpoint} was trained with ({detail}); restore it from the checkpoint: "
+      f"python -m runners.export --model_dir={model_dir} --restore_run_json"
+    )
+
+
+def restore_run_json(model_dir: str, checkpoint: Optional[str] = None) -> str:
+  """Writes run.json again from the config `checkpoint` (default: the newest readable one)
+  carries, replacing a lost, damaged or edited one whole; returns its path. A RunDirError
+  where no checkpoint carries one."""
+  checkpoint = checkpoint or find_checkpoint(model_dir)
+  if checkpoint is None:
+    raise RunDirError(f"--model_dir={model_dir} has no checkpoint under {CKPT_DIR}/")
+  text = checkpoint_config_text(checkpoint)
+  if text is None:
+    raise RunDirError(
+      f"{checkpoint} was written before checkpoints carried their config: {RUN_FILE} cannot "
+      "be restored from it"
+    )
+  path = os.path.join(model_dir, RUN_FILE)
+  write_whole(path, ModelConfig.from_json(text).to_json())
+  return path
 
 
 @dataclasses.dataclass(frozen=True)
@@ -456,6 +534,7 @@ def load_run(model_dir: str, checkpoint: Optional[str] = None) -> Run:
     checkpoint = find_checkpoint(model_dir)
   if checkpoint is None:
     raise RunDirError(f"--model_dir={model_dir} has no checkpoint under {CKPT_DIR}/")
+  check_checkpoint_config(model_dir, checkpoint, config)
   return Run(model_dir, config, read_train_record(model_dir), checkpoint)
 
 
