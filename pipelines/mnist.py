@@ -13,6 +13,7 @@ This module knows nothing about models; its output elements are dicts
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Optional
 
@@ -20,6 +21,7 @@ import numpy as np
 import tensorflow as tf
 
 from jmvae_tf.core.data import SPLITS, DataError, DataSet, check_options, digest
+from jmvae_tf.core.files import warn_once
 from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL
 from jmvae_tf.core.modalities import IMAGE, Modality
 from jmvae_tf.core.own_data import TRAIN_BITS_STREAM
@@ -37,6 +39,26 @@ IDX_FILES: dict[str, str] = {
 }
 
 TFDS_NAMES = ("mnist", "fashion_mnist")
+TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+# SHA-256 of the unpacked IDX files as published, so that a folder of the other data set's
+# files is refused by name: MNIST's (LeCun, Cortes and Burges; the same as
+# ../shared/data/README.md lists), Fashion-MNIST's (Zalando's release as Debian's
+# dataset-fashion-mnist package ships it, unpacked).
+PUBLISHED_SHA256: dict[str, dict[str, str]] = {
+  "mnist": {
+    "train_images": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
+    "train_labels": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
+    "test_images": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
+    "test_labels": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
+  },
+  "fashion_mnist": {
+    "train_images": "c59f468a2f672dc815687fe0f83887768d799fd8a3f3276145d20f83aa44d888",
+    "train_labels": "bad3541b69d912435c50bb6ba87bec294ff4f6a2e1246121d8633921760443d9",
+    "test_images": "5b4141f0afbad91edebe8549f8fcffe087ea10ca49f1dbef5c9a5cd8815ce37b",
+    "test_labels": "0402a96d92fd2663957122ceb108a494c5af83dab82d92729df917d7dec38c34",
+  },
+}
 
 # Arbitrary constants that separate the random streams derived from one seed,
 # so that the training bits, the eval bits and the order are independent.
@@ -158,6 +180,39 @@ def _check_pair(images: np.ndarray, labels: np.ndarray, what: str) -> None:
 def _check_same_image_shape(train: np.ndarray, test: np.ndarray, what: str) -> None:
   if train.shape[1:] != test.shape[1:]:
     raise DataError(f"{what}: image shapes differ, {train.shape[1:]} vs {test.shape[1:]}")
+
+
+def idx_sha256(array: np.ndarray) -> str:
+  """The SHA-256 of the uint8 IDX file holding `array` (its header, then its bytes): that of
+  the unpacked file it was read from, without reading the file again."""
+  header = bytes([0, 0, 0x08, array.ndim]) + b"".join(d.to_bytes(4, "big") for d in array.shape)
+  h = hashlib.sha256(header)
+  h.update(np.ascontiguousarray(array).data)
+  return h.hexdigest()
+
+
+def recognise(arrays: ImageLabelArrays) -> Optional[str]:
+  """ "mnist" or "fashion_mnist" where the four arrays are that data set's published files,
+  else None."""
+  sums = {role: idx_sha256(getattr(arrays, role)) for role in IDX_FILES}
+  return next((name for name, known in PUBLISHED_SHA256.items() if known == sums), None)
+
+
+def check_published(arrays: ImageLabelArrays, expected: str, where: str) -> None:
+  """A DataError where `arrays` are the other data set's published files (named); one line
+  saying so where they are not the published files of `expected` (accepted as they are)."""
+  found = recognise(arrays)
+  if found == expected:
+    return
+  if found is not None:
+    raise DataError(
+      f"{where} holds {TITLES[found]}'s published files, not {TITLES[expected]}'s "
+      f"(--dataset={found} reads them)"
+    )
+  warn_once(
+    f"{where}: not the published {TITLES[expected]} files (their checksums differ); "
+    "read as they are"
+  )
 
 
 def load_tfds(name: str, data_dir: Optional[PathLike] = None) -> ImageLabelArrays:
@@ -386,6 +441,8 @@ class MnistDataSet(DataSet):
   ):
     self.options = check_options(self.name, options, {})
     arrays = load_arrays(data_dir, self.tfds_name)
+    if data_dir is not None:  # TFDS checks its own downloads
+      check_published(arrays, self.tfds_name, f"--data_dir={data_dir}")
     if num_train is None:  # the paper's 50,000, or all of a smaller set
       num_train = min(PAPER_NUM_TRAIN, arrays.train_images.shape[0] - int(validation))
     self.splits = split(arrays, num_train, validation)

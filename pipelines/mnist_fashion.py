@@ -97,6 +97,9 @@ class MnistFashionDataSet(DataSet):
       )
     digits = mnist.load_arrays(data_dir, "mnist")
     fashion = mnist.load_arrays(options.get("fashion_dir"), "fashion_mnist")
+    if data_dir is not None:  # the published files recognised; the swapped folders refused
+      mnist.check_published(digits, "mnist", f"--data_dir={data_dir}")
+      mnist.check_published(fashion, "fashion_mnist", f"fashion_dir={options['fashion_dir']}")
     if data_dir is not None and np.array_equal(digits.train_images, fashion.train_images):
       raise DataError(
         f"mnist_fashion: fashion_dir={options['fashion_dir']} holds the same images as "

@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from idx_writer import write_idx
 from tiny_runs import write_fake_mnist
 
 from jmvae_tf.core.data import DataError
@@ -188,3 +189,42 @@ def test_the_real_files_pair_digits_with_items_of_their_class(mnist_dir):
   assert data.num_examples("train") == 50_000 and data.num_examples("test") == 10_000
   pairs = data.eval_pairs("test")
   np.testing.assert_array_equal(labels_of(FASHION_DIR, "test")[pairs], data.classes("test", 10_000))
+
+
+def test_the_published_files_are_recognised_and_swapped_folders_refused(
+  mnist_dir, tmp_path, capsys
+):
+  """Issue 30: the two folders swapped, or a fashion_dir of MNIST's files with one image
+  changed, trained. The published files are known by their SHA-256: the other data set's are
+  refused by name; files that are not the published ones are read with one line saying so."""
+  if not (FASHION_DIR / mnist.IDX_FILES["train_images"]).is_file():
+    pytest.skip(f"Fashion-MNIST not at {FASHION_DIR}: apt-get install dataset-fashion-mnist")
+  assert mnist.recognise(mnist.load_idx_dir(mnist_dir)) == "mnist"
+  assert mnist.recognise(mnist.load_idx_dir(FASHION_DIR)) == "fashion_mnist"
+  with pytest.raises(DataError) as refused:
+    MnistFashionDataSet(str(FASHION_DIR), fashion_dir=str(mnist_dir))
+  assert str(refused.value) == (
+    f"--data_dir={FASHION_DIR} holds Fashion-MNIST's published files, not MNIST's "
+    "(--dataset=fashion_mnist reads them)"
+  )
+  with pytest.raises(DataError, match=r"holds Fashion-MNIST's published files, not MNIST's"):
+    mnist.MnistDataSet(str(FASHION_DIR))
+  with pytest.raises(DataError, match=r"holds MNIST's published files, not Fashion-MNIST's"):
+    mnist.FashionMnistDataSet(str(mnist_dir))
+  # MNIST's files with one image changed, as fashion_dir: not Fashion-MNIST's, said, read.
+  changed = tmp_path / "changed"
+  changed.mkdir()
+  arrays = mnist.load_idx_dir(mnist_dir)
+  images = arrays.train_images.copy()
+  images[0, 0, 0] ^= 1
+  for role, array in (
+    ("train_images", images),
+    ("train_labels", arrays.train_labels),
+    ("test_images", arrays.test_images),
+    ("test_labels", arrays.test_labels),
+  ):
+    write_idx(changed / mnist.IDX_FILES[role], array)
+  capsys.readouterr()
+  MnistFashionDataSet(mnist_dir, num_train=200, fashion_dir=str(changed))
+  err = capsys.readouterr().err
+  assert f"fashion_dir={changed}: not the published Fashion-MNIST files" in err

@@ -549,8 +549,11 @@ def test_an_environments_log_level_does_not_bring_back_tensorflows_noise(tmp_pat
     args + [f"--model_dir={tmp_path / 'a'}"], cwd=ROOT, env=env, capture_output=True, text=True
   )
   assert quiet.returncode == 2
+  # The fake IDX files are not MNIST's published ones, which the data set says in one line.
   assert [line for line in quiet.stderr.splitlines() if line.strip()] == [
-    "error: batch size 1000 is larger than the 200 training examples of mnist"
+    f"warning: --data_dir={tiny_mnist}: not the published MNIST files (their checksums "
+    "differ); read as they are",
+    "error: batch size 1000 is larger than the 200 training examples of mnist",
   ], quiet.stderr
   loud = subprocess.run(
     args + [f"--model_dir={tmp_path / 'b'}", "--verbosity=0"],

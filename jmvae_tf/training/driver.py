@@ -44,6 +44,7 @@ from jmvae_tf.training.run_dir import (
   TRAIN_FILE,
   RunDirError,
   check_model_dir,
+  checkpoint_config_text,
   config_variable,
   make_checkpoint,
   model_dir_lock,
@@ -343,11 +344,15 @@ def _train_in_directory(
       checkpoint = make_checkpoint(model, optimizer, epoch, run_config)
       if checkpoint_path:
         # Every variable exists now (the optimisers' slots and learning rates included), so
-        # the restore fills them all at once. Restored without the config, which a checkpoint
-        # from before it was carried lacks (check_model_dir compared them where it has one).
-        make_checkpoint(model, optimizer, epoch).restore(
-          checkpoint_path
-        ).assert_existing_objects_matched().expect_partial()
+        # the restore fills them all at once (check_model_dir compared the configs). A
+        # checkpoint from before it carried its config is restored without it, its save
+        # counter carried over, so the next save numbers on as an uninterrupted run's.
+        if checkpoint_config_text(checkpoint_path) is not None:
+          checkpoint.restore(checkpoint_path).assert_existing_objects_matched().expect_partial()
+        else:
+          older = make_checkpoint(model, optimizer, epoch)
+          older.restore(checkpoint_path).assert_existing_objects_matched().expect_partial()
+          checkpoint.save_counter.assign(older.save_counter)
         restored_rate = np.float32(optimizer.learning_rate.numpy())
     initial_epoch = int(epoch.numpy())
 
