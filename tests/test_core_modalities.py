@@ -50,7 +50,9 @@ def test_bad_modalities_are_refused():
 
 @pytest.mark.parametrize("kind", likelihoods.LIKELIHOODS.names())
 def test_to_dict_and_from_dict_round_trip_through_json(kind):
-  shape, family = ((10,), VECTOR) if kind == "categorical" else ((4, 4, 3), IMAGE)
+  shape, family = {"categorical": ((10,), VECTOR), "tokens": ((6, 5), VECTOR)}.get(
+    kind, ((4, 4, 3), IMAGE)
+  )
   made = Modality("m", kind, shape, family)
   d = json.loads(json.dumps(made.to_dict()))
   assert d == {"name": "m", "kind": kind, "shape": list(shape), "family": family}

@@ -281,3 +281,11 @@ print("done", flush=True)
   joined = "".join(outs)
   assert joined.count("trained") == 1 and joined.count("done") == 2, outs
   assert "could not keep" not in joined
+
+
+def test_a_token_sequence_is_not_read_as_attributes():
+  """A tokens modality (a caption) says its class only to a parser; coherence leaves it
+  unread rather than comparing signs of one-hot rows with classes."""
+  caption = Modality("caption", "tokens", (4, 6))
+  assert coherence.make_reader(caption, {}) is None
+  assert coherence.make_reader(Modality("attributes", "bernoulli", (3,), "vector"), {}) is not None

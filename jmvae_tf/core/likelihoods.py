@@ -10,6 +10,9 @@ kind strings.
   categorical     one-hot data, e.g. class labels
   gaussian        real data with a learned diagonal variance
   gaussian_fixed  real data, tanh mean, variance fixed (1: the paper's CelebA)
+  tokens          a sequence of at most T tokens of a vocabulary of V [T, V]: one-hot per
+                  position, all-zero rows for padding (which count nowhere), a categorical
+                  per position (the text issue's non-autoregressive decoder)
 
 A plug-in adds a kind: a subclass of `Likelihood` (its `kind`, `params_size` and
 `distribution_layer` at least), registered with `register_likelihood`; run.json records the
@@ -52,6 +55,9 @@ class Likelihood:
   value_range: Optional[Tuple[float, float]] = None
   # Parameters per element of a convolutional head's output (None: no convolutional head).
   conv_groups: Optional[int] = None
+  # Whether a vector of this kind may be read as attributes (each value on one side of the
+  # middle of its range) by coherence; a token sequence may not.
+  reads_as_attributes = True
 
   def __repr__(self):
     return f"Likelihood({self.kind!r})"
@@ -224,12 +230,73 @@ class _FixedVarianceGaussian(Likelihood):
     )
 
 
+class _Tokens(Likelihood):
+  """p(w|z) = prod over positions t of Cat(w_t | softmax(logits_t)), for a sequence of T
+  tokens of a vocabulary of V, shape (T, V). A value is one-hot at each position up to and
+  including end-of-sentence and all zeros after it (padding): a zero row adds exactly 0 to the
+  log-likelihood (it is sum_v w_tv log softmax_tv), so padding counts nowhere, in the loss or in
+  the log-likelihoods. Each position has its own categorical given z (non-autoregressive), so
+  eq 11's estimators and iterative sampling apply unchanged. Read flattened by the vector
+  family's networks until sequence networks exist."""
+
+  kind = "tokens"
+  value_range = (0.0, 1.0)
+  default_family = "vector"
+  reads_as_attributes = False  # what a caption says needs a parser (the text issue)
+
+  def check_shape(self, name, shape):
+    if len(shape) != 2 or shape[1] < 2:
+      raise ValueError(
+        f"tokens modality {name!r} needs shape (max_tokens, vocabulary_size >= 2), got {shape}"
+      )
+
+  def params_size(self, shape):
+    return int(shape[0]) * int(shape[1])
+
+  def distribution_layer(self, shape, variance=FIXED_VARIANCE):
+    length, vocabulary = int(shape[0]), int(shape[1])
+
+    def make(params):
+      logits = tf.reshape(params, [-1, length, vocabulary])
+      return tfd.Independent(tfd.OneHotCategorical(logits=logits, dtype=tf.float32), 1)
+
+    return tfpl.DistributionLambda(
+      make, convert_to_tensor_fn=tfd.Distribution.mean, name="tokens", dtype=HEAD_DTYPE
+    )
+
+  def domain(self, name, value):
+    sums = tf.reduce_sum(value, axis=-1)
+    valid = tf.reduce_all((value == 0.0) | (value == 1.0)) & tf.reduce_all(
+      (sums == 0.0) | (sums == 1.0)
+    )
+    return valid, f"{name}: each position must be one-hot, or all zeros (padding)", []
+
+  def describe_domain(self):
+    return "one-hot per position; all zeros for padding"
+
+  def serving_outputs(self, dist, seed):
+    logits = dist.distribution.logits_parameter()
+    length, vocabulary = int(logits.shape[-2]), int(logits.shape[-1])
+    flat = tf.reshape(logits, [-1, vocabulary])
+    drawn = tf.random.stateless_categorical(flat, 1, seed)[:, 0]
+    sample = tf.reshape(tf.one_hot(drawn, vocabulary), [-1, length, vocabulary])
+    return {"probs": tf.nn.softmax(logits), "sample": sample}
+
+  @staticmethod
+  def count(value) -> tf.Tensor:
+    """Tokens (non-padding positions) of each example [B]: what a per-token figure divides
+    by."""
+    return tf.reduce_sum(value, axis=[-2, -1])
+
+
 BERNOULLI = _Bernoulli()
 CATEGORICAL = _Categorical()
 GAUSSIAN = _Gaussian()
 GAUSSIAN_FIXED = _FixedVarianceGaussian()
+TOKENS = _Tokens()
 LIKELIHOODS = plugins.Registry(
-  "likelihood kind", {k.kind: k for k in (BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED)}
+  "likelihood kind",
+  {k.kind: k for k in (BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED, TOKENS)},
 )
 
 

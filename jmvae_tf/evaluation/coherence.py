@@ -271,7 +271,7 @@ def make_reader(
     return None
   if modality.likelihood.classes(modality.shape) is not None:
     return lambda values: np.asarray(values).argmax(-1)
-  if modality.family == VECTOR:
+  if modality.family == VECTOR and modality.likelihood.reads_as_attributes:
     low, high = modality.likelihood.value_range or (-1.0, 1.0)
     middle = (low + high) / 2
     return lambda values: np.where(np.asarray(values) > middle, 1, -1)
