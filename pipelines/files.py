@@ -33,6 +33,7 @@ one that holds objects is refused.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import hashlib
 import json
 import os
@@ -43,7 +44,14 @@ import numpy as np
 import tensorflow as tf
 
 from jmvae_tf.core.data import SPLITS, DataError, check_options
-from jmvae_tf.core.own_data import IMAGE_KIND, MISSING, Declared, OwnDataSet, fit_image
+from jmvae_tf.core.own_data import (
+  ATTRIBUTES,
+  IMAGE_KIND,
+  MISSING,
+  Declared,
+  OwnDataSet,
+  fit_image,
+)
 
 SPEC_FILE = "dataset.json"
 SPEC_VERSION = 1
@@ -373,8 +381,10 @@ class FilesDataSet(OwnDataSet):
     root = path.parent
     entries = spec["modalities"]
     declared = [Declared.parse(e, str(path), SOURCE_KEYS) for e in entries]
-    for e in entries:
-      _column_names(e, path)
+    for i, e in enumerate(entries):
+      columns = _column_names(e, path)
+      if declared[i].kind == ATTRIBUTES and declared[i].names is None and len(columns) > 1:
+        declared[i] = dataclasses.replace(declared[i], names=tuple(columns))  # the Projector's
     files = _split_files(spec, path)
     sources = {
       split: [read_source(root / name) for name in names] for split, names in files.items()
@@ -520,7 +530,7 @@ class FilesDataSet(OwnDataSet):
       raise DataError(f"{self._spec}: modality {d.name!r} names no image files at all")
     size = d.size or first[:2]
     channels = d.channels or first[2]
-    d = Declared(d.name, d.kind, d.likelihood, d.classes, tuple(size), channels, d.fit)
+    d = dataclasses.replace(d, size=tuple(size), channels=channels)
     return d, tuple(size), d.fit != "none"
 
   def _decoded(self, column, load, d: Declared, size, split: str):
@@ -547,6 +557,8 @@ class FilesDataSet(OwnDataSet):
 def _declaration(d: Declared, from_files: bool) -> dict:
   """What OwnDataSet is told of `d`: images from files arrive fitted (by their loader)."""
   out = {"kind": d.kind, "likelihood": d.likelihood}
+  if d.names is not None:
+    out["names"] = list(d.names)
   if d.classes is not None:
     out["classes"] = list(d.classes)
   if d.kind == IMAGE_KIND and from_files:

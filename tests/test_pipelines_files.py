@@ -778,3 +778,21 @@ def test_the_fit_is_part_of_the_fingerprint(tmp_path):
     prints.append(data.fingerprint())
     assert data.options == ("in_memory=no", "missing=drop")
   assert prints[0] != prints[1]
+
+
+def test_attribute_columns_name_the_projectors_metadata(tmp_path):
+  """An attributes modality read from several columns: the Projector's metadata columns are
+  the spec's column names (a name list in Python, else name_i)."""
+  rows = [[str(i % 2), str((i // 2) % 2), ("a", "b")[i % 2]] for i in range(6)]
+  write_csv(tmp_path / "t.csv", ["Smiling", "Eyeglasses", "c"], rows)
+  write_spec(
+    tmp_path,
+    [
+      {"name": "attrs", "kind": "attributes", "columns": ["Smiling", "Eyeglasses"]},
+      {"name": "c", "kind": "class", "column": "c"},
+    ],
+    splits={"train": "t.csv", "test": "t.csv"},
+  )
+  metadata = FilesDataSet(str(tmp_path)).metadata("test", 4)
+  assert list(metadata) == ["Smiling", "Eyeglasses", "c"]
+  np.testing.assert_array_equal(metadata["Smiling"], [0, 1, 0, 1])

@@ -61,7 +61,7 @@ MISSING = ("refuse", "drop")
 KIND_KEYS = {
   IMAGE_KIND: {"likelihood", "size", "channels", "fit"},
   CLASS: {"likelihood", "classes"},
-  ATTRIBUTES: {"likelihood"},
+  ATTRIBUTES: {"likelihood", "names"},
   VECTOR_KIND: {"likelihood", "standardize"},
 }
 # Separate the random streams derived from one seed; pipelines/mnist.py's training bits use
@@ -90,6 +90,7 @@ class Declared:
   channels: Optional[int] = None  # an image's; None: the data's own
   fit: str = "none"
   standardize: bool = False
+  names: Optional[Tuple[str, ...]] = None  # attributes: each column's name (the Projector's)
 
   @classmethod
   def parse(cls, entry, where: str, extra_keys: Sequence[str] = ()) -> "Declared":
@@ -142,7 +143,13 @@ class Declared:
       raise DataError(f"{where}: standardize must be true or false, got {standardize!r}")
     if standardize and likelihood != GAUSSIAN.kind:
       raise DataError(f"{where}: standardize gives any real value; its likelihood must be gaussian")
-    return cls(name, kind, likelihood, classes, size, channels, fit, standardize)
+    names = entry.get("names")
+    if names is not None and (
+      not isinstance(names, (list, tuple)) or not all(isinstance(n, str) for n in names)
+    ):
+      raise DataError(f"{where}: names must be a list of the attributes' names, got {names!r}")
+    names = tuple(names) if names is not None else None
+    return cls(name, kind, likelihood, classes, size, channels, fit, standardize, names)
 
 
 def class_text(value) -> str:
@@ -760,7 +767,8 @@ class OwnDataSet(DataSet):
       elif d.kind == ATTRIBUTES:
         values = part.values[d.name][:n]
         for column in range(values.shape[1]):
-          out[f"{d.name}_{column}"] = (values[:, column] > 0).astype(np.int64)
+          named = d.names[column] if d.names and column < len(d.names) else f"{d.name}_{column}"
+          out[named] = (values[:, column] > 0).astype(np.int64)
     return out or {"index": np.arange(n)}
 
   def display_images(self, split: str, num_examples: int, seed: int = 0) -> np.ndarray:
