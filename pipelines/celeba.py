@@ -63,8 +63,6 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import re
-import sys
 from pathlib import Path
 from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 
@@ -72,7 +70,7 @@ import numpy as np
 import tensorflow as tf
 
 from jmvae_tf.core.data import DataError, DataSet, check_options, digest
-from jmvae_tf.core.files import cache_dir, first_line, stderr_set_aside
+from jmvae_tf.core.files import cache_dir
 from jmvae_tf.core.likelihoods import GAUSSIAN_FIXED
 from jmvae_tf.core.modalities import IMAGE, VECTOR, Modality
 from pipelines.celeba_attributes import (
@@ -83,6 +81,7 @@ from pipelines.celeba_attributes import (
   KAGGLE_PARTITION_FILE,
   PARTITION_FILE,
 )
+from pipelines.files import decode_in_order
 from pipelines.synthetic_faces import MARKER_FILE as SYNTHETIC_MARKER
 
 PathLike = Union[str, os.PathLike]
@@ -411,55 +410,17 @@ class _Source:
 
 
 CACHE_VERSION = 1  # bump when the decoding or the crop changes what a cached face is
-_DECODE_BATCH = 256
 
 
 def decode_faces(paths: Sequence[str], crop: str) -> np.ndarray:
   """Every JPEG of `paths` decoded, cropped and resized: uint8 [N, 64, 64, 3]. A file that
   cannot be decoded (damage inside a well-framed JPEG) is a DataError naming it."""
-  from tf_keras.utils import Progbar  # pylint: disable=g-import-not-at-top
 
   def load(path):
     return crop_resize_uint8(tf.io.decode_jpeg(tf.io.read_file(path), channels=3), crop)
 
-  dataset = (
-    tf.data.Dataset.from_tensor_slices(np.asarray(paths))
-    .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    .batch(_DECODE_BATCH)
-  )
   faces = np.empty((len(paths), IMAGE_SIZE, IMAGE_SIZE, 3), np.uint8)
-  done = 0
-  bar = Progbar(len(paths), unit_name="face") if len(paths) > 10 * _DECODE_BATCH else None
-  iterator = iter(dataset)
-  # libjpeg writes its warnings to stderr itself: kept aside, then summed up in one line.
-  with stderr_set_aside(show_on_failure=False) as libjpeg:
-    while done < len(paths):
-      try:
-        batch = next(iterator).numpy()
-      except tf.errors.InvalidArgumentError:
-        # Batches come in order, so the damaged file is in this one: find it.
-        for path in paths[done : done + _DECODE_BATCH]:
-          try:
-            load(tf.constant(path))
-          except tf.errors.InvalidArgumentError as error:
-            # TensorFlow's "{{function_node ...}}" and "[Op:DecodeJpeg]" say nothing here.
-            message = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", error.message)
-            reason = first_line(error, 160, with_type=False, message=message)
-            raise DataError(f"{path}: a damaged JPEG that cannot be decoded ({reason})") from None
-        raise
-      faces[done : done + len(batch)] = batch
-      done += len(batch)
-      if bar is not None:
-        bar.update(done)
-    warnings = [line for line in libjpeg().splitlines() if line.strip()]
-  if warnings:
-    print(
-      f"warning: libjpeg reported {len(warnings)} problem(s) in the faces it decoded, e.g. "
-      f"{warnings[0]!r}; those files decoded, perhaps with damage",
-      file=sys.stderr,
-      flush=True,
-    )
-  return faces
+  return decode_in_order(paths, load, faces, unit="face", kind="JPEG")
 
 
 def cached_faces(files: CelebAFiles, crop: str) -> np.ndarray:

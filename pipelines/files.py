@@ -37,6 +37,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import re
+import sys
 from pathlib import Path
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -44,6 +46,7 @@ import numpy as np
 import tensorflow as tf
 
 from jmvae_tf.core.data import SPLITS, DataError, check_options
+from jmvae_tf.core.files import first_line, stderr_set_aside
 from jmvae_tf.core.own_data import (
   ATTRIBUTES,
   IMAGE_KIND,
@@ -243,9 +246,13 @@ def image_loader(declared: Declared, size: Tuple[int, int], fit: bool):
   return load
 
 
-def decode_all(paths: Sequence[str], load, out: np.ndarray, what: str) -> np.ndarray:
-  """Every image of `paths` decoded (in parallel, in order) into `out` ([N, H, W, C], no
-  copy made), with a progress bar on long work; a damaged file is a DataError naming it."""
+def decode_in_order(
+  paths: Sequence[str], load, out: np.ndarray, unit: str = "image", kind: str = "image"
+) -> np.ndarray:
+  """Every file of `paths` decoded by `load` (in parallel, in order) into `out` ([N, ...], no
+  copy made), with a progress bar on long work (`unit`s); a file that cannot be decoded is a
+  DataError naming it (a damaged `kind`). libjpeg's own warnings are kept off the console and
+  summed up in one line where files still decoded. The CelebA pipeline decodes its faces so."""
   from tf_keras.utils import Progbar  # pylint: disable=g-import-not-at-top
 
   dataset = (
@@ -254,25 +261,35 @@ def decode_all(paths: Sequence[str], load, out: np.ndarray, what: str) -> np.nda
     .batch(_DECODE_BATCH)
   )
   done = 0
-  bar = Progbar(len(paths), unit_name="image") if len(paths) > 20 * _DECODE_BATCH else None
-  if bar is not None:
-    print(f"{what}: decoding {len(paths)} images into memory, once", flush=True)
+  bar = Progbar(len(paths), unit_name=unit) if len(paths) > 10 * _DECODE_BATCH else None
   iterator = iter(dataset)
-  while done < len(paths):
-    try:
-      batch = next(iterator).numpy()
-    except tf.errors.InvalidArgumentError:
-      for path in paths[done : done + _DECODE_BATCH]:
-        try:
-          load(tf.constant(path))
-        except tf.errors.InvalidArgumentError as error:
-          reason = error.message.split("\n")[0][:160]
-          raise DataError(f"{path}: a damaged image that cannot be decoded ({reason})") from None
-      raise
-    out[done : done + len(batch)] = batch
-    done += len(batch)
-    if bar is not None:
-      bar.update(done)
+  with stderr_set_aside(show_on_failure=False) as libjpeg:
+    while done < len(paths):
+      try:
+        batch = next(iterator).numpy()
+      except tf.errors.InvalidArgumentError:
+        # Batches come in order, so the damaged file is in this one: find it.
+        for path in paths[done : done + _DECODE_BATCH]:
+          try:
+            load(tf.constant(path))
+          except tf.errors.InvalidArgumentError as error:
+            # TensorFlow's "{{function_node ...}}" and "[Op:DecodeJpeg]" say nothing here.
+            message = re.sub(r"\{\{[^}]*\}\}\s*|\s*\[Op:\w+\]", "", error.message)
+            reason = first_line(error, 160, with_type=False, message=message)
+            raise DataError(f"{path}: a damaged {kind} that cannot be decoded ({reason})") from None
+        raise
+      out[done : done + len(batch)] = batch
+      done += len(batch)
+      if bar is not None:
+        bar.update(done)
+    warnings = [line for line in libjpeg().splitlines() if line.strip()]
+  if warnings:
+    print(
+      f"warning: libjpeg reported {len(warnings)} problem(s) in the {unit}s it decoded, e.g. "
+      f"{warnings[0]!r}; those files decoded, perhaps with damage",
+      file=sys.stderr,
+      flush=True,
+    )
   return out
 
 
@@ -540,11 +557,13 @@ class FilesDataSet(OwnDataSet):
     present = np.array([bool(p) for p in data.tolist()])
     paths = [p for p in data.tolist() if p]
     pixels = np.zeros((len(data),) + tuple(size) + (d.channels,), np.uint8)
+    if len(paths) > 10 * _DECODE_BATCH:
+      print(f"files {split} {d.name!r}: decoding {len(paths)} images into memory, once")
     if paths and present.all():
-      decode_all(paths, load, pixels, f"files {split} {d.name!r}")
+      decode_in_order(paths, load, pixels)
     elif paths:
-      pixels[present] = decode_all(
-        paths, load, np.empty((len(paths),) + pixels.shape[1:], np.uint8), f"files {split}"
+      pixels[present] = decode_in_order(
+        paths, load, np.empty((len(paths),) + pixels.shape[1:], np.uint8)
       )
     mask = ~present
     if isinstance(column, np.ma.MaskedArray):
