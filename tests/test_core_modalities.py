@@ -114,3 +114,99 @@ def test_subset_name_is_the_sorted_names_joined():
   assert subset_name(["label", "image"]) == "image+label"
   assert subset_name(("w", "x", "attributes"), ",") == "attributes,w,x"
   assert subset_name(["image"]) == "image"
+
+
+# --- text: a tokens modality with its vocabulary -----------------------------------------------
+TOKENS_OF_FIVE = ("[UNK]", "<eos>", "a", "seven", "digit")
+
+
+def test_a_vocabulary_goes_to_json_and_back_and_gives_the_text():
+  from jmvae_tf.core.text import Vocabulary
+
+  made = Modality("caption", likelihoods.TOKENS, (4, 5), vocabulary=list(TOKENS_OF_FIVE))
+  assert made.family == modalities.SEQUENCE and made.vocabulary == TOKENS_OF_FIVE
+  d = json.loads(json.dumps(made.to_dict()))
+  assert d == {
+    "name": "caption",
+    "kind": "tokens",
+    "shape": [4, 5],
+    "family": "sequence",
+    "vocabulary": list(TOKENS_OF_FIVE),
+  }
+  back = Modality.from_dict(d)
+  assert back == made and back.vocabulary == TOKENS_OF_FIVE
+  assert made.text == Vocabulary(TOKENS_OF_FIVE, 4)
+  assert made.text.max_tokens == 4 and made.text.shape == made.shape
+  # another vocabulary is another modality
+  other = Modality("caption", "tokens", (4, 5), vocabulary=TOKENS_OF_FIVE[:4] + ("eight",))
+  assert other != made
+
+
+def test_without_a_vocabulary_there_is_no_vocabulary_key_and_no_text():
+  plain = Modality("caption", "tokens", (4, 5))
+  assert plain.vocabulary is None and plain.text is None
+  assert "vocabulary" not in plain.to_dict()
+  assert Modality.from_dict(plain.to_dict()) == plain
+  image, label = mnist_modalities()
+  assert "vocabulary" not in image.to_dict() and label.text is None
+
+
+@pytest.mark.parametrize(
+  "kind, shape, vocabulary, message",
+  [
+    (
+      CATEGORICAL,
+      (5,),
+      TOKENS_OF_FIVE,
+      r"^modality 'caption': a categorical modality has no vocabulary$",
+    ),
+    (
+      BERNOULLI,
+      (4, 5),
+      TOKENS_OF_FIVE,
+      r"^modality 'caption': a bernoulli modality has no vocabulary$",
+    ),
+    (
+      "tokens",
+      (4, 6),
+      TOKENS_OF_FIVE,
+      r"^modality 'caption': a vocabulary of 5 tokens for 6 columns; they must be equal$",
+    ),
+    (
+      "tokens",
+      (4, 4),
+      TOKENS_OF_FIVE,
+      r"^modality 'caption': a vocabulary of 5 tokens for 4 columns",
+    ),
+    (
+      "tokens",
+      (4, 5),
+      ("<eos>", "[UNK]", "a", "seven", "digit"),
+      r"^modality 'caption': a vocabulary starts with \['\[UNK\]', '<eos>'\]",
+    ),
+    (
+      "tokens",
+      (4, 5),
+      ("[UNK]", "<eos>", "a", "seven", "a"),
+      r"^modality 'caption': vocabulary token 4 \('a'\) must be a word",
+    ),
+    (
+      "tokens",
+      (4, 5),
+      ("[UNK]", "<eos>", "a", "the seven", "digit"),
+      r"^modality 'caption': vocabulary token 3 \('the seven'\) must be a word",
+    ),
+  ],
+)
+def test_a_bad_vocabulary_is_refused_naming_the_modality(kind, shape, vocabulary, message):
+  family = VECTOR if kind == BERNOULLI else None
+  with pytest.raises(ValueError, match=message):
+    Modality("caption", kind, shape, family, vocabulary)
+  d = {"name": "caption", "kind": getattr(kind, "kind", kind), "shape": list(shape)}
+  with pytest.raises(ValueError, match=message):  # as run.json is read back
+    Modality.from_dict({**d, "family": family, "vocabulary": list(vocabulary)})
+
+
+def test_a_text_modality_of_one_position_is_refused_when_made():
+  with pytest.raises(ValueError, match="^modality 'caption': .*at least 2 positions"):
+    Modality("caption", "tokens", (1, 5), vocabulary=TOKENS_OF_FIVE)

@@ -104,6 +104,13 @@ class DataSet(abc.ABC):
     reads off generated values; None: every vector modality does (the built-in data sets')."""
     return None
 
+  def read_text(self, modality: str, texts: Sequence[str]) -> Optional[np.ndarray]:
+    """What each caption `texts` of the text modality `modality` states, as `labels` gives it
+    (a class, -1 where it states none; or attributes in {-1, 1}, 0 where it does not say):
+    the data set's own parser of its captions, which coherence reads generated captions with;
+    None for a data set that cannot read them."""
+    return None
+
   def fingerprint(self, num_train: Optional[int] = None) -> Optional[str]:
     """A digest of the (first `num_train`, default all) training examples: their content,
     not where they are. Training records it, so that a resume on other data is refused and

@@ -6,7 +6,8 @@ hierarchy's conditionals and deterministic layers, and (for the VAE-GAN) a discr
 a modality's branch and decoder are is decided by its network family (`Modality.family`),
 never by its shape: each architecture has networks for the families it knows
 (`FamilyNetworks`), and a family it does not know takes the networks registered for that
-family (`register_family_networks`), so a plug-in's family works with every architecture.
+family (`register_family_networks`; the sequence family's, for captions, are the project's
+own: `jmvae_tf.networks.sequence`), so a plug-in's family works with every architecture.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import tf_keras as keras
 
 from jmvae_tf.core import plugins
 from jmvae_tf.core.likelihoods import FIXED_VARIANCE
-from jmvae_tf.core.modalities import FAMILIES, Modality
+from jmvae_tf.core.modalities import FAMILIES, SEQUENCE, Modality
 from jmvae_tf.networks.blocks import Decoder, Discriminator, GaussianConditional, GaussianEncoder
 
 
@@ -36,8 +37,11 @@ class FamilyNetworks:
   decoder: Callable[[Modality, str, float], Decoder]
 
 
-# Networks for a family, used by every architecture that has none of its own for it.
-FAMILY_NETWORKS = plugins.Registry("family networks")
+# Networks for a family, used by every architecture that has none of its own for it: the
+# project's for captions (the sequence family, imported when first asked for) and plug-ins'.
+FAMILY_NETWORKS = plugins.Registry(
+  "family networks", {SEQUENCE: "jmvae_tf.networks.sequence:SEQUENCE_NETWORKS"}
+)
 
 
 def register_family_networks(
