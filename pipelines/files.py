@@ -9,11 +9,14 @@ the format; in short:
      {"name": "label", "kind": "class", "column": "label"}],
    "splits": {"train": "train.csv", "test": "test.csv"}}
 
-- Each modality has a name, a kind (image, class, attributes, vector), where its values are
+- Each modality has a name, a kind (image, class, attributes, vector, text), where its values are
   ("column": one column of a CSV or JSONL table or one array of an .npz; "columns": several
   table columns, e.g. the attributes) and optionally "present" (a column or array of booleans:
   where the modality is present), "likelihood" and the kind's settings
   (jmvae_tf.core.own_data).
+- A text is one column of captions (a table's text cells, or a str array of an .npz), with
+  optionally "max_tokens" (T) and "vocabulary_size" (V); its vocabulary is the training
+  captions'.
 - Images are PNG or JPEG files named (relative to DIR) in a table column, or uint8 arrays of
   an .npz. A declared "size" must be met unless "fit" is "resize" or "crop"; without one, all
   images must share the first one's size.
@@ -32,9 +35,11 @@ one that holds objects is refused.
 
 from __future__ import annotations
 
+import codecs
 import csv
 import dataclasses
 import hashlib
+import io
 import json
 import os
 import re
@@ -51,6 +56,7 @@ from jmvae_tf.core.own_data import (
   ATTRIBUTES,
   IMAGE_KIND,
   MISSING,
+  TEXT,
   Declared,
   OwnDataSet,
   fit_image,
@@ -60,6 +66,7 @@ SPEC_FILE = "dataset.json"
 SPEC_VERSION = 1
 SPEC_KEYS = {"version", "description", "modalities", "splits", "files", "fractions", "seed"}
 SOURCE_KEYS = ("column", "columns", "present")
+TEXT_SOURCE_KEYS = ("column", "present")  # a text's captions are one column
 TABLES = (".csv", ".jsonl")
 ARRAYS = (".npz",)
 IN_MEMORY = ("auto", "yes", "no")
@@ -101,8 +108,25 @@ def read_source(path: Path) -> Source:
   raise DataError(f"{path}: a data file is .csv, .jsonl or .npz, not {suffix or 'without suffix'}")
 
 
+def _text_of(path: Path) -> str:
+  """The file's text (UTF-8, a byte-order mark dropped); bytes that are not UTF-8 are a
+  DataError naming the line they are on."""
+  data = path.read_bytes()
+  if data.startswith(codecs.BOM_UTF8):
+    data = data[len(codecs.BOM_UTF8) :]
+  try:
+    return data.decode("utf-8")
+  except UnicodeDecodeError as error:
+    line = data.count(b"\n", 0, error.start) + 1
+    column = error.start - (data.rfind(b"\n", 0, error.start) + 1) + 1
+    raise DataError(
+      f"{path}: line {line} is not UTF-8 text (byte 0x{data[error.start]:02x} at its byte "
+      f"{column}: {error.reason}); save the file as UTF-8"
+    ) from None
+
+
 def _read_csv(path: Path) -> Source:
-  with open(path, newline="", encoding="utf-8-sig") as f:
+  with io.StringIO(_text_of(path), newline="") as f:
     reader = csv.reader(f)
     header = next(reader, None)
     if not header:
@@ -128,7 +152,7 @@ def _read_csv(path: Path) -> Source:
 
 def _read_jsonl(path: Path) -> Source:
   records, lines = [], []
-  with open(path, encoding="utf-8") as f:
+  with io.StringIO(_text_of(path), newline=None) as f:  # newlines as a text file has them
     for line, text in enumerate(f, start=1):
       if not text.strip():
         continue
@@ -161,7 +185,8 @@ def _read_npz(path: Path) -> Source:
         except ValueError:
           raise DataError(
             f"{path}: array {key!r} holds Python objects, which are not read (no pickles); "
-            "save numbers, booleans or fixed-width strings"
+            "save numbers, booleans or fixed-width strings (captions: np.array(captions, "
+            "dtype=str))"
           ) from None
   except (ValueError, OSError, EOFError) as error:
     if isinstance(error, DataError):
@@ -397,7 +422,7 @@ class FilesDataSet(OwnDataSet):
     spec = read_spec(path)
     root = path.parent
     entries = spec["modalities"]
-    declared = [Declared.parse(e, str(path), SOURCE_KEYS) for e in entries]
+    declared = [Declared.parse(e, str(path), _source_keys(e)) for e in entries]
     for i, e in enumerate(entries):
       columns = _column_names(e, path)
       if declared[i].kind == ATTRIBUTES and declared[i].names is None and len(columns) > 1:
@@ -588,7 +613,14 @@ def _declaration(d: Declared, from_files: bool) -> dict:
       out.update(size=list(d.size), fit=d.fit)
   if d.standardize:
     out["standardize"] = True
+  if d.kind == TEXT:
+    out.update({k: getattr(d, k) for k in ("max_tokens", "vocabulary_size") if getattr(d, k)})
   return out
+
+
+def _source_keys(entry) -> Tuple[str, ...]:
+  text = isinstance(entry, dict) and entry.get("kind") == TEXT
+  return TEXT_SOURCE_KEYS if text else SOURCE_KEYS
 
 
 def _column_names(entry, spec: Optional[Path] = None) -> List[str]:

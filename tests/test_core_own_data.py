@@ -539,6 +539,136 @@ def test_bad_input_is_one_data_error_naming_where(case):
     assert re.search(pattern, message), (pattern, message)
 
 
+# --- a text: captions given as strings --------------------------------------------------------
+
+CAPTIONS = ["A red cat.", "the blue dog", "a small red bird", "Big dog, small cat!", "a dog", "red"]
+
+
+def with_text(train=CAPTIONS, test=("a red dog", "the zebra cat"), **declared):
+  """A vector and a text modality of `train` (and `test`) captions."""
+  kinds = {"vec": "vector", "caption": {"kind": "text", **declared}}
+  return {
+    "kinds": kinds,
+    "train": {"vec": np.ones((len(train), 2)), "caption": train},
+    "test": None if test is None else {"vec": np.ones((len(test), 2)), "caption": test},
+  }
+
+
+def test_a_text_is_tokens_over_the_training_captions_vocabulary():
+  """A list of str, or a str array: a tokens modality (T = the longest training caption's
+  words and its end) whose batches decode back to the captions, an unseen word as [UNK]."""
+  data = OwnDataSet(**with_text(test=np.array(["a red dog", "the zebra cat"])))
+  m = data.modalities[1]
+  words = {"a", "red", "cat", "the", "blue", "dog", "small", "bird", "big"}
+  assert (m.likelihood.kind, m.family, m.shape) == ("tokens", "sequence", (5, len(words) + 2))
+  assert set(m.text.words) == words and m.to_dict()["vocabulary"] == list(m.vocabulary)
+  batch = take(data.eval_dataset("test", 2), 1)[0]["caption"]
+  assert m.text.decode_numpy(batch) == ["a red dog", "the [UNK] cat"]
+  np.testing.assert_array_equal(batch.sum(-1), [[1, 1, 1, 1, 0]] * 2)
+  train = joined(take(data.eval_dataset("train", 4), 2), "caption")
+  assert m.text.decode_numpy(train) == [
+    "a red cat",
+    "the blue dog",
+    "a small red bird",
+    "big dog small cat",
+    "a dog",
+    "red",
+  ]
+
+
+def test_missing_captions_are_none_blank_or_masked():
+  captions = np.ma.MaskedArray(np.array(CAPTIONS), mask=[0, 0, 1, 0, 0, 0])
+  args = with_text(train=captions, test=[None, "a cat", " "])
+  with pytest.raises(DataError, match=r"train: 1 lack 'caption' \(of 6\); test: 2 lack"):
+    OwnDataSet(**args)
+  data = OwnDataSet(**args, missing="drop")
+  assert (data.num_examples("train"), data.num_examples("test")) == (5, 1)
+  assert "bird" not in data.modalities[1].text.words  # only in the caption left out
+
+
+def test_the_fingerprint_follows_each_training_caption():
+  before = OwnDataSet(**with_text()).fingerprint()
+  assert OwnDataSet(**with_text()).fingerprint() == before
+  changed = CAPTIONS[:4] + ["a cat"] + CAPTIONS[5:]
+  assert OwnDataSet(**with_text(train=changed)).fingerprint() != before
+  # One word for another with the same ids: the vocabulary tells them apart.
+  renamed = [c.replace("bird", "fish") for c in CAPTIONS]
+  assert OwnDataSet(**with_text(train=renamed)).fingerprint() != before
+
+
+def test_captions_cut_are_said_once(capsys):
+  capsys.readouterr()
+  args = with_text(train=CAPTIONS + ["one two three four five six"], max_tokens=6)
+  data = OwnDataSet(**args)
+  OwnDataSet(**args)
+  err = capsys.readouterr().err
+  assert err.count("warning:") == 1, err
+  assert (
+    "arrays: text 'caption': captions of more than 5 words are cut to their first 5 (train 1 of "
+    "7; the longest has 6 words): max_tokens=6, as given" in err
+  )
+  assert (
+    data.modalities[1].text.decode_numpy(joined(take(data.eval_dataset("train", 7), 1), "caption"))[
+      -1
+    ]
+    == "one two three four five"
+  )
+
+
+TEXT_BAD_INPUTS = {
+  "a_caption_of_punctuation": (
+    lambda: with_text(train=CAPTIONS[:3] + ["..."] + CAPTIONS[4:]),
+    [r"train\['caption'\] row 3: the caption '...' has no word once lower-cased"],
+  ),
+  "a_test_caption_of_unknown_words": (
+    lambda: with_text(test=["a cat", "Zebra!"]),
+    [r"test\['caption'\] row 1: the caption 'Zebra!' has only words the vocabulary does not"],
+  ),
+  "a_test_caption_of_words_past_the_vocabulary_size": (
+    lambda: with_text(test=["a red dog", "small bird"], vocabulary_size=4),
+    [r"test\['caption'\] row 1", r"vocabulary_size=4 keeps the 2 most frequent training words"],
+  ),
+  "a_number": (
+    lambda: with_text(train=CAPTIONS[:2] + [3.5] + CAPTIONS[3:]),
+    [r"train\['caption'\] row 2: a caption is text, got 3.5"],
+  ),
+  "two_captions_a_row": (
+    lambda: with_text(train=np.array([CAPTIONS, CAPTIONS]).T),
+    [r"train\['caption'\] row 0: a text is one caption per example, got shape \(6, 2\)"],
+  ),
+  "max_tokens_1": (
+    lambda: with_text(max_tokens=1),
+    [r"modality 'caption': max_tokens must be a whole number in \[2, 512\], got 1"],
+  ),
+  "max_tokens_513": (lambda: with_text(max_tokens=513), ["max_tokens", "got 513"]),
+  "max_tokens_2_5": (lambda: with_text(max_tokens=2.5), ["max_tokens", "got 2.5"]),
+  "vocabulary_size_2": (
+    lambda: with_text(vocabulary_size=2),
+    [r"vocabulary_size must be a whole number in \[3, 1000000\], got 2"],
+  ),
+  "vocabulary_size_of_text": (lambda: with_text(vocabulary_size="9"), ["got '9'"]),
+  "categorical_text": (
+    lambda: with_text(likelihood="categorical"),
+    [r"likelihood 'categorical' for a text; choose from \['tokens'\]"],
+  ),
+  "max_tokens_for_a_vector": (
+    lambda: {"kinds": {"vec": {"kind": "vector", "max_tokens": 4}}, "train": {"vec": np.ones(3)}},
+    ["modality 'vec': unknown key 'max_tokens' for a vector"],
+  ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_BAD_INPUTS))
+def test_a_texts_bad_input_is_one_data_error_naming_where(case):
+  make, patterns = TEXT_BAD_INPUTS[case]
+  with pytest.raises(DataError) as error:
+    OwnDataSet(**make())
+  message = str(error.value)
+  assert "\n" not in message
+  for pattern in patterns:
+    assert re.search(pattern, message), (pattern, message)
+
+
 # --- splits that disagree, empty or absent; a class written two ways ------------------------
 
 

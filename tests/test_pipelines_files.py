@@ -14,6 +14,7 @@ import tensorflow as tf
 from absl import flags
 from tiny_runs import run_module
 
+import jmvae_tf
 from jmvae_tf.core.data import DataError
 from jmvae_tf.core.own_data import OwnDataSet
 from pipelines import registry
@@ -796,3 +797,410 @@ def test_attribute_columns_name_the_projectors_metadata(tmp_path):
   metadata = FilesDataSet(str(tmp_path)).metadata("test", 4)
   assert list(metadata) == ["Smiling", "Eyeglasses", "c"]
   np.testing.assert_array_equal(metadata["Smiling"], [0, 1, 0, 1])
+
+
+# --- a text column: captions ------------------------------------------------------------------
+
+TRAIN_CAPTIONS = [
+  "A red cat.",
+  "the blue dog",
+  "a small red bird",
+  "Big dog, small cat!",
+  "the cat sat on the mat",
+  "red and blue",
+  "a dog",
+  "the bird sings",
+]
+# "zebra" is in no training caption: it reads as [UNK].
+TEST_CAPTIONS = ["a red dog", "the zebra cat", "blue bird"]
+# What they read as: lower case, no punctuation.
+TRAIN_READ = [
+  "a red cat",
+  "the blue dog",
+  "a small red bird",
+  "big dog small cat",
+  "the cat sat on the mat",
+  "red and blue",
+  "a dog",
+  "the bird sings",
+]
+TEST_READ = ["a red dog", "the [UNK] cat", "blue bird"]
+CAPTION = {"name": "caption", "kind": "text", "column": "caption"}
+
+
+def caption_folder(root, kind="csv", train=TRAIN_CAPTIONS, test=TEST_CAPTIONS, **caption):
+  """train and test files of PNG images (csv) or a vector x (jsonl), and a caption column;
+  the spec reads both; returns the training images (csv) or None."""
+  images = None
+  for split, captions in (("train", train), ("test", test)):
+    start = 0 if split == "train" else len(train)
+    if kind == "csv":
+      part = pixels(len(captions), seed=start)
+      images = part if split == "train" else images
+      for i, image in enumerate(part):
+        write_png(root / "img" / f"{start + i}.png", image)
+      rows = [[f"img/{start + i}.png", c] for i, c in enumerate(captions)]
+      write_csv(root / f"{split}.csv", ["file", "caption"], rows)
+    else:
+      write_jsonl(
+        root / f"{split}.jsonl",
+        [{"x": float(start + i), "caption": c} for i, c in enumerate(captions)],
+      )
+  first = (
+    {"name": "image", "kind": "image", "column": "file"}
+    if kind == "csv"
+    else {"name": "x", "kind": "vector", "columns": ["x"]}
+  )
+  write_spec(
+    root,
+    [first, dict(CAPTION, **caption)],
+    splits={"train": f"train.{kind}", "test": f"test.{kind}"},
+  )
+  return images
+
+
+def captions_of(data, split, n):
+  """The captions a split's batches hold, decoded by the modality's vocabulary, and the
+  values."""
+  values = joined(take(data.eval_dataset(split, 4), 10), "caption")
+  assert values.shape[0] == n
+  return data.modalities[-1].text.decode_numpy(values), values
+
+
+@pytest.mark.parametrize("kind", ["csv", "jsonl"])
+def test_a_text_column_is_tokens_over_the_training_captions_words(tmp_path, kind):
+  """Beside PNG images (CSV) or a vector (JSONL): a tokens modality of T = the longest
+  training caption's words and its end, V = the training words and the two reserved tokens;
+  batches decode back to the captions (an unseen test word as [UNK]), padding rows all zero;
+  the captions are held as word ids, not one-hots."""
+  images = caption_folder(tmp_path, kind)
+  data = FilesDataSet(str(tmp_path))
+  words = {w for c in TRAIN_READ for w in c.split()}
+  text = data.modalities[-1]
+  assert (text.name, text.likelihood.kind, text.family) == ("caption", "tokens", "sequence")
+  assert text.shape == (7, len(words) + 2) and set(text.text.words) == words
+  assert text.vocabulary[:2] == ("[UNK]", "<eos>") and text.text.max_tokens == 7
+  assert data.vocabularies["caption"].tokens == text.vocabulary
+  train, values = captions_of(data, "train", 8)
+  assert train == TRAIN_READ
+  test, test_values = captions_of(data, "test", 3)
+  assert test == TEST_READ
+  assert values.dtype == np.float32 and values.shape == (8, 7, len(words) + 2)
+  lengths = np.array([len(c.split()) for c in TRAIN_READ])
+  sums = values.sum(axis=-1)
+  np.testing.assert_array_equal(sums, np.arange(7)[None, :] <= lengths[:, None])
+  np.testing.assert_array_equal(values.argmax(-1)[np.arange(8), lengths], 1)  # EOS
+  held = data._splits["train"].values["caption"]
+  assert held.dtype == np.int32 and held.shape == (8, 7) and held.min() == -1
+  if kind == "csv":
+    np.testing.assert_array_equal(data.display_images("train", 8), images[..., 0])
+  else:
+    np.testing.assert_array_equal(
+      joined(take(data.eval_dataset("test", 3), 1), "x")[:, 0], [8, 9, 10]
+    )
+  # Training batches are the same captions, shuffled.
+  batch = take(data.train_dataset(8, seed=3), 1)[0]["caption"]
+  assert sorted(text.text.decode_numpy(batch)) == sorted(TRAIN_READ)
+
+
+def test_text_options_set_the_positions_and_the_vocabulary_size(tmp_path):
+  """max_tokens=5: four words and the end; vocabulary_size=5: the three most frequent
+  training words (the others read as [UNK])."""
+  train = ["the the cat", "the cat dog", "the cat", "a dog bird"]
+  caption_folder(tmp_path, "jsonl", train, ["a cat", "the bird"], max_tokens=5, vocabulary_size=5)
+  data = FilesDataSet(str(tmp_path))
+  text = data.modalities[-1].text
+  assert text.shape == (5, 5) and text.words == ("the", "cat", "dog")
+  assert captions_of(data, "train", 4)[0][3] == "[UNK] dog [UNK]"
+  assert captions_of(data, "test", 2)[0] == ["[UNK] cat", "the [UNK]"]
+
+
+def test_captions_cut_to_max_tokens_are_counted_over_the_splits_and_said_once(tmp_path, capsys):
+  caption_folder(
+    tmp_path, "jsonl", test=TEST_CAPTIONS + ["one two three four five a"], max_tokens=5
+  )
+  capsys.readouterr()
+  data = FilesDataSet(str(tmp_path))
+  err = capsys.readouterr().err
+  lines = [line for line in err.splitlines() if "cut" in line]
+  assert lines == [
+    "warning: files: text 'caption': captions of more than 4 words are cut to their first 4 "
+    "(train 1 of 8, test 1 of 4; the longest has 6 words): max_tokens=5, as given, its end of "
+    "sentence included"
+  ], err
+  assert captions_of(data, "train", 8)[0][4] == "the cat sat on"
+  assert captions_of(data, "test", 4)[0][3] == "[UNK] [UNK] [UNK] [UNK]"
+  FilesDataSet(str(tmp_path))  # made again: not said again
+  assert "cut" not in capsys.readouterr().err
+
+
+def test_the_default_max_tokens_is_at_most_512_and_said(tmp_path, capsys):
+  long = " ".join(["cat"] * 600)
+  caption_folder(tmp_path, "jsonl", train=TRAIN_CAPTIONS[:3] + [long])
+  capsys.readouterr()
+  data = FilesDataSet(str(tmp_path))
+  assert data.modalities[-1].shape[0] == 512
+  err = capsys.readouterr().err
+  assert (
+    "captions of more than 511 words are cut to their first 511 (train 1 of 4; the longest has "
+    "600 words): max_tokens=512, the most it may be; the longest training caption's words and "
+    "its end would need 601"
+  ) in err, err
+
+
+def test_missing_captions_are_counted_refused_then_dropped(tmp_path, capsys):
+  """An empty cell, whitespace, a JSON null and an absent key are missing captions; the
+  vocabulary is then built from the captions of the examples kept."""
+  caption_folder(tmp_path, "csv", train=TRAIN_CAPTIONS[:7] + [""], test=["", " ", "a cat"])
+  one_line_error(
+    lambda: FilesDataSet(str(tmp_path)),
+    "train: 1 lack 'caption' (of 8); test: 2 lack 'caption' (of 3)",
+    "missing=drop",
+  )
+  data = FilesDataSet(str(tmp_path), missing="drop")
+  assert (data.num_examples("train"), data.num_examples("test")) == (7, 1)
+  assert captions_of(data, "test", 1)[0] == ["a cat"]
+  assert "bird sings" not in captions_of(data, "train", 7)[0]
+
+  records = [{"x": 0.0, "caption": "a cat"}, {"x": 1.0, "caption": None}, {"x": 2.0}]
+  records += [{"x": 3.0, "caption": "the sings"}, {"x": 4.0, "caption": "a dog"}]
+  write_jsonl(tmp_path / "t.jsonl", records)
+  write_spec(
+    tmp_path,
+    [{"name": "x", "kind": "vector", "columns": ["x"]}, CAPTION],
+    splits={"train": "t.jsonl"},
+  )
+  one_line_error(lambda: FilesDataSet(str(tmp_path)), "train: 2 lack 'caption' (of 5)")
+  data = FilesDataSet(str(tmp_path), missing="drop")
+  assert set(data.modalities[-1].text.words) == {"a", "cat", "the", "sings", "dog"}
+
+
+def test_the_vocabulary_is_that_of_the_first_num_train_captions(tmp_path):
+  caption_folder(tmp_path, "jsonl")
+  data = FilesDataSet(str(tmp_path), num_train=2)
+  assert set(data.modalities[-1].text.words) == {"a", "red", "cat", "the", "blue", "dog"}
+  assert data.modalities[-1].shape == (4, 8)
+  assert captions_of(data, "test", 3)[0] == ["a red dog", "the [UNK] cat", "blue [UNK]"]
+
+
+def test_an_npz_str_array_of_captions_reads_as_own_data_sets_does(tmp_path):
+  """A fixed-width str array of an .npz (an empty string is missing); the same modality,
+  batches and fingerprint as OwnDataSet given the captions."""
+  x = np.arange(8, dtype=np.float32)[:, None]
+  np.savez(tmp_path / "d.npz", x=x, caption=np.array(TRAIN_CAPTIONS))
+  write_spec(
+    tmp_path,
+    [{"name": "x", "kind": "vector", "column": "x"}, CAPTION],
+    splits={"train": "d.npz"},
+  )
+  data = FilesDataSet(str(tmp_path))
+  same = OwnDataSet({"x": "vector", "caption": "text"}, train={"x": x, "caption": TRAIN_CAPTIONS})
+  assert data.modalities == same.modalities and data.fingerprint() == same.fingerprint()
+  assert captions_of(data, "train", 8)[0] == TRAIN_READ
+
+
+def test_the_fingerprint_follows_the_training_captions(tmp_path):
+  caption_folder(tmp_path, "jsonl")
+  before = FilesDataSet(str(tmp_path)).fingerprint()
+  caption_folder(
+    tmp_path, "jsonl", train=TRAIN_CAPTIONS[:5] + ["red and green"] + TRAIN_CAPTIONS[6:]
+  )
+  after = FilesDataSet(str(tmp_path)).fingerprint()
+  assert after != before
+  caption_folder(
+    tmp_path, "jsonl", train=TRAIN_CAPTIONS[:5] + ["Red, and GREEN!"] + TRAIN_CAPTIONS[6:]
+  )
+  assert FilesDataSet(str(tmp_path)).fingerprint() == after  # the same words
+  caption_folder(
+    tmp_path,
+    "jsonl",
+    train=TRAIN_CAPTIONS[:5] + ["red and green"] + TRAIN_CAPTIONS[6:],
+    test=["a cat"],
+  )
+  assert FilesDataSet(str(tmp_path)).fingerprint() == after  # a test caption: not training data
+
+
+def test_streamed_images_with_captions_give_what_memory_gives(tmp_path):
+  caption_folder(tmp_path, "csv")
+  memory = FilesDataSet(str(tmp_path), in_memory="yes")
+  streamed = FilesDataSet(str(tmp_path), in_memory="no")
+  assert memory.fingerprint() == streamed.fingerprint()
+  assert memory.modalities == streamed.modalities
+  for a, b in zip(
+    take(memory.train_dataset(4, seed=2), 3), take(streamed.train_dataset(4, seed=2), 3)
+  ):
+    for key in ("image", "caption"):
+      np.testing.assert_array_equal(a[key], b[key])
+  for key in ("image", "caption"):
+    np.testing.assert_array_equal(
+      joined(take(memory.eval_dataset("test", 2), 2), key),
+      joined(take(streamed.eval_dataset("test", 2), 2), key),
+    )
+
+
+def test_jmvae_kl_trains_on_images_and_captions_from_files(tmp_path, monkeypatch):
+  monkeypatch.chdir(tmp_path)
+  caption_folder(tmp_path, "csv")
+  data = FilesDataSet(str(tmp_path))
+  model = jmvae_tf.make_model("jmvae_kl", data, architecture_options={"hidden": "32"}, latent_dim=2)
+  result = jmvae_tf.train(model, data, epochs=2, batch_size=4, warmup_epochs=0, verbose=0)
+  assert int(model.optimizer.iterations.numpy()) == 4
+  assert np.isfinite(result.history["loss"]).all() and "nll_caption" in result.history
+  batch = next(iter(data.eval_dataset("test", 3)))
+  generated = model.generated_mean(batch, "caption", given=["image"])
+  assert generated.shape == (3, 7, data.modalities[-1].shape[1])
+  assert len(data.modalities[-1].text.decode_numpy(generated)) == 3
+
+
+# --- a text column's bad input: one line naming the file and line ---------------------------
+
+
+def _caption_cell(root, row, value, split="train"):
+  rows = list(csv.reader(open(root / f"{split}.csv")))
+  rows[row + 1][1] = value
+  write_csv(root / f"{split}.csv", rows[0], rows[1:])
+
+
+def _caption_spec(root, **changes):
+  spec = json.loads((root / "dataset.json").read_text())
+  spec["modalities"][1].update(changes)
+  _spec_with(root, modalities=spec["modalities"])
+
+
+def text_case_a_caption_of_punctuation(root):
+  _caption_cell(root, 5, "...")
+  return [
+    f"{root / 'train.csv'}: line 7, column 'caption': the caption '...' has no word once "
+    "lower-cased and stripped of punctuation"
+  ]
+
+
+def text_case_a_caption_of_spaces_and_a_bang(root):
+  _caption_cell(root, 1, "  !", split="test")
+  return [f"{root / 'test.csv'}: line 3, column 'caption': the caption '  !' has no word"]
+
+
+def text_case_a_test_caption_of_unknown_words(root):
+  _caption_cell(root, 2, "Zebras, giraffes!", split="test")
+  return [
+    f"{root / 'test.csv'}: line 4, column 'caption': the caption 'Zebras, giraffes!' has only "
+    "words the vocabulary does not have (the training captions' words)"
+  ]
+
+
+def text_case_a_test_caption_of_unknown_words_after_a_drop(root):
+  """The line is the file's, not the row's among the examples kept."""
+  _caption_cell(root, 0, "", split="test")
+  _caption_cell(root, 2, "zebras", split="test")
+  return [f"{root / 'test.csv'}: line 4, column 'caption': the caption 'zebras' has only words"]
+
+
+def text_case_bytes_that_are_not_utf8_in_a_csv(root):
+  lines = (root / "train.csv").read_bytes().split(b"\n")
+  lines[3] = lines[3].replace(b"small", b"sm\xe4ll")
+  (root / "train.csv").write_bytes(b"\n".join(lines))
+  return [
+    f"{root / 'train.csv'}: line 4 is not UTF-8 text (byte 0xe4 at its byte 15: invalid "
+    "continuation byte); save the file as UTF-8"
+  ]
+
+
+def text_case_bytes_that_are_not_utf8_in_a_jsonl(root):
+  write_jsonl(root / "more.jsonl", [{"z": "fine"}] * 8)
+  lines = (root / "more.jsonl").read_bytes().split(b"\n")
+  lines[5] = b'{"z": "\xff"}'
+  (root / "more.jsonl").write_bytes(b"\n".join(lines))
+  _spec_with(root, splits={"train": ["train.csv", "more.jsonl"], "test": "test.csv"})
+  return [f"{root / 'more.jsonl'}: line 6 is not UTF-8 text (byte 0xff"]
+
+
+def text_case_a_number_as_a_caption(root):
+  write_jsonl(root / "more.jsonl", [{"words": "a cat"}] * 4 + [{"words": 7}] + [{"words": "a"}] * 3)
+  write_jsonl(root / "more_test.jsonl", [{"words": "a cat"}] * 3)
+  _spec_with(
+    root, splits={"train": ["train.csv", "more.jsonl"], "test": ["test.csv", "more_test.jsonl"]}
+  )
+  _modalities_plus(root, {"name": "words", "kind": "text", "column": "words"})
+  return [f"{root / 'more.jsonl'}: line 5, column 'words': a caption is text, got 7"]
+
+
+def text_case_max_tokens_1(root):
+  _caption_spec(root, max_tokens=1)
+  return [
+    f"{root / 'dataset.json'} modality 'caption': max_tokens must be a whole number in "
+    "[2, 512], got 1"
+  ]
+
+
+def text_case_max_tokens_513(root):
+  _caption_spec(root, max_tokens=513)
+  return [f"{root / 'dataset.json'} modality 'caption': max_tokens must be", "got 513"]
+
+
+def text_case_max_tokens_not_whole(root):
+  _caption_spec(root, max_tokens=7.5)
+  return [f"{root / 'dataset.json'} modality 'caption': max_tokens", "got 7.5"]
+
+
+def text_case_max_tokens_as_text(root):
+  _caption_spec(root, max_tokens="8")
+  return [f"{root / 'dataset.json'} modality 'caption': max_tokens", "got '8'"]
+
+
+def text_case_vocabulary_size_2(root):
+  _caption_spec(root, vocabulary_size=2)
+  return [
+    f"{root / 'dataset.json'} modality 'caption': vocabulary_size must be a whole number in "
+    "[3, 1000000], got 2"
+  ]
+
+
+def text_case_vocabulary_size_true(root):
+  _caption_spec(root, vocabulary_size=True)
+  return [f"{root / 'dataset.json'} modality 'caption': vocabulary_size", "got True"]
+
+
+def text_case_another_likelihood(root):
+  _caption_spec(root, likelihood="categorical")
+  return [
+    f"{root / 'dataset.json'} modality 'caption': likelihood 'categorical' for a text; choose "
+    "from ['tokens']"
+  ]
+
+
+def text_case_an_unknown_key(root):
+  _caption_spec(root, lowercase=False)
+  return [f"{root / 'dataset.json'} modality 'caption': unknown key 'lowercase' for a text"]
+
+
+def text_case_columns(root):
+  spec = json.loads((root / "dataset.json").read_text())
+  del spec["modalities"][1]["column"]
+  spec["modalities"][1]["columns"] = ["caption"]
+  _spec_with(root, modalities=spec["modalities"])
+  return [
+    f"{root / 'dataset.json'} modality 'caption': unknown key 'columns' for a text (it takes "
+    "['column', 'kind', 'likelihood', 'max_tokens', 'name', 'present', 'vocabulary_size'])"
+  ]
+
+
+def text_case_an_npz_object_array(root):
+  np.savez(root / "more.npz", words=np.array(["a cat"] * 8, dtype=object))
+  _spec_with(root, splits={"train": ["train.csv", "more.npz"], "test": "test.csv"})
+  _modalities_plus(root, {"name": "words", "kind": "text", "column": "words"})
+  return [
+    f"{root / 'more.npz'}: array 'words' holds Python objects, which are not read (no pickles)",
+    "np.array(captions, dtype=str)",
+  ]
+
+
+TEXT_BAD_INPUTS = {
+  name[10:]: case for name, case in list(globals().items()) if name.startswith("text_case_")
+}
+
+
+@pytest.mark.parametrize("case", sorted(TEXT_BAD_INPUTS))
+def test_a_text_columns_bad_input_is_one_line_naming_the_file_and_line(tmp_path, case):
+  caption_folder(tmp_path, "csv")
+  words = TEXT_BAD_INPUTS[case](tmp_path)
+  one_line_error(lambda: FilesDataSet(str(tmp_path), missing="drop"), *words)

@@ -10,18 +10,23 @@ modality is, by kind:
   attributes  several binary columns [N, A]: {0, 1},          gaussian_fixed in {-1, 1} (bernoulli
               {-1, 1} or booleans                             in {0, 1})
   vector      real values [N, D, ...]                         gaussian (gaussian_fixed, bernoulli)
+  text        one caption (a str) per example                 tokens
 
 What the models see: a Bernoulli image is binarised stochastically (each pixel 1 with
 probability intensity/255: fresh bits per training batch, keyed on (seed, epoch, step) as the
 MNIST pipeline's; fixed bits per held-out example, keyed on (seed, its index)); a Gaussian image
 is pixel / 127.5 - 1, in [-1, 1] (the CelebA pipeline's); a class is one-hot over its classes
 (given, else the sorted distinct values of the training split); a vector is as given, or
-standardised with the training split's mean and deviation ("standardize").
+standardised with the training split's mean and deviation ("standardize"); a text is one-hot
+tokens [T, V] (`jmvae_tf.core.text`) over the vocabulary of the training captions (options
+max_tokens: T, default the longest training caption's words and its end, at most 512;
+vocabulary_size: at most V tokens), held as word ids [N, T] and made one-hot per batch.
 
 Missing values have one representation: a modality is present or absent for each example
 (`present[split][name]`, bool [N]). What marks it absent: an empty cell, a JSON null or absent
 key, an empty image path, a masked entry of a NumPy masked array, or a mask array; NaN, inf and
-unreadable text are errors, not missing values. Every absence is counted per modality at load.
+unreadable text are errors, not missing values, and so is a caption with no word (only
+punctuation: "..."). Every absence is counted per modality at load.
 Until the objectives learn from incomplete examples, a data set with absences is refused in
 one line that counts them, unless the option missing=drop leaves those examples out (counted).
 Batches hold complete examples only, dicts {modality name: float32 [B, ...]}, as every data
@@ -42,18 +47,26 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from jmvae_tf.core import text
 from jmvae_tf.core.data import SPLITS, DataError, DataSet, check_options, digest
-from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED
-from jmvae_tf.core.modalities import IMAGE, VECTOR, Modality
+from jmvae_tf.core.files import warn_once
+from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED, TOKENS
+from jmvae_tf.core.modalities import IMAGE, SEQUENCE, VECTOR, Modality
 
-IMAGE_KIND, CLASS, ATTRIBUTES, VECTOR_KIND = "image", "class", "attributes", "vector"
-KINDS = (IMAGE_KIND, CLASS, ATTRIBUTES, VECTOR_KIND)
+IMAGE_KIND, CLASS, ATTRIBUTES, VECTOR_KIND, TEXT = "image", "class", "attributes", "vector", "text"
+KINDS = (IMAGE_KIND, CLASS, ATTRIBUTES, VECTOR_KIND, TEXT)
 LIKELIHOODS = {  # the first is the kind's default
   IMAGE_KIND: (BERNOULLI, GAUSSIAN_FIXED, GAUSSIAN),
   CLASS: (CATEGORICAL,),
   ATTRIBUTES: (GAUSSIAN_FIXED, BERNOULLI),
   VECTOR_KIND: (GAUSSIAN, GAUSSIAN_FIXED, BERNOULLI),
+  TEXT: (TOKENS,),
 }
+# A text's limits, as the built-in data sets' caption options (pipelines/captioning.py): T
+# positions (a word and its end at least; beyond 512 a caption is a document, not this model's
+# text) and V tokens (the two reserved ones and a word at least).
+TEXT_MAX_TOKENS = (2, 512)
+TEXT_VOCABULARY_SIZE = (3, 1_000_000)
 FITS = ("none", "resize", "crop")
 MISSING = ("refuse", "drop")
 # What a kind's declaration may say besides name and kind (the files spec adds where the
@@ -63,6 +76,7 @@ KIND_KEYS = {
   CLASS: {"likelihood", "classes"},
   ATTRIBUTES: {"likelihood", "names"},
   VECTOR_KIND: {"likelihood", "standardize"},
+  TEXT: {"likelihood", "max_tokens", "vocabulary_size"},
 }
 # Separate the random streams derived from one seed; pipelines/mnist.py's training bits use
 # this one too, so the two pipelines binarise alike.
@@ -91,6 +105,8 @@ class Declared:
   fit: str = "none"
   standardize: bool = False
   names: Optional[Tuple[str, ...]] = None  # attributes: each column's name (the Projector's)
+  max_tokens: Optional[int] = None  # a text's T; None: the longest training caption's and EOS
+  vocabulary_size: Optional[int] = None  # a text's most tokens V; None: every training word
 
   @classmethod
   def parse(cls, entry, where: str, extra_keys: Sequence[str] = ()) -> "Declared":
@@ -149,7 +165,37 @@ class Declared:
     ):
       raise DataError(f"{where}: names must be a list of the attributes' names, got {names!r}")
     names = tuple(names) if names is not None else None
-    return cls(name, kind, likelihood, classes, size, channels, fit, standardize, names)
+    max_tokens = _whole(entry, "max_tokens", TEXT_MAX_TOKENS, where)
+    vocabulary_size = _whole(entry, "vocabulary_size", TEXT_VOCABULARY_SIZE, where)
+    return cls(
+      name,
+      kind,
+      likelihood,
+      classes,
+      size,
+      channels,
+      fit,
+      standardize,
+      names,
+      max_tokens,
+      vocabulary_size,
+    )
+
+
+def _whole(entry, key: str, bounds: Tuple[int, int], where: str) -> Optional[int]:
+  """entry[key], a whole number within `bounds`, or None where not given."""
+  value = entry.get(key)
+  if value is None:
+    return None
+  if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+    whole = None
+  else:
+    whole = int(value)
+  if whole is None or not bounds[0] <= whole <= bounds[1]:
+    raise DataError(
+      f"{where}: {key} must be a whole number in [{bounds[0]}, {bounds[1]}], got {value!r}"
+    )
+  return whole
 
 
 def class_text(value) -> str:
@@ -192,19 +238,24 @@ def _sorted_classes(values) -> Tuple[str, ...]:
 class Split:
   """One split's values, {modality: array [N, ...]}: images uint8 [N, H, W, C] (or paths
   [N] where they stream from files), classes int32 [N] (indices), attributes and vectors
-  float32; `present`, {modality: bool [N]}; `content`, {image modality: what stands for
-  the pixels in the fingerprint} for images that stream."""
+  float32, texts their captions (object [N] of str) until the vocabulary is built, then word
+  ids int32 [N, T]; `present`, {modality: bool [N]}; `content`, {image modality: what stands
+  for the pixels in the fingerprint} for images that stream; `rows`, each example's row in
+  the split as given (what messages name once examples are left out)."""
 
   values: Dict[str, np.ndarray]
   present: Dict[str, np.ndarray]
   content: Dict[str, np.ndarray] = dataclasses.field(default_factory=dict)
+  rows: Optional[np.ndarray] = None
 
   def __len__(self):
     return len(next(iter(self.present.values())))
 
   def take(self, rows: np.ndarray) -> "Split":
     parts = (self.values, self.present, self.content)
-    return Split(*({k: v[rows] for k, v in part.items()} for part in parts))
+    taken = Split(*({k: v[rows] for k, v in part.items()} for part in parts))
+    taken.rows = None if self.rows is None else self.rows[rows]
+    return taken
 
 
 def _masked(values) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -221,13 +272,18 @@ def convert(
 ) -> Tuple[np.ndarray, np.ndarray]:
   """A split's raw values of one modality -> (values as the Split holds them, present bool [N]).
   Raw values: images uint8 arrays (or path strings); a class, any one value per row;
-  attributes [N, A] and vectors [N, ...] numbers (or text from a table). A DataError names the
+  attributes [N, A] and vectors [N, ...] numbers (or text from a table); a text, its captions
+  (str; kept as text here, made word ids once the vocabulary is built). A DataError names the
   first bad value's place (`locate`)."""
+  if declared.kind == TEXT and not isinstance(raw, np.ndarray):
+    raw = np.asarray(raw, dtype=object)  # a list's 3.5 stays a number, not the text "3.5"
   values, absent = _masked(raw)
   n = len(values)
   name = declared.name
   if declared.kind == IMAGE_KIND:
     return _image_values(declared, split, values, absent, locate)
+  if declared.kind == TEXT:
+    return _captions(declared, split, values, absent, locate)
   if declared.kind == CLASS:
     if values.ndim != 1:
       raise DataError(
@@ -330,6 +386,83 @@ def _number(cell, where) -> float:
   raise DataError(f"{where()}: {cell!r} is not a number")
 
 
+def _captions(declared, split, values, absent, locate) -> Tuple[np.ndarray, np.ndarray]:
+  """Captions [N] (object: str, "" where absent) and present [N]. A blank value (an empty
+  cell, a null, whitespace) is absent; a value that is not text, or a caption with no word
+  once lower-cased and stripped of punctuation ("...") is a DataError naming its place."""
+  name = declared.name
+  if values.ndim != 1:
+    raise DataError(
+      f"{locate(split, name, 0)}: a text is one caption per example, got shape {values.shape}"
+    )
+  n = len(values)
+  captions = np.full(n, "", object)
+  present = np.ones(n, bool) if absent is None else ~absent
+  for row, value in enumerate(values.tolist()):
+    if not present[row]:
+      continue
+    if isinstance(value, bytes):
+      try:
+        value = value.decode("utf-8")
+      except UnicodeDecodeError:
+        raise DataError(f"{locate(split, name, row)}: a caption that is not UTF-8 text") from None
+    if is_blank(value):
+      present[row] = False
+    elif not isinstance(value, str):
+      raise DataError(f"{locate(split, name, row)}: a caption is text, got {value!r}")
+    else:
+      captions[row] = value
+  # Words do not depend on the vocabulary (an unknown word is a word): any one counts them.
+  counts = _word_counts(text.Vocabulary(text.RESERVED + ("a",), text.MIN_TOKENS), captions[present])
+  empty = np.flatnonzero(present)[counts == 0]
+  if empty.size:
+    row = int(empty[0])
+    raise DataError(
+      f"{locate(split, name, row)}: the caption {captions[row]!r} has no word once lower-cased "
+      "and stripped of punctuation (a missing caption is an empty cell or a null)"
+    )
+  return captions, present
+
+
+_TEXT_CHUNK = 8192
+
+
+def _word_ids(vocabulary: "text.Vocabulary", captions: np.ndarray) -> list:
+  """The captions' word ids (`CaptionEncoder.word_ids`), ragged chunks of _TEXT_CHUNK."""
+  encoder = vocabulary.encoder()
+  return [
+    encoder.word_ids(tf.constant(captions[i : i + _TEXT_CHUNK].astype(str)))
+    for i in range(0, len(captions), _TEXT_CHUNK)
+  ]
+
+
+def _word_counts(vocabulary: "text.Vocabulary", captions: np.ndarray) -> np.ndarray:
+  chunks = [ids.row_lengths().numpy() for ids in _word_ids(vocabulary, captions)]
+  return np.concatenate(chunks) if chunks else np.zeros([0], np.int64)
+
+
+def _dense_ids(chunks: list, length: int) -> np.ndarray:
+  """Ragged word ids -> int32 [N, T]: the first T - 1 words, EOS, then -1 (padding): the
+  columns of `CaptionEncoder.from_word_ids`, kept as ids (one-hot in each batch)."""
+  out = []
+  for ids in chunks:
+    kept = ids[:, : length - 1]
+    eos = tf.fill([kept.nrows(), 1], tf.cast(text.EOS_COLUMN, kept.dtype))
+    columns = tf.concat([kept, eos], axis=1)
+    out.append(columns.to_tensor(default_value=-1, shape=[None, length]).numpy().astype(np.int32))
+  return np.concatenate(out) if out else np.zeros([0, length], np.int32)
+
+
+class _Places:
+  """Where each caption of a split is, for `text.check_captions`' message (made on demand)."""
+
+  def __init__(self, locate, split, name, rows):
+    self.locate, self.split, self.name, self.rows = locate, split, name, rows
+
+  def __getitem__(self, i):
+    return self.locate(self.split, self.name, int(self.rows[i]))
+
+
 def _image_values(declared, split, values, absent, locate):
   """uint8 pixels as [N, H, W, C], or paths [N] (str) with present where not blank."""
   n = len(values)
@@ -394,7 +527,8 @@ class OwnDataSet(DataSet):
                       test={"image": x_test, "label": y_test})
 
   `kinds`: {modality: its kind, or a dict {"kind": ..., "likelihood", "classes", "size",
-  "channels", "fit", "standardize"}}, in the order the models see them. `train` is required;
+  "channels", "fit", "standardize", "max_tokens", "vocabulary_size"}}, in the order the models
+  see them; a text's values are its captions (a sequence or array of str). `train` is required;
   `validation` and `test` are optional. Options (strings, as --data_options): missing=refuse
   (default) or drop. `architecture` (default "generic") names the networks. The rest is for
   data sets read from files (pipelines/files.py): `image_loader(declared)`, a tf function
@@ -450,6 +584,7 @@ class OwnDataSet(DataSet):
       self._splits[split] = self._convert(split, raw[split], classes, locate)
     self._splits["train"].content = dict(content or {})
     self._fitting = fitting
+    self._modalities: Optional[Tuple[Modality, ...]] = None
     self.classes_of = classes
     self.counts = self._count_absent()
     self._apply_missing_policy()
@@ -461,6 +596,7 @@ class OwnDataSet(DataSet):
           + (" with every modality" if self.missing == "drop" else "")
         )
       self._splits["train"] = self._splits["train"].take(np.arange(num_train))
+    self._encode_texts(locate)
     self._standardize()
     self._check_images()
 
@@ -501,7 +637,7 @@ class OwnDataSet(DataSet):
       raise DataError(
         f"{self.name}: the {split} split needs as many examples of each modality, got {sizes}"
       )
-    return Split(values, present)
+    return Split(values, present, rows=np.arange(next(iter(sizes.values()))))
 
   def _count_absent(self) -> Dict[str, Dict[str, int]]:
     """{split: {modality: examples that lack it}}."""
@@ -542,6 +678,68 @@ class OwnDataSet(DataSet):
       f"{', '.join(dropped)} ({absent})",
       file=sys.stderr,
       flush=True,
+    )
+
+  def _encode_texts(self, locate):
+    """Each text's vocabulary, from the training captions (those kept: after missing=drop and
+    num_train), and every split's captions as word ids [N, T]; a held-out caption of only
+    words the vocabulary lacks is a DataError naming it; captions cut to T - 1 words are
+    counted over the splits and said once."""
+    self.vocabularies: Dict[str, text.Vocabulary] = {}
+    for d in self.declared:
+      if d.kind != TEXT:
+        continue
+      train = self._splits["train"].values[d.name]
+      try:
+        built = text.Vocabulary.build(train, d.max_tokens or text.MIN_TOKENS, d.vocabulary_size)
+      except text.TextError as e:
+        raise DataError(f"{self.name}: text {d.name!r}: {e}") from None
+      chunks = {"train": _word_ids(built, train)}
+      counts = {"train": np.concatenate([c.row_lengths().numpy() for c in chunks["train"]])}
+      longest_train = int(counts["train"].max())
+      length = d.max_tokens or min(longest_train + 1, TEXT_MAX_TOKENS[1])
+      vocabulary = text.Vocabulary(built.tokens, length)
+      for split, part in self._splits.items():
+        captions = part.values[d.name]
+        if split != "train":
+          places = _Places(locate, split, d.name, part.rows)
+          try:
+            counts[split], _ = text.check_captions(captions, vocabulary, places)
+          except text.TextError as e:
+            kept = (
+              f" (vocabulary_size={d.vocabulary_size} keeps the {vocabulary.size - 2} most "
+              "frequent training words)"
+              if d.vocabulary_size
+              else " (the training captions' words)"
+            )
+            raise DataError(f"{e}{kept}") from None
+          chunks[split] = _word_ids(vocabulary, captions)
+        part.values[d.name] = _dense_ids(chunks.pop(split), length)
+      self.vocabularies[d.name] = vocabulary
+      self._say_cut(d, counts, length, longest_train)
+
+  def _say_cut(self, d: Declared, counts: Dict[str, np.ndarray], length: int, longest_train: int):
+    cut = {s: int(np.sum(c > length - 1)) for s, c in counts.items()}
+    if not any(cut.values()):
+      return
+    longest = max(int(c.max()) for c in counts.values())
+    if d.max_tokens is not None:
+      why = "as given, its end of sentence included"
+    elif longest_train + 1 > length:
+      why = (
+        f"the most it may be; the longest training caption's words and its end would need "
+        f"{longest_train + 1}"
+      )
+    else:
+      why = (
+        f"by default: the longest training caption's {longest_train} words and its end; give "
+        "max_tokens to keep more"
+      )
+    splits = ", ".join(f"{s} {c} of {len(counts[s])}" for s, c in cut.items() if c)
+    warn_once(
+      f"{self.name}: text {d.name!r}: captions of more than {length - 1} words are cut to "
+      f"their first {length - 1} ({splits}; the longest has {longest} words): "
+      f"max_tokens={length}, {why}"
     )
 
   def _standardize(self):
@@ -587,6 +785,8 @@ class OwnDataSet(DataSet):
 
   # --- the DataSet contract ---------------------------------------------------------------
   def _shape(self, d: Declared) -> Tuple[int, ...]:
+    if d.kind == TEXT:
+      return self.vocabularies[d.name].shape
     v = self._splits["train"].values[d.name]
     if d.kind == IMAGE_KIND:
       return tuple(d.size) + (d.channels,) if v.dtype == object else tuple(v.shape[1:])
@@ -596,10 +796,15 @@ class OwnDataSet(DataSet):
 
   @property
   def modalities(self) -> Tuple[Modality, ...]:
-    return tuple(
-      Modality(d.name, d.likelihood, self._shape(d), IMAGE if d.kind == IMAGE_KIND else VECTOR)
-      for d in self.declared
-    )
+    if self._modalities is None:  # made once: a text's vocabulary is checked as it is made
+      self._modalities = tuple(self._modality(d) for d in self.declared)
+    return self._modalities
+
+  def _modality(self, d: Declared) -> Modality:
+    if d.kind == TEXT:
+      vocabulary = self.vocabularies[d.name]
+      return Modality(d.name, TOKENS, vocabulary.shape, SEQUENCE, vocabulary.tokens)
+    return Modality(d.name, d.likelihood, self._shape(d), IMAGE if d.kind == IMAGE_KIND else VECTOR)
 
   def num_examples(self, split: str) -> int:
     part = self._splits.get(split)
@@ -650,6 +855,8 @@ class OwnDataSet(DataSet):
           out[d.name] = pixels / 127.5 - 1.0
       elif d.kind == CLASS:
         out[d.name] = tf.one_hot(v, m.shape[0])
+      elif d.kind == TEXT:  # word ids [B, T] -> one-hot [B, T, V]; padding (-1): zero rows
+        out[d.name] = tf.one_hot(v, m.shape[1], dtype=tf.float32)
       else:
         out[d.name] = tf.cast(v, tf.float32)
     return out
@@ -782,7 +989,8 @@ class OwnDataSet(DataSet):
 
   def fingerprint(self, num_train: Optional[int] = None) -> str:
     """A digest of the (first `num_train`) training values; images read from files count by
-    their files' signatures (name, size, last bytes), in memory or not."""
+    their files' signatures (name, size, last bytes), in memory or not; texts by their word
+    ids and vocabulary."""
     train = self._splits["train"]
     if num_train is not None:
       train = train.take(np.arange(num_train))
@@ -790,4 +998,6 @@ class OwnDataSet(DataSet):
     # What the values mean: the classes, and how images from files are fitted (the files'
     # signatures do not change with the fit).
     about = "|".join(",".join(c) for c in self.classes_of.values()) + "|" + self._fitting
+    for name, vocabulary in self.vocabularies.items():  # absent without texts: digests stay
+      about += f"|{name}:" + "\n".join(vocabulary.tokens)
     return digest(*parts, np.frombuffer(about.encode(), np.uint8))
