@@ -73,6 +73,7 @@ from jmvae_tf.core.data import DataError, DataSet, check_options, digest
 from jmvae_tf.core.files import cache_dir
 from jmvae_tf.core.likelihoods import GAUSSIAN_FIXED
 from jmvae_tf.core.modalities import IMAGE, VECTOR, Modality
+from pipelines import captioning, captions
 from pipelines.celeba_attributes import (
   ATTRIBUTE_FILE,
   ATTRIBUTE_NAMES,
@@ -574,8 +575,11 @@ class CelebADataSet(DataSet):
     **options: str,
   ):
     self.options = check_options(
-      self.name, options, {"crop": tuple(CROP_BOXES), "split": SPLIT_OPTIONS}
+      self.name,
+      options,
+      {"crop": tuple(CROP_BOXES), "split": SPLIT_OPTIONS, **captioning.OPTIONS},
     )
+    caption_options, _ = captioning.take_options(self.name, options)
     self.crop = options.get("crop", "paper")
     self.split_option = options.get("split", "paper")
     need_partition = self.split_option == "official"
@@ -586,13 +590,32 @@ class CelebADataSet(DataSet):
       if os.path.isfile(os.path.join(data_dir, SYNTHETIC_MARKER)):
         self.provenance = SYNTHETIC_PROVENANCE
     self._rows = _split_rows(self._source, self.split_option, num_train, validation)
+    self.captioner = None
+    if caption_options is not None:
+      self.captioner = self._make_captioner(caption_options)
+
+  def _make_captioner(self, caption_options) -> captioning.Captioner:
+    """Captions of the attributes (`captions.FACES`); the vocabulary from the training
+    captions, every training face under every template."""
+    rows = self._source.attributes[self._rows["train"]]
+    corpus = captioning.every_caption(captions.FACES, rows)
+    return captioning.Captioner(self.name, captions.FACES, caption_options, corpus)
 
   @property
   def modalities(self) -> Tuple[Modality, ...]:
-    return (
+    pair = (
       Modality("image", GAUSSIAN_FIXED, (IMAGE_SIZE, IMAGE_SIZE, 3), IMAGE),
       Modality("attributes", GAUSSIAN_FIXED, (NUM_ATTRIBUTES,), VECTOR),
     )
+    if self.captioner is None:
+      return pair
+    kept = pair[:1] if self.captioner.options.replaces_labels else pair
+    return kept + (self.captioner.modality,)
+
+  def read_text(self, modality: str, texts) -> Optional[np.ndarray]:
+    if self.captioner is None or modality != captioning.CAPTION:
+      return None
+    return self.captioner.read(texts)
 
   def num_examples(self, split: str) -> int:
     return len(self._rows.get(split, ()))
@@ -624,20 +647,35 @@ class CelebADataSet(DataSet):
 
     return load
 
-  @staticmethod
-  def _to_model_range(batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
-    return {
+  def _to_model_range(self, batch: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+    out = {
       "image": to_unit_range(batch["image"]),
       "attributes": tf.cast(batch["attributes"], tf.float32),
     }
+    if self.captioner is None:
+      return out
+    out[captioning.CAPTION] = self.captioner.tokens(out["attributes"], batch["template"])
+    if self.captioner.options.replaces_labels:
+      del out["attributes"]
+    return out
 
-  def _uint8_dataset(self, split: str, batch_size: int, num_examples: Optional[int]):
+  def _uint8_dataset(self, split: str, batch_size: int, num_examples: Optional[int], seed: int = 0):
+    """Batches of uint8 faces and int8 attributes of `split` in order (with each caption's
+    template, fixed by `seed` and the example's index, where there are captions)."""
     n = self.check_split(split, num_examples)
     if batch_size < 1:
       raise DataError(f"batch size must be at least 1, got {batch_size}")
+    load = self._load(self._rows[split])
+    if self.captioner is not None:
+      templates = self.captioner.eval_templates(n, seed)
+      plain = load
+
+      def load(position):  # pylint: disable=function-redefined
+        return {**plain(position), "template": tf.gather(templates, position)}
+
     return (
       tf.data.Dataset.range(n)
-      .map(self._load(self._rows[split]), num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+      .map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
       .batch(batch_size)
     )
 
@@ -648,6 +686,7 @@ class CelebADataSet(DataSet):
     per_epoch = self.steps_per_epoch(batch_size) * batch_size
     seed = int(seed)
     load = self._load(train_rows)
+    captioner = self.captioner
 
     def load_position(global_position):
       epoch = global_position // per_epoch
@@ -657,7 +696,11 @@ class CelebADataSet(DataSet):
         seed=epoch_seed,
         max_index=tf.constant(num_examples - 1, tf.int64),
       )
-      return load(position)
+      example = load(position)
+      if captioner is not None:  # its template: a pure function of (seed, epoch, position)
+        templates = captioner.train_templates(1, epoch_seed, global_position % per_epoch)
+        example["template"] = templates[0]
+      return example
 
     return (
       tf.data.Dataset.counter(start=int(start_epoch) * per_epoch, dtype=tf.int64)
@@ -670,9 +713,9 @@ class CelebADataSet(DataSet):
   def eval_dataset(
     self, split: str, batch_size: int, seed: int = 0, num_examples: Optional[int] = None
   ) -> tf.data.Dataset:
-    del seed  # No random test-time preprocessing.
+    # The seed picks the captions' templates, where there are captions; nothing else is random.
     return (
-      self._uint8_dataset(split, batch_size, num_examples)
+      self._uint8_dataset(split, batch_size, num_examples, seed)
       .map(self._to_model_range)
       .prefetch(tf.data.AUTOTUNE)
     )
@@ -686,4 +729,7 @@ class CelebADataSet(DataSet):
   def metadata(self, split: str, num_examples: int) -> Dict[str, np.ndarray]:
     n = self.check_split(split, num_examples)
     values = self._source.attributes[self._rows[split][:n]].astype(np.int64)
-    return {name: values[:, column] for column, name in enumerate(ATTRIBUTE_NAMES)}
+    out = {name: values[:, column] for column, name in enumerate(ATTRIBUTE_NAMES)}
+    if self.captioner is not None:
+      out[captioning.CAPTION] = self.captioner.held_out_texts(values, self.num_examples(split))
+    return out

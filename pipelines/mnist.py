@@ -25,6 +25,7 @@ from jmvae_tf.core.files import warn_once
 from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL
 from jmvae_tf.core.modalities import IMAGE, Modality
 from jmvae_tf.core.own_data import TRAIN_BITS_STREAM
+from pipelines import captioning, captions
 from pipelines.idx import IdxError, PathLike, read_idx
 
 NUM_CLASSES = 10
@@ -321,6 +322,7 @@ def train_dataset(
   start_epoch: int = 0,
   num_classes: int = NUM_CLASSES,
   drop_remainder: bool = True,
+  captioner=None,
 ) -> tf.data.Dataset:
   """Infinite batches for epochs ``start_epoch, start_epoch + 1, ...``.
 
@@ -330,6 +332,10 @@ def train_dataset(
   (seed, e, step).  The dataset is a counter of global batch numbers mapped
   (in parallel, deterministically) to batches, so nothing is materialised
   per epoch and starting at any epoch costs nothing.
+
+  ``captioner`` (a ``pipelines.captioning.Captioner``): each example also gets a caption of
+  its class, under a template keyed on (seed, e, step); the label stays or goes as its
+  options say.
   """
   images_tensor, labels_tensor = _to_tensors(images, labels, "train_dataset")
   num_examples = int(images_tensor.shape[0])
@@ -352,10 +358,14 @@ def train_dataset(
       tf.random.experimental.stateless_fold_in(epoch_seed, _TRAIN_BITS_STREAM), step
     )
     intensities = tf.cast(tf.gather(images_tensor, example_indices), tf.float32) / 255.0
+    classes = tf.gather(labels_tensor, example_indices)
     batch = {
       "image": binarize(intensities, bits_seed)[..., tf.newaxis],
-      "label": tf.one_hot(tf.gather(labels_tensor, example_indices), num_classes),
+      "label": tf.one_hot(classes, num_classes),
     }
+    if captioner is not None:
+      templates = captioner.train_templates(tf.size(classes), epoch_seed, step)
+      batch = _with_caption(batch, captioner, captioner.tokens(classes, templates))
     if drop_remainder:
       batch = {key: _fix_batch_dim(value, batch_size) for key, value in batch.items()}
     return batch
@@ -374,24 +384,34 @@ def eval_dataset(
   batch_size: int,
   seed: int = 0,
   num_classes: int = NUM_CLASSES,
+  captioner=None,
 ) -> tf.data.Dataset:
   """All examples in order (last partial batch kept), binarised once.
 
   The whole set is binarised up front with one stateless draw keyed on
   ``seed``, so an example's bits depend only on (seed, its index): every
-  read, and every batch size, sees the same bits.
+  read, and every batch size, sees the same bits; so are the captions'
+  templates where there is a ``captioner``.
   """
   images_tensor, labels_tensor = _to_tensors(images, labels, "eval_dataset")
   if batch_size <= 0:
     raise ValueError(f"eval_dataset: batch_size must be positive, got {batch_size}")
   eval_seed = tf.constant([int(seed), _EVAL_BITS_STREAM], tf.int64)
   bits = tf.cast(binarize(tf.cast(images_tensor, tf.float32) / 255.0, eval_seed), tf.uint8)
+  templates = None
+  if captioner is not None:
+    templates = captioner.eval_templates(int(images_tensor.shape[0]), seed)
 
   def make_batch(example_indices: tf.Tensor) -> dict[str, tf.Tensor]:
-    return {
+    classes = tf.gather(labels_tensor, example_indices)
+    batch = {
       "image": tf.cast(tf.gather(bits, example_indices), tf.float32)[..., tf.newaxis],
-      "label": tf.one_hot(tf.gather(labels_tensor, example_indices), num_classes),
+      "label": tf.one_hot(classes, num_classes),
     }
+    if captioner is None:
+      return batch
+    tokens = captioner.tokens(classes, tf.gather(templates, example_indices))
+    return _with_caption(batch, captioner, tokens)
 
   return (
     tf.data.Dataset.range(int(images_tensor.shape[0]))
@@ -399,6 +419,14 @@ def eval_dataset(
     .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     .prefetch(tf.data.AUTOTUNE)
   )
+
+
+def _with_caption(batch: dict, captioner, tokens: tf.Tensor) -> dict:
+  """`batch` with its captions' tokens, without the label where they replace it."""
+  batch = {**batch, captioning.CAPTION: tokens}
+  if captioner.options.replaces_labels:
+    del batch["label"]
+  return batch
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray, what: str) -> tuple[tf.Tensor, tf.Tensor]:
@@ -426,11 +454,16 @@ class MnistDataSet(DataSet):
   epoch, fixed bits for evaluation), w = its one-hot label; the paper's split
   (the first ``num_train`` training images, the rest as validation when
   asked, the official test set). Read from the four IDX files in
-  ``data_dir``, or through TFDS when ``data_dir`` is None."""
+  ``data_dir``, or through TFDS when ``data_dir`` is None.
+
+  With ``captions=instead`` (or ``added``) the label becomes (or is joined by) a caption of
+  the class from a small grammar, e.g. "a handwritten seven", "the digit 7"
+  (``pipelines.captioning``: the captions come from the labels, there is no caption corpus)."""
 
   name = "mnist"
   architecture = "mnist_mlp"
   tfds_name = "mnist"
+  grammar = captions.DIGITS
 
   def __init__(
     self,
@@ -439,18 +472,33 @@ class MnistDataSet(DataSet):
     validation: bool = False,
     **options: str,
   ):
-    self.options = check_options(self.name, options, {})
+    self.options = check_options(self.name, options, captioning.OPTIONS)
+    caption_options, _ = captioning.take_options(self.name, options)
     arrays = load_arrays(data_dir, self.tfds_name)
     if data_dir is not None:  # TFDS checks its own downloads
       check_published(arrays, self.tfds_name, f"--data_dir={data_dir}")
     if num_train is None:  # the paper's 50,000, or all of a smaller set
       num_train = min(PAPER_NUM_TRAIN, arrays.train_images.shape[0] - int(validation))
     self.splits = split(arrays, num_train, validation)
+    self.captioner = None
+    if caption_options is not None:
+      self.captioner = captioning.Captioner(
+        self.name, self.grammar, caption_options, self.grammar.corpus()
+      )
 
   @property
   def modalities(self) -> tuple[Modality, ...]:
     height, width = self.splits.train.images.shape[1:]
-    return mnist_modalities(NUM_CLASSES, (height, width, 1))
+    pair = mnist_modalities(NUM_CLASSES, (height, width, 1))
+    if self.captioner is None:
+      return pair
+    kept = pair[:1] if self.captioner.options.replaces_labels else pair
+    return kept + (self.captioner.modality,)
+
+  def read_text(self, modality: str, texts) -> Optional[np.ndarray]:
+    if self.captioner is None or modality != captioning.CAPTION:
+      return None
+    return self.captioner.read(texts)
 
   def _part(self, split_name: str) -> Optional[LabelledImages]:
     return getattr(self.splits, split_name)
@@ -462,14 +510,18 @@ class MnistDataSet(DataSet):
   def train_dataset(self, batch_size: int, seed: int, start_epoch: int = 0) -> tf.data.Dataset:
     self.check_batch_size(batch_size)
     train = self.splits.train
-    return train_dataset(train.images, train.labels, batch_size, seed, start_epoch)
+    return train_dataset(
+      train.images, train.labels, batch_size, seed, start_epoch, captioner=self.captioner
+    )
 
   def eval_dataset(
     self, split: str, batch_size: int, seed: int = 0, num_examples: Optional[int] = None
   ) -> tf.data.Dataset:
     n = self.check_split(split, num_examples)
     part = self._part(split)
-    return eval_dataset(part.images[:n], part.labels[:n], batch_size, seed=seed)
+    return eval_dataset(
+      part.images[:n], part.labels[:n], batch_size, seed=seed, captioner=self.captioner
+    )
 
   def display_images(self, split: str, num_examples: int, seed: int = 0) -> np.ndarray:
     return self._part(split).images[: self.check_split(split, num_examples)]
@@ -478,7 +530,11 @@ class MnistDataSet(DataSet):
     return digest(self.splits.train.images[:num_train], self.splits.train.labels[:num_train])
 
   def metadata(self, split: str, num_examples: int) -> dict[str, np.ndarray]:
-    return {"label": self.classes(split, num_examples)}
+    classes = self.classes(split, num_examples)
+    if self.captioner is None:
+      return {"label": classes}
+    texts = self.captioner.held_out_texts(classes, self.num_examples(split))
+    return {"label": classes, captioning.CAPTION: texts}
 
   def classes(self, split: str, num_examples: int) -> np.ndarray:
     return self._part(split).labels[: self.check_split(split, num_examples)].astype(np.int64)
@@ -489,3 +545,4 @@ class FashionMnistDataSet(MnistDataSet):
 
   name = "fashion_mnist"
   tfds_name = "fashion_mnist"
+  grammar = captions.FASHION

@@ -27,7 +27,7 @@ import tensorflow as tf
 from jmvae_tf.core.data import SPLITS, DataError, DataSet, check_options, digest
 from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL
 from jmvae_tf.core.modalities import IMAGE, Modality
-from pipelines import mnist
+from pipelines import captioning, captions, mnist
 
 NUM_CLASSES = mnist.NUM_CLASSES
 FASHION_CLASSES = (
@@ -89,7 +89,8 @@ class MnistFashionDataSet(DataSet):
     validation: bool = False,
     **options: str,
   ):
-    self.options = check_options(self.name, options, {"fashion_dir": ()})
+    self.options = check_options(self.name, options, {"fashion_dir": (), **captioning.OPTIONS})
+    caption_options, _ = captioning.take_options(self.name, options)
     if (data_dir is None) != ("fashion_dir" not in options):
       raise DataError(
         "mnist_fashion: give both --data_dir (MNIST's IDX files) and "
@@ -116,14 +117,33 @@ class MnistFashionDataSet(DataSet):
       if empty:
         raise DataError(f"mnist_fashion: Fashion-MNIST's {part} images have no {empty[0]!r}")
       self.tables[part] = table
+    self.captioner = None
+    if caption_options is not None:  # "a seven beside a sneaker": the class, said of both
+      grammar = captions.DIGIT_AND_FASHION
+      self.captioner = captioning.Captioner(self.name, grammar, caption_options, grammar.corpus())
 
   @property
   def modalities(self):
-    return (
+    three = (
       Modality("digit", BERNOULLI, mnist.IMAGE_SIZE + (1,), IMAGE),
       Modality("fashion", BERNOULLI, mnist.IMAGE_SIZE + (1,), IMAGE),
       Modality("label", CATEGORICAL, (NUM_CLASSES,)),
     )
+    if self.captioner is None:
+      return three
+    kept = three[:2] if self.captioner.options.replaces_labels else three
+    return kept + (self.captioner.modality,)
+
+  def read_text(self, modality: str, texts) -> Optional[np.ndarray]:
+    if self.captioner is None or modality != captioning.CAPTION:
+      return None
+    return self.captioner.read(texts)
+
+  def _captioned(self, batch, classes, templates):
+    """`batch` with its captions (without the label where they replace it)."""
+    if self.captioner is None:
+      return batch
+    return mnist._with_caption(batch, self.captioner, self.captioner.tokens(classes, templates))  # pylint: disable=protected-access
 
   def _part(self, split: str):
     return getattr(self.splits, split)
@@ -145,6 +165,7 @@ class MnistFashionDataSet(DataSet):
     num_examples = train.num_examples
     steps = self.steps_per_epoch(batch_size)
     seed = int(seed)
+    captioner = self.captioner
 
     def make_batch(global_step):
       epoch, step = global_step // steps, global_step % steps
@@ -168,6 +189,9 @@ class MnistFashionDataSet(DataSet):
         "fashion": mnist.binarize(item, stream(_TRAIN_FASHION_BITS_STREAM))[..., tf.newaxis],
         "label": tf.one_hot(label, NUM_CLASSES),
       }
+      if captioner is not None:
+        templates = captioner.train_templates(batch_size, epoch_seed, step)
+        batch = self._captioned(batch, label, templates)
       return {k: tf.ensure_shape(v, [batch_size] + v.shape[1:].as_list()) for k, v in batch.items()}
 
     return (
@@ -207,13 +231,16 @@ class MnistFashionDataSet(DataSet):
       "fashion": tf.cast(fashion_bits[:n], tf.uint8),
       "label": tf.constant(part.labels[:n].astype(np.int64)),
     }
+    if self.captioner is not None:  # templates fixed by (seed, the example's index)
+      data["template"] = self.captioner.eval_templates(len(part.labels), seed)[:n]
 
     def to_model(batch):
-      return {
+      out = {
         "digit": tf.cast(batch["digit"], tf.float32)[..., tf.newaxis],
         "fashion": tf.cast(batch["fashion"], tf.float32)[..., tf.newaxis],
         "label": tf.one_hot(batch["label"], NUM_CLASSES),
       }
+      return self._captioned(out, batch["label"], batch.get("template"))
 
     return (
       tf.data.Dataset.from_tensor_slices(data)
@@ -230,7 +257,10 @@ class MnistFashionDataSet(DataSet):
 
   def metadata(self, split: str, num_examples: int) -> dict:
     classes = self.classes(split, num_examples)
-    return {"label": classes, "item": np.array([FASHION_CLASSES[c] for c in classes])}
+    out = {"label": classes, "item": np.array([FASHION_CLASSES[c] for c in classes])}
+    if self.captioner is not None:
+      out[captioning.CAPTION] = self.captioner.held_out_texts(classes, self.num_examples(split))
+    return out
 
   def classes(self, split: str, num_examples: int) -> np.ndarray:
     return self._part(split).labels[: self.check_split(split, num_examples)].astype(np.int64)

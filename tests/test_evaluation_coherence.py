@@ -289,3 +289,183 @@ def test_a_token_sequence_is_not_read_as_attributes():
   caption = Modality("caption", "tokens", (4, 6))
   assert coherence.make_reader(caption, {}) is None
   assert coherence.make_reader(Modality("attributes", "bernoulli", (3,), "vector"), {}) is not None
+
+
+# --- captions read by the data set's parser; the attributes' majority baseline ----------------
+
+
+@pytest.fixture(scope="module")
+def mnist_dir_of_fakes(tmp_path_factory):
+  """60 random training and 20 test digits (fake IDX files)."""
+  from tiny_runs import write_fake_mnist
+
+  return write_fake_mnist(tmp_path_factory.mktemp("mnist"), num_train=60, num_test=20)
+
+
+@pytest.fixture(scope="module")
+def captioned(mnist_dir_of_fakes):
+  """The fake MNIST with a caption added."""
+  from pipelines.mnist import MnistDataSet
+
+  return MnistDataSet(mnist_dir_of_fakes, captions="added")
+
+
+def test_text_readers_read_the_test_captions_back_to_their_labels(captioned):
+  readers = coherence.text_readers(captioned)
+  assert list(readers) == ["caption"]
+  reader = readers["caption"]
+  assert isinstance(reader, coherence.TextReader)
+  assert reader.agreement == 1.0 and reader.num_test == 20
+  assert reader.vocabulary == captioned.modalities[-1].text
+  values = np.concatenate([b["caption"] for b in captioned.eval_dataset("test", 8, seed=0)])
+  np.testing.assert_array_equal(reader.read(values), captioned.classes("test", 20))
+  # probabilities are read by their most probable token
+  rng = np.random.default_rng(0)
+  noisy = values + 0.3 * rng.random(values.shape) * (values.sum(-1, keepdims=True) > 0)
+  np.testing.assert_array_equal(reader.read(noisy), captioned.classes("test", 20))
+  # a caption no template makes is read as no class
+  wrong = values.copy()
+  wrong[:, 0] = 0.0  # the first word gone: nothing is read
+  assert np.all(reader.read(wrong) == -1)
+  assert coherence.text_readers(captioned, data_seed=3)["caption"].agreement == 1.0
+  assert "agreement with the true labels on the 20 real test captions: 1.0000" in (
+    coherence.read_by(captioned.modalities[-1], readers)
+  )
+
+
+def test_only_a_data_set_that_reads_its_captions_has_text_readers(
+  mnist_dir_of_fakes, captioned, monkeypatch
+):
+  import jmvae_tf
+  from pipelines.mnist import MnistDataSet
+
+  plain = MnistDataSet(mnist_dir_of_fakes)
+  assert coherence.text_readers(plain) == {}
+  caption = captioned.modalities[-1]
+  values = next(iter(captioned.eval_dataset("test", 20)))
+  split = {"caption": values["caption"].numpy(), "label": values["label"].numpy()}
+  arrays = jmvae_tf.ArrayDataSet(
+    [caption, Modality("label", "categorical", (10,))], split, test=split
+  )
+  assert coherence.text_readers(arrays) == {}  # it has no parser of its captions
+  monkeypatch.setattr(coherence, "image_classifiers", lambda data, epochs, seed: {"image": "net"})
+  readers = coherence.data_readers(captioned)
+  assert readers["image"] == "net" and isinstance(readers["caption"], coherence.TextReader)
+
+
+class CaptionModel:
+  """Given a one-hot class, z is it; the caption's decoder writes the caption of the class plus
+  `shift` under the grammar's first template (its mean is those tokens)."""
+
+  def __init__(self, data, shift=0):
+    self.modality_specs = tuple(data.modalities)
+    self.modality_names = tuple(m.name for m in data.modalities)
+    self.generated_modalities = ("caption",)
+    self.conditioning_modalities = ()
+    self.shift = shift
+    self.table = data.captioner.tokens(tf.range(10), tf.zeros([10], tf.int32))
+
+  def inference_subsets(self):
+    return [("label",)]
+
+  def uses_iterative_sampling(self, given):
+    return False
+
+  generated_mean = MultimodalVAE.generated_mean
+
+  def describe_inference(self, given, steps):
+    return "z = the label"
+
+  def posterior(self, batch, given, seed=(0, 0), num_steps=0):
+    z = tf.cast(batch["label"], tf.float32)
+    return z, tf.fill(tf.shape(z), 1e-12)
+
+  def decode(self, z, batch=None, names=None):
+    classes = (tf.argmax(z, -1, output_type=tf.int32) + self.shift) % 10
+    return {"caption": tfd.Independent(tfd.Deterministic(tf.gather(self.table, classes)), 2)}
+
+
+def test_coherence_reads_generated_captions_with_the_parser(captioned):
+  readers = coherence.text_readers(captioned)
+  truth = captioned.labels("test", 20)
+  dataset = captioned.eval_dataset("test", 8)
+  record = coherence.evaluate(
+    CaptionModel(captioned), dataset, truth, readers, iterations=0, prior_samples=0
+  )
+  assert record["pairs"] == {"caption|label": 1.0} and record["prior"] is None
+  assert "majority" not in record  # classes: no attribute baseline
+  shifted = coherence.evaluate(
+    CaptionModel(captioned, shift=1), dataset, truth, readers, iterations=0, prior_samples=0
+  )
+  assert shifted["pairs"] == {"caption|label": 0.0}
+  text = coherence.markdown([record, shifted], ["right", "shifted"])
+  assert "| caption | label | 1.0000 | 0.0000 |" in text
+  assert "majority baseline" not in text
+  assert "caption: its most probable word at each position up to <eos>, parsed by" in text
+
+
+def test_the_majority_baseline_is_the_commoner_value_of_each_attribute():
+  truth = np.array([[1, -1, 1], [1, 1, 1], [-1, -1, 1], [1, -1, -1]])
+  # attribute 0: 3 of 4 positive; 1: 1 of 4 (3 of 4 negative); 2: 3 of 4
+  assert coherence.majority_baseline(truth) == pytest.approx(0.75)
+  truth = np.array([[1, 1, -1], [-1, 1, -1]])
+  assert coherence.majority_baseline(truth) == pytest.approx((0.5 + 1 + 1) / 3)
+  assert coherence.majority_baseline(np.ones([5, 40])) == 1.0
+
+
+ATTRIBUTES_A = Modality("a", "gaussian_fixed", (3,), "vector")
+ATTRIBUTES_B = Modality("b", "gaussian_fixed", (3,), "vector")
+
+
+class MirrorModel:
+  """Two attribute modalities; z is the given one's values, each decoder writes z."""
+
+  modality_specs = (ATTRIBUTES_A, ATTRIBUTES_B)
+  modality_names = ("a", "b")
+  generated_modalities = ("a", "b")
+  conditioning_modalities = ()
+
+  def inference_subsets(self):
+    return [("a",), ("b",), ("a", "b")]
+
+  def uses_iterative_sampling(self, given):
+    return False
+
+  generated_mean = MultimodalVAE.generated_mean
+
+  def describe_inference(self, given, steps):
+    return f"z = {given[0]}"
+
+  def posterior(self, batch, given, seed=(0, 0), num_steps=0):
+    z = tf.cast(batch[sorted(given)[0]], tf.float32)
+    return z, tf.fill(tf.shape(z), 1e-12)
+
+  def decode(self, z, batch=None, names=None):
+    return {n: tfd.Independent(tfd.Deterministic(z), 1) for n in names or ("a", "b")}
+
+  def sample_prior(self, n, seed):
+    return tf.ones([n, 3])
+
+
+def test_attribute_records_have_the_majority_row_and_class_records_do_not():
+  truth = np.array([[1, -1, 1], [1, 1, 1], [-1, -1, 1], [1, -1, -1]], np.float32)
+  dataset = tf.data.Dataset.from_tensor_slices({"a": truth, "b": truth}).batch(3)
+  record = coherence.evaluate(MirrorModel(), dataset, truth, {}, iterations=0, prior_samples=4)
+  assert record["majority"] == pytest.approx(0.75)
+  assert record["pairs"] == {"a|b": 1.0, "b|a": 1.0} and record["prior"] == 1.0
+  text = coherence.markdown([record], ["mirror"])
+  assert "| majority baseline | each attribute's commoner test value, always | 0.7500 |" in text
+  # beside a record of classes, whose cell is a dash
+  labels = np.array([0, 1, 2, 3, 0, 1])
+  classes = coherence.evaluate(
+    KnownModel((PIC, LABEL), {}),
+    dataset_of(picture_of(labels), labels),
+    labels,
+    {},
+    iterations=0,
+    prior_samples=0,
+  )
+  assert "majority" not in classes
+  assert "majority baseline" not in coherence.markdown([classes], ["known"])
+  both = coherence.markdown([record, classes], ["mirror", "known"])
+  assert "| majority baseline | each attribute's commoner test value, always | 0.7500 | — |" in both

@@ -203,3 +203,62 @@ def test_markdown_table_of_attribute_accuracy():
     "|---|---|---|\n"
     "| JMVAE-kl | 0.8123 | 0.7500 |"
   )
+
+
+# --- text targets: the log-likelihood per token ------------------------------------------------
+
+
+def test_a_text_target_gets_its_log_likelihood_per_token():
+  """per_token = the summed estimate over the test captions' tokens (their words and <eos>,
+  padding not), i.e. values * num_examples / tokens, counted here by hand."""
+  import numpy as np
+  import tensorflow as tf
+
+  import jmvae_tf
+  from jmvae_tf.core.modalities import Modality
+  from jmvae_tf.core.text import Vocabulary
+
+  captions = ["a b", "c", "a b c d e f", "b c a", "d", "e f", "a", "c c c c"]  # T = 5: 4 words
+  vocabulary = Vocabulary.build(captions, 5)
+  values = vocabulary.encoder()(tf.constant(captions)).numpy()
+  labels = np.eye(3, dtype=np.float32)[np.arange(8) % 3]
+  modalities = [
+    Modality("caption", "tokens", vocabulary.shape, vocabulary=vocabulary.tokens),
+    Modality("label", "categorical", (3,)),
+  ]
+  data = jmvae_tf.ArrayDataSet(
+    modalities, {"caption": values, "label": labels}, architecture="generic"
+  )
+  model = jmvae_tf.make_model("jmvae_kl", data, architecture_options={"hidden": "8"}, latent_dim=2)
+  dataset = tf.data.Dataset.from_tensor_slices({"caption": values, "label": labels}).batch(3)
+  result = table.evaluate(model, dataset, num_samples=2, iterations=0, progress=False)
+  tokens = sum(min(len(c.split()), 4) + 1 for c in captions)  # each caption's words and <eos>
+  assert tokens == 3 + 2 + 5 + 4 + 2 + 3 + 2 + 5
+  assert set(result["values"]) == {
+    "caption|label",
+    "label|caption",
+    "caption|caption,label",
+    "label|caption,label",
+  }
+  assert set(result["per_token"]) == {"caption|label", "caption|caption,label"}
+  for key, value in result["per_token"].items():
+    assert value == pytest.approx(result["values"][key] * 8 / tokens, rel=1e-6)
+    assert value < 0
+  # no text target, no per-token figure
+  label_only = [c for c in table.conditional_columns(["caption", "label"]) if c.target == "label"]
+  other = table.evaluate(model, dataset, label_only, num_samples=2, iterations=0, progress=False)
+  assert "per_token" not in other
+
+
+def test_a_table_without_the_papers_numbers_when_asked():
+  names = ["image", "caption"]
+  asked = table.table_for("mnist", names, paper=False)
+  assert asked.paper == {} and asked.name == "conditional log-likelihoods on mnist"
+  assert asked.columns == table.conditional_columns(names)
+  assert asked.symbols == {"image": "x", "caption": "w"}
+  assert asked.stem == "table_mnist"
+  assert table.table_for("celeb_a", ["image", "caption"], paper=False).paper == {}
+  # the paper's Table 1, renamed, where its numbers are asked for
+  assert table.table_for("mnist", names).paper == table.TABLE1.bind(names).paper != {}
+  text = table.markdown_table([{"model": "jmvae_kl", "model_dir": "/r", "values": {}}], asked)
+  assert "paper" not in text

@@ -468,3 +468,111 @@ def test_the_fingerprint_follows_the_training_examples_not_their_place(folder, t
   first = copy / IMAGE_DIR / "000001.jpg"
   first.write_bytes(first.read_bytes()[:-2] + b"\x00\xff\xd9")
   assert CelebADataSet(data_dir=copy).fingerprint() != original
+
+
+# ------------------------------------------------------------------ captions of the attributes
+
+
+@pytest.fixture(scope="module")
+def captioned(folder) -> dict:
+  """{mode: the synthetic faces with captions=mode}."""
+  return {mode: CelebADataSet(data_dir=folder, captions=mode) for mode in ("instead", "added")}
+
+
+def texts_of(data: CelebADataSet, batches: list) -> list:
+  vocabulary = data.modalities[-1].text
+  return [t for b in batches for t in vocabulary.decode_numpy(b["caption"])]
+
+
+def nearest(images: np.ndarray, reference: np.ndarray) -> np.ndarray:
+  """The index in `reference` of each image (exact copies: squared distance ~0), by one
+  matrix product rather than `identify`'s [N, M, pixels] array."""
+  a = images.reshape(len(images), -1).astype(np.float64)
+  b = reference.reshape(len(reference), -1).astype(np.float64)
+  squared = (a**2).sum(1)[:, None] + (b**2).sum(1)[None] - 2 * a @ b.T
+  assert np.all(squared.min(axis=1) < 1e-6 * a.shape[1])
+  return squared.argmin(axis=1)
+
+
+def test_captions_instead_drop_the_attributes_and_added_keep_them(captioned, data) -> None:
+  from jmvae_tf.core.text import Vocabulary
+  from pipelines import captioning, captions
+
+  instead, added = captioned["instead"], captioned["added"]
+  assert [m.name for m in instead.modalities] == ["image", "caption"]
+  assert [m.name for m in added.modalities] == ["image", "attributes", "caption"]
+  rows = data.labels("train", 45)
+  corpus = captioning.every_caption(captions.FACES, rows)
+  longest = max(len(t.split()) for t in corpus)
+  expected = Vocabulary.build(corpus, longest + 1)
+  assert instead.modalities[-1].text == added.modalities[-1].text == expected
+  test = take(instead.eval_dataset("test", 5))
+  assert set(test[0]) == {"image", "caption"}
+  # the faces are the same as without captions
+  np.testing.assert_array_equal(
+    test[0]["image"], concat(take(data.eval_dataset("test", 5)), "image")
+  )
+  assert data.read_text("caption", ["a smiling man"]) is None
+  assert instead.read_text("attributes", ["a smiling man"]) is None
+
+
+def test_each_caption_states_the_faces_attributes_where_it_was_not_cut(captioned) -> None:
+  data = captioned["added"]
+  max_words = data.modalities[-1].shape[0] - 1
+  checked = 0
+  for split, n in (("train", 45), ("test", 5)):
+    batches = take(data.eval_dataset(split, 8))
+    assert set(batches[0]) == {"image", "attributes", "caption"}
+    full = list(data.metadata(split, n)["caption"])
+    texts = texts_of(data, batches)
+    assert texts == [" ".join(t.split()[:max_words]) for t in full]
+    whole = np.array([len(t.split()) <= max_words for t in full])
+    parsed = data.read_text("caption", texts)
+    np.testing.assert_array_equal(parsed[whole], data.labels(split, n)[whole])
+    np.testing.assert_array_equal(parsed[whole], concat(batches, "attributes")[whole])
+    checked += whole.sum()
+  assert checked >= 45  # every training caption fits: T is the training captions' longest
+  batches = take(data.train_dataset(8, seed=1), 10)
+  assert set(batches[0]) == {"image", "attributes", "caption"}
+  texts = texts_of(data, batches)
+  whole = np.array([len(t.split()) < max_words for t in texts])
+  parsed = data.read_text("caption", texts)
+  np.testing.assert_array_equal(parsed[whole], concat(batches, "attributes")[whole])
+  assert whole.mean() > 0.5
+
+
+def test_face_captions_are_fixed_by_the_seed_and_drawn_afresh_each_epoch(captioned) -> None:
+  data = captioned["instead"]
+  held = take(data.eval_dataset("train", 45, seed=0))
+  whole = texts_of(data, held)
+  assert texts_of(data, take(data.eval_dataset("train", 7, num_examples=20))) == whole[:20]
+  other = texts_of(data, take(data.eval_dataset("train", 45, seed=1)))
+  assert other != whole
+  # the seed changes the wording, not what is said
+  male = ATTRIBUTE_NAMES.index("Male")
+  np.testing.assert_array_equal(
+    data.read_text("caption", other)[:, male], data.labels("train", 45)[:, male]
+  )
+  batches = take(data.train_dataset(batch_size=8, seed=3), 10)  # 5 steps per epoch
+  resumed = take(data.train_dataset(batch_size=8, seed=3, start_epoch=1), 5)
+  assert texts_of(data, resumed) == texts_of(data, batches[5:])
+  # one face in two epochs: its image (told apart exactly) gets another template in some
+  train = concat(held, "image")
+  first, second = ({}, {})
+  for epoch, seen in ((batches[:5], first), (batches[5:], second)):
+    for index, text in zip(nearest(concat(epoch, "image"), train), texts_of(data, epoch)):
+      seen[index] = text
+  both = set(first) & set(second)
+  assert len(both) >= 30 and sum(first[i] != second[i] for i in both) >= 10
+
+
+def test_the_metadata_has_the_attributes_and_the_seed_0_captions(captioned, attributes) -> None:
+  from pipelines import captions
+
+  data = captioned["added"]
+  metadata = data.metadata("test", 5)
+  assert list(metadata) == list(ATTRIBUTE_NAMES) + ["caption"]
+  templates = data.captioner.eval_templates(5, 0).numpy()
+  assert list(metadata["caption"]) == [
+    captions.FACES.caption(a, t) for a, t in zip(attributes[45:], templates)
+  ]

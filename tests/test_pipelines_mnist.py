@@ -296,3 +296,193 @@ def test_the_fingerprint_is_the_training_examples_content(tmp_path: Path) -> Non
   shutil.copy(b / IDX_FILES["test_images"], other_test / IDX_FILES["test_images"])
   assert MnistDataSet(other_test).fingerprint() == original
   assert MnistDataSet(b).fingerprint() != original
+
+
+# ------------------------------------------------------------------ captions (text as a modality)
+
+
+@pytest.fixture(scope="module")
+def tagged_dir(tmp_path_factory) -> Path:
+  """60 training and 20 test images tagged with their index (labels: index % 10), as IDX
+  files (not the published ones: the data set says so in one line)."""
+  return write_idx_dir(tmp_path_factory.mktemp("tagged_mnist"), small_arrays(60, 20))
+
+
+@pytest.fixture(scope="module")
+def captioned(tagged_dir):
+  """{mode: MnistDataSet with captions=mode}."""
+  from pipelines.mnist import MnistDataSet
+
+  return {mode: MnistDataSet(tagged_dir, captions=mode) for mode in ("instead", "added")}
+
+
+def every(dataset: tf.data.Dataset) -> list[dict[str, np.ndarray]]:
+  return list(dataset.as_numpy_iterator())
+
+
+def stated(data, batches) -> np.ndarray:
+  """The class each caption of `batches` states, by the data set's own parser."""
+  vocabulary = data.modalities[-1].text
+  texts = [t for b in batches for t in vocabulary.decode_numpy(b["caption"])]
+  return data.read_text("caption", texts)
+
+
+def texts_of(data, batches) -> list:
+  vocabulary = data.modalities[-1].text
+  return [t for b in batches for t in vocabulary.decode_numpy(b["caption"])]
+
+
+def test_captions_instead_replace_the_label_and_added_join_it(captioned, tagged_dir) -> None:
+  from jmvae_tf.core.text import Vocabulary
+  from pipelines import captioning, captions
+  from pipelines.mnist import MnistDataSet
+
+  vocabulary = Vocabulary.build(captions.DIGITS.corpus(), captions.DIGITS.max_words + 1)
+  expected = captioning.caption_modality(vocabulary)
+  instead, added = captioned["instead"], captioned["added"]
+  assert [m.name for m in instead.modalities] == ["image", "caption"]
+  assert [m.name for m in added.modalities] == ["image", "label", "caption"]
+  assert instead.modalities[-1] == added.modalities[-1] == expected
+  assert expected.shape == (captions.DIGITS.max_words + 1, vocabulary.size)
+  assert expected.to_dict()["vocabulary"] == list(vocabulary.tokens)
+  for data, keys in ((instead, {"image", "caption"}), (added, {"image", "label", "caption"})):
+    train = next(iter(data.train_dataset(10, seed=0)))
+    test = next(iter(data.eval_dataset("test", 8)))
+    assert set(train) == set(test) == keys
+    assert train["caption"].shape == (10,) + expected.shape
+    assert test["caption"].shape == (8,) + expected.shape
+    assert data.read_text("label", ["a handwritten seven"]) is None
+  plain = MnistDataSet(tagged_dir)
+  assert [m.name for m in plain.modalities] == ["image", "label"]
+  assert plain.read_text("caption", ["a handwritten seven"]) is None
+  # the caption leaves the images, the labels and the fingerprint as they were
+  assert instead.fingerprint() == plain.fingerprint()
+  a = next(iter(plain.train_dataset(10, seed=2)))
+  b = next(iter(added.train_dataset(10, seed=2)))
+  np.testing.assert_array_equal(a["image"].numpy(), b["image"].numpy())
+  np.testing.assert_array_equal(a["label"].numpy(), b["label"].numpy())
+
+
+def test_each_caption_states_its_examples_class(captioned) -> None:
+  instead, added = captioned["instead"], captioned["added"]
+  train = take(added.train_dataset(10, seed=1), 12)  # two epochs
+  np.testing.assert_array_equal(stated(added, train), concat(train, "label").argmax(-1))
+  # without the label, the tagged image tells the example, whose label is its index % 10
+  train = take(instead.train_dataset(10, seed=1), 12)
+  np.testing.assert_array_equal(stated(instead, train), decode_indices(concat(train, "image")) % 10)
+  for data in (instead, added):
+    test = take(data.eval_dataset("test", 6), 4)
+    np.testing.assert_array_equal(stated(data, test), data.classes("test", 20))
+  # a caption no template makes states no class
+  assert instead.read_text("caption", ["a handwritten [UNK]", "seven"]).tolist() == [-1, 7]
+
+
+def test_training_captions_are_a_pure_function_of_seed_epoch_and_step(captioned) -> None:
+  data = captioned["instead"]
+  steps = data.steps_per_epoch(10)
+  assert steps == 6
+  first = take(data.train_dataset(10, seed=4), 2 * steps)
+  again = take(data.train_dataset(10, seed=4), 2 * steps)
+  resumed = take(data.train_dataset(10, seed=4, start_epoch=1), steps)
+  for x, y in zip(first, again):
+    np.testing.assert_array_equal(x["caption"], y["caption"])
+  for x, y in zip(first[steps:], resumed):
+    np.testing.assert_array_equal(x["caption"], y["caption"])
+    np.testing.assert_array_equal(x["image"], y["image"])
+  other = take(data.train_dataset(10, seed=5), steps)
+  assert texts_of(data, other) != texts_of(data, first[:steps])
+  # each example (told by its tagged image) gets its captions afresh each epoch
+  by_epoch = []
+  for epoch in (first[:steps], first[steps:]):
+    indices = decode_indices(concat(epoch, "image"))
+    assert sorted(indices) == list(range(60))
+    texts = dict(zip(indices, texts_of(data, epoch)))
+    by_epoch.append([texts[i] for i in range(60)])
+  changed = sum(a != b for a, b in zip(*by_epoch))
+  assert 20 <= changed < 60  # 7 templates: about 6 in 7 change
+  assert len(set(by_epoch[0])) > 20  # and the wording varies within an epoch
+
+
+def test_eval_captions_are_fixed_by_the_seed(captioned) -> None:
+  data = captioned["added"]
+  whole = texts_of(data, every(data.eval_dataset("test", 20)))
+  assert texts_of(data, every(data.eval_dataset("test", 7))) == whole
+  assert texts_of(data, every(data.eval_dataset("test", 20))) == whole  # another read
+  assert texts_of(data, every(data.eval_dataset("test", 3, num_examples=8))) == whole[:8]
+  assert texts_of(data, every(data.eval_dataset("test", 20, seed=0))) == whole
+  other = texts_of(data, every(data.eval_dataset("test", 20, seed=1)))
+  assert other != whole
+  np.testing.assert_array_equal(data.read_text("caption", other), data.classes("test", 20))
+  assert len(set(whole)) > 5  # not one template for all
+  # the same captions whether they replace the label or join it
+  instead = captioned["instead"]
+  assert texts_of(instead, every(instead.eval_dataset("test", 20))) == whole
+
+
+def test_the_metadata_has_the_captions_of_seed_0(captioned) -> None:
+  for data in captioned.values():
+    metadata = data.metadata("test", 12)
+    assert list(metadata) == ["label", "caption"]
+    np.testing.assert_array_equal(metadata["label"], data.classes("test", 12))
+    decoded = texts_of(data, every(data.eval_dataset("test", 20, seed=0)))
+    assert list(metadata["caption"]) == decoded[:12]
+
+
+def test_short_captions_are_cut_and_said_once(tagged_dir, captioned, capsys, monkeypatch) -> None:
+  from jmvae_tf.core import files
+  from pipelines import captions
+  from pipelines.mnist import MnistDataSet
+
+  monkeypatch.setattr(files, "_WARNED", set())
+  corpus = captions.DIGITS.corpus()
+  over = sum(len(t.split()) > 2 for t in corpus)
+  cut = MnistDataSet(tagged_dir, captions="instead", caption_tokens="3")
+  MnistDataSet(tagged_dir, captions="instead", caption_tokens="3")
+  lines = [line for line in capsys.readouterr().err.splitlines() if "not the published" not in line]
+  assert lines == [
+    f"warning: mnist captions: {over} of {len(corpus)} training captions have more than 2 "
+    "words (caption_tokens=3, its end included); they are cut to 2, the longest has "
+    f"{captions.DIGITS.max_words}"
+  ]
+  assert cut.modalities[-1].shape == (3, captioned["instead"].modalities[-1].shape[1])
+  full = texts_of(captioned["instead"], every(captioned["instead"].eval_dataset("test", 20)))
+  short = texts_of(cut, every(cut.eval_dataset("test", 20)))
+  assert short == [" ".join(t.split()[:2]) for t in full]
+  assert any(len(t.split()) > 2 for t in full)
+  parsed = cut.read_text("caption", short)
+  whole = np.array([len(t.split()) <= 2 for t in full])
+  np.testing.assert_array_equal(parsed[whole], cut.classes("test", 20)[whole])
+  assert np.all(parsed[~whole] == -1)  # a cut caption is no template's
+
+
+def test_caption_vocabulary_keeps_the_most_frequent_words(tagged_dir) -> None:
+  from jmvae_tf.core.text import Vocabulary
+  from pipelines import captions
+  from pipelines.mnist import MnistDataSet
+
+  data = MnistDataSet(tagged_dir, captions="added", caption_vocabulary="12")
+  corpus = captions.DIGITS.corpus()
+  expected = Vocabulary.build(corpus, captions.DIGITS.max_words + 1, 12)
+  assert data.modalities[-1].text == expected and expected.size == 12
+  texts = texts_of(data, every(data.eval_dataset("test", 20)))
+  assert any("[UNK]" in t for t in texts)
+  words = {w for t in texts for w in t.split()}
+  assert words <= set(expected.words) | {"[UNK]"}
+
+
+def test_fashion_mnist_captions_state_the_item(tagged_dir) -> None:
+  from jmvae_tf.core.text import Vocabulary
+  from pipelines import captions
+  from pipelines.mnist import FashionMnistDataSet
+
+  data = FashionMnistDataSet(tagged_dir, captions="instead")
+  assert [m.name for m in data.modalities] == ["image", "caption"]
+  vocabulary = Vocabulary.build(captions.FASHION.corpus(), captions.FASHION.max_words + 1)
+  assert data.modalities[-1].text == vocabulary
+  test = every(data.eval_dataset("test", 20))
+  texts = texts_of(data, test)
+  np.testing.assert_array_equal(data.read_text("caption", texts), data.classes("test", 20))
+  assert "a pair of trousers" in captions.FASHION.table()[1]
+  train = take(data.train_dataset(10, seed=0), 6)
+  np.testing.assert_array_equal(stated(data, train), decode_indices(concat(train, "image")) % 10)
+  assert list(data.metadata("test", 5)["caption"]) == texts[:5]

@@ -228,3 +228,83 @@ def test_the_published_files_are_recognised_and_swapped_folders_refused(
   MnistFashionDataSet(mnist_dir, num_train=200, fashion_dir=str(changed))
   err = capsys.readouterr().err
   assert f"fashion_dir={changed}: not the published Fashion-MNIST files" in err
+
+
+# --- captions: "a seven beside a sneaker" ------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def captioned(dirs):
+  """{mode: the data set with captions=mode}."""
+  digits, fashion = dirs
+  return {
+    mode: MnistFashionDataSet(digits, num_train=200, fashion_dir=str(fashion), captions=mode)
+    for mode in ("instead", "added")
+  }
+
+
+def texts_of(data, batches) -> list:
+  vocabulary = data.modalities[-1].text
+  return [t for b in batches for t in vocabulary.decode_numpy(b["caption"])]
+
+
+def test_captions_replace_or_join_the_label_with_the_grammars_vocabulary(captioned, data):
+  from jmvae_tf.core.text import Vocabulary
+  from pipelines import captions
+
+  grammar = captions.DIGIT_AND_FASHION
+  vocabulary = Vocabulary.build(grammar.corpus(), grammar.max_words + 1)
+  instead, added = captioned["instead"], captioned["added"]
+  assert [m.name for m in instead.modalities] == ["digit", "fashion", "caption"]
+  assert [m.name for m in added.modalities] == ["digit", "fashion", "label", "caption"]
+  assert instead.modalities[-1].text == added.modalities[-1].text == vocabulary
+  assert instead.modalities[-1].kind == "tokens" and instead.modalities[-1].family == "sequence"
+  for made, keys in (
+    (instead, {"digit", "fashion", "caption"}),
+    (added, {"digit", "fashion", "label", "caption"}),
+  ):
+    batch = next(iter(made.train_dataset(50, seed=0)))
+    assert set(batch) == keys and batch["caption"].shape == (50,) + vocabulary.shape
+    assert set(next(iter(made.eval_dataset("test", 10)))) == keys
+  assert instead.fingerprint() == data.fingerprint()
+  assert data.read_text("caption", ["a seven beside a sneaker"]) is None
+
+
+def test_each_caption_states_the_pairs_class(captioned):
+  instead, added = captioned["instead"], captioned["added"]
+  train = [b for b in added.train_dataset(50, seed=2).take(8)]  # two epochs
+  texts = texts_of(added, train)
+  labels = np.concatenate([b["label"].numpy().argmax(-1) for b in train])
+  np.testing.assert_array_equal(added.read_text("caption", texts), labels)
+  # the same captions (of the same examples) where they replace the label
+  assert texts_of(instead, [b for b in instead.train_dataset(50, seed=2).take(8)]) == texts
+  for made in (instead, added):
+    test = texts_of(made, made.eval_dataset("test", 30))
+    np.testing.assert_array_equal(made.read_text("caption", test), made.classes("test", 100))
+  assert instead.read_text(
+    "caption", ["a seven beside a bag", "a seven beside a sneaker"]
+  ).tolist() == [
+    -1,
+    7,
+  ]
+
+
+def test_caption_streams_are_pure_functions_of_seed_epoch_and_step(captioned):
+  data = captioned["instead"]
+  steps = data.steps_per_epoch(50)
+  first = [b for b in data.train_dataset(50, seed=4).take(2 * steps)]
+  again = [b for b in data.train_dataset(50, seed=4).take(2 * steps)]
+  resumed = [b for b in data.train_dataset(50, seed=4, start_epoch=1).take(steps)]
+  assert texts_of(data, again) == texts_of(data, first)
+  assert texts_of(data, resumed) == texts_of(data, first[steps:])
+  assert texts_of(data, data.train_dataset(50, seed=5).take(steps)) != texts_of(data, first[:steps])
+  # another epoch, other wording: the epochs' captions of each class are not the same multiset
+  epoch0, epoch1 = texts_of(data, first[:steps]), texts_of(data, first[steps:])
+  assert sorted(epoch0) != sorted(epoch1)
+  # held out: fixed by the seed, whatever the batch size, the read or the number asked
+  whole = texts_of(data, data.eval_dataset("test", 100))
+  assert texts_of(data, data.eval_dataset("test", 7)) == whole
+  assert texts_of(data, data.eval_dataset("test", 9, num_examples=40)) == whole[:40]
+  assert texts_of(data, data.eval_dataset("test", 100, seed=1)) != whole
+  assert list(data.metadata("test", 25)["caption"]) == whole[:25]
+  assert list(data.metadata("test", 25)) == ["label", "item", "caption"]

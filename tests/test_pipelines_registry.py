@@ -58,9 +58,12 @@ def test_make_dataset_passes_the_directory_and_the_split(data_dir):
 
 
 def test_make_dataset_passes_the_data_options(data_dir):
-  """MNIST has no options: one given reaches its check, and a malformed one the parser's."""
+  """MNIST's options are its captions': another given reaches its check, and a malformed one
+  the parser's."""
   with pytest.raises(
-    DataError, match=r"^--data_options: mnist has no option 'crop' \(it has: none\)$"
+    DataError,
+    match=r"^--data_options: mnist has no option 'crop' \(it has: caption_tokens, "
+    r"caption_vocabulary, captions\)$",
   ):
     registry.make_dataset("mnist", data_dir=str(data_dir), options=["crop=center"])
   with pytest.raises(DataError, match="'crop' is not key=value"):

@@ -91,7 +91,9 @@ def call(module: signatures.ServingModule, signature: str, inputs: dict) -> dict
 def clean_env() -> dict:
   """Only the installed packages' directories on the path, so TensorFlow imports but
   this project does not, even when it is pip-installed (editable or not)."""
-  env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+  # Nor runners' TF_USE_LEGACY_KERAS (set in this process once a test imports them), which
+  # would make TensorFlow reach for tf_keras where it is installed.
+  env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "TF_USE_LEGACY_KERAS")}
   paths = sysconfig.get_paths()
   env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys([paths["purelib"], paths["platlib"]]))
   env["TF_CPP_MIN_LOG_LEVEL"] = "2"
@@ -1026,3 +1028,216 @@ def test_a_three_modality_export_serves_without_the_project(k3_exports, tmp_path
         np.testing.assert_allclose(
           outputs[f"{signature}/{key}"], value.numpy(), rtol=1e-5, atol=1e-6
         )
+
+
+# --- text: a caption is a string in and a string out ---------------------------------------------
+
+CAPTION_WORDS = ("zero", "one", "two")
+
+
+def caption_of(k: int) -> str:
+  return f"the digit {CAPTION_WORDS[k]}"
+
+
+def parse_caption(text) -> int:
+  """The class a caption states, -1 for none (the toy grammar's parser)."""
+  text = text.decode() if isinstance(text, bytes) else text
+  return next((k for k in range(3) if text == caption_of(k)), -1)
+
+
+@pytest.fixture(scope="module")
+def caption_export(tmp_path_factory):
+  """JMVAE-kl trained on (caption, label) pairs where the caption says the label ("the digit
+  one"), exported: (the model, its modalities, the export directory)."""
+  import jmvae_tf
+  from jmvae_tf.core.modalities import Modality
+  from jmvae_tf.core.text import Vocabulary
+
+  rng = np.random.default_rng(0)
+  classes = rng.integers(0, 3, 96)
+  texts = [caption_of(k) for k in classes]
+  vocabulary = Vocabulary.build(texts, 4)  # 3 words and <eos>
+  modalities = (
+    Modality("caption", "tokens", vocabulary.shape, vocabulary=vocabulary.tokens),
+    Modality("label", "categorical", (3,)),
+  )
+  data = jmvae_tf.ArrayDataSet(
+    modalities,
+    {
+      "caption": vocabulary.encoder()(tf.constant(texts)).numpy(),
+      "label": np.eye(3, dtype=np.float32)[classes],
+    },
+    architecture="generic",
+  )
+  model = jmvae_tf.make_model("jmvae_kl", data, architecture_options={"hidden": "32"}, latent_dim=2)
+  jmvae_tf.train(
+    model,
+    data,
+    epochs=60,
+    batch_size=32,
+    warmup_epochs=0,
+    learning_rate=3e-3,
+    steps_per_execution=3,  # an epoch a call: the same steps, less overhead
+    verbose=0,
+  )
+  path = export.export(model, str(tmp_path_factory.mktemp("caption_export")), "captions")
+  return model, modalities, Path(path)
+
+
+# TensorFlow alone: the captions are read by the vocabulary the SavedModel holds.
+CAPTION_LOADER = textwrap.dedent("""
+    import importlib.util, json, sys
+    import numpy as np
+    import tensorflow as tf
+
+    for package in ("jmvae_tf", "pipelines", "runners"):
+      assert importlib.util.find_spec(package) is None, package + " is importable"
+    loaded = tf.saved_model.load(sys.argv[1])
+    seed = tf.constant([3, 5], tf.int64)
+    report = {"signatures": sorted(loaded.signatures.keys()), "specs": {}, "errors": {}}
+    for name, fn in loaded.signatures.items():
+      report["specs"][name] = {
+        k: [s.dtype.name, s.shape.as_list()] for k, s in fn.structured_input_signature[1].items()
+      }
+    gen_x = loaded.signatures["generate_x_from_w"]
+    gen_w = loaded.signatures["generate_w_from_x"]
+    classes = np.repeat(np.arange(3), 10)
+    out = gen_x(label=tf.constant(np.eye(3, dtype=np.float32)[classes]), seed=seed)
+    report["text"] = [t.decode() for t in out["caption_text"].numpy()]
+    report["sample_text"] = [t.decode() for t in out["caption_sample_text"].numpy()]
+    report["caption_probs_shape"] = list(out["caption_probs"].shape)
+    words = ["zero", "One", "TWO!"]
+    captions = ["The digit " + words[k] for k in classes] + ["the digit seven two"]
+    report["label_probs"] = gen_w(caption=tf.constant(captions), seed=seed)["label_probs"].numpy().tolist()
+    single = lambda c: gen_w(caption=tf.constant([c]), seed=seed)["label_probs"].numpy()[0].tolist()
+    report["short"] = single("the digit two")
+    report["long"] = single("the digit two two two two one zero")
+    for key, bad in {
+      "empty": ["the digit one", "", "the digit two"],
+      "punctuation": ["?!", "the digit one"],
+      "unknown": ["the digit one", "the digit two", "Zebra yak", "the digit zero"],
+    }.items():
+      try:
+        gen_w(caption=tf.constant(bad), seed=seed)
+        report["errors"][key] = None
+      except Exception as e:
+        report["errors"][key] = [type(e).__name__, str(e)[:2000]]
+    report["tf_keras"] = "tf_keras" in sys.modules
+    json.dump(report, open("report.json", "w"))
+    print("LOADED")
+    """)
+
+
+@pytest.fixture(scope="module")
+def caption_loaded(caption_export, tmp_path_factory):
+  """What the caption export answered in a process without the project (nor tf_keras)."""
+  work = tmp_path_factory.mktemp("caption_outside")
+  (work / "loader.py").write_text(CAPTION_LOADER)
+  proc = run_outside_project(
+    [sys.executable, "loader.py", str(caption_export[2])], cwd=work, timeout=240
+  )
+  assert proc.returncode == 0 and "LOADED" in proc.stdout, proc.stderr[-3000:]
+  return json.loads((work / "report.json").read_text())
+
+
+def test_a_caption_export_serves_strings_with_tensorflow_alone(caption_export, caption_loaded):
+  model, modalities, _ = caption_export
+  report = caption_loaded
+  assert report["tf_keras"] is False  # the vocabulary's lookup is TensorFlow's own
+  assert report["specs"]["generate_w_from_x"]["caption"] == ["string", [None]]
+  assert report["specs"]["generate_x_from_w"]["label"] == ["float32", [None, 3]]
+  assert report["specs"]["reconstruct"]["caption"] == ["string", [None]]
+  assert signatures.modality_spec(modalities[0]) == tf.TensorSpec([None], tf.string, "caption")
+  vocabulary = modalities[0].text
+  assert report["caption_probs_shape"] == [30, *vocabulary.shape]
+  for texts in (report["text"], report["sample_text"]):
+    assert len(texts) == 30
+    for text in texts:
+      assert set(text.split()) <= set(vocabulary.tokens) - {"<eos>"}, text
+  # the same answers as the model in this process, given the same strings and seed
+  module = signatures.ServingModule(model, modalities)
+  classes = np.repeat(np.arange(3), 10)
+  words = ["zero", "One", "TWO!"]
+  captions = ["The digit " + words[k] for k in classes] + ["the digit seven two"]
+  seed = tf.constant([3, 5], tf.int64)
+  here = module.run("generate_w_from_x", {"caption": tf.constant(captions), "seed": seed})
+  np.testing.assert_allclose(
+    report["label_probs"], here["label_probs"].numpy(), rtol=1e-5, atol=1e-6
+  )
+  labels = tf.constant(np.eye(3, dtype=np.float32)[classes])
+  here = module.run("generate_x_from_w", {"label": labels, "seed": seed})
+  assert [t.decode() for t in here["caption_text"].numpy()] == report["text"]
+  assert [t.decode() for t in here["caption_sample_text"].numpy()] == report["sample_text"]
+
+
+def test_a_trained_caption_model_reads_and_writes_its_captions(caption_loaded):
+  """Each way, one draw of z per example: mostly right (chance is 1/3), and every generated
+  caption one of the three the model was trained on."""
+  report = caption_loaded
+  classes = np.repeat(np.arange(3), 10)
+  # label k -> "the digit <k>", parsed back to k
+  parsed = np.array([parse_caption(t) for t in report["text"]])
+  assert np.all(parsed >= 0), report["text"]
+  assert np.mean(parsed == classes) >= 0.7, report["text"]
+  for k in range(3):  # each label's own caption the most frequent
+    assert np.bincount(parsed[classes == k], minlength=3).argmax() == k
+  # caption -> label: the class it says (case and punctuation as the vocabulary reads them)
+  probs = np.array(report["label_probs"])
+  assert np.mean(probs[:30].argmax(-1) == classes) >= 0.7
+  for k in range(3):
+    assert probs[:30][classes == k].mean(0).argmax() == k
+  # a word the vocabulary does not have reads as [UNK]; the rest of the caption still serves
+  assert np.isclose(probs[30].sum(), 1.0, atol=1e-5)
+
+
+def test_a_caption_over_t_minus_1_words_is_cut_as_in_training(caption_loaded):
+  """T = 4: "the digit two two two two one zero" reads as "the digit two"."""
+  np.testing.assert_allclose(caption_loaded["long"], caption_loaded["short"], rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+  "key, message",
+  [
+    ("empty", "caption: caption 1 is empty (no word once punctuation goes)"),
+    ("punctuation", "caption: caption 0 is empty (no word once punctuation goes)"),
+    ("unknown", "caption: caption 2 ("),
+  ],
+)
+def test_an_empty_or_unknown_caption_is_refused_naming_its_index(caption_loaded, key, message):
+  kind, text = caption_loaded["errors"][key]
+  assert kind == "InvalidArgumentError" and message in text, text
+  if key == "unknown":
+    assert "Zebra yak" in text and "has only words the vocabulary does not have" in text
+
+
+def test_caption_requests_keep_the_limits_and_the_batch_checks(caption_export):
+  model, modalities, _ = caption_export
+  module = signatures.ServingModule(model, modalities, SMALL_LIMITS)
+  seed = tf.constant([1, 2], tf.int64)
+  with pytest.raises(
+    tf.errors.InvalidArgumentError,
+    match=r"caption: batch size 5 is over the limit of this export, 4 \(max_batch_size\)",
+  ):
+    module.run("generate_w_from_x", {"caption": tf.constant(["the digit one"] * 5), "seed": seed})
+  with pytest.raises(tf.errors.InvalidArgumentError, match="every input must have the same batch"):
+    module.run(
+      "reconstruct",
+      {"caption": tf.constant(["the digit one"] * 2), "label": tf.eye(3)[:1], "seed": seed},
+    )
+  # "[UNK]" is how a decoded caption writes an unknown word; read back, it is no word it knows
+  with pytest.raises(tf.errors.InvalidArgumentError, match="caption 1 .* has only words"):
+    module.run("generate_w_from_x", {"caption": tf.constant(["two", "[UNK]"]), "seed": seed})
+  served = module.run(
+    "generate_w_from_x", {"caption": tf.constant(["the digit [UNK]"] * 4), "seed": seed}
+  )
+  assert served["label_probs"].shape == (4, 3)
+
+
+def test_an_empty_batch_of_captions_is_refused_in_one_line(caption_export):
+  """TensorFlow's 1-D convolutions (the caption's networks) fail on an empty batch with a
+  kernel's message; the export says what is wrong instead."""
+  model, modalities, _ = caption_export
+  module = signatures.ServingModule(model, modalities)
+  seed = tf.constant([1, 2], tf.int64)
+  with pytest.raises(tf.errors.InvalidArgumentError, match="caption: the request holds no caption"):
+    module.run("generate_w_from_x", {"caption": tf.constant([], tf.string), "seed": seed})

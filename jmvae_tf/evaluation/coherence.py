@@ -11,7 +11,10 @@ of the generated image and attributes). This is how the multimodal-VAE literatur
 How a generated value is read (`readers`): an image by an independent classifier trained here
 on the real training images of its modality (`train_classifier`, cached so evaluation does not
 retrain it; its test accuracy is reported beside every coherence figure); a one-hot modality
-by its argmax; a vector of {-1, 1} attributes by its sign. Generated values are the means of
+by its argmax; a vector of {-1, 1} attributes by its sign; a caption by its most probable word
+at each position up to the end of the sentence, read back by the data set's parser of its
+grammar (`TextReader`; the parser's agreement with the true labels on the real test captions
+is reported beside it). Generated values are the means of
 p(target|z) for one draw of z from the posterior given the modalities (iterative sampling
 first where the model needs it), as MultiVae's predictions are.
 
@@ -258,6 +261,53 @@ def _image_classifier(data, modality, epochs: int, data_seed: int, batch_size: i
   return cached_classifier(directory, key, train, modality.shape, outputs)
 
 
+@dataclasses.dataclass
+class TextReader:
+  """Reads generated captions of a text modality: the most probable token of each position up
+  to the end of the sentence (`Vocabulary.decode`), then the data set's parser (`read_text`),
+  which gives classes (-1: none stated) or attributes."""
+
+  vocabulary: object  # jmvae_tf.core.text.Vocabulary
+  parse: Callable  # captions -> classes [N] or attributes [N, A]
+  agreement: float  # the parser on the real test captions, against their true labels
+  num_test: int
+
+  def read(self, values) -> np.ndarray:
+    return np.asarray(self.parse(self.vocabulary.decode_numpy(values)))
+
+
+def text_readers(data, data_seed: int = 0, batch_size: int = 500) -> Dict[str, TextReader]:
+  """{text modality: its TextReader} for a data set with labels whose captions it can read
+  (`DataSet.read_text`), each with the parser's agreement with the true labels on the real
+  test captions (as evaluation reads them: `data_seed`'s)."""
+  if data.labels("test", 1) is None:
+    return {}
+  out = {}
+  for m in data.modalities:
+    vocabulary = m.text
+    if vocabulary is None:
+      continue
+    n = data.num_examples("test")
+    texts = []
+    for batch in data.eval_dataset("test", batch_size, data_seed):
+      texts += vocabulary.decode_numpy(batch[m.name])
+    read = data.read_text(m.name, texts)
+    if read is None:
+      continue
+    truth = data.labels("test", n)
+    agreement = float(accuracy(read, truth).mean())
+    out[m.name] = TextReader(
+      vocabulary, lambda t, name=m.name: data.read_text(name, t), agreement, n
+    )
+  return out
+
+
+def data_readers(data, epochs: int = 2, data_seed: int = 0) -> Dict[str, object]:
+  """What coherence reads a data set's generated modalities with, beyond argmax and sign:
+  its images' classifiers (`image_classifiers`) and its captions' parsers (`text_readers`)."""
+  return {**image_classifiers(data, epochs, data_seed), **text_readers(data, data_seed)}
+
+
 def make_reader(
   modality, classifiers: Dict[str, Classifier], readable: Optional[Sequence[str]] = None
 ) -> Optional[Callable]:
@@ -365,7 +415,7 @@ def evaluate(
     if reader is not None:
       readers[m.name] = reader
   found = pairs(model, readers)
-  return {
+  record = {
     "pairs": coherence(model, dataset, truth, readers, iterations, seed),
     "prior": prior_coherence(model, readers, prior_samples, seed) if prior_samples else None,
     "prior_samples": prior_samples,
@@ -373,10 +423,27 @@ def evaluate(
     "inference": {pair_key(g, t): model.describe_inference(g, iterations) for g, t in found},
     "num_examples": int(len(truth)),
   }
+  if np.ndim(truth) > 1:  # attributes: what always saying each one's commoner value scores
+    record["majority"] = majority_baseline(truth)
+  return record
+
+
+def majority_baseline(truth: np.ndarray) -> float:
+  """The mean per-attribute accuracy of always predicting each attribute's more frequent value
+  among `truth` ({-1, 1} [N, A]): the floor an attribute coherence must clear."""
+  positive = (np.asarray(truth) > 0).mean(0)
+  return float(np.maximum(positive, 1 - positive).mean())
 
 
 def read_by(modality, classifiers: Dict[str, Classifier]) -> str:
   """How values of `modality` are read, for reports."""
+  if isinstance(classifiers.get(modality.name), TextReader):
+    r = classifiers[modality.name]
+    return (
+      "its most probable word at each position up to <eos>, parsed by the data set's grammar "
+      f"(the parser's agreement with the true labels on the {r.num_test} real test captions: "
+      f"{r.agreement:.4f})"
+    )
   if modality.name in classifiers:
     c = classifiers[modality.name]
     what = "attributes" if c.attributes else "classes"
@@ -402,6 +469,13 @@ def markdown(records: Sequence[Dict], titles: Sequence[str]) -> str:
     target, given = key.split("|")
     cells = [f"{r['pairs'][key]:.4f}" if key in r["pairs"] else "—" for r in records]
     lines.append(f"| {target} | {given.replace(',', ', ')} | " + " | ".join(cells) + " |")
+  if any("majority" in r for r in records):
+    cells = [f"{r['majority']:.4f}" if "majority" in r else "—" for r in records]
+    lines.append(
+      "| majority baseline | each attribute's commoner test value, always | "
+      + " | ".join(cells)
+      + " |"
+    )
   if any(r["prior"] is not None for r in records):
     cells = [f"{r['prior']:.4f}" if r["prior"] is not None else "—" for r in records]
     samples = next(r["prior_samples"] for r in records if r["prior"] is not None)

@@ -27,7 +27,14 @@ def table_of(model, data) -> table.TableDefinition:
   """The table `model` belongs to: its data set's (the paper's where it has one), in the order
   of its modalities."""
   dataset = model.dataset_name or data.name
-  return table.table_for(dataset, [m.name for m in model.data_modalities])
+  modalities = model.data_modalities
+  return table.table_for(dataset, [m.name for m in modalities], paper=not has_text(modalities))
+
+
+def has_text(modalities) -> bool:
+  """Whether a modality is text: the paper's tables have none (its captions are this
+  project's, made from the labels)."""
+  return any(m.likelihood.reads_text for m in modalities)
 
 
 def evaluate(
@@ -106,7 +113,7 @@ def evaluate(
   truth = data.labels("test", num_test) if with_coherence else None
   if truth is not None:
     if classifiers is None:
-      classifiers = coherence.image_classifiers(data, classifier_epochs, data_seed)
+      classifiers = coherence.data_readers(data, classifier_epochs, data_seed)
     record["coherence"] = coherence.evaluate(
       model, dataset, truth, classifiers, iterations, prior_samples, seed, data.label_modalities()
     )
@@ -118,6 +125,8 @@ def markdown(record: Dict, definition: table.TableDefinition, data: str = "") ->
   and the coherence where the record has them."""
   text = table.markdown_table([record], definition=definition, data=data)
   text += f"\n\nEstimator: {record['estimator']}. Test examples: {record['num_examples']}."
+  if record.get("per_token"):
+    text += "\n\n" + per_token_markdown(record["per_token"], definition)
   if "dataset" in record:
     options = f", options {', '.join(record['data_options'])}" if record["data_options"] else ""
     text += (
@@ -129,6 +138,20 @@ def markdown(record: Dict, definition: table.TableDefinition, data: str = "") ->
   if "coherence" in record:
     text += "\n\n" + coherence.markdown([record["coherence"]], [registry.title(record["model"])])
   return text
+
+
+def per_token_markdown(per_token: Dict[str, float], definition: table.TableDefinition) -> str:
+  """The text targets' log-likelihoods per token: the test captions' summed estimate over
+  their tokens (each word and the end of the sentence; padding excluded)."""
+  by_key = {c.key: c for c in definition.columns}
+  parts = [
+    f"{by_key[k].title('', definition.symbols) if k in by_key else k} {v:.4f}"
+    for k, v in per_token.items()
+  ]
+  return (
+    "Per token (the test captions' summed estimate over their tokens, the end of each sentence "
+    "included, padding not): " + "; ".join(parts) + "."
+  )
 
 
 def console(text: str) -> str:
@@ -155,6 +178,8 @@ def write_summaries(log_dir: str, record: Dict, epoch: int):
       tf.summary.scalar(f"log_likelihood/{key}", value)
     for key, value in record.get("iwae", {}).items():
       tf.summary.scalar(f"iwae/{key}", value)
+    for key, value in record.get("per_token", {}).items():
+      tf.summary.scalar(f"log_likelihood_per_token/{key}", value)
     found = record.get("coherence") or {}
     for key, value in found.get("pairs", {}).items():
       tf.summary.scalar(f"coherence/{key}", value)
@@ -177,17 +202,26 @@ def evaluate_runs(
   (CVAE/CMMA rows joining their two one-way models, the paper's numbers beside ours) goes to
   `table_output` as <stem>.json/.md. `settings` are `evaluate`'s (num_test, num_samples,
   iterations, ...). Returns the records."""
-  definition = table.table_for(runs[0].config.dataset, runs[0].config.modality_names)
+  config = runs[0].config
+  definition = table.table_for(
+    config.dataset, config.modality_names, paper=not has_text(config.modalities)
+  )
   iterations = settings.get("iterations")
   iterations = definition.iterations if iterations is None else iterations
   settings = {**settings, "iterations": iterations}
   num_test = data.check_split("test", settings.get("num_test"))
   classifiers = None
   if settings.get("with_coherence", True) and data.labels("test", 1) is not None:
-    classifiers = coherence.image_classifiers(
+    classifiers = coherence.data_readers(
       data, settings.get("classifier_epochs", 2), settings.get("data_seed", 0)
     )
     for name, c in classifiers.items():
+      if isinstance(c, coherence.TextReader):
+        log(
+          f"coherence: {name} read by the data set's caption parser, agreement with the true "
+          f"labels on the {c.num_test} real test captions {c.agreement:.4f}"
+        )
+        continue
       log(
         f"coherence: {name} read by a classifier trained on {c.num_train} real training "
         f"images, test accuracy {c.test_accuracy:.4f}"
@@ -214,6 +248,8 @@ def evaluate_runs(
       f"estimator: {record['estimator']}; {record['num_examples']} test examples; "
       f"{record['seconds']:.1f} s"
     )
+    if record.get("per_token"):
+      log(console(per_token_markdown(record["per_token"], definition)))
     if "coherence" in record:
       log(console(coherence.markdown([record["coherence"]], [registry.title(config.model)])))
     path = write_outputs(

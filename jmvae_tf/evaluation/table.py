@@ -186,10 +186,12 @@ TABLES = {"mnist": TABLE1, "fashion_mnist": TABLE1_FASHION, "celeb_a": TABLE2}
 DEFAULT_ITERATIONS = TABLE1.iterations
 
 
-def table_for(dataset: str, modality_names: Sequence[str]) -> TableDefinition:
+def table_for(dataset: str, modality_names: Sequence[str], paper: bool = True) -> TableDefinition:
   """The table a run on `dataset` (its config.dataset) belongs to, for its modalities: the
-  paper's where it has one, else every conditional of the modalities, without paper numbers."""
-  if dataset in TABLES:
+  paper's where it has one (and `paper`: False where the run's modalities are not the paper's,
+  e.g. captions instead of labels), else every conditional of the modalities, without paper
+  numbers."""
+  if paper and dataset in TABLES:
     return TABLES[dataset].bind(modality_names)
   return TableDefinition(
     f"conditional log-likelihoods on {dataset}",
@@ -274,6 +276,9 @@ def evaluate(
     )
   start = time.perf_counter()
   totals = {c.key: 0.0 for c in columns}
+  specs = {m.name: m for m in model.modality_specs}
+  # Text targets: their tokens too (padding excluded), for the per-token figure.
+  tokens = {c.key: 0.0 for c in columns if specs[c.target].likelihood.reads_text}
   count = 0
   bar = _progress(_num_batches(dataset), progress)
   for i, batch in enumerate(dataset):
@@ -288,6 +293,9 @@ def evaluate(
         seed=(seed * 1000 + j, i),
       )
       totals[column.key] += float(tf.reduce_sum(values))
+      if column.key in tokens:
+        counted = specs[column.target].likelihood.count(batch[column.target])
+        tokens[column.key] += float(tf.reduce_sum(counted))
     count += int(tf.shape(batch[columns[0].target])[0])
     if bar is not None:
       bar.update(i + 1)
@@ -298,6 +306,8 @@ def evaluate(
     "values": {k: v / count for k, v in totals.items()},
     "seconds": time.perf_counter() - start,
   }
+  if tokens:  # the summed log-likelihood of the test captions over their tokens
+    result["per_token"] = {k: totals[k] / n for k, n in tokens.items()}
   if iwae_samples > 0:
     start = time.perf_counter()
     result["iwae"] = evaluate_iwae(

@@ -40,6 +40,13 @@ Outputs are named after the modality: `<name>_probs` (Bernoulli / categorical) o
 `<name>_mean` and `<name>_stddev` (Gaussian), and `<name>_sample`; latents `z`,
 `mean`, `variance`.
 
+A caption (a text modality, with its vocabulary) is a string in and a string out: its input
+is a batch of captions (tf.string [B]), read into tokens inside the graph by the
+vocabulary's own TextVectorization, which the SavedModel holds; a generated caption comes as
+`<name>_text` (the most probable word at each position, up to the end of the sentence) and
+`<name>_sample_text` (the drawn tokens), beside its `<name>_probs` and `<name>_sample`. A
+caption of more than T - 1 words is cut to T - 1, as in training.
+
 Every input is checked in the graph before any work (an InvalidArgumentError whose text
 TF Serving returns to the client): the batch size, `num_samples` and `num_steps` against
 the export's ServingLimits (recorded in the `limits` signature and
@@ -90,7 +97,12 @@ def decode_outputs(
   dists = model.decode(z, batch, names=names)
   outputs = {"z": z}
   for name, s in zip(names, split_seed(seed, len(names))):
-    outputs.update(prefixed(name, specs[name].likelihood.serving_outputs(dists[name], s)))
+    generated = specs[name].likelihood.serving_outputs(dists[name], s)
+    vocabulary = specs[name].text
+    if vocabulary is not None:  # a caption: also as words
+      generated["text"] = vocabulary.decode(generated["probs"])
+      generated["sample_text"] = vocabulary.decode(generated["sample"])
+    outputs.update(prefixed(name, generated))
   return outputs
 
 
@@ -133,6 +145,9 @@ class SignatureSpec:
 
 
 def modality_spec(modality: Modality) -> tf.TensorSpec:
+  """A served input: the modality's values, or a caption string for a text modality."""
+  if modality.vocabulary is not None:
+    return tf.TensorSpec((None,), tf.string, name=modality.name)
   return tf.TensorSpec((None,) + modality.shape, tf.float32, name=modality.name)
 
 
@@ -325,6 +340,41 @@ def modality_checks(value: tf.Tensor, modality: Modality, limits: ServingLimits)
     return [size, finite, _require(condition, message, *values)]
 
 
+def caption_checks(captions: tf.Tensor, encoder, name: str, limits: ServingLimits):
+  """The tokens of `captions` [B] (tf.string), made to wait for asserts: the batch size within
+  the limit and not 0, and every caption holding a word, and one the vocabulary has."""
+  batch = tf.shape(captions)[0]
+  size = _require(
+    batch <= limits.max_batch_size,
+    f"{name}: batch size {{}} is over the limit of this export, {limits.max_batch_size} "
+    "(max_batch_size); split the request",
+    batch,
+  )
+  # TensorFlow's 1-D convolutions fail on an empty batch, with a kernel's message: say it.
+  some = _require(batch > 0, f"{name}: the request holds no caption; send at least one")
+  with tf.control_dependencies([size, some]):
+    values, words, unknown = encoder.encode(captions)
+  empty = tf.equal(words, 0)
+  only_unknown = tf.logical_and(words > 0, tf.equal(unknown, words))
+  empty_check = _require(
+    tf.logical_not(tf.reduce_any(empty)),
+    f"{name}: caption {{}} is empty (no word once punctuation goes)",
+    _first(empty),
+  )
+  known = _require(
+    tf.logical_not(tf.reduce_any(only_unknown)),
+    f"{name}: caption {{}} ({{}}) has only words the vocabulary does not have",
+    _first(only_unknown),
+    tf.boolean_mask(captions, only_unknown)[:1],
+  )
+  return checked(values, size, some, empty_check, known)
+
+
+def _first(flags: tf.Tensor) -> tf.Tensor:
+  """The index of the first true of `flags` [B] (B where none is, an empty batch too)."""
+  return tf.argmax(tf.cast(tf.concat([flags, [True]], 0), tf.int32))
+
+
 def count_checks(value: tf.Tensor, name: str, limit: int) -> List:
   return [
     _require(
@@ -340,11 +390,15 @@ def with_input_checks(
   input_signature: Sequence[tf.TensorSpec],
   modalities: Sequence[Modality],
   limits: ServingLimits,
+  encoders: Optional[Dict[str, object]] = None,
 ) -> Callable:
   """`fn` that first checks every input: its shape against its spec (a SavedModel
   signature checks dtypes but not shapes: "Shape of tensor label [2,9] is not compatible
   with expected shape [?,10]" instead of an error deep inside a layer), then its values
-  (modality_checks, count_checks). `fn` sees only inputs that have passed."""
+  (modality_checks, count_checks); captions are read into tokens (`encoders`: each text
+  modality's CaptionEncoder) and checked (caption_checks). `fn` sees only inputs that have
+  passed."""
+  encoders = encoders or {}
   by_name = {m.name: m for m in modalities}
   counts = {
     NUM_STEPS_SPEC.name: limits.max_num_steps,
@@ -355,7 +409,9 @@ def with_input_checks(
     inputs = []
     for arg, spec in zip(args, input_signature):
       arg = tf.ensure_shape(arg, spec.shape)
-      if spec.name in by_name:
+      if spec.name in encoders:
+        arg = caption_checks(arg, encoders[spec.name], spec.name, limits)
+      elif spec.name in by_name:
         arg = checked(arg, *modality_checks(arg, by_name[spec.name], limits))
       elif spec.name in counts:
         arg = checked(arg, *count_checks(arg, spec.name, counts[spec.name]))
@@ -392,6 +448,8 @@ class ServingModule(tf.Module):
     modalities = tuple(modalities or model.data_modalities)
     specs = model_signatures(model, modalities)
     self.model_variables = list(model.variables)
+    # Each caption's vocabulary (its lookup table) travels inside the SavedModel.
+    self.caption_encoders = {m.name: m.text.encoder() for m in modalities if m.text is not None}
     self.signature_docs = {}
     self.signature_inputs = {}
     self.function_names = []
@@ -400,7 +458,9 @@ class ServingModule(tf.Module):
         self,
         spec.name,
         tf.function(
-          with_input_checks(spec.fn, spec.input_signature, modalities, self.serving_limits),
+          with_input_checks(
+            spec.fn, spec.input_signature, modalities, self.serving_limits, self.caption_encoders
+          ),
           input_signature=spec.input_signature,
           autograph=False,
         ),
