@@ -48,6 +48,8 @@ Serving and inspection
   write_embeddings     latent embeddings for the TensorBoard Projector
   draw_figures         the paper's figures (3-9) as PNG and TensorBoard images
   FigureSettings       what those figures show
+  write_captions       a text model's captions: those generated from test images, images
+                       generated from captions (PNG) and the caption tables (Markdown)
 Plug-in points (from your own module; `--plugins=MODULE` for the runners)
   register_likelihood  a likelihood kind (subclass Likelihood)
   Likelihood           the base of likelihood kinds
@@ -99,6 +101,7 @@ _HOMES = {
   "write_embeddings": "jmvae_tf.inspection.projector",
   "draw_figures": "jmvae_tf.inspection.paper_figures",
   "FigureSettings": "jmvae_tf.inspection.paper_figures",
+  "write_captions": "jmvae_tf.inspection.captions",
   "register_likelihood": "jmvae_tf.core.likelihoods",
   "Likelihood": "jmvae_tf.core.likelihoods",
   "register_family": "jmvae_tf.core.modalities",

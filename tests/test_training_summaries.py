@@ -1,6 +1,6 @@
 """TensorBoard summaries of a tiny training run, read back from its event files: the
-pictures each model can draw (tags and shapes), the HParams session, and kl_weight once
-per epoch."""
+pictures each model can draw (tags and shapes), the captions of a model with text (and none
+without), the HParams session, and kl_weight once per epoch."""
 
 from __future__ import annotations
 
@@ -15,11 +15,13 @@ from stream_data import StreamData
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from jmvae_tf.core import options
-from jmvae_tf.core.likelihoods import GAUSSIAN_FIXED
+from jmvae_tf.core.likelihoods import BERNOULLI, GAUSSIAN_FIXED, TOKENS
 from jmvae_tf.core.modalities import Modality
+from jmvae_tf.core.text import Vocabulary
 from jmvae_tf.inspection import pictures as pictures_lib
 from jmvae_tf.models import config as config_lib
 from jmvae_tf.training import callbacks, driver, summaries
+from pipelines.captions import DIGITS
 
 BATCH = 8
 EPOCHS = 2
@@ -28,6 +30,14 @@ FACE_CELL = 16
 FACES = (
   Modality("image", GAUSSIAN_FIXED, (16, 16, 3), "image"),
   Modality("attributes", GAUSSIAN_FIXED, (5,), "vector"),
+)
+
+
+# MNIST's digits with captions of their class instead of labels ("a handwritten seven").
+DIGIT_CAPTIONS = Vocabulary.build(DIGITS.corpus(), DIGITS.max_words + 1)
+CAPTIONED = (
+  Modality("image", BERNOULLI, (28, 28, 1), "image"),
+  Modality("caption", TOKENS, DIGIT_CAPTIONS.shape, "sequence", DIGIT_CAPTIONS.tokens),
 )
 
 
@@ -48,6 +58,13 @@ def faces_like(n: int, rng):
     "image": rng.uniform(-1, 1, (n, 16, 16, 3)).astype(np.float32),
     "attributes": rng.choice([-1.0, 1.0], (n, 5)).astype(np.float32),
   }
+
+
+def captioned_like(n: int, rng):
+  """Random digits, each with a caption of a random class under a random template."""
+  texts = [DIGITS.caption(c, k) for c, k in zip(rng.integers(0, 10, n), rng.integers(0, 7, n))]
+  images = (rng.random((n, 28, 28, 1)) < 0.3).astype(np.float32)
+  return {"image": images, "caption": DIGIT_CAPTIONS.encoder()(tf.constant(texts)).numpy()}, texts
 
 
 def train_tiny(model_dir, model_config, data, epochs=EPOCHS, eval_every=1, warmup_epochs=2):
@@ -80,6 +97,15 @@ def read_events(directory):
       for value in event.summary.value:
         found.append((event.step, value.tag, value))
   return found
+
+
+def texts(model_dir):
+  """{tag: {step: the Markdown}} of the text summaries under logs/train."""
+  out = {}
+  for step, tag, value in read_events(model_dir / "logs" / "train"):
+    if value.metadata.plugin_data.plugin_name == "text":
+      out.setdefault(tag, {})[step] = tf.make_ndarray(value.tensor).item().decode("utf-8")
+  return out
 
 
 def pictures(model_dir):
@@ -200,3 +226,24 @@ def test_faces_from_the_attributes_of_held_out_faces(tmp_path):
   expected = np.round((data["image"][:n] + 1) / 2 * 255).astype(np.uint8)
   np.testing.assert_array_equal(faces[:FACE_CELL, :FACE_CELL], expected[0])
   assert found["image/reconstructed"][2].shape == grid_shape(3, n, FACE_CELL, 3)
+
+
+def test_no_text_is_written_for_a_model_without_text(jmvae_kl_run):
+  assert texts(jmvae_kl_run[0]) == {}  # image and label: no caption, no text summary
+
+
+def test_captions_are_written_as_text_with_the_pictures(tmp_path):
+  # Small generic networks keep the run short: the captions depend only on the modalities.
+  model_config = config_lib.ModelConfig.make(
+    "jmvae_kl", CAPTIONED, "generic", "mnist", {"hidden": "32"}, latent_dim=4
+  )
+  data, captions = captioned_like(4 * BATCH, np.random.default_rng(3))
+  train_tiny(tmp_path, model_config, data, epochs=1)
+  found = texts(tmp_path)
+  assert set(found) == {"caption/generated"} and set(found["caption/generated"]) == {0}
+  table = found["caption/generated"][0].split("\n\n")[0].splitlines()
+  assert table[0] == "| # | true caption | from all, mean z | from image |"
+  rows = [line.strip("|").split("|") for line in table[2:]]
+  assert [r[1].strip() for r in rows] == captions[: summaries.NUM_EXAMPLES]  # held-out examples
+  # The pictures are there too, of the image given the caption.
+  assert "image/from_caption" in pictures(tmp_path)

@@ -8,6 +8,8 @@ term, and `epoch_kl_weight`, to train/ and, every --eval_every epochs, validatio
   train/   learning_rate, examples_per_second, latent_mean (a histogram) every epoch;
            every `image_every` epochs and after the last one, the pictures of
            `jmvae_tf.inspection.pictures` (what the model generates of held-out examples)
+           and, for a model with a text modality, its captions as Markdown tables
+           (`<caption>/generated` in the TEXT dashboard: `jmvae_tf.inspection.captions`)
   (root)   the HParams session: model options, training settings and data set; TensorBoard
            takes each run's final train/ and validation/ scalars as its metrics.
 
@@ -24,6 +26,7 @@ from typing import Dict, Optional
 import tensorflow as tf
 import tf_keras as keras
 
+from jmvae_tf.inspection.captions import caption_rows
 from jmvae_tf.inspection.pictures import pictures
 
 Batch = Dict[str, tf.Tensor]
@@ -56,9 +59,9 @@ class Summaries(keras.callbacks.Callback):
   """TensorBoard extras beyond Keras' own loss curves (see the module docstring).
 
   `kl_weight` is not written here: train_step returns it, so Keras' TensorBoard callback
-  already logs it as epoch_kl_weight. Pictures and the histogram need `probe_batch`
-  (held-out examples, every modality); without one only the scalars and HParams are
-  written. Pictures come every `image_every` epochs and after the last.
+  already logs it as epoch_kl_weight. Pictures, captions and the histogram need
+  `probe_batch` (held-out examples, every modality); without one only the scalars and HParams
+  are written. Pictures and captions come every `image_every` epochs and after the last.
   """
 
   def __init__(
@@ -113,4 +116,7 @@ class Summaries(keras.callbacks.Callback):
       if self.display is not None and ((epoch + 1) % self.image_every == 0 or last):
         for picture in pictures(self.model, self.display, self.model.seed):
           tf.summary.image(picture.tag, picture.image, description=picture.description)
+        # [] for a model without a text modality: no text summary at all.
+        for caption in caption_rows(self.model, self.display, self.model.seed):
+          tf.summary.text(caption.tag, caption.text, description=caption.description)
     self.writer.flush()
