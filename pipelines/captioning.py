@@ -174,6 +174,14 @@ class Captioner:
     return self.grammar.parse(list(texts))
 
 
+def with_caption(batch: dict, captioner: Captioner, tokens: tf.Tensor, label: str = "label"):
+  """`batch` with its captions' tokens, without its `label` modality where they replace it."""
+  batch = {**batch, CAPTION: tokens}
+  if captioner.options.replaces_labels:
+    del batch[label]
+  return batch
+
+
 def every_caption(grammar, what: np.ndarray, chunk: int = 65_536) -> np.ndarray:
   """The captions of every row of `what` (classes or attributes) under every template of
   `grammar`, made in the graph as training makes them (str [N * K])."""

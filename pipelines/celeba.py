@@ -566,6 +566,7 @@ class CelebADataSet(DataSet):
 
   name = "celeb_a"
   architecture = "celeba_conv"
+  captioner = None  # a pipelines.captioning.Captioner with --data_options=captions=...
 
   def __init__(
     self,

@@ -365,7 +365,7 @@ def train_dataset(
     }
     if captioner is not None:
       templates = captioner.train_templates(tf.size(classes), epoch_seed, step)
-      batch = _with_caption(batch, captioner, captioner.tokens(classes, templates))
+      batch = captioning.with_caption(batch, captioner, captioner.tokens(classes, templates))
     if drop_remainder:
       batch = {key: _fix_batch_dim(value, batch_size) for key, value in batch.items()}
     return batch
@@ -411,7 +411,7 @@ def eval_dataset(
     if captioner is None:
       return batch
     tokens = captioner.tokens(classes, tf.gather(templates, example_indices))
-    return _with_caption(batch, captioner, tokens)
+    return captioning.with_caption(batch, captioner, tokens)
 
   return (
     tf.data.Dataset.range(int(images_tensor.shape[0]))
@@ -419,14 +419,6 @@ def eval_dataset(
     .map(make_batch, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     .prefetch(tf.data.AUTOTUNE)
   )
-
-
-def _with_caption(batch: dict, captioner, tokens: tf.Tensor) -> dict:
-  """`batch` with its captions' tokens, without the label where they replace it."""
-  batch = {**batch, captioning.CAPTION: tokens}
-  if captioner.options.replaces_labels:
-    del batch["label"]
-  return batch
 
 
 def _to_tensors(images: np.ndarray, labels: np.ndarray, what: str) -> tuple[tf.Tensor, tf.Tensor]:
@@ -462,6 +454,7 @@ class MnistDataSet(DataSet):
 
   name = "mnist"
   architecture = "mnist_mlp"
+  captioner = None  # a pipelines.captioning.Captioner with --data_options=captions=...
   tfds_name = "mnist"
   grammar = captions.DIGITS
 

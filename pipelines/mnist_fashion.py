@@ -81,6 +81,7 @@ class MnistFashionDataSet(DataSet):
 
   name = "mnist_fashion"
   architecture = "mnist_mlp"
+  captioner = None  # a pipelines.captioning.Captioner with --data_options=captions=...
 
   def __init__(
     self,
@@ -143,7 +144,8 @@ class MnistFashionDataSet(DataSet):
     """`batch` with its captions (without the label where they replace it)."""
     if self.captioner is None:
       return batch
-    return mnist._with_caption(batch, self.captioner, self.captioner.tokens(classes, templates))  # pylint: disable=protected-access
+    tokens = self.captioner.tokens(classes, templates)
+    return captioning.with_caption(batch, self.captioner, tokens)
 
   def _part(self, split: str):
     return getattr(self.splits, split)

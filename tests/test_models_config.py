@@ -195,7 +195,8 @@ def test_a_run_json_from_before_families_reads_with_the_networks_it_was_trained_
   assert [m.family for m in read.modalities] == ["image", "vector"]
   from pipelines.mnist_fashion import MnistFashionDataSet
 
-  three = MnistFashionDataSet.modalities.fget(None)  # the data sets' own declarations
+  # The data sets' own declarations (the class: no captions, no files read).
+  three = MnistFashionDataSet.modalities.fget(MnistFashionDataSet)
   for m in tuple(mnist_modalities()) + three:
     assert config.legacy_family(m.shape) == m.family, m
 

@@ -30,13 +30,20 @@ from runners import flagutil
 from runners import train as train_runner
 
 ROOT = Path(__file__).resolve().parents[1]
+# The caption runs' flagfiles (docs/TEXT.md) hold settings of their own.
+CAPTION_FLAGFILES = sorted(glob.glob(str(ROOT / "configs" / "*_captions_*.flags")))
 THREE_MODALITY_FLAGFILES = sorted(glob.glob(str(ROOT / "configs" / "mnist_fashion_*.flags")))
 FLAGFILES = sorted(
-  set(glob.glob(str(ROOT / "configs" / "mnist_*.flags"))) - set(THREE_MODALITY_FLAGFILES)
+  set(glob.glob(str(ROOT / "configs" / "mnist_*.flags")))
+  - set(THREE_MODALITY_FLAGFILES)
+  - set(CAPTION_FLAGFILES)
 )
 FACE_FLAGFILES = sorted(
-  glob.glob(str(ROOT / "configs" / "celeba_*.flags"))
-  + glob.glob(str(ROOT / "configs" / "synthetic_faces_*.flags"))
+  set(
+    glob.glob(str(ROOT / "configs" / "celeba_*.flags"))
+    + glob.glob(str(ROOT / "configs" / "synthetic_faces_*.flags"))
+  )
+  - set(CAPTION_FLAGFILES)
 )
 MODELS = ["jmvae", "jmvae_kl", "hierarchical_jmvae", "cvae", "cmma"]
 
@@ -129,6 +136,32 @@ def test_face_flagfiles_parse_with_their_settings(flagfile):
   if model_config.model in ("cvae", "cmma"):
     target = "attributes" if "attributes_given_image" in stem else "image"
     assert (fv.target, fv.condition) == (target, ({"image", "attributes"} - {target}).pop())
+  train_runner.train_config_from_flags(fv)  # valid
+
+
+@pytest.mark.parametrize("flagfile", CAPTION_FLAGFILES, ids=lambda f: Path(f).name)
+def test_caption_flagfiles_ask_for_captions_instead_of_the_labels(flagfile):
+  """MNIST and the faces with captions (docs/TEXT.md): JMVAE-kl, the caption options, and a
+  model config for the caption data set's modalities."""
+  from jmvae_tf.core.text import Vocabulary
+  from pipelines import captioning
+
+  fv = parse(f"--flagfile={flagfile}", "--model_dir=/tmp/unused")
+  assert fv.data_options == ["captions=instead"]
+  assert fv.model == "jmvae_kl" and (fv.learning_rate, fv.alpha) == (1e-3, 1.0)
+  faces = Path(flagfile).name.startswith("synthetic_faces_")
+  assert fv.dataset == ("celeb_a" if faces else "mnist")
+  caption = captioning.caption_modality(Vocabulary.build(["a handwritten seven"], 4))
+  image = (
+    Modality("image", GAUSSIAN_FIXED, (64, 64, 3), "image") if faces else mnist_modalities()[0]
+  )
+  data = types.SimpleNamespace(
+    modalities=(image, caption),
+    architecture="celeba_conv" if faces else "mnist_mlp",
+    name=fv.dataset,
+  )
+  model_config = train_runner.model_config_from_flags(data, fv)
+  assert [m.name for m in model_config.modalities] == ["image", "caption"]
   train_runner.train_config_from_flags(fv)  # valid
 
 

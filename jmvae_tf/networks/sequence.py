@@ -49,13 +49,9 @@ def embedding(name: str = "embedding") -> keras.layers.Layer:
 
 
 def positions_and_vocabulary(modality: Modality):
-  """(T, V) of a sequence modality; a ValueError for another shape."""
-  if len(modality.shape) != 2:
-    raise ValueError(
-      f"the sequence networks read (positions, vocabulary) values; modality {modality.name!r} "
-      f"has shape {modality.shape}"
-    )
-  return int(modality.shape[0]), int(modality.shape[1])
+  """(T, V) of a sequence modality (its family checked that shape when it was made)."""
+  positions, vocabulary = modality.shape
+  return int(positions), int(vocabulary)
 
 
 def sequence_head(modality: Modality, variance: float = FIXED_VARIANCE) -> keras.Sequential:
