@@ -138,6 +138,11 @@ class Captioner:
   def modality(self) -> Modality:
     return caption_modality(self.vocabulary)
 
+  def adopt(self, vocabulary: Vocabulary) -> None:
+    """Tokenises with `vocabulary` (a run's) from now on: the grammar's captions are the same,
+    only their tokens follow the run's columns."""
+    self.vocabulary, self.encoder = vocabulary, vocabulary.encoder()
+
   def tokens(self, what: tf.Tensor, templates: tf.Tensor) -> tf.Tensor:
     """The one-hot tokens [B, T, V] of the captions of `what` (classes or attributes) under
     `templates` [B]."""
@@ -172,6 +177,14 @@ class Captioner:
   def read(self, texts: Sequence[str]) -> np.ndarray:
     """What each caption states, as the data set's labels are (the grammar's parser)."""
     return self.grammar.parse(list(texts))
+
+
+def use_vocabulary(data, modality: Modality) -> bool:
+  """`DataSet.use_vocabulary` of a data set whose captions a `Captioner` makes."""
+  if data.captioner is None or modality.name != CAPTION or modality.text is None:
+    return False
+  data.captioner.adopt(modality.text)
+  return True
 
 
 def with_caption(batch: dict, captioner: Captioner, tokens: tf.Tensor, label: str = "label"):

@@ -488,6 +488,9 @@ class MnistDataSet(DataSet):
     kept = pair[:1] if self.captioner.options.replaces_labels else pair
     return kept + (self.captioner.modality,)
 
+  def use_vocabulary(self, modality: Modality) -> bool:
+    return captioning.use_vocabulary(self, modality)
+
   def read_text(self, modality: str, texts) -> Optional[np.ndarray]:
     if self.captioner is None or modality != captioning.CAPTION:
       return None

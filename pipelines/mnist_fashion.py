@@ -135,6 +135,9 @@ class MnistFashionDataSet(DataSet):
     kept = three[:2] if self.captioner.options.replaces_labels else three
     return kept + (self.captioner.modality,)
 
+  def use_vocabulary(self, modality: Modality) -> bool:
+    return captioning.use_vocabulary(self, modality)
+
   def read_text(self, modality: str, texts) -> Optional[np.ndarray]:
     if self.captioner is None or modality != captioning.CAPTION:
       return None

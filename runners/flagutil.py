@@ -166,6 +166,7 @@ def make_run_data(runs, fv: flags.FlagValues):
   data = data_registry.make_dataset(dataset, fv.data_dir, options=data_options)
   where = f"--data_dir={fv.data_dir}" if fv.data_dir else f"{dataset} (TensorFlow Datasets)"
   for run in runs:
+    run.check_text(data, where)
     run.check_data(data, where)
   return data
 

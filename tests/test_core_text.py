@@ -211,3 +211,14 @@ def test_too_few_positions_or_tokens_or_no_word_are_refused():
     Vocabulary.build(["!!", " ...", ""], 5)
   with pytest.raises(TextError, match="no captions to build a vocabulary from"):
     Vocabulary.build([], 5)
+
+
+def test_every_unicode_space_separates_words_as_an_ascii_one_does():
+  """TextVectorization splits on ASCII whitespace only: a no-break space or the ideographic
+  space of Japanese text would glue two words into one token (and the vocabulary would refuse
+  it); the vocabulary and the encoder read every Unicode space as an ASCII one."""
+  vocabulary = text.Vocabulary.build(["a red\u00a0cat", "two\u3000dogs", "a\u2009dog"], 5)
+  assert set(vocabulary.words) == {"a", "red", "cat", "two", "dogs", "dog"}
+  values, words, unknown = vocabulary.encoder().encode(tf.constant(["red\u00a0cat\u3000a"]))
+  assert words.numpy().tolist() == [3] and unknown.numpy().tolist() == [0]
+  assert vocabulary.decode_numpy(values) == ["red cat a"]

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import textwrap
+import types
 from pathlib import Path
 
 import numpy as np
@@ -576,3 +577,38 @@ def test_the_metadata_has_the_attributes_and_the_seed_0_captions(captioned, attr
   assert list(metadata["caption"]) == [
     captions.FACES.caption(a, t) for a, t in zip(attributes[45:], templates)
   ]
+
+
+def test_a_runs_readers_tokenise_its_captions_with_the_runs_vocabulary(folder):
+  """A run trained on fewer faces (--num_train) built its vocabulary from fewer captions: its
+  words' counts, so their order (and T), differ from the whole folder's. Its readers
+  (evaluate, figures, ...) adopt the run's vocabulary (Run.check_text) instead of rebuilding
+  theirs, so test captions are tokenised as in training; a data set that cannot adopt it
+  (the files kind) is refused in one line naming the options to give."""
+  from jmvae_tf.core.own_data import OwnDataSet
+  from jmvae_tf.training import run_dir
+
+  trained = CelebADataSet(data_dir=folder, num_train=10, captions="instead")
+  everything = CelebADataSet(data_dir=folder, captions="instead")
+  ours, theirs = trained.modalities[-1], everything.modalities[-1]
+  assert ours.vocabulary != theirs.vocabulary  # ten faces' words in another order
+  run = types.SimpleNamespace(
+    config=types.SimpleNamespace(modalities=trained.modalities), model_dir="RUN"
+  )
+  run_dir.Run.check_text(run, everything, "--data_dir=faces")
+  assert everything.modalities[-1] == ours
+  n = everything.num_examples("test")
+  batch = next(iter(everything.eval_dataset("test", n, seed=3)))
+  captions = everything.captioner.held_out_texts(everything.labels("test", n), n, seed=3)
+  expected = ours.text.encoder()(tf.constant(captions)).numpy()
+  np.testing.assert_array_equal(batch["caption"].numpy(), expected)
+  # a vocabulary the data set cannot adopt: refused, naming the options that rebuild it
+  words = np.array(["a red cat", "a dog", "a red dog", "two cats", "a cat"])
+  kinds = {"caption": "text", "label": "class"}
+  labels = np.array(["x", "y", "x", "y", "x"])
+  small = OwnDataSet(kinds, train={"caption": words, "label": labels}, num_train=2)
+  whole = OwnDataSet(kinds, train={"caption": words, "label": labels})
+  assert small.modalities[0] != whole.modalities[0]
+  run.config.modalities = small.modalities
+  with pytest.raises(DataError, match="another vocabulary .* --num_train and --validation"):
+    run_dir.Run.check_text(run, whole, "--data_dir=mine")

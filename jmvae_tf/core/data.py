@@ -111,6 +111,13 @@ class DataSet(abc.ABC):
     None for a data set that cannot read them."""
     return None
 
+  def use_vocabulary(self, modality: Modality) -> bool:
+    """Reads the text modality `modality.name` with `modality`'s vocabulary (a run's) from now
+    on, where this data set can (its captions made by a grammar, tokenised afresh); False
+    where it cannot. A run's readers call it so that captions are tokenised as in training
+    even where the vocabulary rebuilt here differs (fewer training examples, other counts)."""
+    return False
+
   def fingerprint(self, num_train: Optional[int] = None) -> Optional[str]:
     """A digest of the (first `num_train`, default all) training examples: their content,
     not where they are. Training records it, so that a resume on other data is refused and

@@ -38,6 +38,16 @@ SPLIT = "whitespace"
 MIN_TOKENS = 2  # a word and EOS
 
 
+# TextVectorization splits on ASCII whitespace only: every other space (a no-break space, the
+# ideographic space of Japanese text) becomes an ASCII one first, or it would glue two words.
+UNICODE_SPACE = r"[\p{Z}\x{85}\x{0B}]"
+
+
+def plain_spaces(captions) -> tf.Tensor:
+  """`captions` (tf.string) with every Unicode space as an ASCII space."""
+  return tf.strings.regex_replace(captions, UNICODE_SPACE, " ")
+
+
 class TextError(ValueError):
   """A caption or a vocabulary that cannot be used (the message names it)."""
 
@@ -92,7 +102,7 @@ class Vocabulary:
     layer = keras.layers.TextVectorization(
       max_tokens=max_size, standardize=STANDARDIZE, split=SPLIT, output_mode="int"
     )
-    layer.adapt(tf.constant(captions.astype(str)), batch_size=4096)
+    layer.adapt(plain_spaces(tf.constant(captions.astype(str))), batch_size=4096)
     words = [str(w) for w in layer.get_vocabulary()[2:]]  # after its "" and [UNK]
     if not words:
       raise TextError("the captions hold no word (after lower-casing and stripping punctuation)")
@@ -149,7 +159,7 @@ class CaptionEncoder(tf.Module):
   def word_ids(self, captions: tf.Tensor) -> tf.RaggedTensor:
     """Each caption's words as columns (ragged [B, None]): UNKNOWN_COLUMN for an unknown word,
     2+ for the words."""
-    return self.layer(captions) - 1
+    return self.layer(plain_spaces(captions)) - 1
 
   def __call__(self, captions: tf.Tensor) -> tf.Tensor:
     return self.encode(captions)[0]

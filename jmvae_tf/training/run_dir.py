@@ -483,6 +483,24 @@ class Run:
     """The data set options the run was trained with ("key=value", as --data_options)."""
     return self.record.train_config.fixed.data_options if self.record else ()
 
+  def check_text(self, data, where: str = "the data") -> None:
+    """Makes `data` read each of the run's text modalities with the run's vocabulary (its
+    captions tokenised as in training: a vocabulary rebuilt from other training examples
+    orders its words otherwise); a DataError (one line) where the data set cannot
+    (`DataSet.use_vocabulary`) and its own differs."""
+    ours = {m.name: m for m in data.modalities}
+    for m in self.config.modalities:
+      if m.vocabulary is None or m.name not in ours or ours[m.name] == m:
+        continue
+      if not data.use_vocabulary(m) or {n.name: n for n in data.modalities}[m.name] != m:
+        theirs = ours[m.name]
+        raise DataError(
+          f"{where}: its {m.name!r} captions give another vocabulary ({theirs.shape[1]} tokens, "
+          f"{theirs.shape[0]} positions) than {self.model_dir} was trained with "
+          f"({m.shape[1]}, {m.shape[0]}); read the same training captions (the run's "
+          "--num_train and --validation) or train again"
+        )
+
   def check_data(self, data, where: str = "the data") -> None:
     """A DataError (one line) where `data` is not what the run was trained on: its fingerprint
     of the first num_train training examples differs from the one train.json recorded. A run
