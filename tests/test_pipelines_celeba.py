@@ -610,5 +610,7 @@ def test_a_runs_readers_tokenise_its_captions_with_the_runs_vocabulary(folder):
   whole = OwnDataSet(kinds, train={"caption": words, "label": labels})
   assert small.modalities[0] != whole.modalities[0]
   run.config.modalities = small.modalities
-  with pytest.raises(DataError, match="another vocabulary .* --num_train and --validation"):
+  with pytest.raises(
+    DataError, match="another vocabulary .* --num_train or --validation.* cannot read"
+  ):
     run_dir.Run.check_text(run, whole, "--data_dir=mine")

@@ -497,8 +497,9 @@ class Run:
         raise DataError(
           f"{where}: its {m.name!r} captions give another vocabulary ({theirs.shape[1]} tokens, "
           f"{theirs.shape[0]} positions) than {self.model_dir} was trained with "
-          f"({m.shape[1]}, {m.shape[0]}); read the same training captions (the run's "
-          "--num_train and --validation) or train again"
+          f"({m.shape[1]}, {m.shape[0]}): the run learnt it from other training captions "
+          "(fewer, with --num_train or --validation?), and this data set cannot read with "
+          "another vocabulary than its own"
         )
 
   def check_data(self, data, where: str = "the data") -> None:
