@@ -179,12 +179,33 @@ class Captioner:
     return self.grammar.parse(list(texts))
 
 
-def use_vocabulary(data, modality: Modality) -> bool:
-  """`DataSet.use_vocabulary` of a data set whose captions a `Captioner` makes."""
-  if data.captioner is None or modality.name != CAPTION or modality.text is None:
-    return False
-  data.captioner.adopt(modality.text)
-  return True
+class Captioned:
+  """What the built-in data sets with the caption options share (put before `DataSet` in
+  their bases): their `captioner` (None without captions), the modalities with the caption
+  (`captioned`), and the `DataSet` hooks a caption needs. `labels_modality` is the modality
+  `captions=instead` replaces."""
+
+  captioner: Optional[Captioner] = None
+  labels_modality = "label"
+
+  def captioned(self, modalities: Tuple[Modality, ...]) -> Tuple[Modality, ...]:
+    """`modalities` (the data set's own), the labels one left out where captions replace it,
+    then the caption; as they are without captions."""
+    if self.captioner is None:
+      return modalities
+    replaced = self.labels_modality if self.captioner.options.replaces_labels else None
+    return tuple(m for m in modalities if m.name != replaced) + (self.captioner.modality,)
+
+  def use_vocabulary(self, modality: Modality) -> bool:
+    if self.captioner is None or modality.name != CAPTION or modality.text is None:
+      return False
+    self.captioner.adopt(modality.text)
+    return True
+
+  def read_text(self, modality: str, texts: Sequence[str]) -> Optional[np.ndarray]:
+    if self.captioner is None or modality != CAPTION:
+      return None
+    return self.captioner.read(texts)
 
 
 def with_caption(batch: dict, captioner: Captioner, tokens: tf.Tensor, label: str = "label"):

@@ -559,14 +559,14 @@ def _split_rows(
 # The data set of the registry.
 
 
-class CelebADataSet(DataSet):
+class CelebADataSet(captioning.Captioned, DataSet):
+  labels_modality = "attributes"  # what captions=instead replaces
   """CelebA as in the paper: x = a 64x64x3 face in [-1, 1], w = its 40 attributes in
   {-1, 1}, both Gaussian with a tanh mean and unit variance. Options `crop` (paper,
   center) and `split` (paper, official); see the module docstring."""
 
   name = "celeb_a"
   architecture = "celeba_conv"
-  captioner = None  # a pipelines.captioning.Captioner with --data_options=captions=...
 
   def __init__(
     self,
@@ -604,22 +604,12 @@ class CelebADataSet(DataSet):
 
   @property
   def modalities(self) -> Tuple[Modality, ...]:
-    pair = (
-      Modality("image", GAUSSIAN_FIXED, (IMAGE_SIZE, IMAGE_SIZE, 3), IMAGE),
-      Modality("attributes", GAUSSIAN_FIXED, (NUM_ATTRIBUTES,), VECTOR),
+    return self.captioned(
+      (
+        Modality("image", GAUSSIAN_FIXED, (IMAGE_SIZE, IMAGE_SIZE, 3), IMAGE),
+        Modality("attributes", GAUSSIAN_FIXED, (NUM_ATTRIBUTES,), VECTOR),
+      )
     )
-    if self.captioner is None:
-      return pair
-    kept = pair[:1] if self.captioner.options.replaces_labels else pair
-    return kept + (self.captioner.modality,)
-
-  def use_vocabulary(self, modality: Modality) -> bool:
-    return captioning.use_vocabulary(self, modality)
-
-  def read_text(self, modality: str, texts) -> Optional[np.ndarray]:
-    if self.captioner is None or modality != captioning.CAPTION:
-      return None
-    return self.captioner.read(texts)
 
   def num_examples(self, split: str) -> int:
     return len(self._rows.get(split, ()))
@@ -658,10 +648,8 @@ class CelebADataSet(DataSet):
     }
     if self.captioner is None:
       return out
-    out[captioning.CAPTION] = self.captioner.tokens(out["attributes"], batch["template"])
-    if self.captioner.options.replaces_labels:
-      del out["attributes"]
-    return out
+    tokens = self.captioner.tokens(out["attributes"], batch["template"])
+    return captioning.with_caption(out, self.captioner, tokens, self.labels_modality)
 
   def _uint8_dataset(self, split: str, batch_size: int, num_examples: Optional[int], seed: int = 0):
     """Batches of uint8 faces and int8 attributes of `split` in order (with each caption's

@@ -441,7 +441,7 @@ def _fix_batch_dim(value: tf.Tensor, batch_size: int) -> tf.Tensor:
 # The data sets of the registry.
 
 
-class MnistDataSet(DataSet):
+class MnistDataSet(captioning.Captioned, DataSet):
   """MNIST: x = a 28x28 image binarised stochastically (fresh bits every
   epoch, fixed bits for evaluation), w = its one-hot label; the paper's split
   (the first ``num_train`` training images, the rest as validation when
@@ -454,7 +454,6 @@ class MnistDataSet(DataSet):
 
   name = "mnist"
   architecture = "mnist_mlp"
-  captioner = None  # a pipelines.captioning.Captioner with --data_options=captions=...
   tfds_name = "mnist"
   grammar = captions.DIGITS
 
@@ -482,19 +481,7 @@ class MnistDataSet(DataSet):
   @property
   def modalities(self) -> tuple[Modality, ...]:
     height, width = self.splits.train.images.shape[1:]
-    pair = mnist_modalities(NUM_CLASSES, (height, width, 1))
-    if self.captioner is None:
-      return pair
-    kept = pair[:1] if self.captioner.options.replaces_labels else pair
-    return kept + (self.captioner.modality,)
-
-  def use_vocabulary(self, modality: Modality) -> bool:
-    return captioning.use_vocabulary(self, modality)
-
-  def read_text(self, modality: str, texts) -> Optional[np.ndarray]:
-    if self.captioner is None or modality != captioning.CAPTION:
-      return None
-    return self.captioner.read(texts)
+    return self.captioned(mnist_modalities(NUM_CLASSES, (height, width, 1)))
 
   def _part(self, split_name: str) -> Optional[LabelledImages]:
     return getattr(self.splits, split_name)

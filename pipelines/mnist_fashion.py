@@ -75,13 +75,12 @@ def partners(labels: tf.Tensor, table, seed: tf.Tensor) -> tf.Tensor:
   return tf.gather(order, tf.gather(starts, labels) + k)
 
 
-class MnistFashionDataSet(DataSet):
+class MnistFashionDataSet(captioning.Captioned, DataSet):
   """x1 = a MNIST digit, x2 = a Fashion-MNIST item of its class, w = the one-hot label; both
   images 28x28 binarised stochastically (see the module docstring)."""
 
   name = "mnist_fashion"
   architecture = "mnist_mlp"
-  captioner = None  # a pipelines.captioning.Captioner with --data_options=captions=...
 
   def __init__(
     self,
@@ -125,23 +124,13 @@ class MnistFashionDataSet(DataSet):
 
   @property
   def modalities(self):
-    three = (
-      Modality("digit", BERNOULLI, mnist.IMAGE_SIZE + (1,), IMAGE),
-      Modality("fashion", BERNOULLI, mnist.IMAGE_SIZE + (1,), IMAGE),
-      Modality("label", CATEGORICAL, (NUM_CLASSES,)),
+    return self.captioned(
+      (
+        Modality("digit", BERNOULLI, mnist.IMAGE_SIZE + (1,), IMAGE),
+        Modality("fashion", BERNOULLI, mnist.IMAGE_SIZE + (1,), IMAGE),
+        Modality("label", CATEGORICAL, (NUM_CLASSES,)),
+      )
     )
-    if self.captioner is None:
-      return three
-    kept = three[:2] if self.captioner.options.replaces_labels else three
-    return kept + (self.captioner.modality,)
-
-  def use_vocabulary(self, modality: Modality) -> bool:
-    return captioning.use_vocabulary(self, modality)
-
-  def read_text(self, modality: str, texts) -> Optional[np.ndarray]:
-    if self.captioner is None or modality != captioning.CAPTION:
-      return None
-    return self.captioner.read(texts)
 
   def _captioned(self, batch, classes, templates):
     """`batch` with its captions (without the label where they replace it)."""

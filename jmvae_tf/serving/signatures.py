@@ -317,17 +317,22 @@ def _require(condition: tf.Tensor, message: str, *values: tf.Tensor):
   return tf.debugging.Assert(condition, [text])
 
 
-def modality_checks(value: tf.Tensor, modality: Modality, limits: ServingLimits) -> List:
-  """Asserts: batch size within the limit, then every value finite, then in its domain
-  (ordered, so a NaN is reported as a NaN and not as out of range)."""
-  name = modality.name
+def batch_size_check(value: tf.Tensor, name: str, limits: ServingLimits):
+  """An assert that the batch of input `name` is within the export's max_batch_size."""
   batch = tf.shape(value)[0]
-  size = _require(
+  return _require(
     batch <= limits.max_batch_size,
     f"{name}: batch size {{}} is over the limit of this export, {limits.max_batch_size} "
     "(max_batch_size); split the request",
     batch,
   )
+
+
+def modality_checks(value: tf.Tensor, modality: Modality, limits: ServingLimits) -> List:
+  """Asserts: batch size within the limit, then every value finite, then in its domain
+  (ordered, so a NaN is reported as a NaN and not as out of range)."""
+  name = modality.name
+  size = batch_size_check(value, name, limits)
   with tf.control_dependencies([size]):
     finite = _require(
       tf.reduce_all(tf.math.is_finite(value)), f"{name}: values must be finite (no NaN or inf)"
@@ -344,12 +349,7 @@ def caption_checks(captions: tf.Tensor, encoder, name: str, limits: ServingLimit
   """The tokens of `captions` [B] (tf.string), made to wait for asserts: the batch size within
   the limit and not 0, and every caption holding a word, and one the vocabulary has."""
   batch = tf.shape(captions)[0]
-  size = _require(
-    batch <= limits.max_batch_size,
-    f"{name}: batch size {{}} is over the limit of this export, {limits.max_batch_size} "
-    "(max_batch_size); split the request",
-    batch,
-  )
+  size = batch_size_check(captions, name, limits)
   # TensorFlow's 1-D convolutions fail on an empty batch, with a kernel's message: say it.
   some = _require(batch > 0, f"{name}: the request holds no caption; send at least one")
   with tf.control_dependencies([size, some]):
