@@ -69,6 +69,7 @@ from typing import Callable, Dict, Optional, Sequence, Tuple, Union
 import numpy as np
 import tensorflow as tf
 
+from jmvae_tf.core import missing
 from jmvae_tf.core.data import DataError, DataSet, check_options, digest
 from jmvae_tf.core.files import cache_dir
 from jmvae_tf.core.likelihoods import GAUSSIAN_FIXED
@@ -578,7 +579,7 @@ class CelebADataSet(captioning.Captioned, DataSet):
     self.options = check_options(
       self.name,
       options,
-      {"crop": tuple(CROP_BOXES), "split": SPLIT_OPTIONS, **captioning.OPTIONS},
+      {"crop": tuple(CROP_BOXES), "split": SPLIT_OPTIONS, **captioning.OPTIONS, missing.OPTION: ()},
     )
     caption_options, _ = captioning.take_options(self.name, options)
     self.crop = options.get("crop", "paper")
@@ -594,6 +595,7 @@ class CelebADataSet(captioning.Captioned, DataSet):
     self.captioner = None
     if caption_options is not None:
       self.captioner = self._make_captioner(caption_options)
+    self.take_missing(options)
 
   def _make_captioner(self, caption_options) -> captioning.Captioner:
     """Captions of the attributes (`captions.FACES`); the vocabulary from the training
@@ -646,10 +648,11 @@ class CelebADataSet(captioning.Captioned, DataSet):
       "image": to_unit_range(batch["image"]),
       "attributes": tf.cast(batch["attributes"], tf.float32),
     }
-    if self.captioner is None:
-      return out
-    tokens = self.captioner.tokens(out["attributes"], batch["template"])
-    return captioning.with_caption(out, self.captioner, tokens, self.labels_modality)
+    if self.captioner is not None:
+      tokens = self.captioner.tokens(out["attributes"], batch["template"])
+      out = captioning.with_caption(out, self.captioner, tokens, self.labels_modality)
+    present = missing.of_batch(batch)
+    return out if present is None else missing.attach(out, present)
 
   def _uint8_dataset(self, split: str, batch_size: int, num_examples: Optional[int], seed: int = 0):
     """Batches of uint8 faces and int8 attributes of `split` in order (with each caption's
@@ -679,6 +682,7 @@ class CelebADataSet(captioning.Captioned, DataSet):
     seed = int(seed)
     load = self._load(train_rows)
     captioner = self.captioner
+    table = missing.as_tensors(self.presence(seed))
 
     def load_position(global_position):
       epoch = global_position // per_epoch
@@ -692,6 +696,8 @@ class CelebADataSet(captioning.Captioned, DataSet):
       if captioner is not None:  # its template: a pure function of (seed, epoch, position)
         templates = captioner.train_templates(1, epoch_seed, global_position % per_epoch)
         example["template"] = templates[0]
+      if table is not None:  # the example's masks, batched with it
+        example[missing.PRESENT] = {k: tf.gather(held, position) for k, held in table.items()}
       return example
 
     return (

@@ -55,7 +55,6 @@ from jmvae_tf.core.files import first_line, stderr_set_aside
 from jmvae_tf.core.own_data import (
   ATTRIBUTES,
   IMAGE_KIND,
-  MISSING,
   TEXT,
   Declared,
   OwnDataSet,
@@ -401,7 +400,8 @@ def _fraction_rows(spec: dict, path: Path, n: int) -> Dict[str, np.ndarray]:
 
 class FilesDataSet(OwnDataSet):
   """`--dataset=files`: the module docstring's spec in `data_dir`. Options: missing=refuse
-  (default) or drop; in_memory=auto (default), yes or no."""
+  (default), drop, keep or name:share[,...] (OwnDataSet's); in_memory=auto (default), yes or
+  no."""
 
   name = "files"
 
@@ -415,7 +415,7 @@ class FilesDataSet(OwnDataSet):
     options_given = dict(options)
     in_memory = options.pop("in_memory", "auto")
     check_options(
-      "files", {**options, "in_memory": in_memory}, {"missing": MISSING, "in_memory": IN_MEMORY}
+      "files", {**options, "in_memory": in_memory}, {"missing": (), "in_memory": IN_MEMORY}
     )
     path = spec_path(data_dir)
     self._spec = path

@@ -20,6 +20,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from jmvae_tf.core import missing
 from jmvae_tf.core.data import SPLITS, DataError, DataSet, check_options, digest
 from jmvae_tf.core.files import warn_once
 from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL
@@ -323,6 +324,7 @@ def train_dataset(
   num_classes: int = NUM_CLASSES,
   drop_remainder: bool = True,
   captioner=None,
+  presence=None,
 ) -> tf.data.Dataset:
   """Infinite batches for epochs ``start_epoch, start_epoch + 1, ...``.
 
@@ -335,7 +337,8 @@ def train_dataset(
 
   ``captioner`` (a ``pipelines.captioning.Captioner``): each example also gets a caption of
   its class, under a template keyed on (seed, e, step); the label stays or goes as its
-  options say.
+  options say. ``presence`` ({modality: bool [N]} tensors, ``jmvae_tf.core.missing``): each
+  batch carries its examples' masks, their absent values zeros.
   """
   images_tensor, labels_tensor = _to_tensors(images, labels, "train_dataset")
   num_examples = int(images_tensor.shape[0])
@@ -366,8 +369,12 @@ def train_dataset(
     if captioner is not None:
       templates = captioner.train_templates(tf.size(classes), epoch_seed, step)
       batch = captioning.with_caption(batch, captioner, captioner.tokens(classes, templates))
+    batch = missing.gather(presence, batch, example_indices)
     if drop_remainder:
-      batch = {key: _fix_batch_dim(value, batch_size) for key, value in batch.items()}
+      batch = {
+        key: value if key == missing.PRESENT else _fix_batch_dim(value, batch_size)
+        for key, value in batch.items()
+      }
     return batch
 
   start_step = int(start_epoch) * steps
@@ -464,7 +471,7 @@ class MnistDataSet(captioning.Captioned, DataSet):
     validation: bool = False,
     **options: str,
   ):
-    self.options = check_options(self.name, options, captioning.OPTIONS)
+    self.options = check_options(self.name, options, {**captioning.OPTIONS, missing.OPTION: ()})
     caption_options, _ = captioning.take_options(self.name, options)
     arrays = load_arrays(data_dir, self.tfds_name)
     if data_dir is not None:  # TFDS checks its own downloads
@@ -477,6 +484,7 @@ class MnistDataSet(captioning.Captioned, DataSet):
       self.captioner = captioning.Captioner(
         self.name, self.grammar, caption_options, self.grammar.corpus()
       )
+    self.take_missing(options)
 
   @property
   def modalities(self) -> tuple[Modality, ...]:
@@ -494,7 +502,13 @@ class MnistDataSet(captioning.Captioned, DataSet):
     self.check_batch_size(batch_size)
     train = self.splits.train
     return train_dataset(
-      train.images, train.labels, batch_size, seed, start_epoch, captioner=self.captioner
+      train.images,
+      train.labels,
+      batch_size,
+      seed,
+      start_epoch,
+      captioner=self.captioner,
+      presence=missing.as_tensors(self.presence(seed)),
     )
 
   def eval_dataset(

@@ -24,6 +24,7 @@ from typing import Optional
 import numpy as np
 import tensorflow as tf
 
+from jmvae_tf.core import missing
 from jmvae_tf.core.data import SPLITS, DataError, DataSet, check_options, digest
 from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL
 from jmvae_tf.core.modalities import IMAGE, Modality
@@ -89,7 +90,9 @@ class MnistFashionDataSet(captioning.Captioned, DataSet):
     validation: bool = False,
     **options: str,
   ):
-    self.options = check_options(self.name, options, {"fashion_dir": (), **captioning.OPTIONS})
+    self.options = check_options(
+      self.name, options, {"fashion_dir": (), **captioning.OPTIONS, missing.OPTION: ()}
+    )
     caption_options, _ = captioning.take_options(self.name, options)
     if (data_dir is None) != ("fashion_dir" not in options):
       raise DataError(
@@ -160,6 +163,7 @@ class MnistFashionDataSet(captioning.Captioned, DataSet):
     steps = self.steps_per_epoch(batch_size)
     seed = int(seed)
     captioner = self.captioner
+    table = missing.as_tensors(self.presence(seed))
 
     def make_batch(global_step):
       epoch, step = global_step // steps, global_step % steps
@@ -186,7 +190,10 @@ class MnistFashionDataSet(captioning.Captioned, DataSet):
       if captioner is not None:
         templates = captioner.train_templates(batch_size, epoch_seed, step)
         batch = self._captioned(batch, label, templates)
-      return {k: tf.ensure_shape(v, [batch_size] + v.shape[1:].as_list()) for k, v in batch.items()}
+      batch = {
+        k: tf.ensure_shape(v, [batch_size] + v.shape[1:].as_list()) for k, v in batch.items()
+      }
+      return missing.gather(table, batch, indices)
 
     return (
       tf.data.Dataset.counter(start=int(start_epoch) * steps, dtype=tf.int64)

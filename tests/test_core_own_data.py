@@ -522,7 +522,7 @@ BAD_INPUTS = {
   ),
   "bad_missing_value": (
     lambda: {"kinds": KINDS, "train": arrays(), "missing": "impute"},
-    ["missing='impute'", re.escape("choose from ['refuse', 'drop']")],
+    ["missing='impute'", re.escape("choose from ['refuse', 'drop', 'keep']")],
   ),
 }
 

@@ -21,6 +21,7 @@ from typing import Dict, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
+from jmvae_tf.core import missing
 from jmvae_tf.core.likelihoods import to_uint8
 from jmvae_tf.core.modalities import IMAGE, Modality
 
@@ -60,6 +61,9 @@ class DataSet(abc.ABC):
   # What the data really is where `name` would mislead (e.g. the synthetic stand-in read as
   # celeb_a); reports print it beside any published numbers. Empty: the data set `name` says.
   provenance: str = ""
+  # Modalities hidden on demand from a share of the training examples, ((name, share), ...):
+  # --data_options=missing=label:0.99 (jmvae_tf.core.missing), read by `take_missing`.
+  hidden: Tuple[Tuple[str, float], ...] = ()
 
   @property
   @abc.abstractmethod
@@ -129,7 +133,29 @@ class DataSet(abc.ABC):
     examples have one (MNIST's digits); None for one whose do not."""
     return None
 
+  def real_presence(self) -> Optional[Dict[str, np.ndarray]]:
+    """Which training examples hold each modality in the data itself ({modality: bool [N]}, a
+    user's empty cells kept with missing=keep); None: every example holds every one."""
+    return None
+
   # --- shared ----------------------------------------------------------------------------
+  def presence(self, seed: int) -> Optional[Dict[str, np.ndarray]]:
+    """Which training examples hold which modality under the data seed `seed` ({modality: bool
+    [N]}): the data's own gaps less those hidden on demand; None where every example is
+    complete (batches without masks, as before). The training stream's masks are these."""
+    n = self.num_examples("train")
+    if not n:
+      return None
+    names = [m.name for m in self.modalities]
+    return missing.presence(n, names, self.hidden, seed, self.real_presence())
+
+  def take_missing(self, options: Dict[str, str]) -> None:
+    """Reads `--data_options`' missing=name:share[,...] (checked against the modalities, so
+    called once they are known) into `hidden`."""
+    text = options.get(missing.OPTION)
+    names = [m.name for m in self.modalities]
+    self.hidden = () if text is None else missing.parse_shares(text, names, self.name)
+
   def steps_per_epoch(self, batch_size: int) -> int:
     """Full training batches per epoch."""
     return self.num_examples("train") // batch_size
@@ -174,7 +200,9 @@ class ArrayDataSet(DataSet):
   categorical one one-hot rows. The training stream is a pure function of (seed, epoch, step):
   full batches of a fresh stateless permutation of the examples each epoch, so a resumed run
   reads what it would have read. `architecture` names the networks (default the paper's MLPs);
-  `name` is what run.json records as the data set.
+  `name` is what run.json records as the data set; `missing` ("label:0.99", as
+  --data_options=missing=) hides modalities from a share of the training examples
+  (jmvae_tf.core.missing).
 
   Classes (coherence, the Projector's colours) come from the one categorical modality, where
   there is one; pictures (the Projector's sprite) from the first image modality.
@@ -188,6 +216,7 @@ class ArrayDataSet(DataSet):
     test: Optional[Dict[str, np.ndarray]] = None,
     architecture: str = "mnist_mlp",
     name: str = "arrays",
+    missing: Optional[str] = None,
   ):
     self._modalities = tuple(modalities)
     if not self._modalities or not all(isinstance(m, Modality) for m in self._modalities):
@@ -195,6 +224,9 @@ class ArrayDataSet(DataSet):
     self.name, self.architecture = name, architecture
     given = {"train": train, "validation": validation, "test": test}
     self._splits = {s: self._checked(s, a) for s, a in given.items() if a is not None}
+    if missing is not None:
+      self.take_missing({"missing": missing})
+      self.options = (f"missing={missing}",)
 
   def _checked(self, split: str, arrays) -> Dict[str, np.ndarray]:
     """The split's arrays as float32, or a DataError naming the array and what is wrong."""
@@ -242,6 +274,7 @@ class ArrayDataSet(DataSet):
     arrays = {k: tf.constant(v) for k, v in self._splits["train"].items()}
     n = self.num_examples("train")
     steps = self.steps_per_epoch(batch_size)
+    table = missing.as_tensors(self.presence(seed))
 
     def make_batch(global_step):
       epoch, step = global_step // steps, global_step % steps
@@ -249,7 +282,7 @@ class ArrayDataSet(DataSet):
       indices = tf.random.experimental.index_shuffle(
         positions, seed=tf.stack([tf.constant(int(seed), tf.int64), epoch]), max_index=n - 1
       )
-      return {k: tf.gather(v, indices) for k, v in arrays.items()}
+      return missing.gather(table, {k: tf.gather(v, indices) for k, v in arrays.items()}, indices)
 
     return (
       tf.data.Dataset.counter(start=int(start_epoch) * steps, dtype=tf.int64)

@@ -27,10 +27,12 @@ Missing values have one representation: a modality is present or absent for each
 key, an empty image path, a masked entry of a NumPy masked array, or a mask array; NaN, inf and
 unreadable text are errors, not missing values, and so is a caption with no word (only
 punctuation: "..."). Every absence is counted per modality at load.
-Until the objectives learn from incomplete examples, a data set with absences is refused in
-one line that counts them, unless the option missing=drop leaves those examples out (counted).
-Batches hold complete examples only, dicts {modality name: float32 [B, ...]}, as every data
-set's.
+What a data set with absences does is the option `missing`: refuse (the default: refused in one
+line that counts them), drop (those examples left out, counted) or keep: the training examples
+keep their gaps and train with them (`jmvae_tf.core.missing`: their batches carry masks, the
+objectives learn from what each example holds), while the held-out splits keep their complete
+examples only (counted), as evaluation reads complete examples. A share of a modality hidden
+on demand, missing=label:0.5 (as every data set's), implies keep.
 
 Problems with the values are one-line `DataError`s naming where the value is (for arrays:
 split, modality and row; the files data set names the file, line and column) before anything
@@ -47,7 +49,7 @@ from typing import Callable, Dict, Mapping, Optional, Sequence, Tuple
 import numpy as np
 import tensorflow as tf
 
-from jmvae_tf.core import text
+from jmvae_tf.core import missing, text
 from jmvae_tf.core.data import SPLITS, DataError, DataSet, check_options, digest
 from jmvae_tf.core.files import warn_once
 from jmvae_tf.core.likelihoods import BERNOULLI, CATEGORICAL, GAUSSIAN, GAUSSIAN_FIXED, TOKENS
@@ -68,7 +70,7 @@ LIKELIHOODS = {  # the first is the kind's default
 TEXT_MAX_TOKENS = (2, 512)
 TEXT_VOCABULARY_SIZE = (3, 1_000_000)
 FITS = ("none", "resize", "crop")
-MISSING = ("refuse", "drop")
+MISSING = ("refuse", "drop", "keep")  # or name:share[,...] (jmvae_tf.core.missing), which keeps
 # What a kind's declaration may say besides name and kind (the files spec adds where the
 # values are).
 KIND_KEYS = {
@@ -519,6 +521,15 @@ def fit_images(images: np.ndarray, size: Tuple[int, int], fit: str) -> np.ndarra
   return np.stack([fit_image(tf.constant(x), size, fit).numpy() for x in images])
 
 
+def _blank_or(load: Callable[[tf.Tensor], tf.Tensor], shape) -> Callable[[tf.Tensor], tf.Tensor]:
+  """`load` (path -> uint8 image) that gives zeros for an empty path (a missing image)."""
+
+  def load_or_blank(path):
+    return tf.cond(path == "", lambda: tf.zeros(shape, tf.uint8), lambda: load(path))
+
+  return load_or_blank
+
+
 class OwnDataSet(DataSet):
   """A data set of the user's own values (module docstring).
 
@@ -530,7 +541,8 @@ class OwnDataSet(DataSet):
   "channels", "fit", "standardize", "max_tokens", "vocabulary_size"}}, in the order the models
   see them; a text's values are its captions (a sequence or array of str). `train` is required;
   `validation` and `test` are optional. Options (strings, as --data_options): missing=refuse
-  (default) or drop. `architecture` (default "generic") names the networks. The rest is for
+  (default), drop, keep, or name:share[,...] (hidden on demand; keeps the data's own
+  gaps). `architecture` (default "generic") names the networks. The rest is for
   data sets read from files (pipelines/files.py): `image_loader(declared)`, a tf function
   path -> uint8 image, for images given as paths; `locate`, where a row is for messages;
   `content`, {image modality: what stands for each training image in the fingerprint}.
@@ -599,11 +611,21 @@ class OwnDataSet(DataSet):
     self._encode_texts(locate)
     self._standardize()
     self._check_images()
+    if self.missing_spec:
+      self.take_missing({"missing": self.missing_spec})
 
   # --- construction -----------------------------------------------------------------------
   def _declare_options(self, options):
-    self.options = check_options(self.name, options, {"missing": MISSING})
-    self.missing = options.get("missing", "refuse")
+    self.options = check_options(self.name, options, {"missing": ()})
+    value = options.get("missing", "refuse")
+    self.missing, self.missing_spec = value, ""
+    if value not in MISSING:
+      if ":" not in value:
+        raise DataError(
+          f"--data_options: missing={value!r} for {self.name}; choose from {list(MISSING)} "
+          "or hide a share of a modality (e.g. missing=label:0.5)"
+        )
+      self.missing, self.missing_spec = "keep", value
 
   def _check_keys(self, split, arrays):
     names = [d.name for d in self.declared]
@@ -661,24 +683,35 @@ class OwnDataSet(DataSet):
       return
     if self.missing == "refuse":
       raise DataError(
-        f"{self.name}: some examples lack a modality ({absent}); the objectives need every "
-        "modality of every example until they learn from incomplete ones: "
-        "--data_options=missing=drop leaves those examples out"
+        f"{self.name}: some examples lack a modality ({absent}): --data_options=missing=keep "
+        "trains with them (JMVAE-kl learns from what each holds; the held-out splits keep "
+        "their complete examples), missing=drop leaves them out"
       )
     dropped = []
     for split, part in list(self._splits.items()):
       complete = np.logical_and.reduce(list(part.present.values()))
+      if self.missing == "keep" and split == "train":
+        complete = np.logical_or.reduce(list(part.present.values()))  # those holding something
       if not complete.all():
         dropped.append(f"{split} {int((~complete).sum())} of {len(complete)}")
         if not complete.any():
           raise DataError(f"{self.name}: every {split} example lacks a modality ({absent})")
         self._splits[split] = part.take(np.flatnonzero(complete))
-    print(
-      f"{self.name}: missing=drop left out the examples that lack a modality: "
-      f"{', '.join(dropped)} ({absent})",
-      file=sys.stderr,
-      flush=True,
-    )
+    if self.missing == "keep":
+      what = "training examples that hold no modality and held-out examples that lack one"
+    else:
+      what = "examples that lack a modality"
+    if dropped:
+      print(
+        f"{self.name}: missing={self.missing} left out the {what}: {', '.join(dropped)} ({absent})",
+        file=sys.stderr,
+        flush=True,
+      )
+
+  def real_presence(self) -> Optional[Dict[str, np.ndarray]]:
+    if self.missing != "keep":
+      return None
+    return dict(self._splits["train"].present)
 
   def _encode_texts(self, locate):
     """Each text's vocabulary, from the training captions (those kept: after missing=drop and
@@ -747,6 +780,7 @@ class OwnDataSet(DataSet):
     for d in self.declared:
       if d.standardize:
         train = self._splits["train"].values[d.name]
+        train = train[self._splits["train"].present[d.name]]  # a missing value's 0 is no value
         mean, std = train.mean(axis=0), train.std(axis=0)
         std = np.where(std > 0, std, 1.0)
         self.scales[d.name] = (mean.astype(np.float32), std.astype(np.float32))
@@ -833,9 +867,10 @@ class OwnDataSet(DataSet):
       if self._streams(d):
         load = self._image_loader(d)
         paths = tf.gather(tensors[d.name], indices)
-        out[d.name] = tf.map_fn(
-          load, paths, fn_output_signature=tf.TensorSpec(d.size + (d.channels,), tf.uint8)
-        )
+        shape = d.size + (d.channels,)
+        if self.missing == "keep":  # a missing image (no path) is zeros, read from no file
+          load = _blank_or(load, shape)
+        out[d.name] = tf.map_fn(load, paths, fn_output_signature=tf.TensorSpec(shape, tf.uint8))
       else:
         out[d.name] = tf.gather(tensors[d.name], indices)
     return out
@@ -867,6 +902,7 @@ class OwnDataSet(DataSet):
     n = self.num_examples("train")
     steps = self.steps_per_epoch(batch_size)
     seed = int(seed)
+    table = missing.as_tensors(self.presence(seed))
 
     def indices(global_step):
       epoch, step = global_step // steps, global_step % steps
@@ -896,7 +932,7 @@ class OwnDataSet(DataSet):
 
     def make_batch(global_step):
       key, chosen = indices(global_step)
-      return finish(key, self._gather(tensors, chosen))
+      return missing.gather(table, finish(key, self._gather(tensors, chosen)), chosen)
 
     return (
       tf.data.Dataset.counter(start=int(start_epoch) * steps, dtype=tf.int64)

@@ -35,6 +35,7 @@ from __future__ import annotations
 import itertools
 from typing import Dict, List, Optional, Sequence, Tuple
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
@@ -228,6 +229,30 @@ class MultimodalVAE(KerasSteps, keras.Model):
       self.dataset_name,
       self.architecture.options,
     )
+
+  # --- incomplete examples (jmvae_tf.core.missing) -----------------------------------------
+  def incomplete_problem(self) -> Optional[str]:
+    """Why this model cannot train on examples that lack some of its modalities, or None where
+    it can (`incomplete_loss_terms`): checked before training on data with gaps."""
+    return (
+      f"{type(self).__name__} trains on complete examples only; on data with missing "
+      "modalities train jmvae_kl, which learns from whatever each example holds"
+    )
+
+  def learns_from(self, present: Dict[str, np.ndarray]) -> np.ndarray:
+    """bool [N]: the examples (masks {modality: bool [N]}) that add to this model's objective:
+    those holding any of its modalities (CVAE/CMMA: both of theirs)."""
+    held = [np.asarray(present[n], bool) for n in self.modality_names if n in present]
+    return np.logical_or.reduce(held)
+
+  def incomplete_loss_terms(
+    self, batch: Batch, present: Dict[str, tf.Tensor], seed, training=None
+  ) -> Dict[str, tf.Tensor]:
+    """Per-example terms of a batch whose examples may lack modalities (`present`: {each of the
+    model's modalities: bool [B]}; an absent value is zeros), the total under "loss" a bound
+    on log p(what each example holds) (0 for one that holds none), and under steps.WEIGHTS
+    {term: weight [B]}: which examples each reported term is an average over."""
+    raise ValueError(self.incomplete_problem())
 
   def dummy_batch(self, batch_size: int = 1) -> Batch:
     return {m.name: tf.zeros((batch_size,) + m.shape) for m in self.modality_specs}

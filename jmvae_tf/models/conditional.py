@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
 from jmvae_tf.core import gaussian
+from jmvae_tf.core.missing import where_held
 from jmvae_tf.core.modalities import by_name
 from jmvae_tf.models.base import LOSS, MultimodalVAE
+from jmvae_tf.models.steps import WEIGHTS
 
 
 class ConditionalModel(MultimodalVAE):
@@ -44,6 +47,22 @@ class ConditionalModel(MultimodalVAE):
     prior_mean, prior_var = self.prior(batch, training)
     kl = gaussian.kl_divergence(mean, variance, prior_mean, prior_var)
     return {f"nll_{self.target}": nll, "kl_prior": kl, LOSS: nll + self.kl_weight * kl}
+
+  # --- incomplete examples: skipped ----------------------------------------------------------
+  def incomplete_problem(self):
+    return None
+
+  def learns_from(self, present):
+    return np.asarray(present[self.target], bool) & np.asarray(present[self.condition], bool)
+
+  def incomplete_loss_terms(self, batch, present, seed, training=None):
+    """An example lacking the target or the condition has nothing this model's bound of
+    log p(target | condition) can read: skipped (its terms 0, weight 0); the driver says how
+    many training examples that is."""
+    both = present[self.target] & present[self.condition]
+    terms = {k: where_held(both, v) for k, v in self.loss_terms(batch, seed, training).items()}
+    weight = tf.cast(both, tf.float32)
+    return {**terms, WEIGHTS: {k: weight for k in terms}}
 
   # --- inference -----------------------------------------------------------------------------
   @property

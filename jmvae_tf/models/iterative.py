@@ -129,3 +129,29 @@ def iterative_impute(
     model, start, missing, tf.cast(iterations, tf.int64), seed, bool(sample_missing)
   )
   return {**start, **values}
+
+
+def impute_absent(model, batch: Batch, present: Dict[str, tf.Tensor], iterations: int, seed):
+  """`batch` with each example's absent modalities (`present[name]` False; their values zeros)
+  imputed by `iterations` rounds of eq 6 from there, what it holds fixed: per example, in the
+  graph (each round draws every modality for the whole batch and keeps the draw only where the
+  example lacks it). No gradient flows back through the imputation: what trains on it is what
+  reads it (JMVAE's bound of an incomplete example, `JMVAE.incomplete_loss_terms`)."""
+  names = model.modality_names
+  seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), _IMPUTE_STREAM)
+  # From 0, whatever stands in for a missing value (the paper's start; no trace of it leaks).
+  batch = {**batch, **{name: _held_or_zero(present[name], batch[name]) for name in names}}
+  current = {name: batch[name] for name in names}
+  for i in range(int(iterations)):
+    seed_z, seed_x = split_seed(tf.random.experimental.stateless_fold_in(seed, i), 2)
+    mean, variance = model.joint_posterior_layers(current, training=False)[0]
+    dists = model.decode(gaussian.sample(mean, variance, seed_z), names=list(names))
+    for name, s in zip(names, split_seed(seed_x, len(names))):
+      drawn = tf.cast(dists[name].sample(seed=tf.cast(s, tf.int32)), batch[name].dtype)
+      current[name] = _held_or_zero(present[name], batch[name], drawn)
+  return {**batch, **{name: tf.stop_gradient(current[name]) for name in names}}
+
+
+def _held_or_zero(held, value, other=None):
+  other = tf.zeros_like(value) if other is None else other
+  return tf.where(tf.reshape(held, [-1] + [1] * (value.shape.rank - 1)), value, other)

@@ -72,6 +72,14 @@ class JMVAEKLGAN(JMVAEKL):
     self.decoder_optimizer = None
     self.discriminator_optimizer = None
 
+  def incomplete_problem(self):
+    # Its image decoder and discriminator train on every example's image (real, reconstructed
+    # and fake): which of them an example without an image should feed is not derived here.
+    return (
+      "the VAE-GAN (jmvae_kl_gan) trains on complete examples only; on data with missing "
+      "modalities train jmvae_kl (the same encoders and bound, without the GAN)"
+    )
+
   @property
   def features_term(self) -> str:
     return f"nll_{self.image_name}_features"

@@ -11,16 +11,20 @@ from typing import Dict
 
 import tensorflow as tf
 
+from jmvae_tf.core import missing
 from jmvae_tf.models import keras_internals
 
 Batch = Dict[str, tf.Tensor]
 LOSS = "loss"
+# Under this key a step's terms may carry {term: per-example weight [B]}: what each metric
+# averages over (an incomplete batch's nll_label over the examples that hold a label).
+WEIGHTS = "term_weights"
 
 
 class KerasSteps:
   """Mixin of `MultimodalVAE`, before keras.Model among its bases. It relies on the model's
-  `loss_terms(batch, seed, training)`, `trackers` ({term: keras Mean}, the loss first),
-  `kl_weight`, `seed` and `modality_names`."""
+  `loss_terms(batch, seed, training)` (and, for batches with masks, `incomplete_loss_terms`),
+  `trackers` ({term: keras Mean}, the loss first), `kl_weight`, `seed` and `modality_names`."""
 
   # Where compile put XLA under a distribution strategy: around each replica's pass.
   per_replica_jit = False
@@ -53,9 +57,39 @@ class KerasSteps:
       )
 
   def _update_metrics(self, terms: Dict[str, tf.Tensor]):
+    weights = terms.get(WEIGHTS)
     for name, tracker in self.trackers.items():
-      tracker.update_state(terms[name])
+      tracker.update_state(terms[name], sample_weight=None if weights is None else weights[name])
     return {name: tracker.result() for name, tracker in self.trackers.items()}
+
+  def step_terms(self, data: Batch, seed, training=None) -> Dict[str, tf.Tensor]:
+    """The per-example terms of a step on `data`: `loss_terms` for a complete batch (one
+    without masks: exactly the code of before); for a batch with masks
+    (jmvae_tf.core.missing.PRESENT), `loss_terms` where every example of it is complete (a
+    tf.cond: the same numbers and work as without masks) and `incomplete_loss_terms` where
+    some example lacks one of the model's modalities, both with per-term weights (WEIGHTS)."""
+    present = missing.of_batch(data)
+    if present is None:
+      return self.loss_terms(data, seed, training=training)
+    batch = missing.without_masks(data)
+    # The model's modalities only (a CVAE of two of three); one the masks leave out is held.
+    like = tf.cast(present[next(iter(present))], tf.bool)
+    held = {
+      n: tf.cast(present[n], tf.bool) if n in present else tf.ones_like(like)
+      for n in self.modality_names
+    }
+
+    def complete():
+      terms = self.loss_terms(batch, seed, training=training)
+      ones = tf.ones_like(terms[LOSS])
+      return {**{n: terms[n] for n in self.trackers}, WEIGHTS: {n: ones for n in self.trackers}}
+
+    def incomplete():
+      terms = self.incomplete_loss_terms(batch, held, seed, training=training)
+      return {**{n: terms[n] for n in self.trackers}, WEIGHTS: terms[WEIGHTS]}
+
+    every = tf.reduce_all(tf.stack([tf.reduce_all(h) for h in held.values()]))
+    return tf.cond(every, complete, incomplete)
 
   def compile(self, optimizer="adam", jit_compile=False, **kwargs):
     """Like keras.Model.compile. `jit_compile` outside any distribution strategy compiles
@@ -86,7 +120,7 @@ class KerasSteps:
 
   def _loss_and_gradients(self, data, seed):
     with tf.GradientTape() as tape:
-      terms = self.loss_terms(data, seed, training=True)
+      terms = self.step_terms(data, seed, training=True)
       # Sum over this replica's examples / global batch: gradients are summed across replicas.
       loss = tf.nn.compute_average_loss(terms[LOSS])
     return terms, tape.gradient(loss, self.trainable_variables)
@@ -104,5 +138,5 @@ class KerasSteps:
     self._check_batch(data)
     # The counter restarts at 0 for every evaluate(): the same data gives the same numbers.
     seed = self.step_seed(keras_internals.test_step_counter(self), stream=1)
-    terms = self.loss_terms(data, seed, training=False)
+    terms = self.step_terms(data, seed, training=False)
     return self._update_metrics(terms)

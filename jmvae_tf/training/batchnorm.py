@@ -48,12 +48,14 @@ def recalibrate_batchnorm(model, batches: Iterable[Dict], seed: int = 0) -> int:
   count = 0
   for layer in layers:  # Keras' __call__ looks up layer.call each time; not tracked
     layer.__dict__["call"] = averaging(layer)
+  # A training step's pass: through the masks of a batch that has them (step_terms).
+  terms = getattr(model, "step_terms", model.loss_terms)
   try:
     for count, batch in enumerate(batches, start=1):
       step_seed = tf.random.experimental.stateless_fold_in(
         tf.constant([seed, 0x5EED], tf.int64), count
       )
-      model.loss_terms(batch, step_seed, training=True)
+      terms(batch, step_seed, training=True)
   finally:
     for layer, momentum in zip(layers, momenta):
       del layer.__dict__["call"]

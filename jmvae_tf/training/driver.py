@@ -22,6 +22,7 @@ import numpy as np
 import tensorflow as tf
 import tf_keras as keras
 
+from jmvae_tf.core import missing
 from jmvae_tf.core.data import ArrayDataSet, DataError, DataSet, PipelineDataSet
 from jmvae_tf.core.files import disk_full, first_line, warn_once
 from jmvae_tf.core.options import TrainConfig
@@ -252,6 +253,40 @@ def _compile(model, settings: TrainConfig, num_replicas: int):
   return optimizer
 
 
+def check_incomplete(model: MultimodalVAE, data: DataSet, settings: TrainConfig, verbose) -> None:
+  """Where some training examples lack modalities (hidden on demand, or the data's own gaps):
+  a ValueError before anything is written for a model that cannot learn from them (the
+  VAE-GAN), a DataError where no example adds to its objective; else one line (verbose) of
+  how many lack what and how many the model learns from (CVAE/CMMA skip those that lack their
+  target or condition)."""
+  presence = data.presence(settings.fixed.data_seed)
+  masked = presence is not None or (
+    isinstance(data, PipelineDataSet)
+    and missing.PRESENT in data.train_dataset(settings.fixed.batch_size, 0).element_spec
+  )
+  if not masked:
+    return
+  name = registry.name_of(type(model)) or type(model).__name__
+  problem = model.incomplete_problem()
+  if problem is not None:
+    raise ValueError(f"{data.name}: some training examples lack a modality; {problem}")
+  if presence is None:
+    return
+  used = model.learns_from(presence)
+  n = len(used)
+  if not used.any():
+    raise DataError(
+      f"{data.name}: {missing.describe(presence)}: none holds what {name} learns from"
+    )
+  if verbose:
+    skipped = n - int(used.sum())
+    print(
+      f"{data.name}: {missing.describe(presence)}. {name} learns from {int(used.sum()):,} "
+      f"of them" + (f" and skips {skipped:,} (they lack what it reads)" if skipped else ""),
+      flush=True,
+    )
+
+
 def _build(model_config: ModelConfig, settings: TrainConfig):
   keras.utils.set_random_seed(model_config.seed)  # reproducible initial weights
   with precision_policy(settings.fixed.precision):
@@ -283,6 +318,7 @@ def _train_in_memory(model, data, settings, verbose, strategy, input_threads) ->
   with strategy.scope():
     if isinstance(model, ModelConfig):
       model = _build(model, settings)
+    check_incomplete(model, data, settings, verbose)
     _compile(model, settings, strategy.num_replicas_in_sync)
   callbacks = [WarmUp(settings.fixed.warmup_epochs), StopOnDivergence(None)]
   history = model.fit(
@@ -339,6 +375,7 @@ def _train_in_directory(
     with strategy.scope():
       if isinstance(model, ModelConfig):
         model = _build(model, settings)
+      check_incomplete(model, data, settings, verbose and chief)
       optimizer = _compile(model, settings, strategy.num_replicas_in_sync)
       epoch = tf.Variable(0, dtype=tf.int64, trainable=False, name="epoch")
       checkpoint = make_checkpoint(model, optimizer, epoch, run_config)

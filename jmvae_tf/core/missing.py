@@ -1,0 +1,166 @@
+"""Incomplete examples: which training examples hold which modality, and how a batch says so.
+
+One representation, whatever made the gap (a share hidden on demand, an empty cell in a user's
+file): a training batch of examples that may lack modalities holds, beside each modality's
+values, `batch[PRESENT] = {modality: bool [B]}`, True where the example holds it; an absent
+value is zeros there (no pixel on, no class, no word: a valid input of every network, whose
+output the objectives then leave out, `jmvae_tf/models`). A batch without PRESENT is complete,
+as every batch was before, and trains by exactly the code it did.
+
+Missingness on demand, `--data_options=missing=label:0.99` (several: `missing=digit:0.5,
+fashion:0.5`): the named modality is hidden from that share of the training examples, the same
+examples every epoch (hidden afresh each epoch, every label would be seen), chosen as a pure
+function of the data seed: example i lacks modality m where its position in the stateless
+permutation index_shuffle(seed=[data seed, a stream of m's name]) is below round(share * N). So
+the count is exact, a resumed run hides what an uninterrupted one did, and modalities are hidden
+independently of one another. The held-out splits are never touched.
+"""
+
+from __future__ import annotations
+
+import zlib
+from typing import Dict, Mapping, Optional, Sequence, Tuple
+
+import numpy as np
+import tensorflow as tf
+
+PRESENT = "present"  # the batch key of the masks
+OPTION = "missing"  # the --data_options key
+
+Shares = Tuple[Tuple[str, float], ...]
+Presence = Dict[str, np.ndarray]  # {modality: bool [N]}
+
+# Separates the hiding's random stream from the others drawn from the data seed.
+_HIDE_STREAM = 0x41DE
+
+
+def parse_shares(text: str, modality_names: Sequence[str], dataset: str) -> Shares:
+  """`missing=`'s value, "name:share[,name:share...]", as ((name, share), ...) in the data set's
+  order; a DataError naming what is wrong: an item that is not name:share, a modality the data
+  set lacks, a share that is not a number in [0, 1), a modality named twice, or every modality
+  named (with each hidden independently, some examples would keep none)."""
+  from jmvae_tf.core.data import DataError  # pylint: disable=g-import-not-at-top (data imports this)
+
+  where = f"--data_options: {OPTION}={text} for {dataset}"
+  shares: Dict[str, float] = {}
+  for item in text.split(","):
+    name, sep, value = item.strip().partition(":")
+    name = name.strip()
+    if not sep or not name or not value.strip():
+      raise DataError(f"{where}: {item.strip()!r} is not modality:share (e.g. label:0.99)")
+    if name not in modality_names:
+      raise DataError(
+        f"{where}: {dataset} has no modality {name!r} (it has {list(modality_names)})"
+      )
+    if name in shares:
+      raise DataError(f"{where}: {name!r} is named twice")
+    try:
+      share = float(value)
+    except ValueError:
+      share = float("nan")
+    if not 0.0 <= share < 1.0:  # NaN fails too
+      raise DataError(
+        f"{where}: the share of {name!r} must be a number in [0, 1), got {value.strip()!r} "
+        "(a modality hidden from every example could not be learnt)"
+      )
+    shares[name] = share
+  if len(modality_names) == 1:
+    raise DataError(f"{where}: a data set of one modality has nothing to hide it from")
+  if set(shares) == set(modality_names):
+    raise DataError(
+      f"{where}: every modality is hidden; hidden independently, some examples would keep none "
+      "(nothing to learn from them): leave at least one modality out of missing="
+    )
+  return tuple((n, shares[n]) for n in modality_names if n in shares)
+
+
+def format_shares(shares: Shares) -> str:
+  """The option's value for `shares` (what parse_shares reads back)."""
+  return ",".join(f"{name}:{share:g}" for name, share in shares)
+
+
+def hidden_examples(num_examples: int, share: float, seed: int, name: str) -> np.ndarray:
+  """bool [N]: the examples from which modality `name` is hidden, round(share * N) of them,
+  a pure function of (seed, name) (module docstring)."""
+  count = int(round(share * num_examples))
+  if count == 0:
+    return np.zeros(num_examples, bool)
+  stream = zlib.crc32(name.encode("utf-8"))
+  positions = tf.random.experimental.index_shuffle(
+    tf.range(num_examples, dtype=tf.int64),
+    seed=tf.constant([int(seed), _HIDE_STREAM ^ stream], tf.int64),
+    max_index=num_examples - 1,
+  )
+  return positions.numpy() < count
+
+
+def presence(
+  num_examples: int,
+  modality_names: Sequence[str],
+  shares: Shares,
+  seed: int,
+  present: Optional[Mapping[str, np.ndarray]] = None,
+) -> Optional[Presence]:
+  """{modality: bool [N]} of the training examples: what `present` says (a data set's own
+  gaps; default every example holds every modality) less what `shares` hides under the data
+  seed `seed`. None where nothing is hidden and nothing absent: the complete batches of before."""
+  if not shares and (present is None or all(np.all(p) for p in present.values())):
+    return None
+  out = {}
+  for name in modality_names:
+    held = np.ones(num_examples, bool) if present is None else np.asarray(present[name], bool)
+    out[name] = held.copy()
+  for name, share in shares:
+    out[name] &= ~hidden_examples(num_examples, share, seed, name)
+  return out
+
+
+def describe(table: Presence, what: str = "training examples") -> str:
+  """One line: how many examples lack each modality, how many are complete, how many hold none."""
+  n = len(next(iter(table.values())))
+  held = np.stack(list(table.values()))
+  lacking = ", ".join(f"{int((~p).sum()):,} lack {k!r}" for k, p in table.items() if not p.all())
+  complete = int(held.all(axis=0).sum())
+  none = int((~held.any(axis=0)).sum())
+  text = f"of {n:,} {what}: {lacking or 'none lacks a modality'}; {complete:,} complete"
+  return text + (f"; {none:,} hold no modality (left out)" if none else "")
+
+
+# --- batches ---------------------------------------------------------------------------------
+def where_held(held: tf.Tensor, value: tf.Tensor, other: Optional[tf.Tensor] = None):
+  """`value` [B, ...] where `held` (bool [B]), else `other` (default zeros): per example, in
+  the graph. A tf.where, so nothing flows back into the side not taken."""
+  other = tf.zeros_like(value) if other is None else other
+  shape = tf.concat([tf.shape(held), tf.ones([value.shape.rank - 1], tf.int32)], 0)
+  return tf.where(tf.reshape(held, shape), value, other)
+
+
+def attach(batch: Dict[str, tf.Tensor], present: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  """`batch` with the masks `present` ({modality: bool [B]}) under PRESENT and every absent
+  value zeros: the one representation of a gap (module docstring)."""
+  out = dict(batch)
+  for name, held in present.items():
+    out[name] = where_held(held, batch[name])
+  out[PRESENT] = {name: tf.convert_to_tensor(held, tf.bool) for name, held in present.items()}
+  return out
+
+
+def gather(table: Optional[Dict[str, tf.Tensor]], batch, indices):
+  """`batch` of the training examples `indices`, with their masks from `table` ({modality: bool
+  [N]} tensors, from `presence`), or as it is where `table` is None."""
+  if table is None:
+    return batch
+  return attach(batch, {name: tf.gather(held, indices) for name, held in table.items()})
+
+
+def as_tensors(table: Optional[Presence]) -> Optional[Dict[str, tf.Tensor]]:
+  return None if table is None else {k: tf.constant(v) for k, v in table.items()}
+
+
+def of_batch(batch: Mapping) -> Optional[Dict[str, tf.Tensor]]:
+  """The batch's masks, or None for a complete batch (one without PRESENT)."""
+  return batch.get(PRESENT)
+
+
+def without_masks(batch: Mapping) -> Dict[str, tf.Tensor]:
+  return {k: v for k, v in batch.items() if k != PRESENT}
