@@ -124,6 +124,7 @@ class MnistFashionDataSet(captioning.Captioned, DataSet):
     if caption_options is not None:  # "a seven beside a sneaker": the class, said of both
       grammar = captions.DIGIT_AND_FASHION
       self.captioner = captioning.Captioner(self.name, grammar, caption_options, grammar.corpus())
+    self.take_missing(options)
 
   @property
   def modalities(self):
@@ -163,7 +164,7 @@ class MnistFashionDataSet(captioning.Captioned, DataSet):
     steps = self.steps_per_epoch(batch_size)
     seed = int(seed)
     captioner = self.captioner
-    table = missing.as_tensors(self.presence(seed))
+    masks = missing.as_tensors(self.presence(seed))
 
     def make_batch(global_step):
       epoch, step = global_step // steps, global_step % steps
@@ -193,7 +194,7 @@ class MnistFashionDataSet(captioning.Captioned, DataSet):
       batch = {
         k: tf.ensure_shape(v, [batch_size] + v.shape[1:].as_list()) for k, v in batch.items()
       }
-      return missing.gather(table, batch, indices)
+      return missing.gather(masks, batch, indices)
 
     return (
       tf.data.Dataset.counter(start=int(start_epoch) * steps, dtype=tf.int64)

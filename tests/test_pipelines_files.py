@@ -15,6 +15,7 @@ from absl import flags
 from tiny_runs import run_module
 
 import jmvae_tf
+from jmvae_tf.core import missing
 from jmvae_tf.core.data import DataError
 from jmvae_tf.core.own_data import OwnDataSet
 from pipelines import registry
@@ -348,6 +349,54 @@ def test_an_empty_cell_is_missing_refused_then_dropped(tmp_path, capsys):
       take(data.eval_dataset("train", 6), 1)[0]["x"][:, 0], [0, 2, 4, 5, 6, 8]
     )
   assert "train 3 of 9" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("in_memory", ["yes", "no"])
+def test_empty_cells_kept_train_with_masks_and_held_out_splits_stay_complete(
+  tmp_path, capsys, in_memory
+):
+  """missing=keep: the training examples keep their gaps (masks in every batch, the absent
+  values zeros, a missing image read from no file), the test split its complete examples; a
+  JMVAE-kl trains on them (its loss falls)."""
+  image_table(tmp_path, "train.csv", 10)
+  image_table(tmp_path, "test.csv", 4, start=10)
+  rows = list(csv.reader(open(tmp_path / "train.csv")))
+  rows[2][1] = ""  # row 1 lacks its label
+  rows[4][0] = ""  # row 3 lacks its image
+  write_csv(tmp_path / "train.csv", rows[0], rows[1:])
+  rows = list(csv.reader(open(tmp_path / "test.csv")))
+  rows[1][1] = ""  # test row 0 lacks its label: left out of the held-out split
+  write_csv(tmp_path / "test.csv", rows[0], rows[1:])
+  write_spec(tmp_path, IMAGE_CLASS, splits={"train": "train.csv", "test": "test.csv"})
+  data = FilesDataSet(str(tmp_path), missing="keep", in_memory=in_memory)
+  assert "test 1 of 4" in capsys.readouterr().err
+  assert data.num_examples("train") == 10 and data.num_examples("test") == 3
+  table = data.presence(0)
+  np.testing.assert_array_equal(np.flatnonzero(~table["label"]), [1])
+  np.testing.assert_array_equal(np.flatnonzero(~table["image"]), [3])
+  batch = next(iter(data.train_dataset(10, 0)))
+  present = {k: v.numpy() for k, v in batch[missing.PRESENT].items()}
+  assert (~present["label"]).sum() == 1 and (~present["image"]).sum() == 1
+  assert not batch["label"].numpy()[~present["label"]].any()
+  assert not batch["image"].numpy()[~present["image"]].any()
+  assert missing.PRESENT not in next(iter(data.eval_dataset("test", 3)))
+  model = jmvae_tf.make_model("jmvae_kl", data, latent_dim=4)
+  result = jmvae_tf.train(model, data, epochs=8, batch_size=5, warmup_epochs=0, verbose=0)
+  assert result.history["loss"][-1] < result.history["loss"][0]
+
+
+def test_a_share_hidden_from_a_files_data_set_keeps_its_own_gaps_too(tmp_path):
+  image_table(tmp_path, "train.csv", 10)
+  rows = list(csv.reader(open(tmp_path / "train.csv")))
+  rows[2][1] = ""
+  write_csv(tmp_path / "train.csv", rows[0], rows[1:])
+  write_spec(tmp_path, IMAGE_CLASS, splits={"train": "train.csv"})
+  data = FilesDataSet(str(tmp_path), missing="image:0.5")
+  assert data.options == ("missing=image:0.5",) and data.hidden == (("image", 0.5),)
+  table = data.presence(0)
+  assert not table["label"][1] and (~table["image"]).sum() == 5
+  one_line_error(lambda: FilesDataSet(str(tmp_path), missing="impute"), "choose from")
+  one_line_error(lambda: FilesDataSet(str(tmp_path), missing="image:1"), "[0, 1)")
 
 
 # --- images: fitting, streaming ----------------------------------------------------------------

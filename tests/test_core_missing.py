@@ -1,0 +1,193 @@
+"""jmvae_tf/core/missing.py and every data set's missing= option: the share hidden is exact and
+a pure function of the data seed, the same examples every epoch, never on the held-out splits;
+batches carry the masks with the absent values zeros; a resumed stream hides what an
+uninterrupted one did; bad options are one line naming what is wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from tiny_runs import write_fake_mnist
+
+from jmvae_tf.core import missing
+from jmvae_tf.core.data import ArrayDataSet, DataError
+from jmvae_tf.core.likelihoods import CATEGORICAL, GAUSSIAN
+from jmvae_tf.core.modalities import VECTOR, Modality
+from pipelines import registry, synthetic_faces
+
+NAMES = ("image", "label")
+
+
+# --- the option --------------------------------------------------------------------------------
+def test_shares_are_read_in_the_data_sets_order():
+  assert missing.parse_shares("label:0.99", NAMES, "mnist") == (("label", 0.99),)
+  three = ("digit", "fashion", "label")
+  shares = missing.parse_shares(" fashion:0.5 , digit:0.25", three, "mnist_fashion")
+  assert shares == (("digit", 0.25), ("fashion", 0.5))
+  assert missing.parse_shares(missing.format_shares(shares), three, "x") == shares
+
+
+@pytest.mark.parametrize(
+  "text, words",
+  [
+    ("label:1", "must be a number in [0, 1), got '1'"),
+    ("label:1.5", "got '1.5'"),
+    ("label:-0.1", "got '-0.1'"),
+    ("label:nan", "got 'nan'"),
+    ("label:half", "got 'half'"),
+    ("labl:0.5", "mnist has no modality 'labl' (it has ['image', 'label'])"),
+    ("image:0.5,label:0.5", "every modality is hidden"),
+    ("label", "'label' is not modality:share"),
+    ("label:0.5,label:0.2", "'label' is named twice"),
+  ],
+)
+def test_bad_shares_are_one_line_naming_what_is_wrong(text, words):
+  with pytest.raises(DataError) as error:
+    missing.parse_shares(text, NAMES, "mnist")
+  message = str(error.value)
+  assert words in message and f"missing={text}" in message and "\n" not in message
+
+
+# --- which examples ----------------------------------------------------------------------------
+def test_the_share_hidden_is_exact_and_a_pure_function_of_the_seed():
+  hidden = missing.hidden_examples(1000, 0.99, seed=0, name="label")
+  assert hidden.dtype == bool and hidden.sum() == 990
+  np.testing.assert_array_equal(hidden, missing.hidden_examples(1000, 0.99, 0, "label"))
+  other_seed = missing.hidden_examples(1000, 0.5, 1, "label")
+  assert other_seed.sum() == 500
+  assert not np.array_equal(other_seed, missing.hidden_examples(1000, 0.5, 0, "label"))
+  # Modalities are hidden independently: another name, another set (about a quarter overlap).
+  image = missing.hidden_examples(1000, 0.5, 0, "image")
+  overlap = (image & missing.hidden_examples(1000, 0.5, 0, "label")).sum()
+  assert 200 < overlap < 300
+  assert not missing.hidden_examples(1000, 0.0, 0, "label").any()
+  assert missing.hidden_examples(3, 0.1, 0, "label").sum() == 0  # round(0.3) = 0
+
+
+def test_presence_joins_the_datas_own_gaps_and_those_hidden():
+  assert missing.presence(10, NAMES, (), 0) is None
+  assert (
+    missing.presence(10, NAMES, (), 0, {"image": np.ones(10, bool), "label": np.ones(10, bool)})
+    is None
+  )
+  own = {"image": np.ones(10, bool), "label": np.arange(10) != 3}
+  table = missing.presence(10, NAMES, (("label", 0.5),), 0, own)
+  assert not table["label"][3] and table["label"].sum() <= 5 and table["image"].all()
+  assert missing.describe(table).startswith("of 10 training examples: ")
+  all_kept = missing.presence(10, NAMES, (("label", 0.0),), 0)
+  assert all_kept is not None and all(v.all() for v in all_kept.values())  # masks, all True
+
+
+# --- batches ----------------------------------------------------------------------------------
+def identified(n=40, option="label:0.75"):
+  """An ArrayDataSet whose "id" modality says which example each row is."""
+  mods = (
+    Modality("id", GAUSSIAN, (1,), VECTOR),
+    Modality("label", CATEGORICAL, (4,)),
+    Modality("x", GAUSSIAN, (2,), VECTOR),
+  )
+  rng = np.random.default_rng(0)
+  train = {
+    "id": np.arange(n, dtype=np.float32)[:, None],
+    "label": np.eye(4, dtype=np.float32)[rng.integers(0, 4, n)],
+    "x": rng.normal(size=(n, 2)).astype(np.float32) + 5.0,
+  }
+  return ArrayDataSet(mods, train, test=dict(train), missing=option), train
+
+
+def epochs_of(data, batch_size, seed, epochs, start_epoch=0):
+  steps = data.steps_per_epoch(batch_size)
+  stream = data.train_dataset(batch_size, seed, start_epoch).take(steps * epochs)
+  return list(stream.as_numpy_iterator())
+
+
+def test_batches_carry_each_examples_masks_and_zeros_where_it_lacks_a_value():
+  data, train = identified()
+  table = data.presence(seed=3)
+  assert table["label"].sum() == 10 and table["x"].all()
+  seen = {}
+  for batch in epochs_of(data, 8, seed=3, epochs=2):
+    ids = batch["id"][:, 0].astype(int)
+    np.testing.assert_array_equal(batch[missing.PRESENT]["label"], table["label"][ids])
+    held = batch[missing.PRESENT]["label"]
+    np.testing.assert_array_equal(batch["label"][held], train["label"][ids[held]])
+    assert not batch["label"][~held].any()  # absent: zeros
+    np.testing.assert_array_equal(batch["x"], train["x"][ids])  # another modality untouched
+    for i, h in zip(ids, held):
+      assert seen.setdefault(i, h) == h  # the same examples every epoch
+  assert len(seen) == 40
+  held_out = next(iter(data.eval_dataset("test", 40)))
+  assert missing.PRESENT not in held_out
+  np.testing.assert_array_equal(held_out["label"].numpy(), train["label"])  # never hidden
+
+
+def test_a_resumed_stream_hides_what_an_uninterrupted_one_did():
+  data, _ = identified()
+  whole = epochs_of(data, 8, seed=3, epochs=2)
+  resumed = epochs_of(data, 8, seed=3, epochs=1, start_epoch=1)
+  for one, other in zip(whole[5:], resumed):
+    for key in ("id", "label"):
+      np.testing.assert_array_equal(one[key], other[key])
+    np.testing.assert_array_equal(one[missing.PRESENT]["label"], other[missing.PRESENT]["label"])
+
+
+def test_without_the_option_batches_are_those_of_before():
+  data, _ = identified(option=None)
+  assert data.presence(0) is None and data.options == ()
+  assert missing.PRESENT not in next(iter(data.train_dataset(8, 0)))
+
+
+# --- every data set of the registry ------------------------------------------------------------
+def one_epoch_counts(data, batch_size, seed=0):
+  """{modality: examples of one epoch that lack it}, after checking zeros where absent."""
+  counts = {}
+  for batch in epochs_of(data, batch_size, seed, epochs=1):
+    present = batch[missing.PRESENT]
+    for name, held in present.items():
+      counts[name] = counts.get(name, 0) + int((~held).sum())
+      assert not np.any(batch[name][~held])
+  return counts
+
+
+@pytest.fixture(scope="module")
+def fakes(tmp_path_factory):
+  root = tmp_path_factory.mktemp("missing")
+  digits, fashion = root / "digits", root / "fashion"
+  for directory, seed in ((digits, 0), (fashion, 1)):
+    directory.mkdir()
+    write_fake_mnist(directory, num_train=200, num_test=100, seed=seed)
+  faces = root / "faces"
+  synthetic_faces.generate(faces, 30, seed=0)
+  return {"digits": digits, "fashion": fashion, "faces": faces}
+
+
+@pytest.mark.parametrize(
+  "name, option, batch_size, expected",
+  [
+    ("mnist", "label:0.9", 50, {"image": 0, "label": 180}),
+    ("fashion_mnist", "image:0.25", 50, {"image": 50, "label": 0}),
+    ("mnist_fashion", "digit:0.5,fashion:0.5", 50, {"digit": 100, "fashion": 100, "label": 0}),
+    ("celeb_a", "attributes:0.5", 9, None),
+  ],
+)
+def test_every_data_set_hides_the_share_asked_in_training_only(
+  fakes, name, option, batch_size, expected
+):
+  kwargs = {"mnist_fashion": {"fashion_dir": str(fakes["fashion"])}}.get(name, {})
+  data_dir = fakes["faces"] if name == "celeb_a" else fakes["digits"]
+  options = [f"missing={option}"] + [f"{k}={v}" for k, v in kwargs.items()]
+  data = registry.make_dataset(
+    name, str(data_dir), num_train=200 if name != "celeb_a" else None, options=options
+  )
+  assert f"missing={option}" in data.options
+  n = data.num_examples("train")
+  table = data.presence(0)
+  if expected is None:  # celeb_a: 27 training faces, half of them without attributes
+    expected = {"image": 0, "attributes": int(round(0.5 * n))}
+  assert {k: int((~v).sum()) for k, v in table.items()} == expected
+  if n % batch_size == 0:  # a whole epoch is every example once
+    assert one_epoch_counts(data, batch_size) == expected
+  else:
+    one_epoch_counts(data, batch_size)  # zeros where absent
+  held_out = next(iter(data.eval_dataset("test", 5)))
+  assert missing.PRESENT not in held_out
