@@ -96,10 +96,14 @@ def ours(model, args, variant=""):
       cmd.append(f"--num_train={args.num_train}")
     if args.jit_compile != "auto":
       cmd.append(f"--jit_compile={args.jit_compile}")
-    cmd += [a for a in f"{args.extra_flags} {variant}".split() if a]
+    extra = [a for a in f"{args.extra_flags} {variant}".split() if a]
+    # --tree=PATH (a variant's): run that checkout's code (e.g. a git worktree of the landed
+    # commit) with this venv; `-m` puts the working directory first on sys.path.
+    trees = [a.split("=", 1)[1] for a in extra if a.startswith("--tree=")]
+    cmd += [a for a in extra if not a.startswith("--tree=")]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
     launched = time.time()
-    _, peak_mb = run_child(cmd, env=env)
+    _, peak_mb = run_child(cmd, cwd=trees[-1] if trees else ROOT, env=env)
     per_epoch = epoch_throughputs(model_dir)
   rates = [rate for rate, _ in per_epoch]
   steady = statistics.median(rates[1:] or rates)
@@ -179,7 +183,8 @@ def main():
     default="",
     help="';'-separated sets of extra runners.train flags, each run in every round "
     "(interleaved), e.g. ';--intra_op_threads=0;--jit_compile=true' (the first is the "
-    "baseline that --bare and --peer_python are compared with)",
+    "baseline that --bare and --peer_python are compared with); --tree=PATH in a set runs "
+    "the runner of another checkout (e.g. a worktree of the landed commit)",
   )
   p.add_argument(
     "--bare", action="store_true", help="also time benchmarks/bare_step.py (MNIST family only)"

@@ -280,9 +280,15 @@ def check_incomplete(model: MultimodalVAE, data: DataSet, settings: TrainConfig,
     )
   if verbose:
     skipped = n - int(used.sum())
+    needs = model.conditioning_modalities + model.generated_modalities
+    why = (
+      f"each lacks one of {', '.join(repr(m) for m in needs)}, which it needs both of"
+      if model.conditioning_modalities
+      else "they hold none of its modalities"
+    )
     print(
       f"{data.name}: {missing.describe(presence)}. {name} learns from {int(used.sum()):,} "
-      f"of them" + (f" and skips {skipped:,} (they lack what it reads)" if skipped else ""),
+      f"of them" + (f" and skips {skipped:,} ({why})" if skipped else ""),
       flush=True,
     )
 
