@@ -51,8 +51,12 @@ What is measured, per row and direction "target|given":
 
 Prints the CPU (model, cores, flags), the load at each stage, a Markdown table per experiment,
 and writes every number to `--output` (JSON; default WORK/incomplete.json). The peer runs at
-2 threads (`--peer_threads`; `--peer_omp_wait_policy=PASSIVE` on a machine shared with other
-jobs, where stock PyTorch's spinning threads can run many times slower: captions_peer.py).
+2 threads (`--peer_threads`) with OMP_WAIT_POLICY=PASSIVE (`--peer_omp_wait_policy`; stock
+PyTorch's spinning threads ran 15x slower here beside another job, captions_peer.py, and the
+numbers are the same bit for bit) and stock denormals (`--peer_flush_denormal` for FTZ/DAZ:
+after some 600 steps stock PyTorch slows down on subnormal Adam state, multivae_peer.py).
+The training seconds of the tables are for orientation only: the rows run one after another
+on a machine that may be shared; train_throughput.py and captions_peer.py measure speed.
 """
 
 from __future__ import annotations
@@ -258,7 +262,7 @@ def run_peer(args, model, train_npz, test_npz, out, steps):
   import numpy as np
 
   env = dict(os.environ)
-  if args.peer_omp_wait_policy:
+  if args.peer_omp_wait_policy and args.peer_omp_wait_policy != "stock":
     env["OMP_WAIT_POLICY"] = args.peer_omp_wait_policy
   cmd = [
     args.peer_python,
@@ -275,7 +279,7 @@ def run_peer(args, model, train_npz, test_npz, out, steps):
     f"--mvae_subsampling={args.mvae_subsampling}",
     f"--threads={args.peer_threads}",
     f"--seed={SEED}",
-  ]
+  ] + (["--flush_denormal"] if args.peer_flush_denormal else [])
   log, seconds = run(cmd, env)
   print("  " + "\n  ".join(log.strip().splitlines()[-3:]), flush=True)
   with open(os.path.splitext(out)[0] + ".json") as f:
@@ -672,7 +676,13 @@ def main():
     help="MVAE's use_subsampling (auto: MultiVae's advice, off for incomplete data)",
   )
   p.add_argument("--peer_threads", type=int, default=2)
-  p.add_argument("--peer_omp_wait_policy", default="", help="OMP_WAIT_POLICY for the peer")
+  p.add_argument(
+    "--peer_omp_wait_policy",
+    default="PASSIVE",
+    help="OMP_WAIT_POLICY for the peer (stock: the environment's). PASSIVE by default: the "
+    "same numbers, and no 10-30x slowdown of spinning threads on a shared machine",
+  )
+  p.add_argument("--peer_flush_denormal", action="store_true", help="FTZ/DAZ for the peer")
   p.add_argument("--work_dir", required=True, help="where the exported batches and outputs go")
   p.add_argument("--output", default=None, help="the JSON of every number (WORK/incomplete.json)")
   args = p.parse_args()
@@ -687,6 +697,10 @@ def main():
   output = args.output or os.path.join(args.work_dir, "incomplete.json")
   os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
   started = time.perf_counter()
+  import tensorflow as tf
+
+  # Several models in one process: tf.function's warnings that each retraces are expected.
+  tf.get_logger().setLevel("ERROR")
   loads = {"start": load()}
 
   from jmvae_tf.training import hardware
@@ -745,6 +759,7 @@ def main():
           "mvae_subsampling": args.mvae_subsampling,
           "peer_threads": args.peer_threads,
           "peer_omp_wait_policy": args.peer_omp_wait_policy,
+          "peer_flush_denormal": args.peer_flush_denormal,
         },
         "seconds": seconds,
         **results,

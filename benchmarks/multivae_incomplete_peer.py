@@ -158,9 +158,12 @@ def main():
   ap.add_argument("--eval_chunk", type=int, default=1000)
   ap.add_argument("--log_every", type=int, default=100, help="print the mean loss every N steps")
   ap.add_argument("--threads", type=int, default=2)
+  ap.add_argument("--flush_denormal", action="store_true", help="FTZ/DAZ (stock: off)")
   ap.add_argument("--seed", type=int, default=0)
   args = ap.parse_args()
   torch.set_num_threads(args.threads)
+  if args.flush_denormal and not torch.set_flush_denormal(True):
+    print("warning: --flush_denormal unsupported on this CPU", flush=True)
   torch.manual_seed(args.seed)
 
   train = np.load(args.train_npz)
@@ -263,6 +266,8 @@ def main():
     "train_peak_rss_mb": train_peak,
     "peak_rss_mb": peak_rss_mb(),
     "threads": torch.get_num_threads(),
+    "flush_denormal": args.flush_denormal,
+    "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY", "unset"),
     "torch": torch.__version__,
     "multivae": metadata.version("multivae"),
   }

@@ -348,6 +348,15 @@ BAD_INPUTS = {
     ["--model=cvae", "--target=image", "--condition=image"],
     ["target and condition must differ"],
   ),
+  "missing_share_1": (["--data_options=missing=label:1"], ["missing=label:1", "[0, 1)"]),
+  "missing_unknown_modality": (
+    ["--data_options=missing=caption:0.5"],
+    ["mnist has no modality 'caption'"],
+  ),
+  "missing_every_modality": (
+    ["--data_options=missing=image:0.5,missing=label:0.5"],
+    ["every modality is hidden"],
+  ),
   "model_dir_under_a_file": (["MODEL_DIR_UNDER_A_FILE"], ["is not a directory"]),
   "model_dir_read_only": (["MODEL_DIR_READ_ONLY"], ["is read-only for this user"]),
 }

@@ -155,6 +155,10 @@ class DataSet(abc.ABC):
     text = options.get(missing.OPTION)
     names = [m.name for m in self.modalities]
     self.hidden = () if text is None else missing.parse_shares(text, names, self.name)
+    if len(self.hidden) > 1:  # recorded as the flag takes it: one item per modality
+      others = [o for o in self.options if not o.startswith(f"{missing.OPTION}=")]
+      hidden = [f"{missing.OPTION}={missing.format_shares((h,))}" for h in self.hidden]
+      self.options = tuple(sorted(others + hidden))
 
   def steps_per_epoch(self, batch_size: int) -> int:
     """Full training batches per epoch."""
@@ -225,8 +229,8 @@ class ArrayDataSet(DataSet):
     given = {"train": train, "validation": validation, "test": test}
     self._splits = {s: self._checked(s, a) for s, a in given.items() if a is not None}
     if missing is not None:
-      self.take_missing({"missing": missing})
       self.options = (f"missing={missing}",)
+      self.take_missing({"missing": missing})
 
   def _checked(self, split: str, arrays) -> Dict[str, np.ndarray]:
     """The split's arrays as float32, or a DataError naming the array and what is wrong."""
@@ -423,17 +427,22 @@ def training_fingerprint(data: DataSet, num_train: Optional[int]) -> Optional[st
 
 
 def parse_options(text: Sequence[str]) -> Dict[str, str]:
-  """`--data_options` ("key=value" items) as a dict; a DataError for a malformed item."""
+  """`--data_options` ("key=value" items) as a dict; a DataError for a malformed item or a key
+  given twice, but for missing=, whose items join (missing=digit:0.5,missing=fashion:0.5: the
+  flag's commas separate items, so several modalities repeat the key)."""
   options = {}
   for item in text or ():
     key, sep, value = item.partition("=")
-    if not sep or not key.strip():
+    key, value = key.strip(), value.strip()
+    if not sep or not key:
       raise DataError(f"--data_options: {item!r} is not key=value")
-    if not value.strip():
-      raise DataError(
-        f"--data_options: {key.strip()} is empty; give it a value or leave the option out"
-      )
-    options[key.strip()] = value.strip()
+    if not value:
+      raise DataError(f"--data_options: {key} is empty; give it a value or leave the option out")
+    if key in options:
+      if key != missing.OPTION:
+        raise DataError(f"--data_options: {key} is given twice ({options[key]!r}, {value!r})")
+      value = f"{options[key]},{value}"
+    options[key] = value
   return options
 
 

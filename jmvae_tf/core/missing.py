@@ -7,12 +7,13 @@ value is zeros there (no pixel on, no class, no word: a valid input of every net
 output the objectives then leave out, `jmvae_tf/models`). A batch without PRESENT is complete,
 as every batch was before, and trains by exactly the code it did.
 
-Missingness on demand, `--data_options=missing=label:0.99` (several: `missing=digit:0.5,
-fashion:0.5`): the named modality is hidden from that share of the training examples, the same
-examples every epoch (hidden afresh each epoch, every label would be seen), chosen as a pure
-function of the data seed: example i lacks modality m where its position in the stateless
-permutation index_shuffle(seed=[data seed, a stream of m's name]) is below round(share * N). So
-the count is exact, a resumed run hides what an uninterrupted one did, and modalities are hidden
+Missingness on demand, `--data_options=missing=label:0.99` (several repeat the key:
+`missing=digit:0.5,missing=fashion:0.5`; in Python one value, "digit:0.5,fashion:0.5"): the
+named modality is hidden from that share of the training examples, the same examples every
+epoch (hidden afresh each epoch, every label would be seen), chosen as a pure function of the
+data seed: example i lacks modality m where its position in the stateless permutation
+index_shuffle(seed=[data seed, a stream of m's name]) is below round(share * N). So the count is
+exact, a resumed run hides what an uninterrupted one did, and modalities are hidden
 independently of one another. The held-out splits are never touched.
 """
 
