@@ -365,9 +365,23 @@ class PipelineDataSet(DataSet):
   def _check_spec(self, split: str, dataset: tf.data.Dataset) -> None:
     spec = dataset.element_spec
     names = [m.name for m in self._modalities]
-    if not isinstance(spec, dict) or set(spec) != set(names):
+    keys = set(spec) - {missing.PRESENT} if isinstance(spec, dict) else None
+    if keys != set(names):
       got = sorted(spec) if isinstance(spec, dict) else type(spec).__name__
-      raise DataError(f"{self.name}: {split} must yield dicts keyed {names}, got {got}")
+      raise DataError(
+        f"{self.name}: {split} must yield dicts keyed {names} (and, for examples that lack "
+        f"some, {missing.PRESENT!r}: {{modality: bool [B]}}), got {got}"
+      )
+    masks = spec.get(missing.PRESENT)
+    if masks is not None and (
+      not isinstance(masks, dict)
+      or not set(masks) <= set(names)
+      or any(m.dtype != tf.bool or m.shape.rank != 1 for m in masks.values())
+    ):
+      raise DataError(
+        f"{self.name}: {split} batches' {missing.PRESENT!r} must be {{modality: bool [B]}} "
+        f"for some of {names}, got {masks}"
+      )
     for m in self._modalities:
       if not spec[m.name].shape[1:].is_compatible_with(m.shape):
         raise DataError(

@@ -11,10 +11,10 @@ Missingness on demand, `--data_options=missing=label:0.99` (several repeat the k
 `missing=digit:0.5,missing=fashion:0.5`; in Python one value, "digit:0.5,fashion:0.5"): the
 named modality is hidden from that share of the training examples, the same examples every
 epoch (hidden afresh each epoch, every label would be seen), chosen as a pure function of the
-data seed: example i lacks modality m where its position in the stateless permutation
-index_shuffle(seed=[data seed, a stream of m's name]) is below round(share * N). So the count is
-exact, a resumed run hides what an uninterrupted one did, and modalities are hidden
-independently of one another. The held-out splits are never touched.
+data seed: example i lacks modality m where its stateless random key (keyed on the data seed and
+a stream of m's name) is among the round(share * N) lowest. So the count is exact, a resumed
+run hides what an uninterrupted one did, and modalities are hidden independently of one
+another. The held-out splits are never touched.
 """
 
 from __future__ import annotations
@@ -86,13 +86,20 @@ def hidden_examples(num_examples: int, share: float, seed: int, name: str) -> np
   count = int(round(share * num_examples))
   if count == 0:
     return np.zeros(num_examples, bool)
+  # A full-range random integer per example, the count lowest hidden. Not index_shuffle's
+  # positions: its permutations under two seeds are far from independent (the indicators
+  # "position < N/2" of two streams correlate by up to 0.7), and the modalities must not be.
   stream = zlib.crc32(name.encode("utf-8"))
-  positions = tf.random.experimental.index_shuffle(
-    tf.range(num_examples, dtype=tf.int64),
+  keys = tf.random.stateless_uniform(
+    [num_examples],
     seed=tf.constant([int(seed), _HIDE_STREAM ^ stream], tf.int64),
-    max_index=num_examples - 1,
-  )
-  return positions.numpy() < count
+    minval=None,
+    maxval=None,
+    dtype=tf.int64,
+  ).numpy()
+  hidden = np.zeros(num_examples, bool)
+  hidden[np.argsort(keys, kind="stable")[:count]] = True
+  return hidden
 
 
 def presence(
