@@ -3,6 +3,8 @@
 jmvae_tf/models/steps.py): each term against a hand computation, no gradient from a missing
 modality, a complete batch with masks bit-identical to one without, the VAE-GAN's refusal."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -238,3 +240,18 @@ def test_the_vae_gan_refuses_incomplete_data_naming_jmvae_kl():
   with pytest.raises(ValueError, match="train jmvae_kl"):
     driver.check_incomplete(gan, data, TrainConfig(), verbose=0)
   driver.check_incomplete(build("jmvae_kl"), small_arrays(), TrainConfig(), verbose=0)  # learns
+
+
+def test_pattern_weighting_weighs_each_pattern_of_a_batch_the_same():
+  """incomplete_weighting=pattern: a complete example among three image-only ones weighs
+  4 / (2 * 1) = 2, each image-only one 4 / (2 * 3); one holding nothing 0."""
+  batch = random_batch(5)
+  data = masked(batch, label=[True, False, False, False, False], image=[True] * 4 + [False])
+  for name in ("jmvae_kl", "jmvae"):
+    model = build(name)
+    plain = model.step_terms(data, SEED, training=False)[LOSS].numpy()
+    model.options = dataclasses.replace(model.options, incomplete_weighting="pattern")
+    weighted = model.step_terms(data, SEED, training=False)[LOSS].numpy()
+    np.testing.assert_allclose(weighted, plain * [2.0, 2 / 3, 2 / 3, 2 / 3, 0.0], rtol=1e-6)
+    complete = model.step_terms(masked(batch), SEED)[LOSS].numpy()
+    np.testing.assert_array_equal(complete, model.loss_terms(batch, SEED)[LOSS].numpy())

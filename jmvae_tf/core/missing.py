@@ -143,6 +143,19 @@ def where_held(held: tf.Tensor, value: tf.Tensor, other: Optional[tf.Tensor] = N
   return tf.where(tf.reshape(held, shape), value, other)
 
 
+def pattern_weights(present: Dict[str, tf.Tensor], names: Sequence[str]) -> tf.Tensor:
+  """float [B]: each example's weight where every pattern of held modalities (which of `names`
+  it holds) weighs the same in the batch: n / (P * n_p), with n the examples holding any, P the
+  patterns among them and n_p the examples of the example's own; 0 for one holding none. The
+  weights sum to n, so a batch of one pattern keeps weight 1 everywhere."""
+  code = tf.add_n([tf.cast(present[n], tf.int32) * (2**k) for k, n in enumerate(names)])
+  held = tf.cast(code > 0, tf.float32)
+  counts = tf.reduce_sum(tf.one_hot(code, 2 ** len(names)) * held[:, None], axis=0)
+  patterns = tf.reduce_sum(tf.cast(counts > 0, tf.float32))
+  own = tf.gather(counts, code)
+  return held * tf.math.divide_no_nan(tf.reduce_sum(held), patterns * own)
+
+
 def attach(batch: Dict[str, tf.Tensor], present: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
   """`batch` with the masks `present` ({modality: bool [B]}) under PRESENT and every absent
   value zeros: the one representation of a gap (module docstring)."""

@@ -20,6 +20,7 @@ ALPHA_REDUCTIONS = ("sum", "mean")
 GAN_LIKELIHOODS = ("features", "pixels")
 GAN_PRIORS = ("normal", "uniform")
 DISCRIMINATOR_STYLES = ("paper", "authors")
+INCOMPLETE_WEIGHTINGS = ("example", "pattern")
 PRECISIONS = ("float32", "mixed_bfloat16")
 STRATEGIES = ("auto", "mirrored", "default", "one_device", "multi_worker")
 AUTO = -1  # a thread count left to the machine (runtime.machine_defaults)
@@ -121,6 +122,16 @@ class ModelOptions(Options):
   decoder_variance: float = option(
     1.0,
     "Variance of the fixed-variance Gaussian decoders (CelebA's; the paper: 1).",
+    kw_only=True,
+  )
+
+  # How a batch's bounds are weighed where its examples lack modalities (docs/INCOMPLETE.md).
+  incomplete_weighting: str = option(
+    "example",
+    "Joint models on incomplete data: each example's bound counts once (example: a bound on "
+    "the data's log-likelihood) or each pattern of held modalities in a batch weighs the same "
+    "(pattern: its few complete examples as much as its many incomplete ones).",
+    INCOMPLETE_WEIGHTINGS,
     kw_only=True,
   )
 

@@ -25,7 +25,12 @@ from jmvae_tf.models import registry
 from jmvae_tf.networks import architecture
 
 # Fields that a run.json written before they existed lacks, with the value those runs had.
-ADDED_LATER = {"dataset": "mnist", "architecture": "mnist_mlp", "decoder_variance": 1.0}
+ADDED_LATER = {
+  "dataset": "mnist",
+  "architecture": "mnist_mlp",
+  "decoder_variance": 1.0,
+  "incomplete_weighting": "example",
+}
 PLUGINS = "plugins"  # run.json's key of the plug-in modules its names need
 ARCHITECTURE_OPTIONS = "architecture_options"
 

@@ -12,7 +12,7 @@ from typing import Dict, List, Optional, Tuple
 import tensorflow as tf
 
 from jmvae_tf.core import gaussian
-from jmvae_tf.core.missing import where_held
+from jmvae_tf.core.missing import pattern_weights, where_held
 from jmvae_tf.core.modalities import subset_name
 from jmvae_tf.core.sampling import split_seed
 from jmvae_tf.models import iterative
@@ -129,8 +129,14 @@ class JMVAE(MultimodalVAE):
     weights.update({name: any_weight for name in kl})
     terms = {f"nll_{name}": value for name, value in nll.items()}
     terms.update(kl)
-    loss = where_held(held_any, self.total_loss(forward, nll))
+    loss = self._weighted(where_held(held_any, self.total_loss(forward, nll)), present)
     return {**terms, LOSS: loss, WEIGHTS: {**weights, LOSS: any_weight}}
+
+  def _weighted(self, loss, present):
+    """`loss` [B] as `incomplete_weighting` weighs it (docs/INCOMPLETE.md)."""
+    if self.options.incomplete_weighting == "pattern":
+      return loss * pattern_weights(present, self.modality_names)
+    return loss
 
   # --- networks ------------------------------------------------------------------------------
   def joint_posterior_layers(self, batch: Batch, training=None, branch_outputs=None) -> Layers:
@@ -266,6 +272,7 @@ class JMVAEKL(JMVAE):
         regulariser[k] += where_held(held, value)
         reg_weight[k] += tf.cast(held, tf.float32)
     held_any = tf.cast(tf.reduce_any(tf.stack([present[n] for n in names]), axis=0), tf.float32)
+    loss = self._weighted(loss, present)
     terms = {f"nll_{n}": value for n, value in nll.items()}
     weights = {f"nll_{n}": tf.cast(present[n], tf.float32) for n in names}
     terms.update(kl_prior=kl_prior, **regulariser)
