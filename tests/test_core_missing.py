@@ -239,3 +239,26 @@ def test_a_pipeline_of_ones_own_may_carry_the_masks():
   ).batch(50)
   with pytest.raises(DataError, match="'present' must be {modality: bool"):
     jt.PipelineDataSet(mnist_modalities(), bad)
+
+
+def test_held_out_batches_with_masks_are_refused():
+  batches = tf.data.Dataset.from_tensor_slices(
+    {
+      "image": np.zeros((4, 28, 28, 1), np.float32),
+      "label": np.zeros((4, 10), np.float32),
+      missing.PRESENT: {"label": np.ones(4, bool)},
+    }
+  ).batch(2)
+  with pytest.raises(DataError, match="held-out examples are complete"):
+    jt.PipelineDataSet(mnist_modalities(), batches, validation=batches)
+
+
+def test_keep_refuses_a_modality_no_training_example_holds():
+  from jmvae_tf.core.own_data import OwnDataSet
+
+  with pytest.raises(DataError, match="no training example holds 'v'"):
+    OwnDataSet(
+      {"v": {"kind": "vector", "standardize": True}, "c": "class"},
+      train={"v": [None, None, None], "c": ["a", "b", "a"]},
+      missing="keep",
+    )

@@ -469,3 +469,39 @@ def test_attribute_records_have_the_majority_row_and_class_records_do_not():
   assert "majority baseline" not in coherence.markdown([classes], ["known"])
   both = coherence.markdown([record, classes], ["mirror", "known"])
   assert "| majority baseline | each attribute's commoner test value, always | 0.7500 | — |" in both
+
+
+def test_the_image_classifier_trains_only_on_examples_holding_image_and_class(monkeypatch):
+  """A user's empty cells kept (missing=keep): the coherence classifier of the image learns from
+  the training examples that hold both the image and its class, not from blank images or the
+  class index standing in for a missing class."""
+  from jmvae_tf.core.own_data import OwnDataSet
+  from jmvae_tf.evaluation import coherence
+
+  rng = np.random.default_rng(0)
+  images = rng.integers(0, 256, (12, 6, 6), dtype=np.uint8)
+  classes = np.array(["a", "b", "c"] * 4, dtype=object)
+  classes[[1, 4]] = None  # two training examples lack their class
+  masked_images = np.ma.masked_array(images, mask=np.zeros_like(images, bool))
+  masked_images.mask[7] = True  # one lacks its image
+  data = OwnDataSet(
+    {"image": "image", "label": "class"},
+    train={"image": masked_images, "label": classes},
+    test={"image": images[:3], "label": np.array(["a", "b", "c"], dtype=object)},
+    missing="keep",
+  )
+  seen = {}
+
+  def fake_train(shape, outputs, attributes, train, test, epochs, seed, num_train):
+    seen["num_train"] = num_train
+    seen["labels"] = np.concatenate([labels for _, labels in train.as_numpy_iterator()])
+    seen["images"] = np.concatenate([x for x, _ in train.as_numpy_iterator()])
+    return "classifier"
+
+  monkeypatch.setattr(coherence, "train_classifier", fake_train)
+  monkeypatch.setattr(coherence, "cached_classifier", lambda directory, key, train, *a: train())
+  coherence.data_readers(data, epochs=1, data_seed=0)
+  kept = [0, 2, 3, 5, 6, 8, 9, 10, 11]
+  assert seen["num_train"] == 9
+  np.testing.assert_array_equal(seen["labels"], np.array([0, 1, 2] * 4)[kept])
+  assert len(seen["images"]) == 9 and all(np.any(x) for x in seen["images"])

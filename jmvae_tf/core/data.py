@@ -155,7 +155,7 @@ class DataSet(abc.ABC):
     text = options.get(missing.OPTION)
     names = [m.name for m in self.modalities]
     self.hidden = () if text is None else missing.parse_shares(text, names, self.name)
-    if len(self.hidden) > 1:  # recorded as the flag takes it: one item per modality
+    if self.hidden:  # recorded as the flag takes it, one item per modality, shares as %g
       others = [o for o in self.options if not o.startswith(f"{missing.OPTION}=")]
       hidden = [f"{missing.OPTION}={missing.format_shares((h,))}" for h in self.hidden]
       self.options = tuple(sorted(others + hidden))
@@ -373,6 +373,11 @@ class PipelineDataSet(DataSet):
         f"some, {missing.PRESENT!r}: {{modality: bool [B]}}), got {got}"
       )
     masks = spec.get(missing.PRESENT)
+    if masks is not None and split != "train":
+      raise DataError(
+        f"{self.name}: the {split} batches carry {missing.PRESENT!r}; held-out examples are "
+        "complete (evaluation reads every modality): leave the incomplete ones out of it"
+      )
     if masks is not None and (
       not isinstance(masks, dict)
       or not set(masks) <= set(names)

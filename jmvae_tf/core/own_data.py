@@ -600,7 +600,7 @@ class OwnDataSet(DataSet):
     self.classes_of = classes
     self.counts = self._count_absent()
     self._apply_missing_policy()
-    if num_train is not None:  # the first num_train complete examples
+    if num_train is not None:  # the first num_train examples kept (complete ones after drop)
       available = len(self._splits["train"])
       if not 1 <= num_train <= available:
         raise DataError(
@@ -698,6 +698,13 @@ class OwnDataSet(DataSet):
           raise DataError(f"{self.name}: every {split} example lacks a modality ({absent})")
         self._splits[split] = part.take(np.flatnonzero(complete))
     if self.missing == "keep":
+      train = self._splits["train"].present
+      never = [k for k, p in train.items() if not p.any()]
+      if never:
+        raise DataError(
+          f"{self.name}: no training example holds {never[0]!r} ({absent}): nothing to learn "
+          "it from"
+        )
       what = "training examples that hold no modality and held-out examples that lack one"
     else:
       what = "examples that lack a modality"

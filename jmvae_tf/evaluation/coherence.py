@@ -228,13 +228,31 @@ def image_classifiers(data, epochs: int = 2, data_seed: int = 0) -> Dict[str, Cl
 
 
 def _image_classifier(data, modality, epochs: int, data_seed: int, batch_size: int = 128):
+  # Training examples that lack the image or what it is (a user's empty cells kept with
+  # missing=keep) teach the classifier nothing true: only those holding both train it.
+  held = data.real_presence()
+  keep = None
+  if held is not None:
+    needed = [modality.name] + [n for n in (data.label_modalities() or ()) if n in held]
+    keep = np.logical_and.reduce([np.asarray(held[n], bool) for n in needed])
+
   def split(name):
     n = data.num_examples(name)
-    labels = tf.data.Dataset.from_tensor_slices(data.labels(name, n)).batch(batch_size)
+    labels = data.labels(name, n)
     images = data.eval_dataset(name, batch_size, data_seed).map(lambda b: b[modality.name])
-    return tf.data.Dataset.zip((images, labels))
+    if name != "train" or keep is None:
+      return tf.data.Dataset.zip(
+        (images, tf.data.Dataset.from_tensor_slices(labels).batch(batch_size))
+      )
+    rows = tf.data.Dataset.zip(
+      (images.unbatch(), tf.data.Dataset.from_tensor_slices((labels, keep)))
+    )
+    rows = rows.filter(lambda image, label_keep: label_keep[1])
+    return rows.map(lambda image, label_keep: (image, label_keep[0])).batch(batch_size)
 
   train_labels = data.labels("train", data.num_examples("train"))
+  if keep is not None:
+    train_labels = train_labels[keep]
   attributes = train_labels.ndim > 1
   outputs = train_labels.shape[1] if attributes else int(train_labels.max()) + 1
   read = data.label_modalities() or ()
@@ -242,6 +260,8 @@ def _image_classifier(data, modality, epochs: int, data_seed: int, batch_size: i
     if m.name in read and m.likelihood.classes(m.shape) is not None and not attributes:
       outputs = max(outputs, m.shape[0])
   about = f"{data.fingerprint()} {modality.name} {data_seed} {epochs} v{CLASSIFIER_VERSION}"
+  if keep is not None:
+    about += f" held {digest(keep)}"
   key = f"{data.name}-{modality.name}-" + digest(np.frombuffer(about.encode(), np.uint8))
   directory = files.cache_dir("classifiers")
   num_train = len(train_labels)

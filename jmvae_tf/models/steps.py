@@ -62,15 +62,18 @@ class KerasSteps:
       tracker.update_state(terms[name], sample_weight=None if weights is None else weights[name])
     return {name: tracker.result() for name, tracker in self.trackers.items()}
 
-  def step_terms(self, data: Batch, seed, training=None) -> Dict[str, tf.Tensor]:
+  def step_terms(self, data: Batch, seed, training=None, with_gradients=False):
     """The per-example terms of a step on `data`: `loss_terms` for a complete batch (one
     without masks: exactly the code of before); for a batch with masks
     (jmvae_tf.core.missing.PRESENT), `loss_terms` where every example of it is complete (a
-    tf.cond: the same numbers and work as without masks) and `incomplete_loss_terms` where
-    some example lacks one of the model's modalities, both with per-term weights (WEIGHTS)."""
+    tf.cond: the same code and work as without masks) and `incomplete_loss_terms` where some
+    example lacks one of the model's modalities, both with per-term weights (WEIGHTS).
+    with_gradients: (terms, the gradients of the step's loss) instead, each branch taking its
+    own gradients (none flows through the tf.cond, which XLA could not compile for a batch of
+    unknown size)."""
     present = missing.of_batch(data)
     if present is None:
-      return self.loss_terms(data, seed, training=training)
+      return self._with_gradients(self.loss_terms, data, seed, training, with_gradients, False)
     batch = missing.without_masks(data)
     # The model's modalities only (a CVAE of two of three); one the masks leave out is held.
     like = tf.cast(present[next(iter(present))], tf.bool)
@@ -79,17 +82,34 @@ class KerasSteps:
       for n in self.modality_names
     }
 
-    def complete():
+    def complete(batch, seed, training):
       terms = self.loss_terms(batch, seed, training=training)
       ones = tf.ones_like(terms[LOSS])
       return {**{n: terms[n] for n in self.trackers}, WEIGHTS: {n: ones for n in self.trackers}}
 
-    def incomplete():
+    def incomplete(batch, seed, training):
       terms = self.incomplete_loss_terms(batch, held, seed, training=training)
       return {**{n: terms[n] for n in self.trackers}, WEIGHTS: terms[WEIGHTS]}
 
     every = tf.reduce_all(tf.stack([tf.reduce_all(h) for h in held.values()]))
-    return tf.cond(every, complete, incomplete)
+    return tf.cond(
+      every,
+      lambda: self._with_gradients(complete, batch, seed, training, with_gradients, True),
+      lambda: self._with_gradients(incomplete, batch, seed, training, with_gradients, True),
+    )
+
+  def _with_gradients(self, terms_fn, batch, seed, training, with_gradients, in_branch):
+    if not with_gradients:
+      return terms_fn(batch, seed, training=training)
+    with tf.GradientTape() as tape:
+      terms = terms_fn(batch, seed, training=training)
+      # Sum over this replica's examples / global batch: gradients are summed across replicas.
+      loss = tf.nn.compute_average_loss(terms[LOSS])
+    if not in_branch:  # the code of before
+      return terms, tape.gradient(loss, self.trainable_variables)
+    # A tf.cond branch returns tensors: a variable the branch does not reach gets 0, not None.
+    zero = tf.UnconnectedGradients.ZERO
+    return terms, tape.gradient(loss, self.trainable_variables, unconnected_gradients=zero)
 
   def compile(self, optimizer="adam", jit_compile=False, **kwargs):
     """Like keras.Model.compile. `jit_compile` outside any distribution strategy compiles
@@ -119,11 +139,7 @@ class KerasSteps:
       keras_internals.create_optimizer_state(optimizer, variables)
 
   def _loss_and_gradients(self, data, seed):
-    with tf.GradientTape() as tape:
-      terms = self.step_terms(data, seed, training=True)
-      # Sum over this replica's examples / global batch: gradients are summed across replicas.
-      loss = tf.nn.compute_average_loss(terms[LOSS])
-    return terms, tape.gradient(loss, self.trainable_variables)
+    return self.step_terms(data, seed, training=True, with_gradients=True)
 
   def train_step(self, data):
     self._check_batch(data)
