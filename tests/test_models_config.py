@@ -18,7 +18,7 @@ from jmvae_tf.core.modalities import Modality
 from jmvae_tf.models import config, registry
 from pipelines.mnist import mnist_modalities
 
-BASE = ("latent_dim", "seed", "decoder_variance")
+BASE = ("latent_dim", "seed", "decoder_variance", "incomplete_weighting")
 OPTIONS = {
   "jmvae": BASE,
   "jmvae_kl": BASE + ("alpha", "anneal_alpha", "alpha_reduction"),

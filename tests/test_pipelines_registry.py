@@ -63,7 +63,7 @@ def test_make_dataset_passes_the_data_options(data_dir):
   with pytest.raises(
     DataError,
     match=r"^--data_options: mnist has no option 'crop' \(it has: caption_tokens, "
-    r"caption_vocabulary, captions\)$",
+    r"caption_vocabulary, captions, missing\)$",
   ):
     registry.make_dataset("mnist", data_dir=str(data_dir), options=["crop=center"])
   with pytest.raises(DataError, match="'crop' is not key=value"):
