@@ -39,6 +39,7 @@ LONGEST_FIRST = (
   "test_docs_python_api.py",
   "test_plugin_end_to_end.py",
   "test_pipelines_files.py",
+  "test_models_incomplete.py",
 )
 
 
