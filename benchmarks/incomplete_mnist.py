@@ -523,6 +523,7 @@ def fashion_experiment(args, steps, rows, log_loads):
 
   import jmvae_tf as jt
   from jmvae_tf.core import missing
+  from jmvae_tf.core.data import parse_shares
   from jmvae_tf.evaluation import coherence
   from pipelines import registry
 
@@ -539,7 +540,7 @@ def fashion_experiment(args, steps, rows, log_loads):
       f"mnist_fashion: --data_options={','.join(items)} hid nothing "
       "(data.presence(0) is None): the data set does not read the option"
     )
-  shares = missing.parse_shares(args.fashion_missing, [m.name for m in data.modalities], data.name)
+  shares = parse_shares(args.fashion_missing, [m.name for m in data.modalities], data.name)
   hidden = {m: missing.hidden_examples(n, s, SEED, m) for m, s in shares}
   for m, h in hidden.items():
     if not np.array_equal(presence[m], ~h):

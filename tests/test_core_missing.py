@@ -12,7 +12,7 @@ from tiny_runs import write_fake_mnist
 
 import jmvae_tf as jt
 from jmvae_tf.core import missing
-from jmvae_tf.core.data import ArrayDataSet, DataError, parse_options
+from jmvae_tf.core.data import ArrayDataSet, DataError, format_shares, parse_options, parse_shares
 from jmvae_tf.core.likelihoods import CATEGORICAL, GAUSSIAN
 from jmvae_tf.core.modalities import VECTOR, Modality
 from pipelines import registry, synthetic_faces
@@ -36,11 +36,11 @@ def test_several_modalities_repeat_the_key_on_the_command_line_and_are_recorded_
 
 
 def test_shares_are_read_in_the_data_sets_order():
-  assert missing.parse_shares("label:0.99", NAMES, "mnist") == (("label", 0.99),)
+  assert parse_shares("label:0.99", NAMES, "mnist") == (("label", 0.99),)
   three = ("digit", "fashion", "label")
-  shares = missing.parse_shares(" fashion:0.5 , digit:0.25", three, "mnist_fashion")
+  shares = parse_shares(" fashion:0.5 , digit:0.25", three, "mnist_fashion")
   assert shares == (("digit", 0.25), ("fashion", 0.5))
-  assert missing.parse_shares(missing.format_shares(shares), three, "x") == shares
+  assert parse_shares(format_shares(shares), three, "x") == shares
 
 
 @pytest.mark.parametrize(
@@ -59,7 +59,7 @@ def test_shares_are_read_in_the_data_sets_order():
 )
 def test_bad_shares_are_one_line_naming_what_is_wrong(text, words):
   with pytest.raises(DataError) as error:
-    missing.parse_shares(text, NAMES, "mnist")
+    parse_shares(text, NAMES, "mnist")
   message = str(error.value)
   assert words in message and f"missing={text}" in message and "\n" not in message
 

@@ -35,51 +35,6 @@ Presence = Dict[str, np.ndarray]  # {modality: bool [N]}
 _HIDE_STREAM = 0x41DE
 
 
-def parse_shares(text: str, modality_names: Sequence[str], dataset: str) -> Shares:
-  """`missing=`'s value, "name:share[,name:share...]", as ((name, share), ...) in the data set's
-  order; a DataError naming what is wrong: an item that is not name:share, a modality the data
-  set lacks, a share that is not a number in [0, 1), a modality named twice, or every modality
-  named (with each hidden independently, some examples would keep none)."""
-  from jmvae_tf.core.data import DataError  # pylint: disable=g-import-not-at-top (data imports this)
-
-  where = f"--data_options: {OPTION}={text} for {dataset}"
-  shares: Dict[str, float] = {}
-  for item in text.split(","):
-    name, sep, value = item.strip().partition(":")
-    name = name.strip()
-    if not sep or not name or not value.strip():
-      raise DataError(f"{where}: {item.strip()!r} is not modality:share (e.g. label:0.99)")
-    if name not in modality_names:
-      raise DataError(
-        f"{where}: {dataset} has no modality {name!r} (it has {list(modality_names)})"
-      )
-    if name in shares:
-      raise DataError(f"{where}: {name!r} is named twice")
-    try:
-      share = float(value)
-    except ValueError:
-      share = float("nan")
-    if not 0.0 <= share < 1.0:  # NaN fails too
-      raise DataError(
-        f"{where}: the share of {name!r} must be a number in [0, 1), got {value.strip()!r} "
-        "(a modality hidden from every example could not be learnt)"
-      )
-    shares[name] = share
-  if len(modality_names) == 1:
-    raise DataError(f"{where}: a data set of one modality has nothing to hide it from")
-  if set(shares) == set(modality_names):
-    raise DataError(
-      f"{where}: every modality is hidden; hidden independently, some examples would keep none "
-      "(nothing to learn from them): leave at least one modality out of missing="
-    )
-  return tuple((n, shares[n]) for n in modality_names if n in shares)
-
-
-def format_shares(shares: Shares) -> str:
-  """The option's value for `shares` (what parse_shares reads back)."""
-  return ",".join(f"{name}:{share:g}" for name, share in shares)
-
-
 def hidden_examples(num_examples: int, share: float, seed: int, name: str) -> np.ndarray:
   """bool [N]: the examples from which modality `name` is hidden, round(share * N) of them,
   a pure function of (seed, name) (module docstring)."""
