@@ -425,17 +425,8 @@ def mnist_experiment(args, steps, rows, log_loads):
     out = {"share_hidden": share, "labelled": count, "num_train": n, "rows": {}}
     results[f"label:{share:g}"] = out
 
-    for row, weighting in OURS:
-      if row not in rows:
-        continue
-      model = jt.make_model(
-        "jmvae_kl", data, latent_dim=LATENT_DIM, seed=SEED, incomplete_weighting=weighting
-      )
-      seconds, loss = train_ours(model, data, steps)
-      record = evaluate_ours(model, data, args, classifiers)
-      mnist_done(
-        out, row, {**record, "train_seconds": seconds, "mean_loss": loss, "learns_from": n}
-      )
+    for row, record in every_example_rows(rows, data, steps, args, classifiers):
+      mnist_done(out, row, {**record, "learns_from": n})
     pairs = None
     if "ours_complete" in rows or "classifier" in rows:
       pairs = jt.OwnDataSet(
@@ -490,6 +481,21 @@ def mnist_experiment(args, steps, rows, log_loads):
 
 def _specs(data):
   return {m.name: m for m in data.modalities}
+
+
+def every_example_rows(rows, data, steps, args, classifiers):
+  """(row, its record) for each of our every-example rows asked for (OURS): JMVAE-kl trained on
+  `data` for `steps` with that row's incomplete_weighting, then evaluated."""
+  import jmvae_tf as jt
+
+  for row, weighting in OURS:
+    if row in rows:
+      model = jt.make_model(
+        "jmvae_kl", data, latent_dim=LATENT_DIM, seed=SEED, incomplete_weighting=weighting
+      )
+      seconds, loss = train_ours(model, data, steps)
+      record = evaluate_ours(model, data, args, classifiers)
+      yield row, {**record, "train_seconds": seconds, "mean_loss": loss}
 
 
 def complete_only(data, name):
@@ -567,15 +573,8 @@ def fashion_experiment(args, steps, rows, log_loads):
       flush=True,
     )
 
-  for row, weighting in OURS:
-    if row not in rows:
-      continue
-    model = jt.make_model(
-      "jmvae_kl", data, latent_dim=LATENT_DIM, seed=SEED, incomplete_weighting=weighting
-    )
-    seconds, loss = train_ours(model, data, steps)
-    record = evaluate_ours(model, data, args, classifiers)
-    done(row, {**record, "train_seconds": seconds, "mean_loss": loss, "learns_from": n})
+  for row, record in every_example_rows(rows, data, steps, args, classifiers):
+    done(row, {**record, "learns_from": n})
   if "ours_complete" in rows:
     triples = complete_only(data, "mnist_fashion_complete_triples")
     model = jt.make_model("jmvae_kl", triples, latent_dim=LATENT_DIM, seed=SEED)

@@ -19,6 +19,7 @@ import tensorflow as tf
 
 from jmvae_tf.core import gaussian
 from jmvae_tf.core.graphs import compiled
+from jmvae_tf.core.missing import where_held
 from jmvae_tf.core.sampling import split_seed
 
 Batch = Dict[str, tf.Tensor]
@@ -140,7 +141,7 @@ def impute_absent(model, batch: Batch, present: Dict[str, tf.Tensor], iterations
   names = model.modality_names
   seed = tf.random.experimental.stateless_fold_in(tf.cast(seed, tf.int64), _IMPUTE_STREAM)
   # From 0, whatever stands in for a missing value (the paper's start; no trace of it leaks).
-  batch = {**batch, **{name: _held_or_zero(present[name], batch[name]) for name in names}}
+  batch = {**batch, **{name: where_held(present[name], batch[name]) for name in names}}
   current = {name: batch[name] for name in names}
   for i in range(int(iterations)):
     seed_z, seed_x = split_seed(tf.random.experimental.stateless_fold_in(seed, i), 2)
@@ -148,10 +149,5 @@ def impute_absent(model, batch: Batch, present: Dict[str, tf.Tensor], iterations
     dists = model.decode(gaussian.sample(mean, variance, seed_z), names=list(names))
     for name, s in zip(names, split_seed(seed_x, len(names))):
       drawn = tf.cast(dists[name].sample(seed=tf.cast(s, tf.int32)), batch[name].dtype)
-      current[name] = _held_or_zero(present[name], batch[name], drawn)
+      current[name] = where_held(present[name], batch[name], drawn)
   return {**batch, **{name: tf.stop_gradient(current[name]) for name in names}}
-
-
-def _held_or_zero(held, value, other=None):
-  other = tf.zeros_like(value) if other is None else other
-  return tf.where(tf.reshape(held, [-1] + [1] * (value.shape.rank - 1)), value, other)
